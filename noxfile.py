@@ -1,0 +1,77 @@
+"""Every developer task of the template repository.
+
+`nox` runs lint, typecheck and tests (what CI runs); `nox -s demo` is the quick start's first
+command. Each session installs what it needs into its own environment.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+ROOT = Path(__file__).parent
+BUILD = ROOT / "build"
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check, and the schemas against their metaschema."""
+    session.install("ruff==0.17.5", "check-jsonschema==0.39.0")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("check-jsonschema", "--check-metaschema", *map(str, sorted((ROOT / "schemas").glob("*.json"))))
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Mypy, strict, over provision/ and the challenge types."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (offline; opt-in markers for the live Hub and GPUs)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/challenge-spec.md and docs/cli.md from the schema and the CLI."""
+    session.install("-e", ".")
+    with (ROOT / "docs" / "challenge-spec.md").open("w", encoding="utf-8") as out:
+        session.run("python", "-m", "provision.spec.reference", stdout=out)
+    with (ROOT / "docs" / "cli.md").open("w", encoding="utf-8") as out:
+        session.run("python", "-m", "provision.cli_reference", stdout=out)
+
+
+def _render(session: nox.Session, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    session.run("copier", "copy", "--defaults", "--vcs-ref", "HEAD", "--trust", str(ROOT), str(dest))
+
+
+@nox.session(default=False)
+def render(session: nox.Session) -> None:
+    """Render a collab with the default answers into build/collab."""
+    session.install("copier==9.19.1")
+    _render(session, BUILD / "collab")
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """Render the Gemma collab, install it on its own, and validate and test it."""
+    dest = BUILD / "demo"
+    session.install("copier==9.19.1")
+    _render(session, dest)
+    session.chdir(dest)
+    session.install("-e", ".[test]")
+    session.run("collab", "validate")
+    session.run("pytest", "-q")
