@@ -70,6 +70,7 @@ def check_spec(target: str | Path) -> tuple[LoadedSpec | None, list[Problem]]:
                                    hint="start from the challenge.yaml that `copier copy` renders")]
     problems = _renamed_keys(data, smap)
     problems += schema.validate(data, smap)
+    problems += _type_problems(data, smap)
     if any(p.severity == "error" for p in problems):
         return None, sort_problems(problems)
     document, derived = apply_defaults(data)
@@ -77,7 +78,6 @@ def check_spec(target: str | Path) -> tuple[LoadedSpec | None, list[Problem]]:
     if not any(p.severity == "error" for p in problems):
         for check in rules.RULES:
             problems.extend(check(document, smap))
-        problems += _type_problems(document, smap)
         problems += _version_problems(document, smap)
     problems = sort_problems(problems)
     if any(p.severity == "error" for p in problems):
@@ -149,9 +149,11 @@ def _derived_problems(problems: list[Problem], derived: list[Derived], smap: Sou
     return out
 
 
-def _type_problems(document: dict[str, Any], smap: SourceMap) -> list[Problem]:
-    name = document["challenge"]["type"]
-    if name in challenge_types.registered():
+def _type_problems(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
+    """An unregistered challenge type (a malformed one is the schema's to report)."""
+    challenge = data.get("challenge")
+    name = challenge.get("type") if isinstance(challenge, dict) else None
+    if not isinstance(name, str) or not schema.matches(name, ("challenge", "type")) or name in challenge_types.registered():
         return []
     return [smap.problem(("challenge", "type"), f"unknown challenge type '{name}'", code="unknown_type",
                          found=repr(name), expected="a registered challenge type",

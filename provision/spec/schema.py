@@ -79,6 +79,12 @@ def subschema(path: tuple[str | int, ...]) -> dict[str, Any] | None:
     return node
 
 
+def matches(value: object, path: tuple[str | int, ...]) -> bool:
+    """Whether `value` is valid for the schema at `path` taken alone."""
+    node = subschema(path)
+    return node is not None and jsonschema.Draft202012Validator(node).is_valid(value)
+
+
 def validate(data: object, smap: SourceMap) -> list[Problem]:
     """Every schema violation in `data`, as located problems."""
     problems: list[Problem] = []
@@ -92,6 +98,9 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
     schema: Schema = error.schema if isinstance(error.schema, Mapping) else {}
     custom = schema.get("x-messages", {}).get(str(error.validator))
     kind, value, inst = str(error.validator), error.validator_value, error.instance
+    on_key = "propertyNames" in error.schema_path and isinstance(inst, str)
+    if on_key:  # a bad mapping key: point at the key itself, not at the mapping holding it
+        path = (*path, inst)
     if kind == "required":
         for name in value:
             if isinstance(inst, dict) and name not in inst:
@@ -146,5 +155,5 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
     found = show_value(inst)
     if kind in ("minLength", "maxLength") and isinstance(inst, str):
         found = f"{show_value(inst)} ({len(inst)} characters)"
-    yield smap.problem(path, "invalid value", code="invalid", found=found,
-                       expected=messages.get(kind, error.message))
+    yield smap.problem(path, "invalid key" if on_key else "invalid value", key=on_key, code="invalid",
+                       found=found, expected=messages.get(kind, error.message))

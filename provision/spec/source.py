@@ -115,9 +115,9 @@ def _children(node: yaml.Node) -> Iterator[yaml.Node]:
         yield from node.value
 
 
-def _at(node: yaml.Node, file: str, message: str, **kw: object) -> Problem:
+def _at(node: yaml.Node, file: str, message: str, *, code: str = "yaml", **kw: object) -> Problem:
     mark = _mark(node.start_mark)
-    return Problem(message, file=file, line=mark.line, col=mark.col, code="yaml", **kw)  # type: ignore[arg-type]
+    return Problem(message, file=file, line=mark.line, col=mark.col, code=code, **kw)  # type: ignore[arg-type]
 
 
 def _index(node: yaml.Node, path: JsonPath, smap: SourceMap, problems: list[Problem]) -> None:
@@ -154,8 +154,9 @@ def parse_yaml(text: str, file: str) -> tuple[object, SourceMap]:
     smap = SourceMap(file)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         raise YamlSourceError([Problem(f"the file is larger than {MAX_SPEC_BYTES} bytes", file=file, code="too_large")])
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader checks for control characters right here
         node = loader.get_single_node()
         if node is None:
             return None, smap
@@ -176,10 +177,11 @@ def parse_yaml(text: str, file: str) -> tuple[object, SourceMap]:
         before = text[: exc.position]
         line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
         raise YamlSourceError(
-            [Problem(f"YAML: character {exc.character!r} is not allowed in a YAML file", file=file,
+            [Problem(f"YAML: character U+{exc.character:04X} is not allowed in a YAML file", file=file,
                      line=line, col=col, code="yaml", hint="remove the control character or quote-escape it")]
         ) from None
     except RecursionError:
         raise YamlSourceError([Problem(f"the document nests deeper than {MAX_DEPTH} levels", file=file, code="yaml")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
