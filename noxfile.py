@@ -55,7 +55,7 @@ def docs(session: nox.Session) -> None:
 def _render(session: nox.Session, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
-    session.run("copier", "copy", "--defaults", "--vcs-ref", "HEAD", "--trust", str(ROOT), str(dest))
+    session.run("copier", "copy", "--defaults", "--vcs-ref", "HEAD", str(ROOT), str(dest))
 
 
 @nox.session(default=False)

@@ -21,8 +21,12 @@ def _validate(args: argparse.Namespace) -> int:
     loaded, problems = check_spec(args.dir)
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
-        print(json.dumps({"format_version": 1, "valid": loaded is not None,
-                          "problems": [p.as_json() for p in problems]}, indent=2))
+        print(
+            json.dumps(
+                {"format_version": 1, "valid": loaded is not None, "problems": [p.as_json() for p in problems]},
+                indent=2,
+            )
+        )
         return 0 if loaded else 1
     for problem in problems:
         print(problem.render())
@@ -31,9 +35,11 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"\n{spec_path(args.dir)}: {len(errors)} error(s), {warnings} warning(s)")
         return 1
     spec = loaded.spec
-    print(f"{loaded.path}: valid ({spec.challenge.type} challenge '{spec.challenge.slug}' in org "
-          f"{spec.challenge.org}, verification {spec.verification.mode}, "
-          f"jobs {'on' if spec.jobs.enabled else 'off'}; {warnings} warning(s))")
+    print(
+        f"{loaded.path}: valid ({spec.challenge.type} challenge '{spec.challenge.slug}' in org "
+        f"{spec.challenge.org}, verification {spec.verification.mode}, "
+        f"jobs {'on' if spec.jobs.enabled else 'off'}; {warnings} warning(s))"
+    )
     return 0
 
 
@@ -54,19 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"collab {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    validate = verbs.add_parser("validate", help="check challenge.yaml and report every problem at once",
-                                description="Check a collab's challenge.yaml against the schema and the cross-field "
-                                            "rules. Exit 0 when valid (warnings allowed), 1 on errors.")
-    validate.add_argument("dir", nargs="?", default=".", type=Path, metavar="DIR",
-                          help="a collab folder or a spec file (default: the current folder)")
+    validate = verbs.add_parser(
+        "validate",
+        help="check challenge.yaml and report every problem at once",
+        description="Check a collab's challenge.yaml against the schema and the cross-field "
+        "rules. Exit 0 when valid (warnings allowed), 1 on errors.",
+    )
+    validate.add_argument(
+        "dir",
+        nargs="?",
+        default=".",
+        type=Path,
+        metavar="DIR",
+        help="a collab folder or a spec file (default: the current folder)",
+    )
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     validate.set_defaults(run=_validate)
 
-    migrate = verbs.add_parser("migrate", help="rewrite challenge.yaml in the current spec format",
-                               description="Apply spec migrations to challenge.yaml in place, keeping comments. "
-                                           "Exit 0 when done or nothing to do; with --check, 2 when changes are due.")
-    migrate.add_argument("dir", nargs="?", default=".", type=Path, metavar="DIR",
-                         help="a collab folder or a spec file (default: the current folder)")
+    migrate = verbs.add_parser(
+        "migrate",
+        help="rewrite challenge.yaml in the current spec format",
+        description="Apply spec migrations to challenge.yaml in place, keeping comments. "
+        "Exit 0 when done or nothing to do; with --check, 2 when changes are due.",
+    )
+    migrate.add_argument(
+        "dir",
+        nargs="?",
+        default=".",
+        type=Path,
+        metavar="DIR",
+        help="a collab folder or a spec file (default: the current folder)",
+    )
     migrate.add_argument("--check", action="store_true", help="only report what would change")
     migrate.set_defaults(run=_migrate)
     return parser

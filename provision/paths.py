@@ -18,9 +18,7 @@ def schemas_dir() -> Path:
     for candidate in (PACKAGE_DIR / "schemas", PACKAGE_DIR.parent / "schemas"):
         if (candidate / CHALLENGE_SCHEMA).is_file():
             return candidate
-    raise FileNotFoundError(
-        f"{CHALLENGE_SCHEMA} not found beside {PACKAGE_DIR}; the kit's schemas/ folder is missing"
-    )
+    raise FileNotFoundError(f"{CHALLENGE_SCHEMA} not found beside {PACKAGE_DIR}; the kit's schemas/ folder is missing")
 
 
 def spec_path(target: str | Path) -> Path:

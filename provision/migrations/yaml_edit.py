@@ -9,10 +9,10 @@ from __future__ import annotations
 import yaml
 
 
-def find(text: str, path: tuple[str, ...]) -> tuple[yaml.Node, yaml.Node] | None:
+def find(text: str, path: tuple[str, ...]) -> tuple[yaml.ScalarNode, yaml.Node] | None:
     """The (key, value) nodes at a mapping path, or None when the path is absent."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
-    pair: tuple[yaml.Node, yaml.Node] | None = None
+    pair: tuple[yaml.ScalarNode, yaml.Node] | None = None
     for part in path:
         if not isinstance(node, yaml.MappingNode):
             return None

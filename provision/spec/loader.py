@@ -14,15 +14,14 @@ from typing import Any
 
 from provision import challenge_types
 from provision.errors import SpecError
-from provision.paths import spec_path
-from provision.spec import rules, schema
 from provision.migrations import CURRENT_SPEC_VERSION
 from provision.migrations.renames import RENAMES
+from provision.paths import spec_path
+from provision.spec import rules, schema
 from provision.spec.derive import Derived, apply_defaults
 from provision.spec.model import ChallengeSpec
 from provision.spec.problems import Problem, json_path, show_value, sort_problems
 from provision.spec.source import SourceMap, YamlSourceError, parse_yaml
-
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,16 @@ def check_spec(target: str | Path) -> tuple[LoadedSpec | None, list[Problem]]:
         return None, sort_problems(exc.problems)
     if not isinstance(data, dict):
         found = "an empty file" if data is None else show_value(data)
-        return None, [smap.problem((), "the spec must be a YAML mapping", code="not_a_mapping", found=found,
-                                   expected="keys such as spec_version, challenge, scoring",
-                                   hint="start from the challenge.yaml that `copier copy` renders")]
+        return None, [
+            smap.problem(
+                (),
+                "the spec must be a YAML mapping",
+                code="not_a_mapping",
+                found=found,
+                expected="keys such as spec_version, challenge, scoring",
+                hint="start from the challenge.yaml that `copier copy` renders",
+            )
+        ]
     problems = _renamed_keys(data, smap)
     problems += schema.validate(data, smap)
     problems += _type_problems(data, smap)
@@ -91,8 +97,25 @@ def _read(path: Path) -> tuple[str | None, list[Problem]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return None, [Problem(f"{path.name} not found", file=where, code="not_found",
-                              hint="run in a collab folder, pass its path, or render one with `copier copy`")]
+        folder = path.parent
+        missing = f"no {path.name} in {folder}" if folder.is_dir() else f"no such folder: {folder}"
+        return None, [
+            Problem(
+                missing,
+                file=where,
+                code="not_found",
+                hint="run in a collab folder, pass its path, or render one with `copier copy`",
+            )
+        ]
+    except IsADirectoryError:
+        return None, [
+            Problem(
+                "this is a folder, not a spec file",
+                file=where,
+                code="unreadable",
+                hint="pass the collab folder itself or its challenge.yaml",
+            )
+        ]
     except OSError as exc:
         return None, [Problem(f"cannot read the spec: {exc.strerror}", file=where, code="unreadable")]
     try:
@@ -100,11 +123,26 @@ def _read(path: Path) -> tuple[str | None, list[Problem]]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, [Problem("the file is not UTF-8 text", file=where, line=line, col=col, code="encoding",
-                              found=f"byte 0x{raw[exc.start]:02x}", hint="save the file as UTF-8")]
+        return None, [
+            Problem(
+                "the file is not UTF-8 text",
+                file=where,
+                line=line,
+                col=col,
+                code="encoding",
+                found=f"byte 0x{raw[exc.start]:02x}",
+                hint="save the file as UTF-8",
+            )
+        ]
     if not text.strip():
-        return None, [Problem("the spec is empty", file=where, code="empty",
-                              hint="render a starting spec with `copier copy`, or see docs/challenge-spec.md")]
+        return None, [
+            Problem(
+                "the spec is empty",
+                file=where,
+                code="empty",
+                hint="render a starting spec with `copier copy`, or see docs/challenge-spec.md",
+            )
+        ]
     return text, []
 
 
@@ -119,13 +157,28 @@ def _renamed_keys(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
             continue
         path = (*rename.parent, rename.old)
         if rename.new in parent:
-            problems.append(smap.problem(path, f"both '{rename.old}' and its replacement '{rename.new}' are set",
-                                         key=True, code="renamed_key", hint=f"remove '{rename.old}'"))
+            problems.append(
+                smap.problem(
+                    path,
+                    f"both '{rename.old}' and its replacement '{rename.new}' are set",
+                    key=True,
+                    code="renamed_key",
+                    hint=f"remove '{rename.old}'",
+                )
+            )
             continue
         old_value = parent.pop(rename.old)
         parent[rename.new] = rename.values.get(old_value, old_value)
-        problems.append(smap.problem(path, f"'{rename.old}' is deprecated", key=True, severity="warning",
-                                     code="deprecated_key", hint=f"{rename.describe()}; run `collab migrate` to update the file"))
+        problems.append(
+            smap.problem(
+                path,
+                f"'{rename.old}' is deprecated",
+                key=True,
+                severity="warning",
+                code="deprecated_key",
+                hint=f"{rename.describe()}; run `collab migrate` to update the file",
+            )
+        )
     return problems
 
 
@@ -140,12 +193,20 @@ def _derived_problems(problems: list[Problem], derived: list[Derived], smap: Sou
             continue
         written = [s for s in source.sources if s in smap] or [source.path]
         mark = smap.locate(written[-1])
-        out.append(Problem(
-            f"the derived value of {json_path(problem.path)} ({source.template}) is invalid",
-            path=problem.path, file=problem.file, line=mark.line, col=mark.col, code="derived",
-            found=problem.found, expected=problem.expected,
-            hint=f"shorten or change {', '.join(json_path(s) for s in written)}, or set {json_path(problem.path)} explicitly",
-        ))
+        out.append(
+            Problem(
+                f"the derived value of {json_path(problem.path)} ({source.template}) is invalid",
+                path=problem.path,
+                file=problem.file,
+                line=mark.line,
+                col=mark.col,
+                code="derived",
+                found=problem.found,
+                expected=problem.expected,
+                hint=f"shorten or change {', '.join(map(json_path, written))}, "
+                f"or set {json_path(problem.path)} explicitly",
+            )
+        )
     return out
 
 
@@ -153,17 +214,34 @@ def _type_problems(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
     """An unregistered challenge type (a malformed one is the schema's to report)."""
     challenge = data.get("challenge")
     name = challenge.get("type") if isinstance(challenge, dict) else None
-    if not isinstance(name, str) or not schema.matches(name, ("challenge", "type")) or name in challenge_types.registered():
+    if (
+        not isinstance(name, str)
+        or not schema.matches(name, ("challenge", "type"))
+        or name in challenge_types.registered()
+    ):
         return []
-    return [smap.problem(("challenge", "type"), f"unknown challenge type '{name}'", code="unknown_type",
-                         found=repr(name), expected="a registered challenge type",
-                         hint=challenge_types.unknown_type_hint(name))]
+    return [
+        smap.problem(
+            ("challenge", "type"),
+            f"unknown challenge type '{name}'",
+            code="unknown_type",
+            found=repr(name),
+            expected="a registered challenge type",
+            hint=challenge_types.unknown_type_hint(name),
+        )
+    ]
 
 
 def _version_problems(document: dict[str, Any], smap: SourceMap) -> list[Problem]:
     version = document["spec_version"]
     if version >= CURRENT_SPEC_VERSION:
         return []
-    return [smap.problem(("spec_version",), f"spec_version {version} is older than the current {CURRENT_SPEC_VERSION}",
-                         severity="warning", code="old_spec_version",
-                         hint="run `collab migrate` to rewrite the file in the current format")]
+    return [
+        smap.problem(
+            ("spec_version",),
+            f"spec_version {version} is older than the current {CURRENT_SPEC_VERSION}",
+            severity="warning",
+            code="old_spec_version",
+            hint="run `collab migrate` to rewrite the file in the current format",
+        )
+    ]

@@ -158,3 +158,7 @@ class ChallengeSpec(_Model):
     jobs: Jobs
     board: Board
     dashboard: Dashboard
+
+    def to_document(self) -> dict[str, object]:
+        """The spec as plain data, every default written out: valid against the schema as it is."""
+        return self.model_dump(mode="json", exclude_unset=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 from provision.spec.schema import Schema, load_schema, resolve
 
@@ -78,7 +77,9 @@ def render_reference() -> str:
         out.append("| key | type | default | description |\n|---|---|---|---|")
         required = section in set(schema.get("required", ()))
         for row in _rows(node, section, required):
-            out.append("| " + " | ".join(cell.replace("|", "\\|") if i != 1 else cell for i, cell in enumerate(row)) + " |")
+            out.append(
+                "| " + " | ".join(cell.replace("|", "\\|") if i != 1 else cell for i, cell in enumerate(row)) + " |"
+            )
     return "\n".join(out) + "\n"
 
 

@@ -97,7 +97,9 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
     path = tuple(error.absolute_path)
     schema: Schema = error.schema if isinstance(error.schema, Mapping) else {}
     custom = schema.get("x-messages", {}).get(str(error.validator))
-    kind, value, inst = str(error.validator), error.validator_value, error.instance
+    kind = str(error.validator)
+    value: Any = error.validator_value
+    inst: Any = error.instance
     on_key = "propertyNames" in error.schema_path and isinstance(inst, str)
     if on_key:  # a bad mapping key: point at the key itself, not at the mapping holding it
         path = (*path, inst)
@@ -105,9 +107,13 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
         for name in value:
             if isinstance(inst, dict) and name not in inst:
                 described = resolve(schema.get("properties", {}).get(name, {})).get("description")
-                yield smap.problem((*path, name), f"missing required key '{name}'", code="missing",
-                                   expected=f"'{name}' under {'this mapping' if path else 'the top level'}",
-                                   hint=described)
+                yield smap.problem(
+                    (*path, name),
+                    f"missing required key '{name}'",
+                    code="missing",
+                    expected=f"'{name}' under {'this mapping' if path else 'the top level'}",
+                    hint=described,
+                )
         return
     if kind == "additionalProperties" and value is False and isinstance(inst, dict):
         allowed = sorted(schema.get("properties", {}))
@@ -115,16 +121,26 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
             if name in allowed:
                 continue
             guess = did_you_mean(name, allowed)
-            yield smap.problem((*path, str(name)), f"unknown key {show_value(name)}", key=True, code="unknown_key",
-                               expected="one of: " + ", ".join(allowed),
-                               hint=f"did you mean '{guess}'?" if guess else None)
+            yield smap.problem(
+                (*path, str(name)),
+                f"unknown key {show_value(name)}",
+                key=True,
+                code="unknown_key",
+                expected="one of: " + ", ".join(allowed),
+                hint=f"did you mean '{guess}'?" if guess else None,
+            )
         return
     if kind in ("enum", "const"):
         choices = [str(c) for c in (value if kind == "enum" else [value])]
         guess = did_you_mean(inst, choices)
-        yield smap.problem(path, "not one of the allowed values", code="not_allowed", found=show_value(inst),
-                           expected="one of: " + ", ".join(choices),
-                           hint=f"did you mean '{guess}'?" if guess else custom)
+        yield smap.problem(
+            path,
+            "not one of the allowed values",
+            code="not_allowed",
+            found=show_value(inst),
+            expected="one of: " + ", ".join(choices),
+            hint=f"did you mean '{guess}'?" if guess else custom,
+        )
         return
     if kind == "type":
         wanted = value if isinstance(value, list) else [value]
@@ -135,8 +151,14 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
             hint = "quote the value to keep it as text"
         elif "object" in wanted and inst is None:
             hint = "the key has no value; indent its entries under it, or remove the key"
-        yield smap.problem(path, "wrong type", code="wrong_type", found=show_value(inst),
-                           expected=" or ".join(_TYPE_WORDS.get(w, w) for w in wanted), hint=hint)
+        yield smap.problem(
+            path,
+            "wrong type",
+            code="wrong_type",
+            found=show_value(inst),
+            expected=" or ".join(_TYPE_WORDS.get(str(w), str(w)) for w in wanted),
+            hint=hint,
+        )
         return
     messages = {
         "pattern": custom or f"text matching {value}",
@@ -155,5 +177,11 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
     found = show_value(inst)
     if kind in ("minLength", "maxLength") and isinstance(inst, str):
         found = f"{show_value(inst)} ({len(inst)} characters)"
-    yield smap.problem(path, "invalid key" if on_key else "invalid value", key=on_key, code="invalid",
-                       found=found, expected=messages.get(kind, error.message))
+    yield smap.problem(
+        path,
+        "invalid key" if on_key else "invalid value",
+        key=on_key,
+        code="invalid",
+        found=found,
+        expected=messages.get(kind, error.message),
+    )

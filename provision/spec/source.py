@@ -132,9 +132,15 @@ def _index(node: yaml.Node, path: JsonPath, smap: SourceMap, problems: list[Prob
             if name in seen:
                 first = _mark(seen[name].start_mark)
                 problems.append(
-                    _at(key_node, smap.file, f"duplicate key '{name}'", code="duplicate_key",
-                        hint=f"'{name}' is already set at line {first.line}; YAML keeps only the last one, so merge the two",
-                        path=(*path, name))
+                    _at(
+                        key_node,
+                        smap.file,
+                        f"duplicate key '{name}'",
+                        code="duplicate_key",
+                        hint=f"'{name}' is already set at line {first.line}; YAML keeps only the last one, "
+                        "so merge the two",
+                        path=(*path, name),
+                    )
                 )
                 continue
             seen[name] = key_node
@@ -170,18 +176,31 @@ def parse_yaml(text: str, file: str) -> tuple[object, SourceMap]:
         mark = _mark(exc.problem_mark or exc.context_mark)
         what = " ".join(filter(None, [exc.context, exc.problem]))
         raise YamlSourceError(
-            [Problem(f"YAML syntax: {what}", file=file, line=mark.line, col=mark.col, code="yaml",
-                     hint=_yaml_hint(what))]
+            [
+                Problem(
+                    f"YAML syntax: {what}", file=file, line=mark.line, col=mark.col, code="yaml", hint=_yaml_hint(what)
+                )
+            ]
         ) from None
     except yaml.reader.ReaderError as exc:  # a control character; it carries an offset, not a mark
         before = text[: exc.position]
         line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
         raise YamlSourceError(
-            [Problem(f"YAML: character U+{exc.character:04X} is not allowed in a YAML file", file=file,
-                     line=line, col=col, code="yaml", hint="remove the control character or quote-escape it")]
+            [
+                Problem(
+                    f"YAML: character U+{exc.character:04X} is not allowed in a YAML file",
+                    file=file,
+                    line=line,
+                    col=col,
+                    code="yaml",
+                    hint="remove the control character or quote-escape it",
+                )
+            ]
         ) from None
     except RecursionError:
-        raise YamlSourceError([Problem(f"the document nests deeper than {MAX_DEPTH} levels", file=file, code="yaml")]) from None
+        raise YamlSourceError(
+            [Problem(f"the document nests deeper than {MAX_DEPTH} levels", file=file, code="yaml")]
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
