@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
 JsonPath = tuple[str | int, ...]
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def json_path(path: Sequence[str | int]) -> str:
-    """Render a path the way JSONPath does: `$.scoring.metrics[0].field`."""
+    """Render a path the way JSONPath does: `$.scoring.metrics[0].field`.
+
+    Keys that are not plain names are quoted with JSON escapes, so a key holding terminal
+    control sequences is shown, never executed by the terminal.
+    """
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if _PLAIN_KEY.match(part) else f"[{json.dumps(part)}]"
     return out
 
 
@@ -62,7 +73,6 @@ class Problem:
     expected: str | None = None
     hint: str | None = None
     code: str = "invalid"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def location(self) -> str:

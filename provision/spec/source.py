@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from provision.spec.problems import JsonPath, Problem
+from provision.spec.problems import JsonPath, Problem, show_value
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_NODES = 100_000
@@ -135,9 +135,9 @@ def _index(node: yaml.Node, path: JsonPath, smap: SourceMap, problems: list[Prob
                     _at(
                         key_node,
                         smap.file,
-                        f"duplicate key '{name}'",
+                        f"duplicate key {show_value(name)}",
                         code="duplicate_key",
-                        hint=f"'{name}' is already set at line {first.line}; YAML keeps only the last one, "
+                        hint=f"{show_value(name)} is already set at line {first.line}; YAML keeps only the last one, "
                         "so merge the two",
                         path=(*path, name),
                     )
