@@ -79,6 +79,30 @@ def subschema(path: tuple[str | int, ...]) -> dict[str, Any] | None:
     return node
 
 
+@cache
+def _key_index() -> dict[str, list[str]]:
+    """Every property name in the schema with the dotted paths where it may be written."""
+    index: dict[str, list[str]] = {}
+
+    def walk(node: Schema, prefix: str) -> None:
+        node = resolve(node)
+        for name, child in node.get("properties", {}).items():
+            path = f"{prefix}.{name}" if prefix else name
+            index.setdefault(name, []).append(path)
+            walk(child, path)
+        if isinstance(node.get("items"), Mapping):
+            walk(node["items"], f"{prefix}[]")
+
+    walk(load_schema(), "")
+    return index
+
+
+def _key_elsewhere(name: object) -> str | None:
+    """Where a key that is unknown at its level is allowed (a section moved or mis-indented)."""
+    places = _key_index().get(name) if isinstance(name, str) else None
+    return " or ".join(f"'{p}'" for p in places[:3]) if places else None
+
+
 def matches(value: object, path: tuple[str | int, ...]) -> bool:
     """Whether `value` is valid for the schema at `path` taken alone."""
     node = subschema(path)
@@ -121,13 +145,17 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
             if name in allowed:
                 continue
             guess = did_you_mean(name, allowed)
+            elsewhere = None if guess else _key_elsewhere(name)
+            hint = f"did you mean '{guess}'?" if guess else None
+            if elsewhere:
+                hint = f"'{name}' belongs under another section: did you mean {elsewhere}?"
             yield smap.problem(
                 (*path, str(name)),
                 f"unknown key {show_value(name)}",
                 key=True,
                 code="unknown_key",
                 expected="one of: " + ", ".join(allowed),
-                hint=f"did you mean '{guess}'?" if guess else None,
+                hint=hint,
             )
         return
     if kind in ("enum", "const"):
