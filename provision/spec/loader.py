@@ -80,6 +80,7 @@ def check_spec(target: str | Path) -> tuple[LoadedSpec | None, list[Problem]]:
     if any(p.severity == "error" for p in problems):
         return None, sort_problems(problems)
     document, derived = apply_defaults(data)
+    smap.add_origins({d.path: d.sources for d in derived})
     problems += _derived_problems(schema.validate(document, smap), derived, smap)
     if not any(p.severity == "error" for p in problems):
         for check in rules.RULES:
@@ -167,8 +168,10 @@ def _renamed_keys(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
                 )
             )
             continue
-        old_value = parent.pop(rename.old)
-        parent[rename.new] = rename.values.get(old_value, old_value)
+        if not rename.values or parent[rename.old] in rename.values:
+            # An unmappable value stays under the old key, where the schema reports it in place.
+            old_value = parent.pop(rename.old)
+            parent[rename.new] = rename.values.get(old_value, old_value)
         problems.append(
             smap.problem(
                 path,
@@ -183,16 +186,23 @@ def _renamed_keys(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
 
 
 def _derived_problems(problems: list[Problem], derived: list[Derived], smap: SourceMap) -> list[Problem]:
-    """Re-point problems in derived values at the fields they were made from."""
+    """Re-point problems in derived values at the written fields they were made from.
+
+    A value derived from another derived value that is itself invalid is not reported again:
+    fixing the first one fixes both.
+    """
     origin = {d.path: d for d in derived}
+    broken = {p.path for p in problems if p.path in origin}
     out = []
     for problem in problems:
         source = origin.get(problem.path)
         if source is None:
             out.append(problem)
             continue
-        written = [s for s in source.sources if s in smap] or [source.path]
-        mark = smap.locate(written[-1])
+        if any(s in broken for s in source.sources):
+            continue
+        written = smap.origins.get(problem.path, ())
+        mark = smap.locate(problem.path)
         out.append(
             Problem(
                 f"the derived value of {json_path(problem.path)} ({source.template}) is invalid",

@@ -75,8 +75,10 @@ def buckets_in_their_orgs(spec: dict[str, Any], smap: SourceMap) -> Iterator[Pro
 @rule
 def eval_space_private(spec: dict[str, Any], smap: SourceMap) -> Iterator[Problem]:
     """The eval Space reads the private set, so it must not sit in the participants' org."""
-    space = spec["spaces"]["eval"]["id"]
-    if _namespace(space) == spec["challenge"]["org"]:
+    space, challenge = spec["spaces"]["eval"]["id"], spec["challenge"]
+    if challenge["admin_org"] == challenge["org"]:
+        return  # admin_org_is_separate reports the cause
+    if _namespace(space) == challenge["org"]:
         yield smap.problem(
             ("spaces", "eval", "id"),
             "the eval Space must be in the admin org",

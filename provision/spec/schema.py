@@ -109,12 +109,37 @@ def matches(value: object, path: tuple[str | int, ...]) -> bool:
     return node is not None and jsonschema.Draft202012Validator(node).is_valid(value)
 
 
+# Stable problem codes per failed keyword, most telling first: one value breaking several rules
+# (too long *and* off-pattern, null *and* not a name) gets only the first message.
+_CODES = {
+    "type": "wrong_type",
+    "enum": "not_allowed",
+    "const": "not_allowed",
+    "minLength": "length",
+    "maxLength": "length",
+    "minimum": "range",
+    "maximum": "range",
+    "exclusiveMinimum": "range",
+    "exclusiveMaximum": "range",
+    "minItems": "size",
+    "maxItems": "size",
+    "uniqueItems": "size",
+    "minProperties": "size",
+    "not": "forbidden",
+    "pattern": "pattern",
+}
+_RANK = {code: rank for rank, code in enumerate(dict.fromkeys(_CODES.values()))}
+
+
 def validate(data: object, smap: SourceMap) -> list[Problem]:
-    """Every schema violation in `data`, as located problems."""
-    problems: list[Problem] = []
+    """Every schema violation in `data`, as located problems, one per offending value."""
+    best: dict[tuple[object, ...], Problem] = {}
     for error in _validator().iter_errors(data):
-        problems.extend(_translate(error, smap))
-    return problems
+        for problem in _translate(error, smap):
+            held = best.get(problem.path)
+            if held is None or _RANK.get(problem.code, len(_RANK)) < _RANK.get(held.code, len(_RANK)):
+                best[problem.path] = problem
+    return list(best.values())
 
 
 def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[Problem]:
@@ -209,7 +234,7 @@ def _translate(error: jsonschema.ValidationError, smap: SourceMap) -> Iterator[P
         path,
         "invalid key" if on_key else "invalid value",
         key=on_key,
-        code="invalid",
+        code=_CODES.get(kind, "invalid"),
         found=found,
         expected=messages.get(kind, error.message),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -35,14 +36,28 @@ class SourceMap:
     file: str
     values: dict[JsonPath, Mark] = field(default_factory=dict)
     keys: dict[JsonPath, Mark] = field(default_factory=dict)
+    origins: dict[JsonPath, tuple[JsonPath, ...]] = field(default_factory=dict)
+
+    def add_origins(self, sources: dict[JsonPath, tuple[JsonPath, ...]]) -> None:
+        """Record, for derived values, the written fields they come from (through other derived ones)."""
+
+        def written(path: JsonPath) -> tuple[JsonPath, ...]:
+            if path in self.values or path not in sources:
+                return (path,)
+            return tuple(dict.fromkeys(root for src in sources[path] for root in written(src)))
+
+        for path in sources:
+            self.origins[path] = written(path)
 
     def __contains__(self, path: JsonPath) -> bool:
         return path in self.values
 
     def locate(self, path: JsonPath, *, key: bool = False) -> Mark:
-        """Where `path` is written (its key when `key`), else its nearest written ancestor."""
+        """Where `path` is written (its key when `key`), or derived from, or its nearest ancestor."""
         if key and path in self.keys:
             return self.keys[path]
+        if path not in self.values and self.origins.get(path):
+            return self.locate(self.origins[path][0])
         for end in range(len(path), -1, -1):
             mark = self.values.get(path[:end])
             if mark:
@@ -63,7 +78,8 @@ class YamlSourceError(Exception):
         self.problems = problems
 
 
-def _mark(node_mark: yaml.Mark | None) -> Mark:
+def _mark(node_mark: Any) -> Mark:
+    """A 1-based Mark from PyYAML's 0-based one (pure-Python or libyaml flavour)."""
     return Mark(node_mark.line + 1, node_mark.column + 1) if node_mark else Mark(1, 1)
 
 
@@ -73,7 +89,7 @@ def _yaml_hint(problem_text: str) -> str | None:
     if "mapping values are not allowed" in problem_text:
         return "a value containing ': ' must be quoted, or the indentation of this line is off"
     if "could not find expected ':'" in problem_text:
-        return "each line of a mapping needs `key: value`; check the line above for a missing ':'"
+        return "each line of a mapping needs `key: value`; this line lacks the ':'"
     if "found character '@'" in problem_text or "found character '`'" in problem_text:
         return "values starting with @ or ` must be quoted"
     return None
@@ -95,15 +111,45 @@ def _expanded_size(root: yaml.Node, file: str) -> int:
         total = 1
         for child in _children(node):
             total += size(child, depth + 1)
-            if total > MAX_NODES:
+            if total > MAX_NODES:  # reported at the innermost value whose expansion crossed the cap
                 raise YamlSourceError(
-                    [_at(root, file, f"the document has more than {MAX_NODES} values once aliases expand")]
+                    [_at(node, file, f"the document has more than {MAX_NODES} values once aliases expand")]
                 )
         in_progress.discard(id(node))
         sizes[id(node)] = total
         return total
 
     return size(root, 0)
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting from the event stream, before anything recursive builds nodes."""
+    depth = -1  # the outermost collection is level 0, as in _expanded_size
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = _mark(event.start_mark)
+                raise YamlSourceError(
+                    [
+                        Problem(
+                            f"the document nests deeper than {MAX_DEPTH} levels",
+                            file=file,
+                            line=mark.line,
+                            col=mark.col,
+                            code="yaml",
+                        )
+                    ]
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+# Errors PyYAML reports where it gave up (often the end of the file); the construct they name
+# starts at the context mark, which is where the mistake is.
+_OPENED_AT_CONTEXT = ("while scanning a quoted scalar", "while scanning a simple key", "while parsing a flow")
+_STR_TAG = "tag:yaml.org,2002:str"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 def _children(node: yaml.Node) -> Iterator[yaml.Node]:
@@ -129,6 +175,18 @@ def _index(node: yaml.Node, path: JsonPath, smap: SourceMap, problems: list[Prob
             if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
                 continue
             name = key_node.value
+            if key_node.tag != _STR_TAG:
+                problems.append(
+                    _at(
+                        key_node,
+                        smap.file,
+                        f"the key {show_value(name)} is not text",
+                        code="key_not_text",
+                        hint="YAML reads unquoted numbers, ~, null, yes/no/on/off as other types: quote the key",
+                        path=(*path, name),
+                    )
+                )
+                continue
             if name in seen:
                 first = _mark(seen[name].start_mark)
                 problems.append(
@@ -149,6 +207,18 @@ def _index(node: yaml.Node, path: JsonPath, smap: SourceMap, problems: list[Prob
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index(item, (*path, i), smap, problems)
+    elif node.tag == _FLOAT_TAG and node.value.lower().lstrip("+-") in (".nan", ".inf"):
+        problems.append(
+            _at(
+                node,
+                smap.file,
+                "not a finite number (NaN or infinity)",
+                code="not_finite",
+                path=path,
+                found=node.value,
+                hint="every number in the spec must be finite",
+            )
+        )
 
 
 def parse_yaml(text: str, file: str) -> tuple[object, SourceMap]:
@@ -163,6 +233,7 @@ def parse_yaml(text: str, file: str) -> tuple[object, SourceMap]:
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)  # the reader checks for control characters right here
+        _check_depth(text, file)
         node = loader.get_single_node()
         if node is None:
             return None, smap
@@ -173,7 +244,8 @@ def parse_yaml(text: str, file: str) -> tuple[object, SourceMap]:
             raise YamlSourceError(problems)
         return loader.construct_document(node), smap
     except yaml.MarkedYAMLError as exc:
-        mark = _mark(exc.problem_mark or exc.context_mark)
+        opened = exc.context_mark and (exc.context or "").startswith(_OPENED_AT_CONTEXT)
+        mark = _mark(exc.context_mark if opened else (exc.problem_mark or exc.context_mark))
         what = " ".join(filter(None, [exc.context, exc.problem]))
         raise YamlSourceError(
             [
