@@ -8,6 +8,7 @@ choices, and a pattern failure says in words what the pattern wants (the schema'
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
@@ -39,8 +40,28 @@ def load_schema() -> Schema:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(load_schema())
+def _compiled(pattern: str) -> re.Pattern[str]:
+    # Python's `$` also matches before a final newline; ECMA's (editors, check-jsonschema) does not.
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern)
+
+
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: object, schema: Schema
+) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not _compiled(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# The validator the whole kit uses: draft 2020-12 with `pattern` read the way editors read it,
+# so "org\n" is refused here exactly as it is refused while typing.
+SpecValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # untyped upstream
+    jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
+)
+
+
+@cache
+def _validator() -> Any:
+    return SpecValidator(load_schema())
 
 
 def resolve(node: Schema, root: Schema | None = None) -> dict[str, Any]:
@@ -106,7 +127,7 @@ def _key_elsewhere(name: object) -> str | None:
 def matches(value: object, path: tuple[str | int, ...]) -> bool:
     """Whether `value` is valid for the schema at `path` taken alone."""
     node = subschema(path)
-    return node is not None and jsonschema.Draft202012Validator(node).is_valid(value)
+    return node is not None and bool(SpecValidator(node).is_valid(value))
 
 
 # Stable problem codes per failed keyword, most telling first: one value breaking several rules

@@ -47,7 +47,8 @@ def test_answers_agree_with_spec() -> None:
 
 
 def test_cli_validates_this_collab() -> None:
-    done = subprocess.run([sys.executable, "-m", "provision.cli", "validate", str(ROOT)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "provision.cli", "validate", str(ROOT)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "valid" in done.stdout

@@ -1,0 +1,240 @@
+"""Every challenge type x verification mode x jobs on/off renders a collab that checks itself.
+
+Each combination is rendered once (module-scoped fixture) from the session's clone of the working
+tree; the checks below then read that one render. The rendered collab's own test suite and ruff
+run last for each combination.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jsonschema
+import pytest
+import yaml
+from template_harness import (
+    HEAD_TAG,
+    REPO,
+    commit_all,
+    copy_working_tree,
+    files_under,
+    init_repo,
+    read_answers,
+    render,
+)
+
+from provision.challenge_types import registered
+from provision.spec import check_spec
+
+MODELINE = "# yaml-language-server: $schema=./schemas/challenge.schema.json"
+TYPES = sorted(registered())
+MODES = ("manual", "eval-space", "jobs")
+
+
+class Combo(NamedTuple):
+    challenge_type: str
+    mode: str
+    jobs: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.challenge_type}-{self.mode}-jobs_{'on' if self.jobs else 'off'}"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"challenge_type": self.challenge_type, "verification_mode": self.mode, "jobs_enabled": self.jobs}
+
+
+COMBOS = [Combo(t, m, j) for t in TYPES for m in MODES for j in (True, False)]
+REFUSED = [c for c in COMBOS if c.mode == "jobs" and not c.jobs]
+RENDERED = [c for c in COMBOS if c not in REFUSED]
+
+
+def copier_config() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
+    return config
+
+
+def choice_values(question: dict[str, Any]) -> set[str]:
+    """The values of a Copier question's choices, in any of the forms Copier accepts."""
+    choices = question["choices"]
+    if isinstance(choices, list):
+        return {c[1] if isinstance(c, list) else c for c in choices}
+    return {v["value"] if isinstance(v, dict) else v for v in choices.values()}
+
+
+# ---------------------------------------------------------------- the set of challenge types
+
+
+def test_challenge_type_choices_are_the_registered_types() -> None:
+    assert TYPES, "no challenge type registered: is the repository pip-installed (`pip install -e .`)?"
+    assert choice_values(copier_config()["challenge_type"]) == set(TYPES)
+
+
+def test_verification_mode_choices_are_the_matrix_modes() -> None:
+    assert choice_values(copier_config()["verification_mode"]) == set(MODES)
+
+
+@pytest.mark.parametrize("challenge_type", TYPES)
+def test_each_type_is_wired_into_the_template(challenge_type: str) -> None:
+    package = f"challenge_{challenge_type}"
+    link = REPO / "template" / package
+    assert link.is_symlink(), f"template/{package} must be a symlink to ../{package}"
+    assert link.resolve() == (REPO / package).resolve()
+    assert (REPO / package / "copier" / "spec.jinja").is_file(), f"{package}/copier/spec.jinja is missing"
+
+
+def test_other_types_stay_out_of_the_collab(tmp_path: Path) -> None:
+    """Only the chosen type's package is copied, even when the template carries others."""
+    src = tmp_path / "template"
+    copy_working_tree(src)
+    other = src / "challenge_zz_other"
+    (other / "copier").mkdir(parents=True)
+    (other / "__init__.py").write_text('"""Another challenge type."""\n', encoding="utf-8")
+    (other / "copier" / "spec.jinja").write_text("{# fragment #}\n", encoding="utf-8")
+    (src / "template" / "challenge_zz_other").symlink_to("../challenge_zz_other")
+    init_repo(src)
+    commit_all(src, "with a second type", HEAD_TAG)
+    collab = render(src, tmp_path / "collab", {"challenge_type": TYPES[0]})
+    assert sorted(p.name for p in collab.glob("challenge_*")) == [f"challenge_{TYPES[0]}"]
+
+
+# ---------------------------------------------------------------- refused combination
+
+
+@pytest.mark.parametrize("combo", REFUSED, ids=lambda c: c.id)
+def test_jobs_verification_without_jobs_is_refused(combo: Combo, template_src: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^Invalid choice for 'verification_mode': ") as refused:
+        render(template_src, tmp_path / "collab", combo.data)
+    message = str(refused.value)
+    assert "needs jobs_enabled" in message
+    assert "choose manual or eval-space" in message
+    assert "\n" not in message and "{" not in message, message
+    assert not (tmp_path / "collab").exists(), "a refused render must not leave a half-written collab"
+
+
+# ---------------------------------------------------------------- each rendered combination
+
+
+@pytest.fixture(scope="module", params=RENDERED, ids=lambda c: c.id)
+def rendered(request: pytest.FixtureRequest, template_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    combo: Combo = request.param
+    collab = render(template_src, tmp_path_factory.mktemp(combo.id) / "collab", combo.data)
+    return combo, collab
+
+
+def test_spec_names_its_schema_on_line_one(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    assert (collab / "challenge.yaml").read_text(encoding="utf-8").splitlines()[0] == MODELINE
+
+
+def test_spec_is_valid_and_matches_the_answers(rendered: tuple[Combo, Path]) -> None:
+    combo, collab = rendered
+    loaded, problems = check_spec(collab)
+    assert problems == [], "\n".join(p.render() for p in problems)
+    assert loaded is not None
+    assert loaded.spec.challenge.type == combo.challenge_type
+    assert loaded.spec.verification.mode == combo.mode
+    assert loaded.spec.jobs.enabled is combo.jobs
+    raw = yaml.safe_load((collab / "challenge.yaml").read_text(encoding="utf-8"))
+    assert ("quota" in raw["jobs"]) is combo.jobs, "the quota is written only when jobs are on"
+
+
+def test_answers_file_records_source_and_answers(rendered: tuple[Combo, Path], template_src: Path) -> None:
+    combo, collab = rendered
+    answers = read_answers(collab)
+    assert answers["_commit"] == HEAD_TAG
+    assert Path(answers["_src_path"]) == template_src
+    assert answers["challenge_type"] == combo.challenge_type
+    assert answers["verification_mode"] == combo.mode
+    assert answers["jobs_enabled"] is combo.jobs
+    quota_keys = {"jobs_per_agent_per_day", "jobs_per_user_per_day"}
+    assert quota_keys & answers.keys() == (quota_keys if combo.jobs else set()), "quotas are asked only with jobs"
+
+
+def test_no_template_syntax_left(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    leftovers = []
+    for path in files_under(collab):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        leftovers += [f"{path.relative_to(collab)}: {m.group()!r}" for m in re.finditer(r"\{\{|\{%", text)]
+    assert leftovers == []
+
+
+def test_structured_files_parse(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    checked = []
+    for path in files_under(collab):
+        text = path.read_text(encoding="utf-8") if path.suffix in {".yaml", ".yml", ".toml", ".json"} else None
+        if text is None:
+            continue
+        if path.suffix in {".yaml", ".yml"}:
+            list(yaml.safe_load_all(text))
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        else:
+            json.loads(text)
+        checked.append(path.relative_to(collab).as_posix())
+    assert {"challenge.yaml", ".copier-answers.yml", "pyproject.toml", "schemas/challenge.schema.json"} <= set(checked)
+
+
+def test_schemas_are_copied_and_valid(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    schemas = sorted((collab / "schemas").glob("*.json"))
+    assert [p.name for p in schemas] == sorted(p.name for p in (REPO / "schemas").glob("*.json"))
+    for path in schemas:
+        assert not path.is_symlink(), f"{path.name} must be a file in the collab, not a link into the template"
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def test_only_the_chosen_type_is_packaged(rendered: tuple[Combo, Path]) -> None:
+    combo, collab = rendered
+    package = f"challenge_{combo.challenge_type}"
+    assert sorted(p.name for p in collab.glob("challenge_*")) == [package]
+    assert (collab / package / "__init__.py").is_file()
+    assert [p for p in collab.rglob("copier") if p.is_dir()] == [], "Copier fragment folders must not be copied"
+
+
+def test_no_bytecode_or_caches(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    junk = [p for p in collab.rglob("*") if p.name == "__pycache__" or p.suffix in {".pyc", ".pyo"}]
+    assert junk == []
+    assert not any(p.is_symlink() for p in collab.rglob("*")), "symlinks in the template must be followed"
+
+
+def _run(collab: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return subprocess.run(command, cwd=collab, env=env, capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_collab_own_tests_pass(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    done = _run(collab, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert re.search(r"\b\d+ passed\b", output), output
+    assert "no tests ran" not in output
+
+
+def test_collab_python_is_ruff_clean(rendered: tuple[Combo, Path]) -> None:
+    _, collab = rendered
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it is in the dev extra)")
+    check = _run(collab, ruff, "check", "--no-cache", ".")
+    assert check.returncode == 0, check.stdout + check.stderr
+    fmt = _run(collab, ruff, "format", "--no-cache", "--check", ".")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
