@@ -38,7 +38,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (offline; opt-in markers for the live Hub and GPUs)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "-r", "template/backend/requirements.txt")
     session.run("pytest", *session.posargs)
 
 
@@ -72,6 +72,6 @@ def demo(session: nox.Session) -> None:
     session.install("copier==9.19.1")
     _render(session, dest)
     session.chdir(dest)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "-r", "backend/requirements.txt")
     session.run("collab", "validate")
     session.run("pytest", "-q")

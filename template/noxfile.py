@@ -17,5 +17,5 @@ def validate(session: nox.Session) -> None:
 @nox.session
 def test(session: nox.Session) -> None:
     """Run this collab's own tests."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "-r", "backend/requirements.txt")
     session.run("pytest", *session.posargs)
