@@ -14,6 +14,8 @@ from collab_backend.storage.base import (
     Storage,
     StorageError,
     Unavailable,
+    check_bucket,
+    check_path,
 )
 
 __all__ = [
@@ -30,4 +32,6 @@ __all__ = [
     "Storage",
     "StorageError",
     "Unavailable",
+    "check_bucket",
+    "check_path",
 ]

@@ -1,0 +1,46 @@
+"""The backend's parts, wired once at start and handed to services (no globals)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collab_backend.identity import IdentityProvider
+from collab_backend.limits import RateLimiter
+from collab_backend.record.store import Record
+from collab_backend.spec import ChallengeSpec
+from collab_backend.storage import Storage
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The spec's rate limits, enforced per key."""
+
+    raw_posts: RateLimiter
+    promotions: RateLimiter
+    registrations: RateLimiter
+
+    @classmethod
+    def from_spec(cls, spec: ChallengeSpec, clock: Callable[[], float] = time.monotonic) -> Limits:
+        board = spec.board
+        return cls(
+            RateLimiter("raw posts", board.raw_posts, clock),
+            RateLimiter("promotions", board.promotions, clock),
+            RateLimiter("registrations", board.registrations, clock),
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """Spec, storage, record, identity and limits of one running backend."""
+
+    spec: ChallengeSpec
+    storage: Storage
+    record: Record
+    identity: IdentityProvider
+    limits: Limits
+
+    @property
+    def central(self) -> str:
+        return self.spec.storage.central_bucket

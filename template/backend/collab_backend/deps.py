@@ -1,0 +1,34 @@
+"""FastAPI dependencies: the running context and the caller's identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from collab_backend.context import Context
+from collab_backend.errors import APIError
+from collab_backend.identity import Identity
+
+MAX_TOKEN_CHARS = 512
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def get_identity(
+    ctx: Annotated[Context, Depends(get_context)],
+    authorization: Annotated[str | None, Header(description="Bearer <HF token>")] = None,
+) -> Identity:
+    """The caller, from `Authorization: Bearer <token>` (checked before anything else)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
+        raise APIError("UNAUTHENTICATED", "send `Authorization: Bearer <your HF token>`", None)
+    return ctx.identity.identify(token)
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+CurrentUser = Annotated[Identity, Depends(get_identity)]

@@ -1,0 +1,127 @@
+"""Every error the API returns, in one envelope: `{"error": {"code", "message", "hint"}}`.
+
+Codes are stable SCREAMING_SNAKE names (listed with their statuses in backend/DESIGN.md; a test
+keeps the two in step). Handlers below turn framework errors (validation, unknown routes, wrong
+methods) and unexpected exceptions into the same envelope, so a client never sees another shape
+and never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from collab_backend.storage import AccessDenied, InvalidPath, StorageError, Unavailable
+
+log = logging.getLogger("collab_backend")
+
+# code -> (HTTP status, what it means). The single list of codes.
+CODES: dict[str, tuple[int, str]] = {
+    "VALIDATION_FAILED": (422, "the request's body, query or path does not match the API"),
+    "INVALID_PATH": (422, "a path-like field is not a safe relative path"),
+    "BODY_TOO_LARGE": (413, "the request body is larger than the collab allows"),
+    "NOT_UTF8": (400, "text must be UTF-8"),
+    "UNAUTHENTICATED": (401, "no token, or the Hub does not know the token"),
+    "FORBIDDEN": (403, "the token's user may not do this"),
+    "NOT_FOUND": (404, "the thing named does not exist"),
+    "ROUTE_NOT_FOUND": (404, "no such endpoint"),
+    "METHOD_NOT_ALLOWED": (405, "the endpoint exists but not with this method"),
+    "AGENT_ID_INVALID": (422, "agent ids are 3-40 lowercase letters, digits and '-', starting with a letter"),
+    "AGENT_ID_RESERVED": (422, "`human` and `human-*` handles belong to people"),
+    "AGENT_TAKEN": (409, "the agent id is bound to another Hugging Face user"),
+    "AGENT_NOT_REGISTERED": (403, "the agent id is not registered to the token's user"),
+    "SCRATCH_BUCKET_MISSING": (422, "the agent's scratch bucket does not exist"),
+    "HANDSHAKE_MISSING": (422, "the scratch bucket lacks the handshake file"),
+    "HANDSHAKE_MISMATCH": (422, "the handshake file names another user"),
+    "NOT_ORG_MEMBER": (403, "only members of the challenge org may do this"),
+    "NOT_ORGANIZER": (403, "only admins of the challenge org may do this"),
+    "RATE_LIMITED": (429, "too many requests of this kind; wait for Retry-After seconds"),
+    "FANOUT_EXCEEDED": (422, "the message mentions or refers to more handles than allowed"),
+    "CHANNEL_UNKNOWN": (404, "no such channel"),
+    "CHANNEL_EXISTS": (409, "a channel with that name exists"),
+    "CHANNELS_CLOSED": (403, "agents may not create channels in this collab"),
+    "THREAD_UNKNOWN": (404, "the message to reply to does not exist"),
+    "SOURCE_NOT_FOUND": (422, "the file to promote is not in the agent's bucket"),
+    "STORAGE_UNAVAILABLE": (503, "the Hub failed or timed out; retry later"),
+    "STORAGE_DENIED": (503, "the backend's own token was refused by the Hub; organizers must fix it"),
+    "ROLE_LOOKUP_FAILED": (503, "the user's org roles could not be read; refused rather than guessed"),
+    "INTERNAL": (500, "a bug; the request id is in the logs"),
+}
+
+
+class APIError(Exception):
+    """An error with a stable code, a message, and a hint that says how to fix it."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None, *, headers: dict[str, str] | None = None):
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        super().__init__(message)
+        self.code, self.message, self.hint = code, message, hint
+        self.status = CODES[code][0]
+        self.headers = headers or {}
+
+
+def envelope(code: str, message: str, hint: str | None = None) -> dict[str, Any]:
+    """The one shape of every error body."""
+    return {"error": {"code": code, "message": message, "hint": hint}}
+
+
+def _respond(error: APIError) -> JSONResponse:
+    return JSONResponse(
+        envelope(error.code, error.message, error.hint), status_code=error.status, headers=error.headers
+    )
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Route every failure through the envelope."""
+
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+        return _respond(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return _respond(APIError("VALIDATION_FAILED", "the body is not valid JSON", "send a JSON object"))
+        detail = "; ".join(f"{_field(p.get('loc', ()))}: {p.get('msg', 'invalid')}" for p in problems[:5])
+        return _respond(APIError("VALIDATION_FAILED", detail, "see /openapi.json for the request shape"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _respond(APIError("ROUTE_NOT_FOUND", "no such endpoint", "GET /v1 lists the endpoints"))
+        if exc.status_code == 405:
+            return _respond(APIError("METHOD_NOT_ALLOWED", "method not allowed here", "GET /v1 lists the endpoints"))
+        return JSONResponse(envelope("VALIDATION_FAILED", str(exc.detail), None), status_code=exc.status_code)
+
+    @app.exception_handler(InvalidPath)
+    async def invalid_path(_: Request, exc: InvalidPath) -> JSONResponse:
+        return _respond(APIError("INVALID_PATH", str(exc), "use a relative path without '..', '//' or '\\\\'"))
+
+    @app.exception_handler(StorageError)
+    async def storage_error(_: Request, exc: StorageError) -> JSONResponse:
+        if isinstance(exc, AccessDenied):
+            log.error("storage access denied: %s", exc)
+            return _respond(
+                APIError("STORAGE_DENIED", "the backend's Hub token was refused", "organizers: check HF_TOKEN")
+            )
+        if not isinstance(exc, Unavailable):
+            log.error("storage error: %s", exc)
+        return _respond(APIError("STORAGE_UNAVAILABLE", "storage is unavailable", "retry in a few seconds"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _respond(APIError("INTERNAL", "internal error", "retry; if it persists, tell the organizers"))

@@ -1,0 +1,134 @@
+"""The ASGI app: wiring, lifespan, the request-size guard, and the routers.
+
+`create_app(ctx)` serves a prepared context (tests, local mode); `app` reads its settings from
+the environment (the Space).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from collab_backend import __version__, errors
+from collab_backend.config import Settings
+from collab_backend.context import Context, Limits
+from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
+from collab_backend.record.store import Record
+from collab_backend.routes import agents, board, digest, meta
+from collab_backend.services.board import ensure_spec_channels
+from collab_backend.storage import Storage
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes, by header and while streaming, with the envelope."""
+
+    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+        self.app, self._limit = app, limit
+
+    @property
+    def limit(self) -> int:
+        return self._limit()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+        too_big = False
+
+        async def limited() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    too_big = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited, tracking)
+        if too_big and not started:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(errors.envelope("BODY_TOO_LARGE", f"request bodies are limited to {self.limit} bytes", None))
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+def build_context(settings: Settings) -> Context:
+    """Wire storage, identity and the record from settings."""
+    storage: Storage
+    identity: IdentityProvider
+    if settings.storage == "hub":
+        from huggingface_hub import HfApi
+
+        from collab_backend.storage.hub import HubStorage
+
+        api = HfApi(token=settings.hf_token)
+        storage, identity = HubStorage(api, token=settings.hf_token), HubIdentity(api)
+    else:
+        from collab_backend.storage.local import LocalStorage
+
+        if settings.local_root is None or settings.identity_file is None:  # Settings refuses this already
+            raise ValueError("local mode needs COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE")
+        storage, identity = LocalStorage(settings.local_root), LocalIdentity(settings.identity_file)
+    spec = settings.spec
+    record = Record(storage, spec.storage.central_bucket, commit_interval=settings.commit_interval_ms / 1000)
+    return Context(spec, storage, record, identity, Limits.from_spec(spec))
+
+
+def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> FastAPI:
+    """The API over a context (built from the environment when omitted)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.ctx is None:
+            app.state.ctx = build_context(Settings())  # read from the environment
+        if manage_record:
+            app.state.ctx.record.open()
+            ensure_spec_channels(app.state.ctx)
+        try:
+            yield
+        finally:
+            if manage_record:
+                app.state.ctx.record.close()
+
+    app = FastAPI(
+        title="Agent collab API",
+        version=__version__,
+        description="The coordination API of an agent collab: sole writer of the shared record.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (meta, agents, board, digest):
+        app.include_router(module.router)
+    # JSON escaping can make a body up to a few times its text; the text itself is capped later.
+    app.add_middleware(BodyLimit, limit=lambda: 4 * app.state.ctx.spec.board.max_message_bytes + 16_384)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,114 @@
+"""The record in memory: every entry in write order plus the lookups the API serves from.
+
+Reads never touch storage. Lists are kept as positions into `messages`, which only grows, so a
+page is a bisect plus a slice: O(log n + page) whatever the size of the record.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from collab_backend.record.entries import AgentEntry, ChannelEntry, Entry, MessageEntry
+
+Undo = Callable[[], None]
+
+
+@dataclass
+class State:
+    """Everything the backend knows, rebuilt from the index at start."""
+
+    seq: int = 0
+    last_ts: float = 0.0
+    agents: dict[str, AgentEntry] = field(default_factory=dict)
+    channels: dict[str, ChannelEntry] = field(default_factory=dict)
+    messages: list[MessageEntry] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)
+    by_channel: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_thread: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_author: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    inbox: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    announcements: list[int] = field(default_factory=list)
+    promoted: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    log: list[Entry] = field(default_factory=list)
+
+    def apply(self, entry: Entry) -> Undo:
+        """Add an entry (the next in sequence) and return how to take it back."""
+        if entry.seq != self.seq + 1:
+            raise ValueError(f"entry {entry.seq} applied after {self.seq}")
+        previous_seq, previous_ts = self.seq, self.last_ts
+        self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
+        self.log.append(entry)
+        undo_kind = self._apply_kind(entry)
+
+        def undo() -> None:
+            undo_kind()
+            self.log.pop()
+            self.seq, self.last_ts = previous_seq, previous_ts
+
+        return undo
+
+    def _apply_kind(self, entry: Entry) -> Undo:
+        if isinstance(entry, AgentEntry):
+            before = self.agents.get(entry.agent_id)
+            self.agents[entry.agent_id] = entry
+
+            def undo_agent() -> None:
+                if before is None:
+                    del self.agents[entry.agent_id]
+                else:
+                    self.agents[entry.agent_id] = before
+
+            return undo_agent
+        if isinstance(entry, ChannelEntry):
+            self.channels[entry.name] = entry
+
+            def undo_channel() -> None:
+                self.channels.pop(entry.name, None)
+
+            return undo_channel
+        return self._apply_message(entry)
+
+    def _apply_message(self, message: MessageEntry) -> Undo:
+        at = len(self.messages)
+        self.messages.append(message)
+        self.position[message.id] = at
+        lists = [self.by_channel[message.channel], self.by_author[message.author]]
+        if message.thread:
+            lists.append(self.by_thread[message.thread])
+        lists += [self.inbox[handle] for handle in message.recipients]
+        if message.role == "organizer":
+            lists.append(self.announcements)
+        for positions in lists:
+            positions.append(at)
+        key = None
+        if message.source:
+            key = (message.source["bucket"], message.source["path"], message.source["hash"])
+            self.promoted[key] = message.id
+
+        def undo_message() -> None:
+            for positions in lists:
+                positions.pop()
+            del self.position[message.id]
+            self.messages.pop()
+            if key:
+                self.promoted.pop(key, None)
+
+        return undo_message
+
+    def page(
+        self, positions: Sequence[int], *, limit: int, before: str | None = None, after: str | None = None
+    ) -> tuple[list[MessageEntry], str | None]:
+        """Newest first below `before`, or oldest first above `after`; and the cursor for more."""
+        if after is not None:
+            start = bisect_right(positions, self.position.get(after, -1))
+            chosen = positions[start : start + limit]
+            more = start + limit < len(positions)
+            items = [self.messages[p] for p in chosen]
+            return items, (items[-1].id if more and items else None)
+        end = bisect_left(positions, self.position[before]) if before in self.position else len(positions)
+        chosen = positions[max(0, end - limit) : end]
+        items = [self.messages[p] for p in reversed(chosen)]
+        return items, (items[-1].id if end - limit > 0 and items else None)

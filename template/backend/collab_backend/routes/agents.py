@@ -1,0 +1,49 @@
+"""Agent registration and lookup."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from collab_backend.deps import ContextDep, CurrentUser
+from collab_backend.errors import APIError
+from collab_backend.models import AgentCreate, AgentPublic
+from collab_backend.services.registry import register_agent
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+@router.post("", status_code=201)
+def register(body: AgentCreate, ctx: ContextDep, user: CurrentUser, response: Response) -> AgentPublic:
+    """Bind an agent id to your HF user (201), or confirm your own binding (200)."""
+    entry, new = register_agent(ctx, user, body.agent_id)
+    if not new:
+        response.status_code = 200
+    return AgentPublic.of(entry)
+
+
+@router.get("")
+def list_agents(
+    ctx: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Registered agents in id order."""
+    ids = sorted(ctx.record.state.agents)
+    if after is not None:
+        from bisect import bisect_right
+
+        ids = ids[bisect_right(ids, after) :]
+    chosen = ids[:limit]
+    items = [AgentPublic.of(ctx.record.state.agents[i]) for i in chosen]
+    return {"items": items, "next": chosen[-1] if len(ids) > limit else None}
+
+
+@router.get("/{agent_id}")
+def get_agent(agent_id: str, ctx: ContextDep) -> AgentPublic:
+    """One registered agent."""
+    entry = ctx.record.state.agents.get(agent_id)
+    if entry is None:
+        raise APIError("NOT_FOUND", f"no agent {agent_id!r}", None)
+    return AgentPublic.of(entry)

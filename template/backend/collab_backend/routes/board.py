@@ -1,0 +1,120 @@
+"""Messages, channels, threads, inboxes and broadcasts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from collab_backend.deps import ContextDep, CurrentUser
+from collab_backend.errors import APIError
+from collab_backend.models import (
+    BroadcastCreate,
+    ChannelCreate,
+    ChannelPublic,
+    MessageCreate,
+    MessagePage,
+    MessagePublic,
+    PromoteCreate,
+    page_of,
+)
+from collab_backend.services import board
+
+router = APIRouter(prefix="/v1", tags=["board"])
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=64, description="a message id from a previous page")]
+
+
+@router.post("/messages", status_code=201)
+def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
+    """Post as one of your agents (`agent_id`), or as yourself when you belong to the org."""
+    if body.agent_id is None:
+        entry = board.post_human(ctx, user, body.body, body.channel, body.thread, body.refs)
+    else:
+        entry = board.post_raw(ctx, user, body.agent_id, body.body, body.channel, body.thread, body.refs)
+    return MessagePublic.of(entry)
+
+
+@router.post("/messages/promote", status_code=201)
+def promote_message(body: PromoteCreate, ctx: ContextDep, user: CurrentUser, response: Response) -> MessagePublic:
+    """Copy a post from your agent's bucket onto the board (200 when it was already promoted)."""
+    entry, new = board.promote(ctx, user, body.agent_id, body.path)
+    if not new:
+        response.status_code = 200
+    return MessagePublic.of(entry)
+
+
+@router.post("/broadcasts", status_code=201)
+def post_broadcast(body: BroadcastCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
+    """An organizers' announcement (admins of the challenge org)."""
+    return MessagePublic.of(board.broadcast(ctx, user, body.body, body.channel))
+
+
+@router.get("/messages")
+def list_messages(
+    ctx: ContextDep,
+    limit: Limit = 50,
+    before: Cursor = None,
+    after: Cursor = None,
+    channel: Annotated[str | None, Query(max_length=64)] = None,
+    author: Annotated[str | None, Query(max_length=64)] = None,
+) -> MessagePage:
+    """The board, newest first (`before`), or oldest first after a cursor (`after`)."""
+    state = ctx.record.state
+    if channel is not None and author is not None:
+        raise APIError("VALIDATION_FAILED", "filter by channel or by author, not both", None)
+    positions: Sequence[int] = range(len(state.messages))
+    if channel is not None:
+        positions = state.by_channel.get(channel, [])
+    elif author is not None:
+        positions = state.by_author.get(author, [])
+    items, cursor = state.page(positions, limit=limit, before=before, after=after)
+    return MessagePage.model_validate(page_of(items, cursor))
+
+
+@router.get("/messages/{message_id}")
+def get_message(message_id: str, ctx: ContextDep) -> MessagePublic:
+    """One message."""
+    state = ctx.record.state
+    if message_id not in state.position:
+        raise APIError("NOT_FOUND", f"no message {message_id!r}", None)
+    return MessagePublic.of(state.messages[state.position[message_id]])
+
+
+@router.get("/messages/{message_id}/thread")
+def get_thread(message_id: str, ctx: ContextDep, limit: Limit = 200, after: Cursor = None) -> dict[str, Any]:
+    """A thread: its first message and the replies, oldest first."""
+    state = ctx.record.state
+    if message_id not in state.position:
+        raise APIError("NOT_FOUND", f"no message {message_id!r}", None)
+    root_entry = state.messages[state.position[message_id]]
+    root = root_entry.thread or message_id
+    replies, cursor = state.page(state.by_thread.get(root, []), limit=limit, after=after or "")
+    return {"root": MessagePublic.of(state.messages[state.position[root]]), **page_of(replies, cursor)}
+
+
+@router.get("/channels")
+def list_channels(ctx: ContextDep) -> dict[str, Any]:
+    """Every channel, with how many messages it holds."""
+    state = ctx.record.state
+    return {
+        "items": [
+            {**ChannelPublic.of(c).model_dump(), "messages": len(state.by_channel.get(c.name, []))}
+            for c in sorted(state.channels.values(), key=lambda c: c.name)
+        ]
+    }
+
+
+@router.post("/channels", status_code=201)
+def create_channel(body: ChannelCreate, ctx: ContextDep, user: CurrentUser) -> ChannelPublic:
+    """Open a new channel as one of your agents."""
+    return ChannelPublic.of(board.create_channel(ctx, user, body.agent_id, body.name, body.description))
+
+
+@router.get("/inbox/{handle}")
+def inbox(handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None) -> MessagePage:
+    """Messages that mention a handle or refer to its messages (no storage call, known or not)."""
+    positions = ctx.record.state.inbox.get(handle, [])
+    items, cursor = ctx.record.state.page(positions, limit=limit, before=before, after=after)
+    return MessagePage.model_validate(page_of(items, cursor))

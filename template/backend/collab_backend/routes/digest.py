@@ -1,0 +1,46 @@
+"""The digest: an agent's whole view in one call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from collab_backend.deps import ContextDep
+from collab_backend.errors import APIError
+from collab_backend.models import MessagePublic, page_of
+
+router = APIRouter(prefix="/v1", tags=["digest"])
+PER_CHANNEL = 5
+
+
+@router.get("/digest/{agent_id}")
+def digest(
+    agent_id: str,
+    ctx: ContextDep,
+    since: Annotated[str | None, Query(max_length=64, description="last inbox message id already seen")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Inbox since a cursor, organizers' announcements, and the latest of the channels it posts in."""
+    state = ctx.record.state
+    if agent_id not in state.agents:
+        raise APIError("NOT_FOUND", f"no agent {agent_id!r}", "register first: POST /v1/agents")
+    if since is not None:
+        inbox, cursor = state.page(state.inbox.get(agent_id, []), limit=limit, after=since)
+    else:
+        inbox, cursor = state.page(state.inbox.get(agent_id, []), limit=limit)
+    own = state.by_author.get(agent_id, [])
+    followed = list(dict.fromkeys(["general", *(state.messages[p].channel for p in own[-50:])]))
+    channels = {
+        name: [MessagePublic.of(m) for m in state.page(state.by_channel.get(name, []), limit=PER_CHANNEL)[0]]
+        for name in followed
+        if name in state.channels
+    }
+    announcements, _ = state.page(state.announcements, limit=10)
+    return {
+        "agent": agent_id,
+        "inbox": page_of(inbox, cursor),
+        "announcements": [MessagePublic.of(m) for m in announcements],
+        "channels": channels,
+        "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
+    }

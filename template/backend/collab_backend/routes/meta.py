@@ -1,0 +1,53 @@
+"""Self-description and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from collab_backend import __version__
+from collab_backend.deps import ContextDep
+from collab_backend.errors import CODES, envelope
+from collab_backend.storage import StorageError
+
+router = APIRouter(prefix="/v1", tags=["meta"])
+
+
+@router.get("")
+def describe(ctx: ContextDep) -> dict[str, Any]:
+    """What this collab is, its limits and its endpoints."""
+    spec = ctx.spec
+    return {
+        "name": spec.challenge.slug,
+        "title": spec.challenge.title,
+        "tagline": spec.challenge.tagline,
+        "org": spec.challenge.org,
+        "type": spec.challenge.type,
+        "version": __version__,
+        "central_bucket": spec.storage.central_bucket,
+        "scratch_bucket_pattern": f"{spec.challenge.org}/{spec.challenge.slug}-{{agent_id}}",
+        "limits": {
+            "raw_posts": spec.board.raw_posts.model_dump(),
+            "promotions": spec.board.promotions.model_dump(),
+            "registrations": spec.board.registrations.model_dump(),
+            "mention_fanout_cap": spec.board.mention_fanout_cap,
+            "max_message_bytes": spec.board.max_message_bytes,
+            "page_limit_max": 200,
+        },
+        "errors": {code: {"status": status, "meaning": meaning} for code, (status, meaning) in CODES.items()},
+        "docs": {"openapi": "/openapi.json", "interactive": "/docs"},
+    }
+
+
+@router.get("/healthz", response_model=None)
+def healthz(ctx: ContextDep) -> dict[str, Any] | JSONResponse:
+    """Healthy when the central bucket answers."""
+    try:
+        reachable = ctx.storage.bucket_exists(ctx.central)
+    except StorageError as exc:
+        return JSONResponse(envelope("STORAGE_UNAVAILABLE", str(exc), "retry shortly"), status_code=503)
+    if not reachable:
+        return JSONResponse(envelope("STORAGE_UNAVAILABLE", "the central bucket is missing", "run collab apply"), 503)
+    return {"ok": True, "entries": ctx.record.state.seq, "messages": len(ctx.record.state.messages)}

@@ -1,0 +1,1 @@
+"""What the API does, apart from HTTP: each function checks, then hands the record a builder."""

@@ -1,0 +1,243 @@
+"""The message board: raw and promoted posts, human posts, broadcasts, channels and threads.
+
+Authorship: a *raw* post is stamped with the agent the token's user registered (best effort:
+the token proves the user, not which of their agents wrote it); a *promoted* post is copied from
+the agent's own scratch bucket, which only its owner can write (proof). Each message is
+delivered to the inboxes of the handles it @mentions and of the authors of the messages it
+`refs`, up to the spec's fan-out cap. Ids come from the writer's sequence, so two posts in the
+same millisecond are two messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from collab_backend import naming
+from collab_backend.context import Context
+from collab_backend.errors import APIError
+from collab_backend.identity import Identity
+from collab_backend.record.entries import ChannelEntry, MessageEntry
+from collab_backend.record.state import State
+from collab_backend.services.registry import agent_of
+from collab_backend.storage import NotFound, check_path
+
+E = TypeVar("E", MessageEntry, ChannelEntry)
+MENTION = re.compile(r"(?<![\w@/.-])@([a-z][a-z0-9-]{1,38}[a-z0-9])(?![\w-])")
+CHANNEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
+DEFAULT_CHANNEL = "general"
+MAX_REFS = 50
+ORGANIZERS = "organizers"
+
+
+def message_id(seq: int, ts: float) -> str:
+    """Sortable, unique: the millisecond and the sequence number."""
+    return f"{int(ts * 1000):013d}-{seq:08d}"
+
+
+def check_body(ctx: Context, body: str) -> str:
+    """Bound the body to the spec's size cap (UTF-8 bytes)."""
+    cap = ctx.spec.board.max_message_bytes
+    if not body.strip():
+        raise APIError("VALIDATION_FAILED", "the message body is empty", "write something")
+    if len(body.encode("utf-8")) > cap:
+        raise APIError("BODY_TOO_LARGE", f"the message is larger than {cap} bytes", "shorten it, or share a file")
+    return body
+
+
+def _recipients(
+    state: State, body: str, refs: Sequence[str], author: str, cap: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Mentioned handles that exist, and the authors of referenced messages; bounded by the cap."""
+    mentioned = [h for h in dict.fromkeys(MENTION.findall(body)) if h in state.agents or h.startswith("human-")]
+    missing = [r for r in refs if r not in state.position]
+    if missing:
+        raise APIError("THREAD_UNKNOWN", f"unknown message id(s) in refs: {', '.join(missing[:5])}", None)
+    notified = {state.messages[state.position[r]].author for r in refs}
+    if len({*mentioned, *notified} - {author}) > cap:
+        raise APIError("FANOUT_EXCEEDED", f"a message may notify at most {cap} handles", "mention fewer handles")
+    return tuple(mentioned), tuple(dict.fromkeys(refs))
+
+
+def _message_builder(
+    ctx: Context,
+    *,
+    author: str,
+    user: str,
+    role: Literal["agent", "human", "organizer"],
+    channel: str,
+    body: str,
+    thread: str | None,
+    refs: Sequence[str],
+    attribution: Literal["raw", "promoted"] = "raw",
+    source: dict[str, str] | None = None,
+    client_fields: dict[str, Any] | None = None,
+) -> Callable[[State, int, float], MessageEntry]:
+    if len(refs) > MAX_REFS:
+        raise APIError("FANOUT_EXCEEDED", f"at most {MAX_REFS} refs", None)
+    cap = ctx.spec.board.mention_fanout_cap
+
+    def build(state: State, seq: int, ts: float) -> MessageEntry:
+        if channel not in state.channels:
+            raise APIError("CHANNEL_UNKNOWN", f"no channel {channel!r}", "GET /v1/channels lists them")
+        if thread is not None and thread not in state.position:
+            raise APIError("THREAD_UNKNOWN", f"no message {thread!r} to reply to", None)
+        root = thread
+        if thread is not None:  # replies to a reply join the original thread
+            root = state.messages[state.position[thread]].thread or thread
+        mentions, ref_ids = _recipients(state, body, [*refs, *([thread] if thread else [])], author, cap)
+        return MessageEntry(
+            seq, ts, message_id(seq, ts), author, user, channel, body, role, root, mentions,
+            tuple(r for r in ref_ids if r != thread) if thread else ref_ids, attribution, source,
+            dict(client_fields or {}),
+        )  # fmt: skip
+
+    return build
+
+
+def post_raw(
+    ctx: Context, identity: Identity, agent_id: str, body: str, channel: str | None, thread: str | None, refs: list[str]
+) -> MessageEntry:
+    """An agent's post sent in the request (best-effort attribution)."""
+    author = agent_of(ctx, identity, agent_id)
+    check_body(ctx, body)
+    ctx.limits.raw_posts.acquire(author)
+    build = _message_builder(
+        ctx, author=author, user=identity.user, role="agent", channel=channel or DEFAULT_CHANNEL, body=body,
+        thread=thread, refs=refs,
+    )  # fmt: skip
+    return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
+
+
+def post_human(
+    ctx: Context, identity: Identity, body: str, channel: str | None, thread: str | None, refs: list[str]
+) -> MessageEntry:
+    """A person's post with their own token: org members only, as `human-<user>`."""
+    if not identity.is_member(ctx.spec.challenge.org):
+        raise APIError("NOT_ORG_MEMBER", "only members of the challenge org may post as people", "join the org")
+    check_body(ctx, body)
+    handle = naming.human_handle(identity.user)
+    ctx.limits.raw_posts.acquire(handle)
+    build = _message_builder(
+        ctx, author=handle, user=identity.user, role="human", channel=channel or DEFAULT_CHANNEL, body=body,
+        thread=thread, refs=refs,
+    )  # fmt: skip
+    return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
+
+
+def broadcast(ctx: Context, identity: Identity, body: str, channel: str | None) -> MessageEntry:
+    """An organizers' announcement: admins of the challenge org only (fail closed)."""
+    if not identity.is_admin(ctx.spec.challenge.org):
+        raise APIError("NOT_ORGANIZER", "only admins of the challenge org may broadcast", None)
+    check_body(ctx, body)
+    build = _message_builder(
+        ctx, author=naming.human_handle(identity.user), user=identity.user, role="organizer",
+        channel=channel or DEFAULT_CHANNEL, body=body, thread=None, refs=[],
+    )  # fmt: skip
+    return _write(ctx, build)
+
+
+def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple[MessageEntry, bool]:
+    """Copy a Markdown post from the agent's own bucket onto the board; True when new.
+
+    Promoting the same content of the same file twice returns the first message (also after a
+    restart: the key is in the index).
+    """
+    author = agent_of(ctx, identity, agent_id)
+    check_path(path)
+    bucket = naming.scratch_bucket(ctx.spec, author)
+    info = ctx.storage.stat(bucket, [path]).get(path)
+    if info is None:
+        raise APIError("SOURCE_NOT_FOUND", f"{path} is not in {bucket}", "write the file to your bucket first")
+    done = ctx.record.state.promoted.get((bucket, path, info.hash))
+    if done is not None:
+        return ctx.record.state.messages[ctx.record.state.position[done]], False
+    if info.size > ctx.spec.board.max_message_bytes:
+        raise APIError("BODY_TOO_LARGE", f"{path} is larger than {ctx.spec.board.max_message_bytes} bytes", None)
+    try:
+        raw = ctx.storage.read(bucket, path)
+    except NotFound:
+        raise APIError("SOURCE_NOT_FOUND", f"{path} vanished from {bucket}", None) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise APIError("NOT_UTF8", f"{path} is not UTF-8 text", "save it as UTF-8") from None
+    fields, body = split_frontmatter(text)
+    check_body(ctx, body)
+    channel, thread, refs = _post_fields(fields)
+    ctx.limits.promotions.acquire(bucket)
+    source = {"bucket": bucket, "path": path, "hash": info.hash}
+    build = _message_builder(
+        ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
+        attribution="promoted", source=source, client_fields=fields,
+    )  # fmt: skip
+    return _write(ctx, build, release=lambda: ctx.limits.promotions.release(bucket)), True
+
+
+def _post_fields(fields: dict[str, Any]) -> tuple[str, str | None, list[str]]:
+    channel = fields.get("channel", DEFAULT_CHANNEL)
+    thread = fields.get("thread")
+    refs = fields.get("refs", [])
+    if not isinstance(channel, str) or (thread is not None and not isinstance(thread, str)):
+        raise APIError("VALIDATION_FAILED", "frontmatter `channel` and `thread` must be text", None)
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise APIError("VALIDATION_FAILED", "frontmatter `refs` must be a list of message ids", None)
+    return channel, thread, refs
+
+
+def split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
+    """A client's `---` YAML header (safe-loaded, mapping only) and the body after it."""
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        return {}, text
+    try:
+        fields = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError:
+        raise APIError(
+            "VALIDATION_FAILED", "the frontmatter is not valid YAML", "fix or remove the --- header"
+        ) from None
+    if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
+        raise APIError("VALIDATION_FAILED", "the frontmatter must be a mapping of text keys", None)
+    return fields, text[end + 5 :].lstrip("\n")
+
+
+def create_channel(ctx: Context, identity: Identity, agent_id: str, name: str, description: str) -> ChannelEntry:
+    """An agent opens a channel (when the spec allows it)."""
+    creator = agent_of(ctx, identity, agent_id)
+    if not ctx.spec.board.agent_channels:
+        raise APIError("CHANNELS_CLOSED", "this collab does not let agents create channels", "use an existing one")
+    if not CHANNEL.match(name) or "--" in name:
+        raise APIError("VALIDATION_FAILED", f"bad channel name {name!r}", "lowercase letters, digits and '-'")
+    ctx.limits.raw_posts.acquire(creator)
+
+    def build(state: State, seq: int, ts: float) -> ChannelEntry:
+        if name in state.channels:
+            raise APIError("CHANNEL_EXISTS", f"channel {name!r} exists", None)
+        return ChannelEntry(seq, ts, name, description, creator)
+
+    return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(creator))
+
+
+def ensure_spec_channels(ctx: Context) -> None:
+    """Create the channels the spec declares and the record lacks."""
+    for channel in ctx.spec.board.channels:
+        if channel.name not in ctx.record.state.channels:
+
+            def build(state: State, seq: int, ts: float, c: Any = channel) -> ChannelEntry:
+                return ChannelEntry(seq, ts, c.name, c.description, ORGANIZERS)
+
+            ctx.record.write(build)
+
+
+def _write(ctx: Context, build: Callable[[State, int, float], E], release: Callable[[], None] | None = None) -> E:
+    try:
+        return ctx.record.write(build)
+    except APIError:
+        if release:
+            release()
+        raise
