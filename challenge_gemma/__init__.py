@@ -1,13 +1,20 @@
 """The Gemma challenge: make google/gemma-4-E4B-it decode fast with vLLM on one A10G.
 
 The reference challenge type. It registers through the `collab.challenge_types` entry point,
-exactly as a third-party type would; its harness and evaluator arrive with their own issue.
+exactly as a third-party type would. The harness runs on a CPU with its fake engine
+(`--engine fake`), which is how the conformance suite runs it.
 """
 
+from pathlib import Path
+
+from challenge_gemma.check import cheap_check
 from provision.challenge_types import ChallengeType
 
 challenge_type = ChallengeType(
     name="gemma",
     title="Gemma 4 E4B fast decode",
-    summary="Maximise vLLM decode tokens/s of google/gemma-4-E4B-it on one A10G, perplexity capped.",
+    summary="Gemma 4 E4B decode tokens/s with vLLM on one A10G",
+    package_dir=Path(__file__).parent,
+    cheap_check=cheap_check,
+    cpu_args=("--engine", "fake"),
 )

@@ -1,0 +1,288 @@
+"""The challenge-type contract: what a type declares about itself, checked when it is declared.
+
+A type is a package named `challenge_<name>` that exposes one `ChallengeType` object. Invariant:
+every file a declaration names lies inside that package folder, because the folder is all of the
+type that a rendered collab receives. Data hooks (harness, examples, schemas, task text) are paths
+relative to the folder; code hooks (the cheap check) are callables. docs/challenge-types.md
+describes each hook with an example.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any, Literal
+
+from provision.errors import ChallengeTypeError
+
+if TYPE_CHECKING:
+    from provision.spec.model import ChallengeSpec
+
+Verdict = Literal["valid", "invalid"]
+
+#: The harness's own arguments; the job launcher passes them, so `cpu_args` may not.
+HARNESS_FLAGS = ("--submission-dir", "--state-dir", "--private-dir")
+#: The job entrypoint inside the harness folder (the spec's `jobs.entrypoint` default).
+HARNESS_ENTRYPOINT = "run.py"
+
+_PLACEHOLDER = re.compile(r"\$(\$)?\{([^}\n]*)\}")
+_SPEC_PATH = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a cheap check concluded about one claimed result.
+
+    Attributes:
+        verdict: `"valid"` or `"invalid"`; `None` when the check cannot tell, and the result
+            stays pending for a jobs re-run or the organizers.
+        reason: One sentence for the board announcement: what was checked, or what was wrong and
+            how to fix it. Never empty.
+    """
+
+    verdict: Verdict | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in ("valid", "invalid", None):
+            raise ChallengeTypeError(f"a cheap check's verdict is 'valid', 'invalid' or None, not {self.verdict!r}")
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise ChallengeTypeError("a cheap check must give a reason with every verdict")
+
+
+CheapCheck = Callable[[str, Mapping[str, Any], str, "ChallengeSpec"], CheckResult]
+
+
+@dataclass(frozen=True)
+class ChallengeType:
+    """A challenge type's declaration: every hook the kit calls, checked on construction.
+
+    Declare one per package, in `challenge_<name>/__init__.py`, as `challenge_type`, and register it
+    under the `collab.challenge_types` entry point group as `<name> = "challenge_<name>:challenge_type"`.
+
+    Attributes:
+        name: The registered name, written as `challenge.type` in challenge.yaml: lowercase
+            letters, digits and '_', starting with a letter. The package must be `challenge_<name>`.
+        title: Short human title; it must equal the `title` its Copier fragment sets.
+        summary: One line saying what participants optimise; Copier lists the type as
+            `<name>: <summary>` when it asks for the challenge type.
+        package_dir: The package folder, normally `Path(__file__).parent`.
+        cheap_check: `cheap_check(filename, frontmatter, body, spec) -> CheckResult`, run by the
+            eval Space on each claimed result in `eval-space` verification mode. It must never
+            raise on what a participant wrote.
+        harness: Folder holding the job entrypoint `run.py`, uploaded as it is to the central
+            bucket and mounted into jobs. Relative to `package_dir`.
+        examples: Folder of example submissions (`valid/<name>/`, `invalid/<name>/`) and example
+            results (`results/{valid,invalid,pending}/<name>.md`). Relative to `package_dir`.
+        summary_schema: JSON Schema of this type's `summary.json`, applied on top of the kit's
+            `schemas/job-summary.schema.json`. Relative to `package_dir`.
+        task: Markdown template of the task section of the onboarding README; `${a.b}` is replaced
+            by the spec value at that path (e.g. `${scoring.score_field}`), `$${` writes `${`.
+            Relative to `package_dir`.
+        cpu_args: Extra harness arguments that make it run on a CPU without special hardware
+            (e.g. `("--engine", "fake")`); the conformance suite and local rehearsals pass them.
+    """
+
+    name: str
+    title: str
+    summary: str
+    package_dir: Path
+    cheap_check: CheapCheck
+    harness: str = "harness"
+    examples: str = "examples"
+    summary_schema: str = "summary.schema.json"
+    task: str = "task.md"
+    cpu_args: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.package_dir, str | Path):
+            object.__setattr__(self, "package_dir", Path(self.package_dir).resolve())
+        problems = declaration_problems(self)
+        if problems:
+            label = self.name if isinstance(self.name, str) else "?"
+            raise ChallengeTypeError(
+                f"challenge type '{label}' is declared wrongly:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+                + "\n  (see docs/challenge-types.md for each hook)"
+            )
+
+    @property
+    def package(self) -> str:
+        """The importable package name, `challenge_<name>`."""
+        return f"challenge_{self.name}"
+
+    @property
+    def harness_dir(self) -> Path:
+        """The harness folder: `run.py` and everything it reads."""
+        return self.package_dir / self.harness
+
+    @property
+    def entrypoint(self) -> Path:
+        """The job entrypoint, `run.py` inside the harness folder."""
+        return self.harness_dir / HARNESS_ENTRYPOINT
+
+    @property
+    def examples_dir(self) -> Path:
+        """The folder of example submissions and example results."""
+        return self.package_dir / self.examples
+
+    @property
+    def summary_schema_path(self) -> Path:
+        """This type's summary.json schema file."""
+        return self.package_dir / self.summary_schema
+
+    @property
+    def task_path(self) -> Path:
+        """The Markdown template of the onboarding README's task section."""
+        return self.package_dir / self.task
+
+    @property
+    def copier_fragment(self) -> Path:
+        """The Copier fragment (`copier/spec.jinja`): question defaults and the new spec's sections.
+
+        It exists only in the template repository; a rendered collab does not receive it.
+        """
+        return self.package_dir / "copier" / "spec.jinja"
+
+    def task_section(self, spec: ChallengeSpec) -> str:
+        """Render the task section of the onboarding README for one collab.
+
+        Args:
+            spec: The collab's loaded challenge spec; `${path}` placeholders read its values.
+
+        Returns:
+            Markdown, without a trailing newline.
+
+        Raises:
+            ChallengeTypeError: the task file is missing or not UTF-8, or a placeholder names no
+                scalar spec value.
+        """
+        try:
+            text = self.task_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ChallengeTypeError(f"{self.package}/{self.task}: cannot read the task section: {exc}") from exc
+        return render_task(text, spec.to_document(), where=f"{self.package}/{self.task}").strip()
+
+    def load_summary_schema(self) -> dict[str, Any]:
+        """Read and check this type's summary schema.
+
+        Returns:
+            The schema as a mapping, valid against its own metaschema.
+
+        Raises:
+            ChallengeTypeError: the file is missing, not JSON, or not a valid JSON Schema object.
+        """
+        import jsonschema  # deferred: looking a type up stays cheap
+
+        where = f"{self.package}/{self.summary_schema}"
+        try:
+            schema = json.loads(self.summary_schema_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ChallengeTypeError(f"{where}: cannot read the summary schema: {exc}") from exc
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise ChallengeTypeError(f'{where}: the summary schema must describe an object ("type": "object")')
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise ChallengeTypeError(f"{where}: not a valid JSON Schema: {exc.message}") from exc
+        return schema
+
+
+def declaration_problems(declared: ChallengeType) -> list[str]:
+    """Every way a declaration breaks the contract, as sentences; empty when it is sound.
+
+    Files are checked for where they are, not whether they exist yet: a type loads while its
+    harness is still being written, and the conformance suite insists on the files themselves.
+    """
+    from provision.spec import schema  # deferred: the spec package imports the registry
+
+    problems: list[str] = []
+    name = declared.name
+    if not isinstance(name, str) or not schema.matches(name, ("challenge", "type")):
+        problems.append(f"name {name!r}: a type name is lowercase letters, digits and '_', starting with a letter")
+    for key, limit in (("title", 80), ("summary", 120)):
+        value = getattr(declared, key)
+        if not isinstance(value, str) or not value.strip() or len(value) > limit or _CONTROL.search(value):
+            problems.append(f"{key} {value!r}: one line of text, 1 to {limit} characters")
+    package_dir = declared.package_dir
+    if not isinstance(package_dir, Path) or not package_dir.is_dir():
+        problems.append(f"package_dir {package_dir!r}: the package's folder, normally Path(__file__).parent")
+        return problems
+    if isinstance(name, str) and package_dir.name != f"challenge_{name}":
+        problems.append(
+            f"package_dir is {package_dir.name}/, but type '{name}' must live in challenge_{name}/: "
+            "the template and the rendered collab find a type's files by that name"
+        )
+    if not callable(declared.cheap_check):
+        problems.append("cheap_check: a function (filename, frontmatter, body, spec) -> CheckResult")
+    for key in ("harness", "examples", "summary_schema", "task"):
+        problem = _inside(package_dir, key, getattr(declared, key))
+        if problem:
+            problems.append(problem)
+    args = declared.cpu_args
+    if not isinstance(args, tuple) or not all(isinstance(a, str) for a in args):
+        problems.append(f"cpu_args {args!r}: a tuple of strings, e.g. ('--engine', 'fake')")
+    elif taken := [a for a in args if a.split("=", 1)[0] in HARNESS_FLAGS]:
+        problems.append(f"cpu_args may not set {', '.join(taken)}: the job launcher passes the harness folders")
+    return problems
+
+
+def _inside(package_dir: Path, key: str, value: object) -> str | None:
+    """Why `value` is not a relative path that stays inside the package folder, or None."""
+    if not isinstance(value, str) or not value.strip():
+        return f"{key} {value!r}: a path relative to the package folder"
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or "\\" in value:
+        return f"{key} {value!r}: write a relative path with '/', inside the package folder"
+    if ".." in PurePosixPath(value).parts:
+        return f"{key} {value!r}: '..' leaves the package folder; only the package travels with a collab"
+    resolved = (package_dir / value).resolve()
+    if not resolved.is_relative_to(package_dir):
+        return f"{key} {value!r}: resolves to {resolved}, outside the package folder (a symlink?); copy it in instead"
+    return None
+
+
+def render_task(text: str, document: Mapping[str, Any], *, where: str) -> str:
+    """Replace `${a.b}` placeholders with the spec values at those paths.
+
+    Args:
+        text: The Markdown template.
+        document: The fully defaulted spec as plain data.
+        where: The template's name, for error messages.
+
+    Returns:
+        The rendered Markdown.
+
+    Raises:
+        ChallengeTypeError: a placeholder is malformed or names no scalar value of the spec.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        escaped, path = match.group(1), match.group(2)
+        if escaped:
+            return "${" + path + "}"
+        if not _SPEC_PATH.fullmatch(path):
+            raise ChallengeTypeError(
+                f"{where}: ${{{path}}} is not a placeholder; write a spec path such as ${{scoring.score_field}}, "
+                "or $${ for a literal ${"
+            )
+        value: Any = document
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                raise ChallengeTypeError(
+                    f"{where}: ${{{path}}} names no spec value; the keys are listed in docs/challenge-spec.md"
+                )
+            value = value[part]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if value is None:
+            return ""
+        if isinstance(value, str) or (isinstance(value, int | float) and math.isfinite(value)):
+            return str(value)
+        raise ChallengeTypeError(f"{where}: ${{{path}}} is a {type(value).__name__}; only single values can be shown")
+
+    return _PLACEHOLDER.sub(replace, text)
