@@ -104,6 +104,8 @@ def install(app: FastAPI) -> None:
             return _respond(APIError("ROUTE_NOT_FOUND", "no such endpoint", "GET /v1 lists the endpoints"))
         if exc.status_code == 405:
             return _respond(APIError("METHOD_NOT_ALLOWED", "method not allowed here", "GET /v1 lists the endpoints"))
+        if exc.status_code == 400:  # the framework could not decode the body at all
+            return _respond(APIError("NOT_UTF8", "the body could not be decoded", "send UTF-8 encoded JSON"))
         return JSONResponse(envelope("VALIDATION_FAILED", str(exc.detail), None), status_code=exc.status_code)
 
     @app.exception_handler(InvalidPath)

@@ -64,11 +64,16 @@ class BodyLimit:
 
         async def tracking(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+            if too_big and not started:
+                return  # the app answered a cut-off body; the 413 below replaces its answer
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, limited, tracking)
+        try:
+            await self.app(scope, limited, tracking)
+        except Exception:
+            if not too_big:
+                raise
         if too_big and not started:
             await self._refuse(send)
 
