@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provision import __version__, migrations
+from provision.errors import ProvisionError
 from provision.paths import spec_path
+from provision.plugins.scaffold import next_steps, scaffold_type
 from provision.spec import check_spec
 
 
@@ -52,6 +54,17 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
     print(migrations.describe(path, report, check=args.check))
     return 2 if args.check and report.changed else 0
+
+
+def _new_type(args: argparse.Namespace) -> int:
+    try:
+        made = scaffold_type(args.name, args.dest, args.title)
+    except ProvisionError as exc:
+        print(f"collab new-type: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {made.package_dir} ({len(made.files)} files), a complete type with a stand-in task.")
+    print(next_steps(made))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--check", action="store_true", help="only report what would change")
     migrate.set_defaults(run=_migrate)
+
+    new_type = verbs.add_parser(
+        "new-type",
+        help="write a new challenge type package from the skeleton",
+        description="Write challenge_NAME/, a complete challenge type with a stand-in task that passes "
+        "the conformance suite, into the template repository; then print the steps that register it. "
+        "Exit 0 when written, 1 when the name is taken or invalid.",
+    )
+    new_type.add_argument("name", metavar="NAME", help="the type's name: lowercase letters, digits and '_'")
+    new_type.add_argument(
+        "--dest",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="the template repository's root (default: the current folder)",
+    )
+    new_type.add_argument("--title", help="the type's title (default: '<Name> challenge')")
+    new_type.set_defaults(run=_new_type)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The newtype harness: run.py and the data it reads, uploaded together as one folder."""
