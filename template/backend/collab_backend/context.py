@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collab_backend.identity import IdentityProvider
 from collab_backend.limits import RateLimiter
@@ -31,6 +31,13 @@ class Limits:
         )
 
 
+@dataclass
+class Watch:
+    """What the backend last saw of files organizers may edit by hand."""
+
+    verification_hash: str | None = None
+
+
 @dataclass(frozen=True)
 class Context:
     """Spec, storage, record, identity and limits of one running backend."""
@@ -40,6 +47,7 @@ class Context:
     record: Record
     identity: IdentityProvider
     limits: Limits
+    watch: Watch = field(default_factory=Watch)
 
     @property
     def central(self) -> str:

@@ -47,6 +47,7 @@ CODES: dict[str, tuple[int, str]] = {
     "CHANNELS_CLOSED": (403, "agents may not create channels in this collab"),
     "THREAD_UNKNOWN": (404, "the message to reply to does not exist"),
     "SOURCE_NOT_FOUND": (422, "the file to promote is not in the agent's bucket"),
+    "VERDICT_CHANGED": (409, "the verdict changed since you read it (compare-and-set)"),
     "STORAGE_UNAVAILABLE": (503, "the Hub failed or timed out; retry later"),
     "STORAGE_DENIED": (503, "the backend's own token was refused by the Hub; organizers must fix it"),
     "ROLE_LOOKUP_FAILED": (503, "the user's org roles could not be read; refused rather than guessed"),

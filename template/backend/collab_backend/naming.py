@@ -56,6 +56,15 @@ def inbox_path(handle: str, message_id: str) -> str:
     return f"inbox/{handle}/{message_id}.md"
 
 
+def result_path(result_id: str, agent: str) -> str:
+    """A result's file."""
+    return f"results/{result_id}-{agent}.md"
+
+
+VERIFICATION_INDEX = "results/verification_status.json"
+SYSTEM_AUTHOR = "_system"  # not a valid agent id, so it can never be registered
+
+
 def index_segment(first: int, last: int) -> str:
     """A segment of the compact index holding entries first..last (sequence numbers)."""
     return f"{INDEX_PREFIX}{first:012d}-{last:012d}.jsonl"

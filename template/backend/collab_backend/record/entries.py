@@ -115,11 +115,69 @@ class MessageEntry:
         return out
 
 
-Entry = AgentEntry | ChannelEntry | MessageEntry
-_KINDS: dict[str, type[AgentEntry] | type[ChannelEntry] | type[MessageEntry]] = {
+@dataclass(frozen=True)
+class ResultEntry:
+    """A claimed result, promoted from the agent's bucket; immutable once recorded."""
+
+    seq: int
+    ts: float
+    id: str
+    agent: str
+    user: str
+    score: float
+    status: Literal["agent-run", "negative"]
+    metrics: dict[str, float]
+    track: str | None
+    parents: tuple[str, ...]
+    fingerprint: str
+    body: str
+    source: dict[str, str]
+    client_fields: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["result"] = "result"
+
+    def files(self) -> dict[str, bytes]:
+        server: dict[str, Any] = {
+            "id": self.id,
+            "agent": self.agent,
+            "user": self.user,
+            "status": self.status,
+            "track": self.track,
+            "parents": list(self.parents),
+            "fingerprint": self.fingerprint,
+            "source": dict(self.source),
+            "submitted_at": iso(self.ts),
+        }
+        header = {**{k: v for k, v in self.client_fields.items() if k not in server}, **server}
+        return {naming.result_path(self.id, self.agent): frontmatter_document(header, self.body).encode()}
+
+
+@dataclass(frozen=True)
+class VerdictEntry:
+    """A verification verdict on a result; `by` is `human:<user>` or `verifier:<mode>`."""
+
+    seq: int
+    ts: float
+    result_id: str
+    verdict: Literal["pending", "valid", "invalid"]
+    by: str
+    reason: str = ""
+    kind: Literal["verdict"] = "verdict"
+
+    @property
+    def human(self) -> bool:
+        return self.by.startswith("human:")
+
+    def files(self) -> dict[str, bytes]:
+        return {}  # the verification index file is written whole by the verification service
+
+
+Entry = AgentEntry | ChannelEntry | MessageEntry | ResultEntry | VerdictEntry
+_KINDS: dict[str, Any] = {
     "agent": AgentEntry,
     "channel": ChannelEntry,
     "message": MessageEntry,
+    "result": ResultEntry,
+    "verdict": VerdictEntry,
 }
 
 
@@ -131,8 +189,9 @@ def encode(entry: Entry) -> str:
 def decode(line: str) -> Entry:
     """Parse one index line back into its entry."""
     data = json.loads(line)
-    cls = _KINDS[data["kind"]]
-    for key in ("mentions", "refs"):
+    cls: Any = _KINDS[data["kind"]]
+    for key in ("mentions", "refs", "parents"):
         if key in data:
             data[key] = tuple(data[key])
-    return cls(**data)
+    entry: Entry = cls(**data)
+    return entry

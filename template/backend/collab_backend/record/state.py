@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collab_backend.record.entries import AgentEntry, ChannelEntry, Entry, MessageEntry
+from collab_backend.record.entries import AgentEntry, ChannelEntry, Entry, MessageEntry, ResultEntry, VerdictEntry
 
 Undo = Callable[[], None]
 
@@ -31,6 +31,10 @@ class State:
     by_author: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     inbox: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     announcements: list[int] = field(default_factory=list)
+    results: dict[str, ResultEntry] = field(default_factory=dict)
+    result_order: list[str] = field(default_factory=list)
+    verdicts: dict[str, VerdictEntry] = field(default_factory=dict)
+    promoted_results: dict[tuple[str, str, str], str] = field(default_factory=dict)
     promoted: dict[tuple[str, str, str], str] = field(default_factory=dict)
     log: list[Entry] = field(default_factory=list)
 
@@ -62,6 +66,29 @@ class State:
                     self.agents[entry.agent_id] = before
 
             return undo_agent
+        if isinstance(entry, ResultEntry):
+            self.results[entry.id] = entry
+            self.result_order.append(entry.id)
+            key = (entry.source["bucket"], entry.source["path"], entry.source["hash"])
+            self.promoted_results[key] = entry.id
+
+            def undo_result() -> None:
+                self.result_order.pop()
+                del self.results[entry.id]
+                self.promoted_results.pop(key, None)
+
+            return undo_result
+        if isinstance(entry, VerdictEntry):
+            previous = self.verdicts.get(entry.result_id)
+            self.verdicts[entry.result_id] = entry
+
+            def undo_verdict() -> None:
+                if previous is None:
+                    self.verdicts.pop(entry.result_id, None)
+                else:
+                    self.verdicts[entry.result_id] = previous
+
+            return undo_verdict
         if isinstance(entry, ChannelEntry):
             self.channels[entry.name] = entry
 

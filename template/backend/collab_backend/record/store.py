@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from collab_backend import naming
 from collab_backend.errors import APIError
@@ -45,8 +45,9 @@ RETRIES = (0.1, 0.3, 1.0, 3.0)
 
 @dataclass
 class _Pending:
-    build: Builder
-    done: Future[Entry]
+    build: Builder | None
+    done: Future[Any]
+    files: dict[str, bytes] | None = None
 
 
 @dataclass
@@ -143,6 +144,14 @@ class Record:
         self._queue.put(pending)
         return cast(E, pending.done.result(timeout=timeout))
 
+    def write_files(self, files: dict[str, bytes], timeout: float = 60.0) -> None:
+        """Write derived files (e.g. the verification index) in order with the entries' writes."""
+        if self._thread is None:
+            raise RuntimeError("the record is not open")
+        pending = _Pending(None, Future(), files)
+        self._queue.put(pending)
+        pending.done.result(timeout=timeout)
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
@@ -164,6 +173,11 @@ class Record:
     def _commit(self, batch: list[_Pending]) -> None:
         built: list[tuple[_Pending, Entry, Callable[[], None]]] = []
         for pending in batch:
+            if pending.build is None:  # a file-only write
+                self._unwritten.update(pending.files or {})
+                self._flush_files()
+                pending.done.set_result(None)
+                continue
             ts = max(self.clock(), self.state.last_ts)
             try:
                 entry = pending.build(self.state, self.state.seq + 1, ts)

@@ -9,9 +9,13 @@ from fastapi import APIRouter, Query
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import MessagePublic, page_of
+from collab_backend.routes.results import public
+from collab_backend.services import leaderboard
 
 router = APIRouter(prefix="/v1", tags=["digest"])
 PER_CHANNEL = 5
+TOP = 5
+RECENT = 5
 
 
 @router.get("/digest/{agent_id}")
@@ -21,7 +25,7 @@ def digest(
     since: Annotated[str | None, Query(max_length=64, description="last inbox message id already seen")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    """Inbox since a cursor, organizers' announcements, and the latest of the channels it posts in."""
+    """Inbox since a cursor, announcements, the channels it posts in, the leaderboard's top, recent results."""
     state = ctx.record.state
     if agent_id not in state.agents:
         raise APIError("NOT_FOUND", f"no agent {agent_id!r}", "register first: POST /v1/agents")
@@ -37,7 +41,17 @@ def digest(
         if name in state.channels
     }
     announcements, _ = state.page(state.announcements, limit=10)
+    board = leaderboard.rank(state.results.values(), state.verdicts, ctx.spec.scoring)
     return {
+        "leaderboard": [
+            {
+                "track": b["track"],
+                "top": b["standings"][:TOP],
+                "you": [s for s in b["standings"] if s["agent"] == agent_id],
+            }
+            for b in board["boards"]
+        ],
+        "recent_results": [public(ctx, state.results[i]) for i in reversed(state.result_order[-RECENT:])],
         "agent": agent_id,
         "inbox": page_of(inbox, cursor),
         "announcements": [MessagePublic.of(m) for m in announcements],

@@ -1,0 +1,96 @@
+"""Results, the leaderboard and verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from collab_backend.deps import ContextDep, CurrentUser
+from collab_backend.errors import APIError
+from collab_backend.record.entries import ResultEntry, iso
+from collab_backend.services import leaderboard
+from collab_backend.services.results import promote_result, set_verdict
+
+router = APIRouter(prefix="/v1", tags=["results"])
+
+
+class ResultPromote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str = Field(max_length=64)
+    path: str = Field(max_length=512, description="the result's Markdown file in the agent's bucket")
+
+
+class VerdictSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["pending", "valid", "invalid"]
+    reason: str = Field("", max_length=500)
+    expected: Literal["pending", "valid", "invalid"] | None = Field(
+        None, description="the verdict you saw; the change is refused if it moved since (compare-and-set)"
+    )
+
+
+def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
+    verdict = ctx.record.state.verdicts.get(r.id)
+    return {
+        "id": r.id,
+        "agent": r.agent,
+        "score": r.score,
+        "metrics": r.metrics,
+        "status": r.status,
+        "track": r.track,
+        "parents": list(r.parents),
+        "fingerprint": r.fingerprint,
+        "verdict": verdict.verdict if verdict else "pending",
+        "verdict_by": verdict.by if verdict else None,
+        "submitted_at": iso(r.ts),
+        "source": r.source,
+        "description": r.body,
+    }
+
+
+@router.post("/results", status_code=201)
+def submit_result(body: ResultPromote, ctx: ContextDep, user: CurrentUser, response: Response) -> dict[str, Any]:
+    """Record a result from your agent's bucket (200 when that content was already recorded)."""
+    entry, new = promote_result(ctx, user, body.agent_id, body.path)
+    if not new:
+        response.status_code = 200
+    return public(ctx, entry)
+
+
+@router.get("/results")
+def list_results(
+    ctx: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    agent: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Results, newest first."""
+    state = ctx.record.state
+    ids = state.result_order if agent is None else [i for i in state.result_order if state.results[i].agent == agent]
+    return {"items": [public(ctx, state.results[i]) for i in reversed(ids[-limit:])]}
+
+
+@router.get("/results/{result_id}")
+def get_result(result_id: str, ctx: ContextDep) -> dict[str, Any]:
+    """One result."""
+    entry = ctx.record.state.results.get(result_id)
+    if entry is None:
+        raise APIError("NOT_FOUND", f"no result {result_id!r}", None)
+    return public(ctx, entry)
+
+
+@router.put("/results/{result_id}/verdict")
+def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
+    """Organizers set a verdict; a human verdict always wins over a verifier's."""
+    if not user.is_admin(ctx.spec.challenge.org):
+        raise APIError("NOT_ORGANIZER", "only admins of the challenge org set verdicts", None)
+    set_verdict(ctx, result_id, body.verdict, f"human:{user.user}", body.reason, body.expected)
+    return get_result(result_id, ctx)
+
+
+@router.get("/leaderboard")
+def get_leaderboard(ctx: ContextDep) -> dict[str, Any]:
+    """The ranking, per track, with ties, flags, exclusions and the rules that produced it."""
+    state = ctx.record.state
+    return leaderboard.rank(state.results.values(), state.verdicts, ctx.spec.scoring)

@@ -1,0 +1,156 @@
+"""The leaderboard: a pure function of results, verdicts and the spec's scoring rules.
+
+Rules, in order: negative results never rank; an `invalid` verdict hides a result and every
+result descending from it (through `parents`); a metric outside its guardrail disqualifies; each
+agent keeps its best eligible result per track; `pending` results rank but are flagged. Two
+scores whose difference is within the noise model's margin are a tie, and ties share a rank
+(competition ranking: 1, 1, 3). A score is compared with the best score of its tie group, not
+with its neighbour, so ties cannot chain down the board.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from collab_backend.record.entries import ResultEntry, VerdictEntry
+from collab_backend.spec import Noise, Scoring
+
+
+def tie_margin(noise: Noise, a: float, b: float) -> float:
+    """How far apart two scores may be and still tie under the noise model."""
+    if noise.kind == "none":
+        return 0.0
+    base = max(noise.min_margin, noise.z * noise.sigma * math.sqrt(2))
+    return base * max(abs(a), abs(b)) if noise.kind == "relative" else base
+
+
+def tie_rule(noise: Noise) -> str:
+    """The tie rule in words, for the response."""
+    if noise.kind == "none":
+        return "only equal scores tie"
+    scale = " x the better score" if noise.kind == "relative" else ""
+    return (
+        f"scores within max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2){scale} of their tie group's "
+        "best score share its rank"
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    rank: int
+    tied: bool
+    result_id: str
+    agent: str
+    score: float
+    metrics: dict[str, float]
+    verdict: str
+    pending: bool
+    submitted: float
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "tied": self.tied,
+            "result_id": self.result_id,
+            "agent": self.agent,
+            "score": self.score,
+            "metrics": self.metrics,
+            "verdict": self.verdict,
+            "pending": self.pending,
+        }
+
+
+def _descendants(results: Mapping[str, ResultEntry], roots: set[str]) -> set[str]:
+    children: defaultdict[str, list[str]] = defaultdict(list)
+    for result in results.values():
+        for parent in result.parents:
+            children[parent].append(result.id)
+    seen, stack = set(), list(roots)
+    while stack:
+        for child in children[stack.pop()]:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen - roots
+
+
+def exclusion(result: ResultEntry, verdict: str, tainted: set[str], scoring: Scoring) -> str | None:
+    """Why a result cannot rank, or None."""
+    if result.status == "negative":
+        return "negative result"
+    if verdict == "invalid":
+        return "invalid"
+    if result.id in tainted:
+        return "descends from an invalid result"
+    for metric in scoring.metrics:
+        if metric.guardrail is None:
+            continue
+        value = result.metrics.get(metric.field)
+        if value is None or not metric.guardrail.admits(value):
+            return f"{metric.field} outside its guardrail"
+    return None
+
+
+def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], scoring: Scoring) -> dict[str, Any]:
+    """The whole leaderboard: one board per track, what was excluded and why, and the rules used."""
+    by_id = {r.id: r for r in results}
+    verdict_of = {rid: (verdicts[rid].verdict if rid in verdicts else "pending") for rid in by_id}
+    tainted = _descendants(by_id, {rid for rid, v in verdict_of.items() if v == "invalid"})
+    sign = 1.0 if scoring.direction == "maximize" else -1.0
+    best: dict[tuple[str | None, str], ResultEntry] = {}
+    excluded: list[dict[str, str]] = []
+    for result in by_id.values():
+        reason = exclusion(result, verdict_of[result.id], tainted, scoring)
+        if reason:
+            if result.status != "negative":
+                excluded.append({"result_id": result.id, "agent": result.agent, "reason": reason})
+            continue
+        key = (result.track, result.agent)
+        held = best.get(key)
+        if held is None or sign * result.score > sign * held.score:
+            best[key] = result
+    tracks: list[str | None] = [t.name for t in scoring.tracks] or [None]
+    boards = []
+    for track in tracks:
+        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * r.score, r.seq))
+        boards.append({"track": track, "standings": [s.public() for s in _standings(entries, verdict_of, scoring)]})
+    return {
+        "ranking": {
+            "score_field": scoring.score_field,
+            "label": scoring.label,
+            "unit": scoring.unit,
+            "direction": scoring.direction,
+            "best_per_agent": True,
+            "tie_rule": {**scoring.noise.model_dump(), "rule": tie_rule(scoring.noise)},
+            "guardrails": [
+                {"field": m.field, "min": m.guardrail.min, "max": m.guardrail.max}
+                for m in scoring.metrics
+                if m.guardrail is not None
+            ],
+            "pending": "ranked and flagged until verified",
+        },
+        "boards": boards,
+        "excluded": excluded,
+    }
+
+
+def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scoring: Scoring) -> list[Standing]:
+    out: list[Standing] = []
+    leader: ResultEntry | None = None
+    group_rank = 0
+    for position, result in enumerate(entries, start=1):
+        if leader is None or abs(leader.score - result.score) > tie_margin(scoring.noise, leader.score, result.score):
+            leader, group_rank = result, position
+        verdict = verdict_of[result.id]
+        out.append(
+            Standing(group_rank, False, result.id, result.agent, result.score, dict(result.metrics), verdict,
+                     verdict == "pending", result.ts)
+        )  # fmt: skip
+    ranks: defaultdict[int, int] = defaultdict(int)
+    for standing in out:
+        ranks[standing.rank] += 1
+    return [Standing(**{**s.__dict__, "tied": ranks[s.rank] > 1}) for s in out]

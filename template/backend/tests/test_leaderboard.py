@@ -1,0 +1,126 @@
+"""The leaderboard as a pure function: direction, best per agent, guardrails, tracks, verdicts, ties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import make_spec
+
+from collab_backend.record.entries import ResultEntry, VerdictEntry
+from collab_backend.services.leaderboard import rank, tie_margin
+from collab_backend.spec import Noise, Scoring
+
+BASE = """\
+spec_version: 2
+challenge: {org: acme, slug: fast, title: Fast, type: gemma}
+scoring:
+  score_field: tps
+  direction: %s
+  metrics: [{field: ppl, guardrail: {max: 2.42}}]
+  noise: %s
+"""
+
+
+def scoring(direction: str = "maximize", noise: str = "{kind: none}", tracks: str = "") -> Scoring:
+    text = BASE % (direction, noise) + (f"  tracks: {tracks}\n" if tracks else "")
+    return make_spec(text).scoring
+
+
+_seq = iter(range(1, 10_000))
+
+
+def result(rid: str, agent: str, score: float, **kw: Any) -> ResultEntry:
+    seq = next(_seq)
+    return ResultEntry(
+        seq, float(seq), rid, agent, agent, score, kw.pop("status", "agent-run"), kw.pop("metrics", {"ppl": 2.3}),
+        kw.pop("track", None), tuple(kw.pop("parents", ())), "sha256:x", "", {"bucket": "b", "path": rid, "hash": rid},
+    )  # fmt: skip
+
+
+def verdict(rid: str, value: str, by: str = "human:org") -> VerdictEntry:
+    return VerdictEntry(next(_seq), 0.0, rid, value, by)  # type: ignore[arg-type]
+
+
+def standings(board: dict[str, Any], track: str | None = None) -> list[tuple[int, str, bool]]:
+    [chosen] = [b for b in board["boards"] if b["track"] == track]
+    return [(s["rank"], s["result_id"], s["tied"]) for s in chosen["standings"]]
+
+
+def test_direction_and_best_per_agent() -> None:
+    rs = [result("a1", "a", 100), result("a2", "a", 120), result("b1", "b", 110)]
+    assert standings(rank(rs, {}, scoring())) == [(1, "a2", False), (2, "b1", False)]
+    assert standings(rank(rs, {}, scoring("minimize"))) == [(1, "a1", False), (2, "b1", False)]
+
+
+def test_guardrails_negative_results_and_pending_flags() -> None:
+    rs = [
+        result("fast-but-lossy", "a", 500, metrics={"ppl": 2.5}),
+        result("no-ppl", "b", 400, metrics={}),
+        result("dead-end", "c", 900, status="negative"),
+        result("honest", "d", 300),
+    ]
+    board = rank(rs, {}, scoring())
+    assert standings(board) == [(1, "honest", False)]
+    assert board["boards"][0]["standings"][0]["pending"] is True
+    reasons = {e["result_id"]: e["reason"] for e in board["excluded"]}
+    assert reasons == {"fast-but-lossy": "ppl outside its guardrail", "no-ppl": "ppl outside its guardrail"}
+
+
+def test_invalid_results_and_their_descendants_are_hidden() -> None:
+    rs = [
+        result("root", "a", 300),
+        result("child", "b", 320, parents=["root"]),
+        result("grandchild", "c", 330, parents=["child"]),
+        result("other", "d", 310),
+    ]
+    board = rank(rs, {"root": verdict("root", "invalid"), "other": verdict("other", "valid")}, scoring())
+    assert standings(board) == [(1, "other", False)]
+    assert board["boards"][0]["standings"][0]["verdict"] == "valid"
+    assert {e["result_id"]: e["reason"] for e in board["excluded"]} == {
+        "root": "invalid",
+        "child": "descends from an invalid result",
+        "grandchild": "descends from an invalid result",
+    }
+
+
+def test_ties_within_the_noise_model_share_a_rank_and_do_not_chain() -> None:
+    # relative sigma 0.4%, z 2.5: margin = 2.5 * 0.004 * sqrt2 ~= 1.41% of the better score
+    spec = scoring(noise="{kind: relative, sigma: 0.004, z: 2.5}")
+    rs = [result("a", "a", 315.0), result("b", "b", 312.0), result("c", "c", 310.0), result("d", "d", 300.0)]
+    assert standings(rank(rs, {}, spec)) == [(1, "a", True), (1, "b", True), (3, "c", False), (4, "d", False)]
+    # c is within 1.41% of b but not of a (the group's best): ties do not chain
+
+
+def test_tie_margin_values() -> None:
+    absolute = Noise(kind="absolute", sigma=1.16, z=2.5, min_margin=0)
+    assert tie_margin(absolute, 300, 305) == pytest.approx(2.5 * 1.16 * 2**0.5)
+    relative = Noise(kind="relative", sigma=0.004, z=2.5, min_margin=0.01)
+    assert tie_margin(relative, 300, 310) == pytest.approx(0.01414 * 310, rel=1e-3)
+    floor = Noise(kind="relative", sigma=0.001, z=2.5, min_margin=0.01)
+    assert tie_margin(floor, 100, 100) == pytest.approx(1.0)
+    assert tie_margin(Noise(kind="none", sigma=5, z=2.5, min_margin=1), 1, 2) == 0
+
+
+def test_exact_equality_ties_without_a_noise_model() -> None:
+    rs = [result("a", "a", 10), result("b", "b", 10), result("c", "c", 9)]
+    assert standings(rank(rs, {}, scoring())) == [(1, "a", True), (1, "b", True), (3, "c", False)]
+
+
+def test_tracks_rank_separately() -> None:
+    spec = scoring(tracks="[{name: lossless}, {name: lossy}]")
+    rs = [
+        result("l1", "a", 300, track="lossless"),
+        result("y1", "a", 480, track="lossy"),
+        result("l2", "b", 310, track="lossless"),
+    ]
+    board = rank(rs, {}, spec)
+    assert standings(board, "lossless") == [(1, "l2", False), (2, "l1", False)]
+    assert standings(board, "lossy") == [(1, "y1", False)]
+
+
+def test_the_response_says_how_it_ranked() -> None:
+    ranking = rank([], {}, scoring("minimize", "{kind: absolute, sigma: 1.0}"))["ranking"]
+    assert ranking["direction"] == "minimize" and ranking["score_field"] == "tps"
+    assert ranking["tie_rule"]["kind"] == "absolute" and "share its rank" in ranking["tie_rule"]["rule"]
+    assert ranking["guardrails"] == [{"field": "ppl", "min": None, "max": 2.42}]
