@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -97,7 +97,7 @@ class ChallengeType:
     examples: str = "examples"
     summary_schema: str = "summary.schema.json"
     task: str = "task.md"
-    cpu_args: tuple[str, ...] = field(default=())
+    cpu_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.package_dir, str | Path):
