@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from collab_backend.audit import AuditLog
 from collab_backend.identity import IdentityProvider
 from collab_backend.limits import RateLimiter
 from collab_backend.record.store import Record
+from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.spec import ChallengeSpec
 from collab_backend.storage import Storage
 
@@ -47,7 +49,9 @@ class Context:
     record: Record
     identity: IdentityProvider
     limits: Limits
+    audit: AuditLog | None = None
     watch: Watch = field(default_factory=Watch)
+    leaderboard: LeaderboardCache = field(default_factory=LeaderboardCache)
 
     @property
     def central(self) -> str:

@@ -19,6 +19,7 @@ def get_context(request: Request) -> Context:
 
 
 def get_identity(
+    request: Request,
     ctx: Annotated[Context, Depends(get_context)],
     authorization: Annotated[str | None, Header(description="Bearer <HF token>")] = None,
 ) -> Identity:
@@ -27,7 +28,13 @@ def get_identity(
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError("UNAUTHENTICATED", "send `Authorization: Bearer <your HF token>`", None)
-    return ctx.identity.identify(token)
+    try:
+        identity = ctx.identity.identify(token)
+    except APIError:
+        request.state.audit_user = "(refused token)"
+        raise
+    request.state.audit_user = identity.user
+    return identity
 
 
 ContextDep = Annotated[Context, Depends(get_context)]

@@ -72,7 +72,9 @@ def envelope(code: str, message: str, hint: str | None = None) -> dict[str, Any]
     return {"error": {"code": code, "message": message, "hint": hint}}
 
 
-def _respond(error: APIError) -> JSONResponse:
+def _respond(error: APIError, request: Request | None = None) -> JSONResponse:
+    if request is not None:
+        request.state.error_code = error.code
     return JSONResponse(
         envelope(error.code, error.message, error.hint), status_code=error.status, headers=error.headers
     )
@@ -87,34 +89,36 @@ def install(app: FastAPI) -> None:
     """Route every failure through the envelope."""
 
     @app.exception_handler(APIError)
-    async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return _respond(exc)
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        return _respond(exc, request)
 
     @app.exception_handler(RequestValidationError)
-    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
         if first.get("type") == "json_invalid":
-            return _respond(APIError("VALIDATION_FAILED", "the body is not valid JSON", "send a JSON object"))
+            return _respond(APIError("VALIDATION_FAILED", "the body is not valid JSON", "send a JSON object"), request)
         detail = "; ".join(f"{_field(p.get('loc', ()))}: {p.get('msg', 'invalid')}" for p in problems[:5])
-        return _respond(APIError("VALIDATION_FAILED", detail, "see /openapi.json for the request shape"))
+        return _respond(APIError("VALIDATION_FAILED", detail, "see /openapi.json for the request shape"), request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return _respond(APIError("ROUTE_NOT_FOUND", "no such endpoint", "GET /v1 lists the endpoints"))
+            return _respond(APIError("ROUTE_NOT_FOUND", "no such endpoint", "GET /v1 lists the endpoints"), request)
         if exc.status_code == 405:
-            return _respond(APIError("METHOD_NOT_ALLOWED", "method not allowed here", "GET /v1 lists the endpoints"))
+            return _respond(
+                APIError("METHOD_NOT_ALLOWED", "method not allowed here", "GET /v1 lists the endpoints"), request
+            )
         if exc.status_code == 400:  # the framework could not decode the body at all
-            return _respond(APIError("NOT_UTF8", "the body could not be decoded", "send UTF-8 encoded JSON"))
+            return _respond(APIError("NOT_UTF8", "the body could not be decoded", "send UTF-8 encoded JSON"), request)
         return JSONResponse(envelope("VALIDATION_FAILED", str(exc.detail), None), status_code=exc.status_code)
 
     @app.exception_handler(InvalidPath)
-    async def invalid_path(_: Request, exc: InvalidPath) -> JSONResponse:
-        return _respond(APIError("INVALID_PATH", str(exc), "use a relative path without '..', '//' or '\\\\'"))
+    async def invalid_path(request: Request, exc: InvalidPath) -> JSONResponse:
+        return _respond(APIError("INVALID_PATH", str(exc), "use a relative path without '..', '//' or '\\\\'"), request)
 
     @app.exception_handler(StorageError)
-    async def storage_error(_: Request, exc: StorageError) -> JSONResponse:
+    async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
         if isinstance(exc, AccessDenied):
             log.error("storage access denied: %s", exc)
             return _respond(
@@ -122,9 +126,9 @@ def install(app: FastAPI) -> None:
             )
         if not isinstance(exc, Unavailable):
             log.error("storage error: %s", exc)
-        return _respond(APIError("STORAGE_UNAVAILABLE", "storage is unavailable", "retry in a few seconds"))
+        return _respond(APIError("STORAGE_UNAVAILABLE", "storage is unavailable", "retry in a few seconds"), request)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(APIError("INTERNAL", "internal error", "retry; if it persists, tell the organizers"))
+        return _respond(APIError("INTERNAL", "internal error", "retry; if it persists, tell the organizers"), request)

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from collab_backend import __version__, errors
+from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
 from collab_backend.context import Context, Limits
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
@@ -83,6 +84,36 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body.encode()})
 
 
+class AuditTrail:
+    """Record every write request (POST, PUT, DELETE) and its outcome in the audit log."""
+
+    def __init__(self, app: ASGIApp, audit: Callable[[], AuditLog | None]) -> None:
+        self.app, self.audit = app, audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watching(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        finally:
+            log = self.audit()
+            if log is not None:
+                state = scope.get("state") or {}
+                log.record(
+                    method=scope["method"], path=scope["path"], status=status,
+                    accepted=200 <= status < 300, code=state.get("error_code"), user=state.get("audit_user"),
+                )  # fmt: skip
+
+
 def build_context(settings: Settings) -> Context:
     """Wire storage, identity and the record from settings."""
     storage: Storage
@@ -102,7 +133,8 @@ def build_context(settings: Settings) -> Context:
         storage, identity = LocalStorage(settings.local_root), LocalIdentity(settings.identity_file)
     spec = settings.spec
     record = Record(storage, spec.storage.central_bucket, commit_interval=settings.commit_interval_ms / 1000)
-    return Context(spec, storage, record, identity, Limits.from_spec(spec))
+    audit = AuditLog(storage, spec.storage.audit_bucket)
+    return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit)
 
 
 def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> FastAPI:
@@ -112,14 +144,19 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.ctx is None:
             app.state.ctx = build_context(Settings())  # read from the environment
+        ctx = app.state.ctx
         if manage_record:
-            app.state.ctx.record.open()
-            ensure_spec_channels(app.state.ctx)
+            ctx.record.open()
+            ensure_spec_channels(ctx)
+        if ctx.audit is not None:
+            ctx.audit.start()
         try:
             yield
         finally:
+            if ctx.audit is not None:
+                ctx.audit.stop()
             if manage_record:
-                app.state.ctx.record.close()
+                ctx.record.close()
 
     app = FastAPI(
         title="Agent collab API",
@@ -132,6 +169,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     for module in (meta, agents, board, digest, results):
         app.include_router(module.router)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
+    app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)
     app.add_middleware(BodyLimit, limit=lambda: 4 * app.state.ctx.spec.board.max_message_bytes + 16_384)
     return app
 

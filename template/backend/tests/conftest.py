@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from collab_backend.audit import AuditLog
 from collab_backend.context import Context, Limits
 from collab_backend.identity import HubIdentity, LocalIdentity
 from collab_backend.main import create_app
@@ -87,14 +88,17 @@ class World:
         if kind == "hub":
             storage, identity = HubStorage(self.hub, token=ADMIN_TOKEN), HubIdentity(self.hub)
             self.hub.create_bucket(spec.storage.central_bucket, token=ADMIN_TOKEN)
+            self.hub.create_bucket(spec.storage.audit_bucket, private=True, token=ADMIN_TOKEN)
         else:
             self.local = LocalStorage(tmp_path / "hub")
             self.local.create_bucket(spec.storage.central_bucket)
+            self.local.create_bucket(spec.storage.audit_bucket)
             storage, identity = self.local, LocalIdentity(tmp_path / "identities.json")
             self._save_identities()
         self.storage = storage
         self.record = Record(storage, spec.storage.central_bucket, clock=clock, commit_interval=0.002)
-        self.ctx = Context(spec, storage, self.record, identity, Limits.from_spec(spec, clock=clock))
+        self.audit = AuditLog(storage, spec.storage.audit_bucket, clock=clock, interval=3600)
+        self.ctx = Context(spec, storage, self.record, identity, Limits.from_spec(spec, clock=clock), audit=self.audit)
         self.app = create_app(self.ctx)
 
     def _save_identities(self) -> None:

@@ -35,6 +35,7 @@ class State:
     result_order: list[str] = field(default_factory=list)
     verdicts: dict[str, VerdictEntry] = field(default_factory=dict)
     promoted_results: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    results_version: int = 0  # bumped by every result or verdict: the leaderboard cache key
     promoted: dict[tuple[str, str, str], str] = field(default_factory=dict)
     log: list[Entry] = field(default_factory=list)
 
@@ -49,6 +50,7 @@ class State:
 
         def undo() -> None:
             undo_kind()
+            self.results_version += isinstance(entry, ResultEntry | VerdictEntry)
             self.log.pop()
             self.seq, self.last_ts = previous_seq, previous_ts
 
@@ -66,6 +68,8 @@ class State:
                     self.agents[entry.agent_id] = before
 
             return undo_agent
+        if isinstance(entry, ResultEntry | VerdictEntry):
+            self.results_version += 1
         if isinstance(entry, ResultEntry):
             self.results[entry.id] = entry
             self.result_order.append(entry.id)

@@ -10,7 +10,6 @@ from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import MessagePublic, page_of
 from collab_backend.routes.results import public
-from collab_backend.services import leaderboard
 
 router = APIRouter(prefix="/v1", tags=["digest"])
 PER_CHANNEL = 5
@@ -41,7 +40,7 @@ def digest(
         if name in state.channels
     }
     announcements, _ = state.page(state.announcements, limit=10)
-    board = leaderboard.rank(state.results.values(), state.verdicts, ctx.spec.scoring)
+    board = ctx.leaderboard.get(state, ctx.spec.scoring)
     return {
         "leaderboard": [
             {

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
 from collab_backend.record.entries import ResultEntry, iso
-from collab_backend.services import leaderboard
 from collab_backend.services.results import promote_result, set_verdict
 
 router = APIRouter(prefix="/v1", tags=["results"])
@@ -92,5 +91,4 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
 @router.get("/leaderboard")
 def get_leaderboard(ctx: ContextDep) -> dict[str, Any]:
     """The ranking, per track, with ties, flags, exclusions and the rules that produced it."""
-    state = ctx.record.state
-    return leaderboard.rank(state.results.values(), state.verdicts, ctx.spec.scoring)
+    return ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring)

@@ -154,3 +154,18 @@ def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scorin
     for standing in out:
         ranks[standing.rank] += 1
     return [Standing(**{**s.__dict__, "tied": ranks[s.rank] > 1}) for s in out]
+
+
+class LeaderboardCache:
+    """The ranking, recomputed only when a result or a verdict changed (reads are frequent)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int] | None = None
+        self._board: dict[str, Any] = {}
+
+    def get(self, state: Any, scoring: Scoring) -> dict[str, Any]:
+        key = (id(state), state.results_version)
+        if key != self._key:
+            self._board = rank(state.results.values(), state.verdicts, scoring)
+            self._key = key
+        return self._board
