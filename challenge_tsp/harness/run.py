@@ -24,13 +24,15 @@ import hashlib
 import json
 import math
 import os
+import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CHALLENGE_TYPE = "tsp"
+EVALUATOR = "tsp-harness"
+EVALUATOR_VERSION = "1.0.0"
 TOUR_FILE = "tour.txt"
 SUMMARY_FILE = "summary.json"
 MAX_TOUR_BYTES = 1 << 20  # a 1,000-city tour takes under 5 KB
@@ -157,12 +159,17 @@ def score_submission(submission_dir: Path, instance: Instance) -> dict[str, Any]
     if not problems:
         problems = tour_problems(tour, instance.cities)
     summary: dict[str, Any] = {
-        "challenge_type": CHALLENGE_TYPE,
         "valid": not problems,
         "reasons": problems,
+        "proxy": False,  # the length is exact on any machine: nothing here stands in for anything
         "cities": instance.cities,
-        "instance": instance.name,
-        "instance_sha256": instance.sha256,
+        "provenance": {
+            "evaluator": EVALUATOR,
+            "evaluator_version": EVALUATOR_VERSION,
+            "python_version": platform.python_version(),
+            "instance": instance.name,
+            "instance_sha256": instance.sha256,
+        },
     }
     if not problems:
         summary["tour_length"] = tour_length(instance.coordinates, tour)

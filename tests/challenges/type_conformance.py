@@ -22,6 +22,7 @@ import jinja2
 import jsonschema
 import pytest
 import yaml
+from referencing import Registry, Resource
 
 from provision.challenge_types import ChallengeType, CheckResult
 from provision.paths import schemas_dir
@@ -128,8 +129,10 @@ def summary_validators(ctype: ChallengeType) -> list[Any]:
         f"schemas/{JOB_SUMMARY_SCHEMA} does not exist: it is the kit's one definition of summary.json, "
         "and every harness's output is checked against it"
     )
-    schemas = [json.loads(generic.read_text(encoding="utf-8")), ctype.load_summary_schema()]
-    return [jsonschema.validators.validator_for(s)(s) for s in schemas]
+    kit = json.loads(generic.read_text(encoding="utf-8"))
+    # A type's schema may also `$ref` the kit's by its $id instead of relying on this pairing.
+    registry: Registry[Any] = Registry().with_resource(kit["$id"], Resource.from_contents(kit))
+    return [jsonschema.validators.validator_for(s)(s, registry=registry) for s in (kit, ctype.load_summary_schema())]
 
 
 def run_harness(

@@ -26,6 +26,7 @@ from typing import Any
 PREDICTIONS_FILE = "predictions.json"
 SUMMARY_FILE = "summary.json"
 MAX_SUBMISSION_BYTES = 1 << 20
+EVALUATOR_VERSION = "0.1.0"
 TARGETS_FILE = Path(__file__).resolve().with_name("targets.json")
 
 
@@ -82,7 +83,12 @@ def score_submission(submission_dir: Path) -> dict[str, Any]:
     predictions, problems = read_predictions(submission_dir)
     if not problems:
         problems = prediction_problems(predictions, len(targets))
-    summary: dict[str, Any] = {"valid": not problems, "reasons": problems}
+    summary: dict[str, Any] = {
+        "valid": not problems,
+        "reasons": problems,
+        "proxy": False,  # True when a stand-in (a CPU engine, a fake) produced the numbers
+        "provenance": {"evaluator": "newtype-harness", "evaluator_version": EVALUATOR_VERSION},
+    }
     if not problems and isinstance(predictions, list):
         summary["mae"] = mean_absolute_error(targets, predictions)
     return summary

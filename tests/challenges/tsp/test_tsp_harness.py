@@ -96,7 +96,8 @@ def test_a_valid_tour_is_scored(tmp_path: Path) -> None:
     summary = score_submission(_submit(tmp_path, "\n".join(map(str, range(instance.cities)))), instance)
     assert summary["valid"] is True and summary["reasons"] == []
     assert summary["tour_length"] == tour_length(instance.coordinates, list(range(instance.cities)))
-    assert summary["instance_sha256"] == instance.sha256
+    assert summary["provenance"]["instance_sha256"] == instance.sha256
+    assert summary["proxy"] is False
 
 
 @pytest.mark.parametrize(
