@@ -35,10 +35,12 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session
+# pip, not uv: the Gemma tests need torch, and pip's configured find-links provide its CPU build,
+# where uv would fetch the multi-gigabyte CUDA build from PyPI.
+@nox.session(venv_backend="virtualenv")
 def tests(session: nox.Session) -> None:
     """The test suite (offline; opt-in markers for the live Hub and GPUs)."""
-    session.install("-e", ".[test]", "-r", "template/backend/requirements.txt")
+    session.install("-e", ".[test,gemma-cpu]", "-r", "template/backend/requirements.txt")
     session.run("pytest", *session.posargs)
 
 
