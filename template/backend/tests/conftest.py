@@ -1,26 +1,18 @@
-"""Fixtures for the backend's tests: both storage adapters, the Hub one over the shared fake."""
+"""Fixtures for the backend's tests: both storage adapters (the Hub one over the shared fake) and
+a running API over either (see backend_world.py)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from backend_world import Clock, World, make_spec
 from fastapi.testclient import TestClient
 
-from collab_backend.audit import AuditLog
-from collab_backend.context import Context, Limits
-from collab_backend.identity import HubIdentity, LocalIdentity
-from collab_backend.main import create_app
-from collab_backend.record.store import Record
-from collab_backend.spec import ChallengeSpec
-from collab_backend.storage import Add, Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
 from collab_testing.hub import ADMIN_TOKEN, FakeHub
-from provision.spec import load_spec
 
 
 @pytest.fixture
@@ -47,110 +39,6 @@ def storage(storage_kind: str, tmp_path: Path, fake_hub: FakeHub) -> Iterator[Lo
         fake_hub.create_bucket("acme/main", token=ADMIN_TOKEN)
         fake_hub.create_bucket("acme/agent", token=ADMIN_TOKEN)
         yield HubStorage(fake_hub, token=ADMIN_TOKEN)
-
-
-# ---------------------------------------------------------------- the API over either adapter
-
-SPEC_YAML = """\
-spec_version: 2
-challenge: {org: acme, slug: fast, title: Fast decode, type: gemma}
-scoring: {score_field: tps}
-board:
-  channels: [{name: general}, {name: results}]
-  raw_posts: {limit: 5, window_seconds: 60}
-  promotions: {limit: 5, window_seconds: 60}
-  registrations: {limit: 3, window_seconds: 3600}
-  mention_fanout_cap: 3
-  max_message_bytes: 2000
-"""
-
-
-def make_spec(text: str = SPEC_YAML, tmp: Path | None = None) -> ChallengeSpec:
-    """A backend spec from challenge.yaml text, through the real loader."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "challenge.yaml"
-        path.write_text(text, encoding="utf-8")
-        document = load_spec(path).document
-    return ChallengeSpec.model_validate(document)
-
-
-class World:
-    """A running backend plus the people and agents around it, on the Hub fake or on folders."""
-
-    def __init__(self, kind: str, tmp_path: Path, spec: ChallengeSpec, clock: Callable[[], float]) -> None:
-        self.kind, self.tmp_path, self.spec = kind, tmp_path, spec
-        self.hub = FakeHub()
-        self.tokens: dict[str, dict[str, Any]] = {}
-        self.add_user("organizer", ADMIN_TOKEN, {"acme": "admin", "acme-admin": "admin"})
-        storage: Storage
-        if kind == "hub":
-            storage, identity = HubStorage(self.hub, token=ADMIN_TOKEN), HubIdentity(self.hub)
-            self.hub.create_bucket(spec.storage.central_bucket, token=ADMIN_TOKEN)
-            self.hub.create_bucket(spec.storage.audit_bucket, private=True, token=ADMIN_TOKEN)
-        else:
-            self.local = LocalStorage(tmp_path / "hub")
-            self.local.create_bucket(spec.storage.central_bucket)
-            self.local.create_bucket(spec.storage.audit_bucket)
-            storage, identity = self.local, LocalIdentity(tmp_path / "identities.json")
-            self._save_identities()
-        self.storage = storage
-        self.record = Record(storage, spec.storage.central_bucket, clock=clock, commit_interval=0.002)
-        self.audit = AuditLog(storage, spec.storage.audit_bucket, clock=clock, interval=3600)
-        self.ctx = Context(spec, storage, self.record, identity, Limits.from_spec(spec, clock=clock), audit=self.audit)
-        self.app = create_app(self.ctx)
-
-    def _save_identities(self) -> None:
-        if self.kind == "local":
-            (self.tmp_path / "identities.json").write_text(json.dumps(self.tokens), encoding="utf-8")
-
-    def add_user(self, name: str, token: str, orgs: dict[str, str]) -> str:
-        self.hub.add_user(name, token, orgs)
-        self.tokens[token] = {"user": name, "orgs": orgs}
-        self._save_identities()
-        return token
-
-    def user(self, name: str, role: str = "contributor") -> str:
-        """A participant (a contributor of the challenge org); returns their token."""
-        return self.add_user(name, f"hf_{name}_token", {"acme": role})
-
-    def bucket_of(self, agent_id: str) -> str:
-        return f"acme/fast-{agent_id}"
-
-    def write(self, token: str, bucket: str, files: dict[str, bytes]) -> None:
-        """Write into a bucket as that token's user (creating it, as its owner, if needed)."""
-        if self.kind == "hub":
-            self.hub.create_bucket(bucket, exist_ok=True, token=token)
-            HubStorage(self.hub, token=token).batch(bucket, [Add(p, d) for p, d in files.items()])
-        else:
-            self.local.create_bucket(bucket)
-            self.local.batch(bucket, [Add(p, d) for p, d in files.items()])
-
-    def prepare_agent(self, token: str, agent_id: str, handshake: str | None = None) -> None:
-        user = self.tokens[token]["user"]
-        self.write(token, self.bucket_of(agent_id), {"collab-handshake.txt": (handshake or user).encode()})
-
-    def agent(self, client: TestClient, token: str, agent_id: str) -> dict[str, Any]:
-        """Prepare the scratch bucket and register; returns the registration."""
-        self.prepare_agent(token, agent_id)
-        response = client.post("/v1/agents", json={"agent_id": agent_id}, headers=auth(token))
-        assert response.status_code in (200, 201), response.text
-        return dict(response.json())
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-class Clock:
-    """A settable clock for rate-limit tests (starts now, moves only when told)."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import World, auth
+from backend_world import World, auth
 from fastapi.testclient import TestClient
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Clock, World, auth
+from backend_world import Clock, World, auth
 from fastapi.testclient import TestClient
 
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Clock, World, auth, make_spec
+from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 
 from collab_backend.errors import CODES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import World, auth
+from backend_world import World, auth
 from fastapi.testclient import TestClient
 
 from collab_testing.hub import ADMIN_TOKEN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import World, auth
+from backend_world import World, auth
 from fastapi.testclient import TestClient
 
 

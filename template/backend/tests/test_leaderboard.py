@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import make_spec
+from backend_world import make_spec
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
 from collab_backend.services.leaderboard import rank, tie_margin

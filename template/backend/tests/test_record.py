@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import SPEC_YAML, Clock, World, auth, make_spec
+from backend_world import SPEC_YAML, Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 
 from collab_backend import naming
