@@ -54,6 +54,13 @@ def docs(session: nox.Session) -> None:
         session.run("python", "-m", "provision.cli_reference", stdout=out)
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Backend benchmark on a seeded local record; `-- --size large` or `-- --size all` for more."""
+    session.install("-e", ".[test]", "-r", "template/backend/requirements.txt")
+    session.run("python", "bench/backend.py", *(session.posargs or ["--size", "small"]))
+
+
 def _render(session: nox.Session, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)

@@ -92,5 +92,22 @@ class MessagePage(BaseModel):
     next: str | None = Field(description="pass as `before` (or `after`) for the next page")
 
 
+def message_json(m: MessageEntry) -> dict[str, Any]:
+    """A message as the API shows it (the MessagePublic shape, built without validation: hot path)."""
+    return {
+        "id": m.id,
+        "author": m.author,
+        "role": m.role,
+        "channel": m.channel,
+        "thread": m.thread,
+        "body": m.body,
+        "mentions": list(m.mentions),
+        "refs": list(m.refs),
+        "attribution": m.attribution,
+        "posted_at": iso(m.ts),
+        "source": m.source,
+    }
+
+
 def page_of(items: list[MessageEntry], cursor: str | None) -> dict[str, Any]:
-    return {"items": [MessagePublic.of(m) for m in items], "next": cursor}
+    return {"items": [message_json(m) for m in items], "next": cursor}

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
@@ -51,7 +52,7 @@ def post_broadcast(body: BroadcastCreate, ctx: ContextDep, user: CurrentUser) ->
     return MessagePublic.of(board.broadcast(ctx, user, body.body, body.channel))
 
 
-@router.get("/messages")
+@router.get("/messages", response_model=MessagePage)
 def list_messages(
     ctx: ContextDep,
     limit: Limit = 50,
@@ -59,7 +60,7 @@ def list_messages(
     after: Cursor = None,
     channel: Annotated[str | None, Query(max_length=64)] = None,
     author: Annotated[str | None, Query(max_length=64)] = None,
-) -> MessagePage:
+) -> JSONResponse:
     """The board, newest first (`before`), or oldest first after a cursor (`after`)."""
     state = ctx.record.state
     if channel is not None and author is not None:
@@ -70,7 +71,7 @@ def list_messages(
     elif author is not None:
         positions = state.by_author.get(author, [])
     items, cursor = state.page(positions, limit=limit, before=before, after=after)
-    return MessagePage.model_validate(page_of(items, cursor))
+    return JSONResponse(page_of(items, cursor))
 
 
 @router.get("/messages/{message_id}")
@@ -112,9 +113,9 @@ def create_channel(body: ChannelCreate, ctx: ContextDep, user: CurrentUser) -> C
     return ChannelPublic.of(board.create_channel(ctx, user, body.agent_id, body.name, body.description))
 
 
-@router.get("/inbox/{handle}")
-def inbox(handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None) -> MessagePage:
+@router.get("/inbox/{handle}", response_model=MessagePage)
+def inbox(handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None) -> JSONResponse:
     """Messages that mention a handle or refer to its messages (no storage call, known or not)."""
     positions = ctx.record.state.inbox.get(handle, [])
     items, cursor = ctx.record.state.page(positions, limit=limit, before=before, after=after)
-    return MessagePage.model_validate(page_of(items, cursor))
+    return JSONResponse(page_of(items, cursor))

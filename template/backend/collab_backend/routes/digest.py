@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
-from collab_backend.models import MessagePublic, page_of
+from collab_backend.models import message_json, page_of
 from collab_backend.routes.results import public
 
 router = APIRouter(prefix="/v1", tags=["digest"])
@@ -17,13 +18,13 @@ TOP = 5
 RECENT = 5
 
 
-@router.get("/digest/{agent_id}")
+@router.get("/digest/{agent_id}", response_model=None)
 def digest(
     agent_id: str,
     ctx: ContextDep,
     since: Annotated[str | None, Query(max_length=64, description="last inbox message id already seen")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Inbox since a cursor, announcements, the channels it posts in, the leaderboard's top, recent results."""
     state = ctx.record.state
     if agent_id not in state.agents:
@@ -35,25 +36,27 @@ def digest(
     own = state.by_author.get(agent_id, [])
     followed = list(dict.fromkeys(["general", *(state.messages[p].channel for p in own[-50:])]))
     channels = {
-        name: [MessagePublic.of(m) for m in state.page(state.by_channel.get(name, []), limit=PER_CHANNEL)[0]]
+        name: [message_json(m) for m in state.page(state.by_channel.get(name, []), limit=PER_CHANNEL)[0]]
         for name in followed
         if name in state.channels
     }
     announcements, _ = state.page(state.announcements, limit=10)
-    board = ctx.leaderboard.get(state, ctx.spec.scoring)
-    return {
-        "leaderboard": [
-            {
-                "track": b["track"],
-                "top": b["standings"][:TOP],
-                "you": [s for s in b["standings"] if s["agent"] == agent_id],
-            }
-            for b in board["boards"]
-        ],
-        "recent_results": [public(ctx, state.results[i]) for i in reversed(state.result_order[-RECENT:])],
-        "agent": agent_id,
-        "inbox": page_of(inbox, cursor),
-        "announcements": [MessagePublic.of(m) for m in announcements],
-        "channels": channels,
-        "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
-    }
+    cache = ctx.leaderboard.get(state, ctx.spec.scoring)
+    return JSONResponse(
+        {
+            "leaderboard": [
+                {
+                    "track": b["track"],
+                    "top": b["standings"][:TOP],
+                    "you": cache.by_agent.get((b["track"], agent_id), []),
+                }
+                for b in cache.board["boards"]
+            ],
+            "recent_results": [public(ctx, state.results[i]) for i in reversed(state.result_order[-RECENT:])],
+            "agent": agent_id,
+            "inbox": page_of(inbox, cursor),
+            "announcements": [message_json(m) for m in announcements],
+            "channels": channels,
+            "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
+        }
+    )

@@ -88,7 +88,7 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
     return get_result(result_id, ctx)
 
 
-@router.get("/leaderboard")
-def get_leaderboard(ctx: ContextDep) -> dict[str, Any]:
+@router.get("/leaderboard", response_model=None)
+def get_leaderboard(ctx: ContextDep) -> Response:
     """The ranking, per track, with ties, flags, exclusions and the rules that produced it."""
-    return ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring)
+    return Response(ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring).body, media_type="application/json")

@@ -10,6 +10,7 @@ with its neighbour, so ties cannot chain down the board.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -157,15 +158,27 @@ def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scorin
 
 
 class LeaderboardCache:
-    """The ranking, recomputed only when a result or a verdict changed (reads are frequent)."""
+    """The ranking, recomputed only when a result or a verdict changed (reads are frequent).
+
+    Besides the board it keeps the board's JSON bytes and each agent's standings, so a read
+    neither re-serialises nor scans the board.
+    """
 
     def __init__(self) -> None:
         self._key: tuple[int, int] | None = None
-        self._board: dict[str, Any] = {}
+        self.board: dict[str, Any] = {}
+        self.body = b""
+        self.by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
 
-    def get(self, state: Any, scoring: Scoring) -> dict[str, Any]:
+    def get(self, state: Any, scoring: Scoring) -> LeaderboardCache:
         key = (id(state), state.results_version)
         if key != self._key:
-            self._board = rank(state.results.values(), state.verdicts, scoring)
+            board = rank(state.results.values(), state.verdicts, scoring)
+            by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
+            for b in board["boards"]:
+                for standing in b["standings"]:
+                    by_agent[(b["track"], standing["agent"])].append(standing)
+            self.board, self.by_agent = board, dict(by_agent)
+            self.body = json.dumps(board, separators=(",", ":")).encode()
             self._key = key
-        return self._board
+        return self

@@ -1,0 +1,280 @@
+"""Benchmark of the collab backend on a seeded local record (`nox -s bench`).
+
+Seeds a local folder hub with an index of N agents, M messages and R results (index segments
+only: reads and restarts are served from the index, so the message files are not needed), starts
+the real server as a subprocess on loopback, and measures:
+
+- process start to first digest;
+- p50/p95 latency over one connection for the digest, an inbox page after a cursor, the
+  leaderboard and `messages?limit=50`;
+- digest requests per second over 16 concurrent connections;
+- promoted posts per second, sustained, over 16 concurrent connections.
+
+Targets (issue): p50 <= 2 ms (small) / 5 ms (large); >= 500 digest req/s with 16 connections;
+start to first digest <= 15 s at the large size; >= 200 promoted posts/s.
+Traffic goes to 127.0.0.1 only, every request loop is bounded, and the server is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "template" / "backend")]
+
+from collab_backend import naming  # noqa: E402
+from collab_backend.record.entries import AgentEntry, ChannelEntry, MessageEntry, ResultEntry, VerdictEntry, encode  # noqa: E402
+from provision.spec import load_spec  # noqa: E402
+
+SIZES = {"small": (1_000, 50_000, 5_000), "large": (10_000, 1_000_000, 100_000)}
+SEGMENT = 50_000
+SPEC = """\
+spec_version: 2
+challenge: {org: bench, slug: speed, title: Backend benchmark, type: gemma}
+scoring:
+  score_field: tps
+  metrics: [{field: ppl, guardrail: {max: 2.42}}]
+  tracks: [{name: lossless}, {name: lossy}]
+  noise: {kind: relative, sigma: 0.004, z: 2.5, min_margin: 0.01}
+board:
+  raw_posts: {limit: 100000, window_seconds: 60}
+  promotions: {limit: 100000, window_seconds: 60}
+  registrations: {limit: 100000, window_seconds: 60}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(root: Path, agents: int, messages: int, results: int, rng: random.Random) -> tuple[dict, list[str]]:
+    """Write the spec, identities and index segments; return the spec document and agent ids."""
+    (root / "challenge.yaml").write_text(SPEC, encoding="utf-8")
+    document = load_spec(root / "challenge.yaml").document
+    central = document["storage"]["central_bucket"]
+    index = root / "hub" / "buckets" / central / naming.INDEX_PREFIX
+    index.mkdir(parents=True)
+    (root / "hub" / "buckets" / document["storage"]["audit_bucket"]).mkdir(parents=True)
+    ids = [f"agent-{i:05d}" for i in range(agents)]
+    identities = {f"tok-{a}": {"user": f"user-{a}", "orgs": {"bench": "contributor"}} for a in ids}
+    (root / "identities.json").write_text(json.dumps(identities), encoding="utf-8")
+    ts = time.time() - 86_400
+    entries: list[str] = []
+    seq = 0
+    segments: list[tuple[int, int]] = []
+
+    def add(line_of: object) -> None:
+        nonlocal seq
+        entries.append(encode(line_of))  # type: ignore[arg-type]
+        if len(entries) == SEGMENT:
+            flush()
+
+    def flush() -> None:
+        if not entries:
+            return
+        first = seq - len(entries) + 1
+        (index / f"{first:012d}-{seq:012d}-2.jsonl").write_text("\n".join(entries) + "\n", encoding="utf-8")
+        segments.append((first, seq))
+        entries.clear()
+
+    for name in ("general", "results", "help"):
+        seq += 1
+        add(ChannelEntry(seq, ts, name, "", "organizers"))
+    for agent in ids:
+        seq += 1
+        add(AgentEntry(seq, ts, agent, f"user-{agent}", f"bench/speed-{agent}"))
+    message_ids: list[str] = []
+    result_ids: list[str] = []
+    per_result = max(1, messages // max(1, results))
+    for i in range(messages):
+        seq += 1
+        ts += 0.01
+        author = rng.choice(ids)
+        mentions = (rng.choice(ids),) if i % 3 == 0 else ()
+        thread = rng.choice(message_ids[-500:]) if message_ids and i % 5 == 0 else None
+        mid = f"{int(ts * 1000):013d}-{seq:08d}"
+        body = f"note {i} from {author}: tried config {rng.randrange(10**6)} " + ("@" + mentions[0] if mentions else "")
+        add(MessageEntry(seq, ts, mid, author, f"user-{author}", rng.choice(("general", "results", "help")), body,
+                         thread=thread, mentions=mentions))  # fmt: skip
+        message_ids.append(mid)
+        if i % per_result == 0 and len(result_ids) < results:
+            seq += 1
+            rid = f"r{int(ts * 1000):013d}-{seq:08d}"
+            score = rng.uniform(40, 480)
+            source = {"bucket": f"bench/speed-{author}", "path": f"r{seq}.md", "hash": f"{seq:064x}"}
+            metrics = {"ppl": rng.uniform(2.0, 2.5)}
+            track = rng.choice(("lossless", "lossy"))
+            add(ResultEntry(seq, ts, rid, author, f"user-{author}", score, "agent-run", metrics, track, (),
+                            "sha256:bench", "", source))  # fmt: skip
+            result_ids.append(rid)
+            if len(result_ids) % 7 == 0:
+                seq += 1
+                add(VerdictEntry(seq, ts, rid, rng.choice(("valid", "invalid")), "human:bench"))
+    flush()
+    return document, ids
+
+
+class Server:
+    """The backend as a real process on loopback, stopped by PID."""
+
+    def __init__(self, root: Path, document: dict) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "COLLAB_SPEC": json.dumps(document),
+            "COLLAB_STORAGE": "local",
+            "COLLAB_LOCAL_ROOT": str(root / "hub"),
+            "COLLAB_IDENTITY_FILE": str(root / "identities.json"),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "template" / "backend")]),
+        }
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            env=env,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_for_digest(self, agent: str, timeout: float = 120.0) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the server exited during start")
+            try:
+                if httpx.get(f"{self.url}/v1/digest/{agent}", timeout=5).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise TimeoutError("no digest within the timeout")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def latency(client: httpx.Client, paths: list[str]) -> dict[str, float]:
+    samples = []
+    for path in paths:
+        start = time.perf_counter()
+        response = client.get(path)
+        samples.append((time.perf_counter() - start) * 1000)
+        response.raise_for_status()
+    samples.sort()
+    return {"p50_ms": round(statistics.median(samples), 3), "p95_ms": round(samples[int(len(samples) * 0.95)], 3)}
+
+
+def throughput(url: str, paths: list[str], connections: int, seconds: float) -> float:
+    stop = time.perf_counter() + seconds
+    counts = [0] * connections
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            i = n
+            while time.perf_counter() < stop:
+                client.get(paths[i % len(paths)]).raise_for_status()
+                counts[n] += 1
+                i += connections
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def promotions(root: Path, server: Server, agents: list[str], total: int, connections: int) -> float:
+    chosen = agents[: min(len(agents), 200)]
+    for agent in chosen:
+        bucket = root / "hub" / "buckets" / f"bench/speed-{agent}"
+        (bucket / "posts").mkdir(parents=True, exist_ok=True)
+        (bucket / naming.HANDSHAKE_FILE).write_text(f"user-{agent}", encoding="utf-8")
+        for n in range(total // len(chosen) + 1):
+            (bucket / "posts" / f"{n}.md").write_text(f"---\nchannel: general\n---\n\npost {n} by {agent}", "utf-8")
+    jobs = [(agents[i % len(chosen)], f"posts/{i // len(chosen)}.md") for i in range(total)]
+
+    def worker(slice_: list[tuple[str, str]]) -> int:
+        done = 0
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for agent, path in slice_:
+                r = client.post("/v1/messages/promote", json={"agent_id": agent, "path": path},
+                                headers={"Authorization": f"Bearer tok-{agent}"})  # fmt: skip
+                done += r.status_code == 201
+        return done
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        created = sum(pool.map(worker, [jobs[i::connections] for i in range(connections)]))
+    elapsed = time.perf_counter() - start
+    if created != total:
+        raise RuntimeError(f"only {created} of {total} promotions succeeded")
+    return total / elapsed
+
+
+def run(size: str, seconds: float, samples: int) -> dict[str, object]:
+    agents_n, messages_n, results_n = SIZES[size]
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory(prefix="collab-bench-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        document, agents = seed(root, agents_n, messages_n, results_n, rng)
+        seeded = time.perf_counter() - t0
+        server = Server(root, document)
+        try:
+            start_s = server.wait_for_digest(agents[0])
+            out: dict[str, object] = {"size": size, "agents": agents_n, "messages": messages_n}
+            out |= {"results": results_n, "seed_s": round(seeded, 1), "start_to_first_digest_s": round(start_s, 2)}
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                some = [rng.choice(agents) for _ in range(samples)]
+                inbox_cursor = {a: client.get(f"/v1/inbox/{a}?limit=5").json()["items"] for a in some[:50]}
+                cursors = [f"/v1/inbox/{a}?limit=50&before={items[-1]['id']}" if items else f"/v1/inbox/{a}?limit=50"
+                           for a, items in inbox_cursor.items()]  # fmt: skip
+                client.get("/v1/leaderboard")  # first call builds the cached ranking
+                out["digest"] = latency(client, [f"/v1/digest/{a}" for a in some])
+                out["inbox_with_cursor"] = latency(client, [cursors[i % len(cursors)] for i in range(samples)])
+                out["leaderboard"] = latency(client, ["/v1/leaderboard"] * samples)
+                out["messages_limit_50"] = latency(client, ["/v1/messages?limit=50"] * samples)
+            out["digest_rps_16_connections"] = round(
+                throughput(server.url, [f"/v1/digest/{a}" for a in agents[:500]], 16, seconds), 1
+            )
+            out["promoted_posts_per_s"] = round(promotions(root, server, agents, 2000, 16), 1)
+        finally:
+            server.stop()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=[*SIZES, "all"], default="small")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput run")
+    parser.add_argument("--samples", type=int, default=500, help="requests per latency measurement")
+    args = parser.parse_args()
+    for size in SIZES if args.size == "all" else [args.size]:
+        print(json.dumps(run(size, args.seconds, args.samples), indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()
