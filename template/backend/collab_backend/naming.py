@@ -61,6 +61,18 @@ def result_path(result_id: str, agent: str) -> str:
     return f"results/{result_id}-{agent}.md"
 
 
+def taskforce_path(name: str, relative: str) -> str:
+    """A file of a taskforce's folder."""
+    return f"taskforces/{name}/{relative}"
+
+
+def copy_destination(area: str, agent: str, relative: str, taskforce: str | None = None) -> str:
+    """Where a file copied from an agent's bucket lands: per agent, so no one overwrites another."""
+    if area == "taskforce" and taskforce is not None:
+        return taskforce_path(taskforce, f"files/{agent}/{relative}")
+    return f"{area}/{agent}/{relative}"
+
+
 VERIFICATION_INDEX = "results/verification_status.json"
 SYSTEM_AUTHOR = "_system"  # not a valid agent id, so it can never be registered
 

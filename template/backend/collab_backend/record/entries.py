@@ -171,13 +171,79 @@ class VerdictEntry:
         return {}  # the verification index file is written whole by the verification service
 
 
-Entry = AgentEntry | ChannelEntry | MessageEntry | ResultEntry | VerdictEntry
+@dataclass(frozen=True)
+class TaskforceEntry:
+    """A taskforce's README, written by its creator (a later entry with the same name replaces it)."""
+
+    seq: int
+    ts: float
+    name: str
+    creator: str
+    readme: str
+    source: dict[str, str]
+    kind: Literal["taskforce"] = "taskforce"
+
+    def files(self) -> dict[str, bytes]:
+        header = {"taskforce": self.name, "creator": self.creator, "updated_at": iso(self.ts), "source": self.source}
+        return {naming.taskforce_path(self.name, "README.md"): frontmatter_document(header, self.readme).encode()}
+
+
+@dataclass(frozen=True)
+class TaskforceNoteEntry:
+    """A note one agent adds to a taskforce."""
+
+    seq: int
+    ts: float
+    id: str
+    taskforce: str
+    author: str
+    body: str
+    kind: Literal["taskforce_note"] = "taskforce_note"
+
+    def files(self) -> dict[str, bytes]:
+        header = {"id": self.id, "taskforce": self.taskforce, "author": self.author, "posted_at": iso(self.ts)}
+        path = naming.taskforce_path(self.taskforce, f"notes/{self.id}-{self.author}.md")
+        return {path: frontmatter_document(header, self.body).encode()}
+
+
+@dataclass(frozen=True)
+class FileCopyEntry:
+    """Files copied by content hash from an agent's bucket into a central folder.
+
+    Artifacts, shared resources, a taskforce's named files. The copies are made before the entry
+    is written.
+    """
+
+    seq: int
+    ts: float
+    agent: str
+    area: str
+    copies: tuple[tuple[str, str, str, int], ...]  # (central path, source path, hash, size)
+    kind: Literal["files"] = "files"
+
+    def files(self) -> dict[str, bytes]:
+        return {}  # copied server-side by hash before this entry was recorded
+
+
+Entry = (
+    AgentEntry
+    | ChannelEntry
+    | MessageEntry
+    | ResultEntry
+    | VerdictEntry
+    | TaskforceEntry
+    | TaskforceNoteEntry
+    | FileCopyEntry
+)
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
     "channel": ChannelEntry,
     "message": MessageEntry,
     "result": ResultEntry,
     "verdict": VerdictEntry,
+    "taskforce": TaskforceEntry,
+    "taskforce_note": TaskforceNoteEntry,
+    "files": FileCopyEntry,
 }
 
 
@@ -193,5 +259,7 @@ def decode(line: str) -> Entry:
     for key in ("mentions", "refs", "parents"):
         if key in data:
             data[key] = tuple(data[key])
+    if "copies" in data:
+        data["copies"] = tuple(tuple(c) for c in data["copies"])
     entry: Entry = cls(**data)
     return entry

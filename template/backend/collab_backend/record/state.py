@@ -11,7 +11,17 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collab_backend.record.entries import AgentEntry, ChannelEntry, Entry, MessageEntry, ResultEntry, VerdictEntry
+from collab_backend.record.entries import (
+    AgentEntry,
+    ChannelEntry,
+    Entry,
+    FileCopyEntry,
+    MessageEntry,
+    ResultEntry,
+    TaskforceEntry,
+    TaskforceNoteEntry,
+    VerdictEntry,
+)
 
 Undo = Callable[[], None]
 
@@ -35,6 +45,12 @@ class State:
     result_order: list[str] = field(default_factory=list)
     verdicts: dict[str, VerdictEntry] = field(default_factory=dict)
     promoted_results: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    taskforces: dict[str, TaskforceEntry] = field(default_factory=dict)
+    taskforce_created: dict[str, TaskforceEntry] = field(default_factory=dict)
+    taskforce_notes: defaultdict[str, list[TaskforceNoteEntry]] = field(default_factory=lambda: defaultdict(list))
+    copies: dict[str, tuple[str, str, str, int]] = field(
+        default_factory=dict
+    )  # central path -> (agent, src, hash, size)
     results_version: int = 0  # bumped by every result or verdict: the leaderboard cache key
     promoted: dict[tuple[str, str, str], str] = field(default_factory=dict)
     log: list[Entry] = field(default_factory=list)
@@ -93,6 +109,39 @@ class State:
                     self.verdicts[entry.result_id] = previous
 
             return undo_verdict
+        if isinstance(entry, TaskforceEntry):
+            before_tf = self.taskforces.get(entry.name)
+            self.taskforces[entry.name] = entry
+            self.taskforce_created.setdefault(entry.name, entry)
+
+            def undo_taskforce() -> None:
+                if before_tf is None:
+                    del self.taskforces[entry.name]
+                    del self.taskforce_created[entry.name]
+                else:
+                    self.taskforces[entry.name] = before_tf
+
+            return undo_taskforce
+        if isinstance(entry, TaskforceNoteEntry):
+            self.taskforce_notes[entry.taskforce].append(entry)
+
+            def undo_note() -> None:
+                self.taskforce_notes[entry.taskforce].pop()
+
+            return undo_note
+        if isinstance(entry, FileCopyEntry):
+            before_copies = {path: self.copies.get(path) for path, *_ in entry.copies}
+            for path, source, digest, size in entry.copies:
+                self.copies[path] = (entry.agent, source, digest, size)
+
+            def undo_copies() -> None:
+                for path, old in before_copies.items():
+                    if old is None:
+                        self.copies.pop(path, None)
+                    else:
+                        self.copies[path] = old
+
+            return undo_copies
         if isinstance(entry, ChannelEntry):
             self.channels[entry.name] = entry
 

@@ -1,0 +1,102 @@
+"""Taskforces, artifacts and shared resources: ownership, caps, copies by hash, path attacks."""
+
+from __future__ import annotations
+
+import pytest
+from backend_world import World, auth
+from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def alice(world: World, client: TestClient) -> str:
+    token = world.user("alice")
+    world.agent(client, token, "speedy")
+    return token
+
+
+@pytest.fixture
+def bob(world: World, client: TestClient) -> str:
+    token = world.user("bob")
+    world.agent(client, token, "helper")
+    return token
+
+
+def test_artifact_sync_copies_by_hash_and_skips_unchanged(world: World, client: TestClient, alice: str) -> None:
+    world.write(
+        alice, world.bucket_of("speedy"), {"artifacts/run1/config.json": b"{}", "artifacts/run1/log.txt": b"ok"}
+    )
+    first = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": "artifacts/"}, headers=auth(alice))
+    assert first.status_code == 200, first.text
+    assert sorted(c["path"] for c in first.json()["copied"]) == [
+        "artifacts/speedy/run1/config.json",
+        "artifacts/speedy/run1/log.txt",
+    ]
+    central = world.spec.storage.central_bucket
+    assert world.storage.read(central, "artifacts/speedy/run1/log.txt") == b"ok"
+    again = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": "artifacts/"}, headers=auth(alice))
+    assert again.json() == {"copied": []}
+    world.write(alice, world.bucket_of("speedy"), {"artifacts/run1/log.txt": b"changed"})
+    third = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": "artifacts/"}, headers=auth(alice))
+    assert [c["path"] for c in third.json()["copied"]] == ["artifacts/speedy/run1/log.txt"]
+
+
+def test_shared_resources_land_under_the_agent(world: World, client: TestClient, alice: str) -> None:
+    world.write(alice, world.bucket_of("speedy"), {"drafter/weights.txt": b"w"})
+    done = client.post("/v1/shared-resources/sync", json={"agent_id": "speedy", "source": "drafter/weights.txt"},
+                       headers=auth(alice))  # fmt: skip
+    assert [c["path"] for c in done.json()["copied"]] == ["shared_resources/speedy/weights.txt"]
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [("../fast-helper/x", "INVALID_PATH"), ("/etc/", "INVALID_PATH"), ("a//", "INVALID_PATH"),
+     ("nothing.txt", "SOURCE_NOT_FOUND")],
+)  # fmt: skip
+def test_sync_sources_stay_in_the_agents_own_bucket(client: TestClient, alice: str, source: str, code: str) -> None:
+    response = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": source}, headers=auth(alice))
+    assert response.json()["error"]["code"] == code
+
+
+def test_sync_caps(world: World, client: TestClient, alice: str) -> None:
+    world.write(alice, world.bucket_of("speedy"), {f"many/{i}.txt": b"x" for i in range(501)})
+    many = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": "many/"}, headers=auth(alice))
+    assert (
+        many.json()["error"]["code"] == "VALIDATION_FAILED" and "more than 500 files" in many.json()["error"]["message"]
+    )
+
+
+def test_syncing_another_agents_bucket_is_refused(world: World, client: TestClient, alice: str, bob: str) -> None:
+    refused = client.post("/v1/artifacts/sync", json={"agent_id": "helper", "source": "x/"}, headers=auth(alice))
+    assert refused.json()["error"]["code"] == "AGENT_NOT_REGISTERED"
+
+
+def test_taskforce_readme_belongs_to_its_creator(world: World, client: TestClient, alice: str, bob: str) -> None:
+    world.write(alice, world.bucket_of("speedy"), {"tf/README.md": b"# MTP drafters\nGoal: K=7 at 300 tokens/s"})
+    created = client.put("/v1/taskforces/mtp", json={"agent_id": "speedy", "path": "tf/README.md"}, headers=auth(alice))
+    assert created.status_code == 201 and created.json()["creator"] == "speedy"
+    world.write(bob, world.bucket_of("helper"), {"README.md": b"# hijacked"})
+    hijack = client.put("/v1/taskforces/mtp", json={"agent_id": "helper", "path": "README.md"}, headers=auth(bob))
+    assert hijack.status_code == 403 and hijack.json()["error"]["code"] == "FORBIDDEN"
+    note = client.post("/v1/taskforces/mtp/notes", json={"agent_id": "helper", "body": "K=5 is faster on AIME"},
+                       headers=auth(bob))  # fmt: skip
+    assert note.status_code == 201
+    world.write(bob, world.bucket_of("helper"), {"bench/k5.json": b'{"tps": 290}'})
+    files = client.post("/v1/taskforces/mtp/files", json={"agent_id": "helper", "source": "bench/k5.json"},
+                        headers=auth(bob))  # fmt: skip
+    assert [c["path"] for c in files.json()["copied"]] == ["taskforces/mtp/files/helper/k5.json"]
+    view = client.get("/v1/taskforces/mtp").json()
+    assert view["readme"].startswith("# MTP drafters")
+    assert view["contributors"] == ["speedy", "helper"]
+    assert [f["path"] for f in view["files"]] == ["taskforces/mtp/files/helper/k5.json"]
+    world.write(alice, world.bucket_of("speedy"), {"tf/README.md": b"# MTP drafters v2"})
+    updated = client.put("/v1/taskforces/mtp", json={"agent_id": "speedy", "path": "tf/README.md"}, headers=auth(alice))
+    assert updated.status_code == 200 and updated.json()["readme"] == "# MTP drafters v2"
+    assert [t["name"] for t in client.get("/v1/taskforces").json()["items"]] == ["mtp"]
+
+
+def test_taskforce_names_and_unknown_taskforces(world: World, client: TestClient, alice: str) -> None:
+    world.write(alice, world.bucket_of("speedy"), {"README.md": b"x"})
+    bad = client.put("/v1/taskforces/Bad_Name", json={"agent_id": "speedy", "path": "README.md"}, headers=auth(alice))
+    assert bad.json()["error"]["code"] == "VALIDATION_FAILED"
+    missing = client.post("/v1/taskforces/nope/notes", json={"agent_id": "speedy", "body": "x"}, headers=auth(alice))
+    assert missing.status_code == 404
