@@ -30,7 +30,7 @@ HARNESS_FLAGS = ("--submission-dir", "--state-dir", "--private-dir")
 HARNESS_ENTRYPOINT = "run.py"
 
 _PLACEHOLDER = re.compile(r"\$(\$)?\{([^}\n]*)\}")
-_SPEC_PATH = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*")
+_SPEC_PATH = re.compile(r"[a-z_][a-z0-9_]*(?:\.(?:[a-z_][a-z0-9_]*|[0-9]{1,3}))*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -82,8 +82,8 @@ class ChallengeType:
         summary_schema: JSON Schema of this type's `summary.json`, applied on top of the kit's
             `schemas/job-summary.schema.json`. Relative to `package_dir`.
         task: Markdown template of the task section of the onboarding README; `${a.b}` is replaced
-            by the spec value at that path (e.g. `${scoring.score_field}`), `$${` writes `${`.
-            Relative to `package_dir`.
+            by the spec value at that path (e.g. `${scoring.score_field}`; a number indexes a list,
+            as in `${scoring.metrics.0.guardrail.max}`), `$${` writes `${`. Relative to `package_dir`.
         cpu_args: Extra harness arguments that make it run on a CPU without special hardware
             (e.g. `("--engine", "fake")`); the conformance suite and local rehearsals pass them.
     """
@@ -247,7 +247,7 @@ def _inside(package_dir: Path, key: str, value: object) -> str | None:
 
 
 def render_task(text: str, document: Mapping[str, Any], *, where: str) -> str:
-    """Replace `${a.b}` placeholders with the spec values at those paths.
+    """Replace `${a.b}` placeholders with the spec values at those paths (`${a.0.b}` indexes a list).
 
     Args:
         text: The Markdown template.
@@ -272,11 +272,14 @@ def render_task(text: str, document: Mapping[str, Any], *, where: str) -> str:
             )
         value: Any = document
         for part in path.split("."):
-            if not isinstance(value, Mapping) or part not in value:
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, Mapping) and part in value:
+                value = value[part]
+            else:
                 raise ChallengeTypeError(
                     f"{where}: ${{{path}}} names no spec value; the keys are listed in docs/challenge-spec.md"
                 )
-            value = value[part]
         if isinstance(value, bool):
             return "true" if value else "false"
         if value is None:

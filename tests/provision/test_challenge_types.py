@@ -221,7 +221,10 @@ def test_check_result_needs_a_known_verdict_and_a_reason() -> None:
         CheckResult("invalid", "  ")
 
 
-DOCUMENT = {"scoring": {"score_field": "tps", "noise": {"z": 2.5}, "metrics": []}, "jobs": {"enabled": False}}
+DOCUMENT = {
+    "scoring": {"score_field": "tps", "noise": {"z": 2.5}, "metrics": [{"field": "ppl", "guardrail": {"max": 2.42}}]},
+    "jobs": {"enabled": False},
+}
 
 
 @pytest.mark.parametrize(
@@ -230,6 +233,7 @@ DOCUMENT = {"scoring": {"score_field": "tps", "noise": {"z": 2.5}, "metrics": []
         ("score `${scoring.score_field}`", "score `tps`"),
         ("z=${scoring.noise.z} jobs=${jobs.enabled}", "z=2.5 jobs=false"),
         ("literal $${scoring.score_field} and $HOME", "literal ${scoring.score_field} and $HOME"),
+        ("cap ${scoring.metrics.0.guardrail.max} on ${scoring.metrics.0.field}", "cap 2.42 on ppl"),
     ],
 )
 def test_task_placeholders(text: str, rendered: str) -> None:
@@ -244,6 +248,10 @@ def test_task_placeholders(text: str, rendered: str) -> None:
         ("${scoring.metrics}", "is a list; only single values"),
         ("${Scoring..x}", "is not a placeholder"),
         ("${__class__}", "names no spec value"),
+        ("${scoring.metrics.1.field}", "names no spec value"),
+        ("${scoring.noise.0}", "names no spec value"),
+        ("${scoring.metrics.-1.field}", "is not a placeholder"),
+        ("${scoring.metrics.0}", "is a dict; only single values"),
     ],
 )
 def test_task_placeholder_errors_name_the_file(text: str, message: str) -> None:
