@@ -238,9 +238,12 @@ class ConformanceSuite:
             + [g.field for g in spec.verification.guards]
         )
         for field in fields:
-            kind = properties.get(field, {}).get("type")
-            kinds = kind if isinstance(kind, list) else [kind]
-            assert {"number", "integer"} & set(kinds), f"summary schema: `{field}` (scored or guarded) must be a number"
+            node = properties.get(field, {})
+            kinds = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            numeric = {"number", "integer"} & set(kinds) or (
+                node.get("enum") and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node["enum"])
+            )
+            assert numeric, f"summary schema: `{field}` (scored or guarded) must be a number property"
 
     # ------------------------------------------------------------ the harness on the examples
 
