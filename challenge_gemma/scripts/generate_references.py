@@ -46,7 +46,7 @@ def extra_prompts(lines: Sequence[str]) -> list[dict[str, str]]:
             or not isinstance(entry.get("id"), str)
             or not isinstance(entry.get("text"), str)
         ):
-            raise ValueError(f"line {number}: expected {{'id': ..., 'text': ...}}")
+            raise ValueError(f"line {number}: expected an object with 'id' and 'text' strings")
         out.append({"id": entry["id"], "text": entry["text"]})
     return out
 

@@ -43,7 +43,6 @@ def test_valid_examples_pass_the_harness_and_the_schema(example: Path) -> None:
     [
         ("relaxed_acceptance", ["rejection_sample_method", "synthetic_acceptance_rates", "prefix caching", "raw log"]),
         ("model_outside_submission", ["'..'"]),
-        ("not_json", ["not valid JSON"]),
         ("unlisted_engine_arg", ["hf_overrides", "logits processors", "swap_space: not on the allowlist"]),
     ],
 )
@@ -186,6 +185,7 @@ def test_a_local_model_folder_resolves_and_is_published_as_a_label(tmp_path: Pat
     [
         (b"\xff\xfe{}", "not valid JSON"),
         ("{", "not valid JSON"),
+        ('{"format": "gemma-submission", "version": 1, "model": "a/b",}', "not valid JSON"),
         ('{"model": NaN}', "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         ('"text"', "must be a JSON object"),
