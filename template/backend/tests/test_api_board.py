@@ -38,6 +38,22 @@ def test_mentions_and_refs_reach_inboxes(world: World, client: TestClient, alice
     assert [m["id"] for m in inbox] == [mention["id"]]  # delivered once, though mentioned and referred to
 
 
+def test_refs_and_replies_notify_the_authors_they_point_at(world: World, client: TestClient, alice: str) -> None:
+    bob = world.user("bob")
+    world.agent(client, bob, "helper")
+    root = client.post("/v1/messages", json={"agent_id": "helper", "body": "baseline"}, headers=auth(bob)).json()
+    referring = post(client, alice, "building on that", refs=[root["id"]])
+    reply = post(client, alice, "a reply", thread=root["id"])
+    own_reply = client.post("/v1/messages", json={"agent_id": "helper", "body": "me again", "thread": root["id"]},
+                            headers=auth(bob)).json()  # fmt: skip
+    inbox = [m["id"] for m in client.get("/v1/inbox/helper", params={"after": ""}).json()["items"]]
+    assert inbox == [referring["id"], reply["id"]]  # not its own reply
+    assert own_reply["id"] not in inbox
+    assert client.get(f"/v1/inbox/{root['id']}").json()["items"] == []  # ids are not handles
+    central = world.spec.storage.central_bucket
+    assert world.storage.list(central, f"inbox/{root['id']}/").items == []
+
+
 def test_fanout_is_capped(world: World, client: TestClient, alice: str) -> None:
     for name in ("a1", "a2", "a3", "a4"):
         world.agent(client, world.user(f"user-{name}"), f"agent-{name}")

@@ -170,3 +170,17 @@ def test_promotion_dedup_survives_a_restart(roomy: World) -> None:
         again = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "p.md"}, headers=auth(token))
         assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
         assert len(client.get("/v1/messages").json()["items"]) == 1
+
+
+def test_index_lines_decode_to_the_same_entries_fast_path_or_not() -> None:
+    import json
+
+    from collab_backend.record.entries import MessageEntry, decode, encode
+
+    entry = MessageEntry(3, 1.5, "1500-00000003", "speedy", "alice", "general", "hi", mentions=("bob",),
+                         notify=("bob",), source={"bucket": "b", "path": "p", "hash": "h"})  # fmt: skip
+    assert decode(encode(entry)) == entry
+    older = json.loads(encode(entry))
+    del older["notify"], older["client_fields"]  # a line written before these fields existed
+    decoded = decode(json.dumps(older))
+    assert decoded.notify == () and decoded.client_fields == {} and decoded.body == "hi"

@@ -8,7 +8,7 @@ the server are written last so they win over anything a client wrote.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -82,12 +82,13 @@ class MessageEntry:
     attribution: Literal["raw", "promoted"] = "raw"
     source: dict[str, str] | None = None
     client_fields: dict[str, Any] = field(default_factory=dict)
+    notify: tuple[str, ...] = ()  # inboxes that receive it: mentions, authors of refs and of the replied-to
     kind: Literal["message"] = "message"
 
     @property
     def recipients(self) -> tuple[str, ...]:
-        """Handles whose inbox receives the message (mentions and refs, the author excluded)."""
-        return tuple(h for h in dict.fromkeys((*self.mentions, *self.refs)) if h != self.author)
+        """Handles whose inbox receives the message (decided when it was written)."""
+        return self.notify
 
     def header(self) -> dict[str, Any]:
         """Frontmatter: the client's fields first, then the server's, which win."""
@@ -254,12 +255,28 @@ def encode(entry: Entry) -> str:
 
 def decode(line: str) -> Entry:
     """Parse one index line back into its entry."""
-    data = json.loads(line)
-    cls: Any = _KINDS[data["kind"]]
-    for key in ("mentions", "refs", "parents"):
+    return decode_data(json.loads(line))
+
+
+_FIELDS = {kind: frozenset(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
+
+
+def decode_data(data: dict[str, Any]) -> Entry:
+    """Build an entry from one parsed index line.
+
+    The index is written by `encode` only, so a complete line is filled in directly, skipping the
+    frozen dataclass's field-by-field __init__ (a restart rebuilds a million entries); a line
+    that lacks a field (an older format) goes through __init__ and its defaults.
+    """
+    kind = data["kind"]
+    cls: Any = _KINDS[kind]
+    for key in ("mentions", "refs", "parents", "notify"):
         if key in data:
             data[key] = tuple(data[key])
     if "copies" in data:
         data["copies"] = tuple(tuple(c) for c in data["copies"])
-    entry: Entry = cls(**data)
-    return entry
+    if data.keys() == _FIELDS[kind]:
+        entry: Entry = object.__new__(cls)
+        entry.__dict__.update(data)
+        return entry
+    return cls(**data)  # type: ignore[no-any-return]

@@ -57,6 +57,13 @@ class State:
 
     def apply(self, entry: Entry) -> Undo:
         """Add an entry (the next in sequence) and return how to take it back."""
+        return self._apply(entry)
+
+    def load(self, entry: Entry) -> None:
+        """Add an entry read back from the index (nothing to undo: it is durable)."""
+        self._apply(entry)
+
+    def _apply(self, entry: Entry) -> Undo:
         if entry.seq != self.seq + 1:
             raise ValueError(f"entry {entry.seq} applied after {self.seq}")
         previous_seq, previous_ts = self.seq, self.last_ts

@@ -18,6 +18,7 @@ derived from the entry, nothing is written twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import re
@@ -30,7 +31,7 @@ from typing import Any, TypeVar, cast
 
 from collab_backend import naming
 from collab_backend.errors import APIError
-from collab_backend.record.entries import Entry, decode, encode
+from collab_backend.record.entries import Entry, decode_data, encode
 from collab_backend.record.state import State
 from collab_backend.storage import Add, Delete, PartialWrite, Storage, StorageError, Unavailable
 
@@ -114,10 +115,11 @@ class Record:
         for segment in found:
             if segment.last <= self.state.seq:
                 continue
-            for line in self.storage.read(self.bucket, segment.path).decode("utf-8").splitlines():
-                entry = decode(line)
-                if entry.seq == self.state.seq + 1:
-                    self.state.apply(entry)
+            text = self.storage.read(self.bucket, segment.path).decode("utf-8")
+            # One parse per segment: JSON strings escape newlines, so raw ones only separate entries.
+            for data in json.loads("[" + ",".join(text.splitlines()) + "]"):
+                if data["seq"] == self.state.seq + 1:
+                    self.state.load(decode_data(data))
             self.segments.append(segment)
         self._repair()
 

@@ -51,15 +51,19 @@ def check_body(ctx: Context, body: str) -> str:
 def _recipients(
     state: State, body: str, refs: Sequence[str], author: str, cap: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Mentioned handles that exist, and the authors of referenced messages; bounded by the cap."""
+    """Mentioned handles that exist, and everyone to notify; bounded by the cap.
+
+    Notified: the mentioned, and the authors of the referenced messages, the author excluded.
+    """
     mentioned = [h for h in dict.fromkeys(MENTION.findall(body)) if h in state.agents or h.startswith("human-")]
     missing = [r for r in refs if r not in state.position]
     if missing:
         raise APIError("THREAD_UNKNOWN", f"unknown message id(s) in refs: {', '.join(missing[:5])}", None)
-    notified = {state.messages[state.position[r]].author for r in refs}
-    if len({*mentioned, *notified} - {author}) > cap:
+    referred = [state.messages[state.position[r]].author for r in refs]
+    notify = tuple(h for h in dict.fromkeys([*mentioned, *referred]) if h != author)
+    if len(notify) > cap:
         raise APIError("FANOUT_EXCEEDED", f"a message may notify at most {cap} handles", "mention fewer handles")
-    return tuple(mentioned), tuple(dict.fromkeys(refs))
+    return tuple(mentioned), notify
 
 
 def _message_builder(
@@ -88,11 +92,10 @@ def _message_builder(
         root = thread
         if thread is not None:  # replies to a reply join the original thread
             root = state.messages[state.position[thread]].thread or thread
-        mentions, ref_ids = _recipients(state, body, [*refs, *([thread] if thread else [])], author, cap)
+        mentions, notify = _recipients(state, body, [*refs, *([thread] if thread else [])], author, cap)
         return MessageEntry(
             seq, ts, message_id(seq, ts), author, user, channel, body, role, root, mentions,
-            tuple(r for r in ref_ids if r != thread) if thread else ref_ids, attribution, source,
-            dict(client_fields or {}),
+            tuple(dict.fromkeys(refs)), attribution, source, dict(client_fields or {}), notify,
         )  # fmt: skip
 
     return build

@@ -160,7 +160,7 @@ def _announce(ctx: Context, entry: VerdictEntry) -> None:
 
     def build(state: State, seq: int, ts: float) -> MessageEntry:
         return MessageEntry(seq, ts, message_id(seq, ts), naming.SYSTEM_AUTHOR, "collab", channel, body, "organizer",
-                            mentions=(result.agent,), refs=())  # fmt: skip
+                            mentions=(result.agent,), refs=(), notify=(result.agent,))  # fmt: skip
 
     ctx.record.write(build)
 
