@@ -132,3 +132,18 @@ def test_hand_edits_of_the_verification_index_are_picked_up(world: World, client
     assert result["verdict"] == "invalid" and result["verdict_by"] == "human:index-file"
     assert ingest_index_edits(world.ctx) == 0  # seen once
     assert set_verdict(world.ctx, rid, "valid", "verifier:jobs") is None
+
+
+def test_the_leaderboard_is_served_in_pages(world: World, client: TestClient) -> None:
+    for i in range(3):
+        token = world.user(f"user{i}")
+        world.agent(client, token, f"agent-{i}")
+        text = RESULT.format(tps=100 + i, status="agent-run", parents="[]", extra="").encode()
+        world.write(token, world.bucket_of(f"agent-{i}"), {"r.md": text})
+        posted = client.post("/v1/results", json={"agent_id": f"agent-{i}", "path": "r.md"}, headers=auth(token))
+        assert posted.status_code == 201
+    page = client.get("/v1/leaderboard", params={"limit": 1, "offset": 1}).json()
+    [board] = page["boards"]
+    assert board["total"] == 3 and [s["agent"] for s in board["standings"]] == ["agent-1"]
+    assert client.get("/v1/leaderboard", params={"track": "nope"}).status_code == 404
+    assert client.get("/v1/leaderboard", params={"limit": 500}).status_code == 422

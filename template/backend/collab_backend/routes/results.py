@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
 from collab_backend.record.entries import ResultEntry, iso
+from collab_backend.services.leaderboard import DEFAULT_PAGE
 from collab_backend.services.results import promote_result, set_verdict
 
 router = APIRouter(prefix="/v1", tags=["results"])
@@ -89,6 +91,16 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
 
 
 @router.get("/leaderboard", response_model=None)
-def get_leaderboard(ctx: ContextDep) -> Response:
-    """The ranking, per track, with ties, flags, exclusions and the rules that produced it."""
-    return Response(ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring).body, media_type="application/json")
+def get_leaderboard(
+    ctx: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    track: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The ranking per track (a page of it), with ties, flags, exclusions and the rules used."""
+    cache = ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring)
+    if track is not None and track not in [b["track"] for b in cache.board["boards"]]:
+        raise APIError("NOT_FOUND", f"no track {track!r}", None)
+    if (limit, offset, track) == (DEFAULT_PAGE, 0, None):
+        return Response(cache.body, media_type="application/json")
+    return JSONResponse(cache.page(limit, offset, track))

@@ -157,6 +157,9 @@ def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scorin
     return [Standing(**{**s.__dict__, "tied": ranks[s.rank] > 1}) for s in out]
 
 
+DEFAULT_PAGE = 50
+
+
 class LeaderboardCache:
     """The ranking, recomputed only when a result or a verdict changed (reads are frequent).
 
@@ -178,7 +181,25 @@ class LeaderboardCache:
             for b in board["boards"]:
                 for standing in b["standings"]:
                     by_agent[(b["track"], standing["agent"])].append(standing)
-            self.board, self.by_agent = board, dict(by_agent)
-            self.body = json.dumps(board, separators=(",", ":")).encode()
-            self._key = key
+            self.board, self.by_agent, self._key = board, dict(by_agent), key
+            self.body = json.dumps(self.page(DEFAULT_PAGE, 0), separators=(",", ":")).encode()
         return self
+
+    def page(self, limit: int, offset: int, track: str | None = None) -> dict[str, Any]:
+        """One page of every board (or of one track) and of the exclusions: O(page) per read."""
+        boards = [b for b in self.board["boards"] if track is None or b["track"] == track]
+        excluded = self.board["excluded"]
+        return {
+            "ranking": self.board["ranking"],
+            "limit": limit,
+            "offset": offset,
+            "boards": [
+                {
+                    "track": b["track"],
+                    "total": len(b["standings"]),
+                    "standings": b["standings"][offset : offset + limit],
+                }
+                for b in boards
+            ],
+            "excluded": {"total": len(excluded), "items": excluded[offset : offset + limit]},
+        }
