@@ -259,3 +259,14 @@ def test_limits_agree_with_schema(
     base = {"jobs_enabled": True} if question in QUOTA_QUESTIONS else {}
     accepted = copier_verdict(template_src, tmp_path, question, value, base)
     assert (accepted, schema_verdict(pointer, value)) == (valid, valid)
+
+
+def test_default_slug_of_a_type_name_with_an_underscore_is_a_valid_slug() -> None:
+    """Copier renders the default slug with the same filter for every type name."""
+    import jinja2
+
+    config = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
+    template = jinja2.Environment(autoescape=False).from_string(config["slug"]["default"])  # noqa: S701
+    slug = template.render(challenge_type="my_task")
+    assert slug == "my-task-collab"
+    assert schema_verdict(SLUG_POINTER, slug)
