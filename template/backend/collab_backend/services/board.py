@@ -23,7 +23,7 @@ from collab_backend.identity import Identity
 from collab_backend.record.entries import ChannelEntry, MessageEntry
 from collab_backend.record.state import State
 from collab_backend.services.registry import agent_of
-from collab_backend.storage import NotFound, check_path
+from collab_backend.services.sources import locate, read_text
 
 E = TypeVar("E", MessageEntry, ChannelEntry)
 MENTION = re.compile(r"(?<![\w@/.-])@([a-z][a-z0-9-]{1,38}[a-z0-9])(?![\w-])")
@@ -150,34 +150,20 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
     restart: the key is in the index).
     """
     author = agent_of(ctx, identity, agent_id)
-    check_path(path)
-    bucket = naming.scratch_bucket(ctx.spec, author)
-    info = ctx.storage.stat(bucket, [path]).get(path)
-    if info is None:
-        raise APIError("SOURCE_NOT_FOUND", f"{path} is not in {bucket}", "write the file to your bucket first")
-    done = ctx.record.state.promoted.get((bucket, path, info.hash))
+    src = locate(ctx, author, path)
+    done = ctx.record.state.promoted.get(src.key)
     if done is not None:
         return ctx.record.state.messages[ctx.record.state.position[done]], False
-    if info.size > ctx.spec.board.max_message_bytes:
-        raise APIError("BODY_TOO_LARGE", f"{path} is larger than {ctx.spec.board.max_message_bytes} bytes", None)
-    try:
-        raw = ctx.storage.read(bucket, path)
-    except NotFound:
-        raise APIError("SOURCE_NOT_FOUND", f"{path} vanished from {bucket}", None) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise APIError("NOT_UTF8", f"{path} is not UTF-8 text", "save it as UTF-8") from None
+    text = read_text(ctx, src)
     fields, body = split_frontmatter(text)
     check_body(ctx, body)
     channel, thread, refs = _post_fields(fields)
-    ctx.limits.promotions.acquire(bucket)
-    source = {"bucket": bucket, "path": path, "hash": info.hash}
+    ctx.limits.promotions.acquire(src.bucket)
     build = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
-        attribution="promoted", source=source, client_fields=fields,
+        attribution="promoted", source=src.record(), client_fields=fields,
     )  # fmt: skip
-    return _write(ctx, build, release=lambda: ctx.limits.promotions.release(bucket)), True
+    return _write(ctx, build, release=lambda: ctx.limits.promotions.release(src.bucket)), True
 
 
 def _post_fields(fields: dict[str, Any]) -> tuple[str, str | None, list[str]]:

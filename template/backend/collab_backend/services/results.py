@@ -24,7 +24,8 @@ from collab_backend.record.entries import MessageEntry, ResultEntry, VerdictEntr
 from collab_backend.record.state import State
 from collab_backend.services.board import message_id, split_frontmatter
 from collab_backend.services.registry import agent_of
-from collab_backend.storage import NotFound, StorageError, check_path
+from collab_backend.services.sources import locate, read_text
+from collab_backend.storage import StorageError
 
 log = logging.getLogger("collab_backend.results")
 FINGERPRINT = re.compile(r"^[A-Za-z0-9:._/+=-]{1,128}\Z")
@@ -79,28 +80,17 @@ def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
 def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple[ResultEntry, bool]:
     """Record a result from the agent's bucket; the same content again returns the first (False)."""
     agent = agent_of(ctx, identity, agent_id)
-    check_path(path)
-    bucket = naming.scratch_bucket(ctx.spec, agent)
-    info = ctx.storage.stat(bucket, [path]).get(path)
-    if info is None:
-        raise APIError("SOURCE_NOT_FOUND", f"{path} is not in {bucket}", "write the result file to your bucket first")
+    src = locate(ctx, agent, path)
     state = ctx.record.state
-    done = state.promoted_results.get((bucket, path, info.hash))
+    done = state.promoted_results.get(src.key)
     if done is not None:
         return state.results[done], False
-    if info.size > ctx.spec.board.max_message_bytes:
-        raise APIError("BODY_TOO_LARGE", f"{path} is larger than {ctx.spec.board.max_message_bytes} bytes", None)
-    try:
-        text = ctx.storage.read(bucket, path).decode("utf-8")
-    except NotFound:
-        raise APIError("SOURCE_NOT_FOUND", f"{path} vanished from {bucket}", None) from None
-    except UnicodeDecodeError:
-        raise APIError("NOT_UTF8", f"{path} is not UTF-8 text", None) from None
+    text = read_text(ctx, src)
     fields, body = split_frontmatter(text)
     parts = check_result_fields(ctx, fields)
     client = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
-    source = {"bucket": bucket, "path": path, "hash": info.hash}
-    ctx.limits.promotions.acquire(bucket)
+    source = src.record()
+    ctx.limits.promotions.acquire(src.bucket)
 
     def build(state: State, seq: int, ts: float) -> ResultEntry:
         unknown = [p for p in parts["parents"] if p not in state.results]
@@ -112,7 +102,7 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
     try:
         return ctx.record.write(build), True
     except APIError:
-        ctx.limits.promotions.release(bucket)
+        ctx.limits.promotions.release(src.bucket)
         raise
 
 

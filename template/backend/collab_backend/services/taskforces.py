@@ -13,26 +13,14 @@ from collab_backend.record.entries import TaskforceEntry, TaskforceNoteEntry
 from collab_backend.record.state import State
 from collab_backend.services.board import check_body, message_id
 from collab_backend.services.registry import agent_of
-from collab_backend.storage import NotFound, check_path
+from collab_backend.services.sources import locate, read_text
 
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?\Z")
 
 
 def _readme(ctx: Context, agent: str, path: str) -> tuple[str, dict[str, str]]:
-    check_path(path)
-    bucket = naming.scratch_bucket(ctx.spec, agent)
-    info = ctx.storage.stat(bucket, [path]).get(path)
-    if info is None:
-        raise APIError("SOURCE_NOT_FOUND", f"{path} is not in {bucket}", "write the README to your bucket first")
-    if info.size > ctx.spec.board.max_message_bytes:
-        raise APIError("BODY_TOO_LARGE", f"{path} is larger than {ctx.spec.board.max_message_bytes} bytes", None)
-    try:
-        text = ctx.storage.read(bucket, path).decode("utf-8")
-    except NotFound:
-        raise APIError("SOURCE_NOT_FOUND", f"{path} vanished from {bucket}", None) from None
-    except UnicodeDecodeError:
-        raise APIError("NOT_UTF8", f"{path} is not UTF-8 text", None) from None
-    return check_body(ctx, text), {"bucket": bucket, "path": path, "hash": info.hash}
+    src = locate(ctx, agent, path)
+    return check_body(ctx, read_text(ctx, src)), src.record()
 
 
 def write_readme(ctx: Context, identity: Identity, agent_id: str, name: str, path: str) -> tuple[TaskforceEntry, bool]:

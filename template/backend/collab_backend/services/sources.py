@@ -1,0 +1,58 @@
+"""Files an agent asks the backend to take from its own scratch bucket (posts, results, READMEs).
+
+The agent names only a path inside its own bucket; the bucket comes from its registration. A
+source is located once (its content hash is what gets recorded and deduplicated), then read
+with a size cap and as UTF-8 text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collab_backend import naming
+from collab_backend.context import Context
+from collab_backend.errors import APIError
+from collab_backend.storage import FileInfo, NotFound, check_path
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file of an agent's bucket, as it was when located."""
+
+    bucket: str
+    path: str
+    info: FileInfo
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What deduplication compares: the same content of the same file."""
+        return (self.bucket, self.path, self.info.hash)
+
+    def record(self) -> dict[str, str]:
+        """The source as entries store it."""
+        return {"bucket": self.bucket, "path": self.path, "hash": self.info.hash}
+
+
+def locate(ctx: Context, agent: str, path: str) -> Source:
+    """Find `path` in the agent's own bucket, or SOURCE_NOT_FOUND."""
+    check_path(path)
+    bucket = naming.scratch_bucket(ctx.spec, agent)
+    info = ctx.storage.stat(bucket, [path]).get(path)
+    if info is None:
+        raise APIError("SOURCE_NOT_FOUND", f"{path} is not in {bucket}", "write the file to your bucket first")
+    return Source(bucket, path, info)
+
+
+def read_text(ctx: Context, source: Source) -> str:
+    """The source's text, refused when over the spec's message size or not UTF-8."""
+    cap = ctx.spec.board.max_message_bytes
+    if source.info.size > cap:
+        raise APIError("BODY_TOO_LARGE", f"{source.path} is larger than {cap} bytes", None)
+    try:
+        raw = ctx.storage.read(source.bucket, source.path)
+    except NotFound:
+        raise APIError("SOURCE_NOT_FOUND", f"{source.path} vanished from {source.bucket}", None) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise APIError("NOT_UTF8", f"{source.path} is not UTF-8 text", "save it as UTF-8") from None
