@@ -105,6 +105,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         params=params,
         ppl_cap=args.ppl_cap,
         job_id=args.job_id,
+        proxy=args.engine != "vllm",
     )
 
 

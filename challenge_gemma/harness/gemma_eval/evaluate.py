@@ -39,6 +39,8 @@ class RunConfig:
         params: Parameters after command-line overrides (calibration.json is applied on top).
         ppl_cap: The absolute PPL cap from the collab spec, or None for bf16 PPL x (1 + ppl_cap_rel).
         job_id: The job's id, for provenance.
+        proxy: Whether the engine that will serve is a stand-in; the engine's own word replaces it
+            once it starts, and a refused submission is labelled by it.
     """
 
     submission_dir: Path
@@ -47,6 +49,7 @@ class RunConfig:
     params: Params
     ppl_cap: float | None = None
     job_id: str | None = None
+    proxy: bool = True
 
 
 class _Report:
@@ -86,7 +89,7 @@ def evaluate(config: RunConfig, open_engine: EngineOpener, *, wall: Callable[[],
     params = config.params.with_overrides(evaluation.calibration, allowed="threshold", source="calibration.json")
     report = _Report()
     provenance = summary.base_provenance(started, config.job_id) | _data_provenance(evaluation)
-    proxy = True
+    proxy = config.proxy
     check = check_submission(config.submission_dir, min_model_len=params.min_model_len)
     provenance["submission_sha256"] = check.sha256
     if check.submission is None:
@@ -115,8 +118,15 @@ def evaluate(config: RunConfig, open_engine: EngineOpener, *, wall: Callable[[],
             report.reasons.append(f"{exc}; the run could not finish its required checks")
         finally:
             if engine is not None:
-                engine.close()
+                _close(engine, report)
     return _assemble(report, params, evaluation, proxy, provenance, started, wall())
+
+
+def _close(engine: Engine, report: _Report) -> None:
+    try:
+        engine.close()
+    except Exception as exc:  # the verdict is already measured; a teardown error must not lose it
+        report.notes.append(f"the engine did not shut down cleanly: {type(exc).__name__}: {exc}")
 
 
 def _run_phases(

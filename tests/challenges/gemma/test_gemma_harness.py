@@ -140,6 +140,17 @@ def test_a_decode_only_sabotage_fails_the_run_while_its_ppl_passes(tmp_path: Pat
     assert summary["checks"]["tps"] == "pass", "it is fast and full-length; only the decode check catches it"
 
 
+def test_a_refused_submission_never_starts_an_engine(tmp_path: Path, sample_copy: Path) -> None:
+    def must_not_start(submission: Submission, params: Params) -> Engine:
+        raise AssertionError("a refused config must not reach the engine")
+
+    refused = EXAMPLES / "invalid" / "relaxed_acceptance"
+    summary = evaluate(config(tmp_path, sample_copy, submission_dir=refused, proxy=False), must_not_start)
+    assert summary["valid"] is False and summary["proxy"] is False, "labelled by the engine kind the job runs"
+    assert summary["quality_gate"] == 1.0 and summary["checks"]["tps"] == "not_run"
+    assert_schema_valid(summary)
+
+
 class Failing(FakeEngine):
     """Fails (as a crashing engine would) on its n-th request."""
 
