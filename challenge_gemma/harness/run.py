@@ -25,9 +25,11 @@ from gemma_eval.params import Params, load_overrides  # noqa: E402
 from gemma_eval.summary import write_summary  # noqa: E402
 
 EXIT_INFRASTRUCTURE = 3
-# Where the public set lives: beside this file once uploaded; the repository's sample otherwise.
+# The public set lives in data/ beside this file once uploaded. The CPU stand-ins read the bundled
+# sample instead (their toy tokenizer cannot read real sets): data/sample/ once uploaded, the
+# repository's data/sample/ when run from a checkout.
 PUBLIC_DATA = HERE / "data"
-SAMPLE_DATA = HERE.parent / "data" / "sample"
+SAMPLE_DATA = (HERE / "data" / "sample", HERE.parent / "data" / "sample")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help=f"the public set's folder (default: {PUBLIC_DATA.name}/ beside run.py; for CPU stand-ins, "
-        "the repository's data/sample/ when that is absent)",
+        help="the evaluation set's folder (default: data/ beside run.py for vllm; the bundled sample, "
+        "data/sample/, for the CPU stand-ins)",
     )
     parser.add_argument("--ppl-cap", type=float, help="absolute perplexity cap from the collab spec")
     parser.add_argument("--time-budget-s", type=float, help="seconds the run may take (default from the parameters)")
@@ -112,11 +114,14 @@ def _config(args: argparse.Namespace) -> RunConfig:
 def _public_data(args: argparse.Namespace) -> Path:
     if args.data_dir is not None:
         return Path(args.data_dir)
-    if PUBLIC_DATA.is_dir():
-        return PUBLIC_DATA
-    if args.engine != "vllm" and SAMPLE_DATA.is_dir():
-        return SAMPLE_DATA
-    raise InfrastructureError(f"no public set: {PUBLIC_DATA} is missing; pass --data-dir")
+    if args.engine == "vllm":
+        if PUBLIC_DATA.is_dir():
+            return PUBLIC_DATA
+        raise InfrastructureError(f"no public set: {PUBLIC_DATA} is missing; pass --data-dir")
+    for folder in SAMPLE_DATA:
+        if folder.is_dir():
+            return folder
+    raise InfrastructureError("no sample set for the CPU stand-ins (data/sample/); pass --data-dir")
 
 
 if __name__ == "__main__":

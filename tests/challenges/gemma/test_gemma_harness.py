@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -330,6 +331,27 @@ def test_infrastructure_failures_exit_3_without_a_summary(
     assert done.returncode == 3, done.stdout + done.stderr
     assert fragment in done.stderr and "Traceback" not in done.stderr
     assert not (state / "summary.json").exists() if state.is_dir() else True
+
+
+def test_the_uploaded_layout_finds_its_sets(tmp_path: Path) -> None:
+    """Once uploaded, the harness folder holds data/ (the public set) and data/sample/ (for CPU checks)."""
+    uploaded = tmp_path / "harness"
+    shutil.copytree(HARNESS, uploaded, ignore=shutil.ignore_patterns("__pycache__"))
+    state = tmp_path / "state"
+    args = ["--submission-dir", str(EXAMPLES / "valid" / "int4_qat"), "--state-dir", str(state)]
+
+    def run_uploaded(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(uploaded / "run.py"), *args, *extra], capture_output=True, text=True, check=False
+        )
+
+    missing = run_uploaded("--engine", "fake")
+    assert missing.returncode == 3 and "no sample set" in missing.stderr
+    assert run_uploaded("--engine", "vllm").returncode == 3
+    shutil.copytree(ROOT / "challenge_gemma" / "data" / "sample", uploaded / "data" / "sample")
+    done = run_uploaded("--engine", "fake")
+    assert done.returncode == 0, done.stderr
+    assert read(state)["valid"] is True and read(state)["prompt_set"] == "sample"
 
 
 def test_a_missing_submission_folder_gets_an_invalid_summary(tmp_path: Path) -> None:
