@@ -30,8 +30,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Mypy, strict, over provision/ and the challenge types."""
-    session.install("-e", ".[dev]")
+    """Mypy, strict, over provision/, the challenge types, the backend and the Hub fake."""
+    session.install("-e", ".[dev]", "-r", "template/backend/requirements.txt")
     session.run("mypy")
 
 

@@ -180,7 +180,8 @@ class ConformanceSuite:
     # ------------------------------------------------------------ fixtures
 
     @pytest.fixture(scope="class")
-    def spec(self, ctype: ChallengeType, tmp_path_factory: pytest.TempPathFactory) -> ChallengeSpec:
+    @classmethod
+    def spec(cls, ctype: ChallengeType, tmp_path_factory: pytest.TempPathFactory) -> ChallengeSpec:
         """The spec a collab of this type starts with, all answers at their defaults."""
         path = render_spec(ctype, tmp_path_factory.mktemp(f"{ctype.name}-spec"))
         loaded, problems = check_spec(path)
@@ -188,13 +189,15 @@ class ConformanceSuite:
         return loaded.spec
 
     @pytest.fixture(scope="class")
-    def harness(self, ctype: ChallengeType) -> Path:
+    @classmethod
+    def harness(cls, ctype: ChallengeType) -> Path:
         """The harness folder, run where it lies (a type may read data beside it in the package)."""
         assert ctype.entrypoint.is_file(), f"{ctype.package}/{ctype.harness}/run.py is missing: the job entrypoint"
         return ctype.harness_dir
 
     @pytest.fixture(scope="class")
-    def validators(self, ctype: ChallengeType) -> list[Any]:
+    @classmethod
+    def validators(cls, ctype: ChallengeType) -> list[Any]:
         return summary_validators(ctype)
 
     # ------------------------------------------------------------ declaration and Copier fragment
