@@ -22,6 +22,8 @@ from collab_backend.record.store import Record
 from collab_backend.routes import agents, board, digest, files, meta, results
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.storage import Storage
+from collab_backend.storage.hub import HubStorage
+from collab_backend.storage.local import LocalStorage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -119,15 +121,11 @@ def build_context(settings: Settings) -> Context:
     storage: Storage
     identity: IdentityProvider
     if settings.storage == "hub":
-        from huggingface_hub import HfApi
-
-        from collab_backend.storage.hub import HubStorage
+        from huggingface_hub import HfApi  # imported only where the Hub is used: local mode starts faster
 
         api = HfApi(token=settings.hf_token)
         storage, identity = HubStorage(api, token=settings.hf_token), HubIdentity(api)
     else:
-        from collab_backend.storage.local import LocalStorage
-
         if settings.local_root is None or settings.identity_file is None:  # Settings refuses this already
             raise ValueError("local mode needs COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE")
         storage, identity = LocalStorage(settings.local_root), LocalIdentity(settings.identity_file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -32,8 +33,6 @@ def list_agents(
     """Registered agents in id order."""
     ids = sorted(ctx.record.state.agents)
     if after is not None:
-        from bisect import bisect_right
-
         ids = ids[bisect_right(ids, after) :]
     chosen = ids[:limit]
     items = [AgentPublic.of(ctx.record.state.agents[i]) for i in chosen]
