@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from huggingface_hub import HfApi
 
 from collab_backend import __version__, errors
 from collab_backend.audit import AuditLog
@@ -121,8 +122,6 @@ def build_context(settings: Settings) -> Context:
     storage: Storage
     identity: IdentityProvider
     if settings.storage == "hub":
-        from huggingface_hub import HfApi  # imported only where the Hub is used: local mode starts faster
-
         api = HfApi(token=settings.hf_token)
         storage, identity = HubStorage(api, token=settings.hf_token), HubIdentity(api)
     else:
