@@ -1,10 +1,12 @@
 """A stateful fake of the huggingface_hub calls the kit makes, with failure switches.
 
 It stands in at the function boundary (the methods of `HfApi`, same names and keywords), keeps
-real state (buckets with content-addressed files, users and their org roles), enforces who may
+real state (buckets with content-addressed files, users and their org roles, Spaces with their
+settings, variables, secrets, files and a build that moves through the runtime stages), enforces who may
 write where the way the Hub does, and raises the library's own exception types, so code under
 test cannot tell it from the Hub except by speed. Failure switches make any call fail with a
-status, fail some operations of a batch, or be slow; `calls` counts every call.
+status, fail some operations of a batch, be slow, or make a Space's next build fail with a log;
+`calls` counts every call.
 
 Why a fake and not an HTTP stub: bucket writes go through Xet, which cannot be pointed at a
 local server, so the boundary to fake is the library's API.
@@ -12,6 +14,7 @@ local server, so the boundary to fake is the library's API.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import threading
 import time
@@ -23,8 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from huggingface_hub import CommitInfo, RepoUrl, SpaceInfo, SpaceRuntime, SpaceSecret, SpaceVariable
 from huggingface_hub._buckets import BucketFile, BucketFolder  # the types list_bucket_tree yields
-from huggingface_hub.errors import BucketBatchError, BucketNotFoundError, EntryNotFoundError, HfHubHTTPError
+from huggingface_hub.errors import (
+    BucketBatchError,
+    BucketNotFoundError,
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+)
 
 ENDPOINT = "https://huggingface.co"
 ADMIN_TOKEN = "hf_test_organizer_token"  # a conventional token for tests that seed an organizer
@@ -38,6 +48,17 @@ def _response(status: int, method: str, url: str, message: str) -> httpx2.Respon
 def http_error(status: int, message: str, *, url: str = f"{ENDPOINT}/api", method: str = "GET") -> HfHubHTTPError:
     """The library's HTTP error for a status, carrying a real response object."""
     return HfHubHTTPError(message, response=_response(status, method, url, message))
+
+
+def space_not_found(space_id: str) -> RepositoryNotFoundError:
+    """What the library raises for a missing (or invisible) Space."""
+    url = f"{ENDPOINT}/api/spaces/{space_id}"
+    error = RepositoryNotFoundError(
+        f"Repository Not Found for url: {url}.", response=_response(404, "GET", url, "Repository not found")
+    )
+    error.repo_id = space_id
+    error.repo_type = "space"
+    return error
 
 
 def bucket_not_found(bucket_id: str) -> BucketNotFoundError:
@@ -66,6 +87,35 @@ class FakeBucket:
 
 
 @dataclass
+class FakeSpace:
+    """A Space: settings, variables, secrets (values kept so tests can check them), files, runtime."""
+
+    id: str
+    sdk: str
+    private: bool
+    creator: str
+    hardware: str = "cpu-basic"
+    requested_hardware: str | None = None
+    sleep_time: int | None = None
+    variables: dict[str, tuple[str, str | None, datetime]] = field(default_factory=dict)
+    secrets: dict[str, tuple[str, str | None, datetime]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    commits: list[str] = field(default_factory=list)
+    stage: str = "NO_APP_FILE"
+    polls_left: int = 0  # polls of get_space_runtime before a build finishes
+    build_log: list[str] = field(default_factory=list)
+
+    @property
+    def sha(self) -> str | None:
+        return self.commits[-1] if self.commits else None
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git (and the Hub's `blobId`) gives a file's content: sha1 of a blob header plus the bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+@dataclass
 class FakeUser:
     name: str
     token: str
@@ -91,9 +141,12 @@ class _Failure:
 class FakeHub:
     """The Hub, in memory. Construct, seed users and buckets, pass it where `HfApi` goes."""
 
-    def __init__(self, *, enforce_auth: bool = True) -> None:
+    def __init__(self, *, enforce_auth: bool = True, build_polls: int = 1) -> None:
         self.enforce_auth = enforce_auth
+        self.build_polls = build_polls
         self.buckets: dict[str, FakeBucket] = {}
+        self.spaces: dict[str, FakeSpace] = {}
+        self._failing_builds: dict[str, list[str]] = {}
         self.users: dict[str, FakeUser] = {}
         self.calls: Counter[str] = Counter()
         self._failures: dict[str, list[_Failure]] = {}
@@ -117,6 +170,10 @@ class FakeHub:
         for path in paths:
             self._failing_paths[path] = error
 
+    def fail_build(self, space_id: str, log: Iterable[str] = ("ERROR: failed to build the image",)) -> None:
+        """Make the next build of this Space end in BUILD_ERROR, with `log` as its build log."""
+        self._failing_builds[space_id] = list(log)
+
     def slow(self, method: str, seconds: float) -> None:
         """Delay every call of `method`."""
         self._delays[method] = seconds
@@ -125,6 +182,7 @@ class FakeHub:
         """Clear all failure switches and delays."""
         self._failures.clear()
         self._failing_paths.clear()
+        self._failing_builds.clear()
         self._delays.clear()
 
     def _enter(self, method: str, url: str) -> None:
@@ -139,6 +197,8 @@ class FakeHub:
                 pending.pop(0)
             if failure.status == 404 and "/buckets/" in url:
                 raise bucket_not_found(url.split("/api/buckets/", 1)[1])
+            if failure.status == 404 and "/spaces/" in url:
+                raise space_not_found(url.split("/api/spaces/", 1)[1])
             raise http_error(failure.status, failure.message, url=url)
 
     # -- identity ---------------------------------------------------------------------------
@@ -331,6 +391,333 @@ class FakeHub:
         digest = hashlib.sha256(data).hexdigest()
         bucket.blobs[digest] = data
         bucket.files[path] = StoredFile(data, digest, now, now)
+
+    def update_bucket_settings(self, bucket_id: str, *, private: bool, token: str | bool | None = None) -> None:
+        """Change a bucket's visibility (its only setting)."""
+        with self._lock:
+            bucket = self._bucket(bucket_id, token, "update_bucket_settings", write=True)
+            bucket.private = private
+
+    # -- Spaces -----------------------------------------------------------------------------
+    def _space(self, space_id: str, token: str | bool | None, method: str, *, write: bool = False) -> FakeSpace:
+        url = f"{ENDPOINT}/api/spaces/{space_id}"
+        self._enter(method, url)
+        user = self._user(token, url)
+        space = self.spaces.get(space_id)
+        namespace = space_id.split("/", 1)[0]
+        visible = space is not None and (
+            not space.private
+            or not self.enforce_auth
+            or (user is not None and (user.name == namespace or namespace in user.orgs))
+        )
+        if space is None or not visible:
+            raise space_not_found(space_id)
+        if write and not self._can_write_space(user, space, namespace):
+            raise http_error(403, f"You don't have the rights to change {space_id}", url=url, method="POST")
+        return space
+
+    def _can_write_space(self, user: FakeUser | None, space: FakeSpace | None, namespace: str) -> bool:
+        if not self.enforce_auth:
+            return True
+        if user is None:
+            return False
+        if namespace == user.name or user.orgs.get(namespace) in WRITE_ROLES:
+            return True
+        return user.orgs.get(namespace) == "contributor" and (space is None or space.creator == user.name)
+
+    def _rebuild(self, space: FakeSpace) -> None:
+        """A change that restarts the Space: a build starts when there is code to build."""
+        if space.files:
+            space.stage = "BUILDING"
+            space.polls_left = self.build_polls
+
+    def _runtime(self, space: FakeSpace) -> SpaceRuntime:
+        return SpaceRuntime(
+            {
+                "stage": space.stage,
+                "hardware": {"current": space.hardware, "requested": space.requested_hardware},
+                "gcTimeout": space.sleep_time,
+            }
+        )
+
+    def create_repo(
+        self,
+        repo_id: str,
+        *,
+        token: str | bool | None = None,
+        private: bool | None = None,
+        visibility: str | None = None,
+        repo_type: str | None = None,
+        exist_ok: bool = False,
+        resource_group_id: str | None = None,
+        region: str | None = None,
+        space_sdk: str | None = None,
+        space_hardware: str | None = None,
+        space_sleep_time: int | None = None,
+        space_secrets: list[dict[str, str]] | None = None,
+        space_variables: list[dict[str, str]] | None = None,
+        space_volumes: list[Any] | None = None,
+        space_template: str | None = None,
+    ) -> RepoUrl:
+        """Create a Space (the only repo type faked); the payload is ignored when it exists, like the Hub."""
+        url = f"{ENDPOINT}/api/repos/create"
+        if repo_type != "space":
+            raise ValueError("the fake Hub only knows Spaces among repositories")
+        if space_sdk not in {"gradio", "streamlit", "docker", "static"}:
+            raise ValueError(f"Invalid space_sdk: {space_sdk!r}")
+        with self._lock:
+            self._enter("create_repo", url)
+            user = self._user(token, url)
+            namespace = repo_id.split("/", 1)[0]
+            if not self._can_write_space(user, None, namespace):
+                raise http_error(403, f"You don't have the rights to create a Space in {namespace}", url=url)
+            if repo_id in self.spaces:
+                if not exist_ok:
+                    raise http_error(409, f"You already created this space repo: {repo_id}", url=url, method="POST")
+            else:
+                now = datetime.now(UTC)
+                space = FakeSpace(repo_id, space_sdk, bool(private), user.name if user else "anonymous")
+                space.hardware = space_hardware or "cpu-basic"
+                space.requested_hardware = space_hardware
+                space.sleep_time = space_sleep_time
+                for item in space_variables or []:
+                    space.variables[item["key"]] = (item["value"], item.get("description"), now)
+                for item in space_secrets or []:
+                    space.secrets[item["key"]] = (item["value"], item.get("description"), now)
+                self.spaces[repo_id] = space
+            return RepoUrl(f"{ENDPOINT}/spaces/{repo_id}", endpoint=ENDPOINT)
+
+    def update_repo_settings(
+        self,
+        repo_id: str,
+        *,
+        gated: Any = None,
+        private: bool | None = None,
+        visibility: str | None = None,
+        token: str | bool | None = None,
+        repo_type: str | None = None,
+    ) -> None:
+        """Change a Space's visibility."""
+        with self._lock:
+            space = self._space(repo_id, token, "update_repo_settings", write=True)
+            if private is not None:
+                space.private = private
+            elif visibility is not None:
+                space.private = visibility != "public"
+
+    def space_info(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        timeout: float | None = None,
+        files_metadata: bool = False,
+        expand: list[str] | None = None,
+        token: str | bool | None = None,
+    ) -> SpaceInfo:
+        """Id, sdk, visibility, head commit, files (with their git blob ids) and runtime."""
+        with self._lock:
+            space = self._space(repo_id, token, "space_info")
+            self._advance(space)
+            siblings = [
+                {"rfilename": path, "size": len(data), "blobId": git_blob_id(data)}
+                for path, data in sorted(space.files.items())
+            ]
+            runtime = self._runtime(space).raw
+            return SpaceInfo(  # type: ignore[no-untyped-call]  # untyped upstream
+                id=space.id,
+                author=space.id.split("/", 1)[0],
+                sha=space.sha,
+                private=space.private,
+                sdk=space.sdk,
+                siblings=siblings,
+                runtime=runtime,
+            )
+
+    def _advance(self, space: FakeSpace) -> None:
+        """Time passes for a build: each observation brings it one poll closer to its end."""
+        if space.stage != "BUILDING":
+            return
+        if space.polls_left > 0:
+            space.polls_left -= 1
+            return
+        log = self._failing_builds.pop(space.id, None)
+        if log is not None:
+            space.stage, space.build_log = "BUILD_ERROR", log
+        else:
+            space.stage, space.build_log = "RUNNING", ["Successfully built the image"]
+            space.hardware = space.requested_hardware or space.hardware
+
+    def get_space_runtime(self, repo_id: str, *, token: str | bool | None = None) -> SpaceRuntime:
+        """The stage, current and requested hardware and sleep time."""
+        with self._lock:
+            space = self._space(repo_id, token, "get_space_runtime")
+            self._advance(space)
+            return self._runtime(space)
+
+    def request_space_hardware(
+        self, repo_id: str, hardware: str, *, token: str | bool | None = None, sleep_time: int | None = None
+    ) -> SpaceRuntime:
+        """Request new hardware (current hardware changes when the Space restarts on it)."""
+        with self._lock:
+            space = self._space(repo_id, token, "request_space_hardware", write=True)
+            space.requested_hardware = hardware
+            if sleep_time is not None:
+                space.sleep_time = sleep_time
+            self._rebuild(space)
+            return self._runtime(space)
+
+    def set_space_sleep_time(self, repo_id: str, sleep_time: int, *, token: str | bool | None = None) -> SpaceRuntime:
+        """Seconds of inactivity before the Space sleeps (-1: never)."""
+        with self._lock:
+            space = self._space(repo_id, token, "set_space_sleep_time", write=True)
+            space.sleep_time = sleep_time
+            return self._runtime(space)
+
+    def restart_space(
+        self, repo_id: str, *, token: str | bool | None = None, factory_reboot: bool = False
+    ) -> SpaceRuntime:
+        """Restart: a new build."""
+        with self._lock:
+            space = self._space(repo_id, token, "restart_space", write=True)
+            self._rebuild(space)
+            return self._runtime(space)
+
+    def get_space_variables(self, repo_id: str, *, token: str | bool | None = None) -> dict[str, SpaceVariable]:
+        """Every variable, with its value."""
+        with self._lock:
+            space = self._space(repo_id, token, "get_space_variables")
+            return _variables(space)
+
+    def add_space_variable(
+        self, repo_id: str, key: str, value: str, *, description: str | None = None, token: str | bool | None = None
+    ) -> dict[str, SpaceVariable]:
+        """Add or update a variable; the Space restarts."""
+        with self._lock:
+            space = self._space(repo_id, token, "add_space_variable", write=True)
+            space.variables[key] = (value, description, datetime.now(UTC))
+            self._rebuild(space)
+            return _variables(space)
+
+    def delete_space_variable(
+        self, repo_id: str, key: str, *, token: str | bool | None = None
+    ) -> dict[str, SpaceVariable]:
+        """Remove a variable."""
+        with self._lock:
+            space = self._space(repo_id, token, "delete_space_variable", write=True)
+            space.variables.pop(key, None)
+            self._rebuild(space)
+            return _variables(space)
+
+    def get_space_secrets(self, repo_id: str, *, token: str | bool | None = None) -> dict[str, SpaceSecret]:
+        """Every secret's key, description and update time; never the value."""
+        with self._lock:
+            space = self._space(repo_id, token, "get_space_secrets", write=True)
+            return {
+                key: SpaceSecret(key, {"description": description, "updatedAt": _iso(at)})
+                for key, (_, description, at) in space.secrets.items()
+            }
+
+    def add_space_secret(
+        self, repo_id: str, key: str, value: str, *, description: str | None = None, token: str | bool | None = None
+    ) -> None:
+        """Add or update a secret; the Space restarts."""
+        with self._lock:
+            space = self._space(repo_id, token, "add_space_secret", write=True)
+            space.secrets[key] = (value, description, datetime.now(UTC))
+            self._rebuild(space)
+
+    def delete_space_secret(self, repo_id: str, key: str, *, token: str | bool | None = None) -> None:
+        """Remove a secret."""
+        with self._lock:
+            space = self._space(repo_id, token, "delete_space_secret", write=True)
+            space.secrets.pop(key, None)
+            self._rebuild(space)
+
+    def upload_folder(
+        self,
+        *,
+        repo_id: str,
+        folder_path: str | Path,
+        path_in_repo: str | None = None,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        token: str | bool | None = None,
+        repo_type: str | None = None,
+        revision: str | None = None,
+        create_pr: bool | None = None,
+        parent_commit: str | None = None,
+        allow_patterns: list[str] | str | None = None,
+        ignore_patterns: list[str] | str | None = None,
+        delete_patterns: list[str] | str | None = None,
+        run_as_future: bool = False,
+    ) -> CommitInfo:
+        """One commit: the folder's files (filtered by the patterns) in, remote files matching delete_patterns out.
+
+        A README.md front matter's `sdk:` sets the Space's SDK, as on the Hub. The Space rebuilds.
+        """
+        if repo_type != "space":
+            raise ValueError("the fake Hub only knows Spaces among repositories")
+        root = Path(folder_path)
+        local = {
+            path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and ".git" not in path.relative_to(root).parts
+        }
+        local = {
+            name: data
+            for name, data in local.items()
+            if _matches(name, allow_patterns, default=True) and not _matches(name, ignore_patterns, default=False)
+        }
+        with self._lock:
+            space = self._space(repo_id, token, "upload_folder", write=True)
+            prefix = f"{path_in_repo.strip('/')}/" if path_in_repo else ""
+            for name in list(space.files):
+                rest = name[len(prefix) :]
+                if name.startswith(prefix) and rest not in local and _matches(rest, delete_patterns, default=False):
+                    del space.files[name]
+            for name, data in local.items():
+                space.files[prefix + name] = data
+            readme = space.files.get("README.md", b"").decode("utf-8", "replace")
+            for line in readme.split("---")[1].splitlines() if readme.startswith("---") else []:
+                if line.startswith("sdk:"):
+                    space.sdk = line.split(":", 1)[1].strip()
+            digest = hashlib.sha1(  # a commit id: anything unique per commit will do
+                repr((space.sha, sorted((n, git_blob_id(d)) for n, d in space.files.items()))).encode(),
+                usedforsecurity=False,
+            ).hexdigest()
+            space.commits.append(digest)
+            self._rebuild(space)
+            return CommitInfo(
+                commit_url=f"{ENDPOINT}/spaces/{repo_id}/commit/{digest}",
+                commit_message=commit_message or "Upload folder using huggingface_hub",
+                commit_description=commit_description or "",
+                oid=digest,
+            )
+
+    def fetch_space_logs(
+        self, repo_id: str, *, build: bool = False, follow: bool = False, token: str | bool | None = None
+    ) -> Iterable[str]:
+        """The build log (build=True) or the run log of the last build."""
+        with self._lock:
+            space = self._space(repo_id, token, "fetch_space_logs", write=True)
+            lines = list(space.build_log) if build else [f"stage {space.stage}"]
+        return iter(lines)
+
+
+def _matches(name: str, patterns: list[str] | str | None, *, default: bool) -> bool:
+    """The library's pattern rule: fnmatch on the relative path; a pattern ending in '/' means a folder."""
+    if patterns is None:
+        return default
+    items = [patterns] if isinstance(patterns, str) else patterns
+    return any(fnmatch.fnmatch(name, p + "*" if p.endswith("/") else p) for p in items)
+
+
+def _variables(space: FakeSpace) -> dict[str, SpaceVariable]:
+    return {
+        key: SpaceVariable(key, {"value": value, "description": description, "updatedAt": _iso(at)})
+        for key, (value, description, at) in space.variables.items()
+    }
 
 
 @dataclass(frozen=True)

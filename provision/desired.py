@@ -1,0 +1,178 @@
+"""What a collab's Hub resources should look like: derived from the loaded spec, in this one place.
+
+Nothing here is typed twice: ids, hardware and sleep times are the spec's (already defaulted by
+the loader), and the Space variable `COLLAB_SPEC` is the loader's fully defaulted document. The
+only values decided here are the kit's own conventions: the ownership marker, which Spaces hold
+the token, their visibility, and which source files are uploaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.errors import ProvisionError
+from provision.spec import LoadedSpec
+
+MARKER_KEY = "COLLAB_MANAGED_BY"
+SPEC_KEY = "COLLAB_SPEC"
+FINGERPRINT_KEY = "COLLAB_TOKEN_FINGERPRINT"
+TOKEN_SECRET = "HF_TOKEN"  # noqa: S105  # the secret's name, not a value
+BUCKET_MARKER_PATH = ".collab/deployment.json"
+TOOL = "agent-collab-kit"
+SPACE_SDK = "docker"
+# Never uploaded: caches, and anything that may hold credentials. Same patterns for the local
+# listing and for upload_folder, so what the plan compares is what apply uploads.
+_SECRET_FILES = (".env", ".env.*")
+IGNORED_SOURCES: tuple[str, ...] = (
+    "*__pycache__*",
+    "*.pyc",
+    "*.pytest_cache*",
+    "*.mypy_cache*",
+    "*.ruff_cache*",
+    *_SECRET_FILES,
+    *(f"*/{p}" for p in _SECRET_FILES),
+)
+
+
+class SourcesError(ProvisionError):
+    """A Space's source folder is missing from the collab."""
+
+
+@dataclass(frozen=True)
+class DesiredBucket:
+    name: str  # "central" | "audit"
+    id: str
+    private: bool
+
+    @property
+    def address(self) -> str:
+        return f"bucket.{self.name}"
+
+
+@dataclass(frozen=True)
+class DesiredSpace:
+    name: str  # "backend" | "dashboard" | "eval"
+    id: str
+    private: bool
+    hardware: str
+    sleep_time: int | None
+    variables: dict[str, str]
+    secrets: tuple[str, ...]
+    source_dir: Path
+    files: dict[str, str]  # path -> git blob id of the local source
+
+    @property
+    def address(self) -> str:
+        return f"space.{self.name}"
+
+
+@dataclass(frozen=True)
+class Desired:
+    collab: str  # "{org}/{slug}", what the ownership marks name
+    orgs: tuple[str, ...]  # where the token's user must be an admin
+    buckets: tuple[DesiredBucket, ...]
+    spaces: tuple[DesiredSpace, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def marker(self) -> str:
+        return marker_value(self.collab)
+
+
+def marker_value(collab: str) -> str:
+    """The ownership mark's value: the tool and the collab it belongs to."""
+    return f"{TOOL} {collab}"
+
+
+def token_fingerprint(token: str, space_id: str) -> str:
+    """A salted hash of the token, so rotation is visible without the value ever leaving the machine.
+
+    The salt is the Space id (two Spaces never show the same fingerprint); 16 hex digits cannot
+    be turned back into a token of ~160 random bits.
+    """
+    return hashlib.sha256(f"{TOOL}:token:{space_id}:{token}".encode()).hexdigest()[:16]
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git and the Hub (`blobId`) give a file's content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def source_files(folder: Path) -> dict[str, str]:
+    """Every file of a Space's source folder that is uploaded, with its git blob id."""
+    out: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        name = rel.as_posix()
+        if not path.is_file() or ".git" in rel.parts or any(fnmatch.fnmatch(name, p) for p in IGNORED_SOURCES):
+            continue
+        out[name] = git_blob_id(path.read_bytes())
+    return out
+
+
+def spec_json(loaded: LoadedSpec) -> str:
+    """The value of COLLAB_SPEC: the fully defaulted document, compact and stable."""
+    return json.dumps(loaded.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
+    """The resources a rendered collab needs on the Hub.
+
+    Args:
+        loaded: The loaded spec.
+        collab_dir: The collab folder holding the Space sources (`backend/`, `dashboard/`, `eval/`).
+        token: The organizers' token; only its salted fingerprint ends up in the result.
+
+    Returns:
+        Buckets and Spaces in dependency order (buckets first; the backend before the others).
+
+    Raises:
+        SourcesError: when `backend/` is missing.
+    """
+    spec = loaded.spec
+    collab = f"{spec.challenge.org}/{spec.challenge.slug}"
+    buckets = (
+        DesiredBucket("central", spec.storage.central_bucket, spec.storage.central_visibility == "private"),
+        DesiredBucket("audit", spec.storage.audit_bucket, True),
+    )
+    notes: list[str] = []
+    wanted = [("backend", spec.spaces.backend, False, True)]
+    if (collab_dir / "dashboard").is_dir():
+        wanted.append(("dashboard", spec.spaces.dashboard, False, False))
+    else:
+        notes.append("no dashboard/ in the collab: the dashboard Space is not planned")
+    if spec.verification.mode == "eval-space":
+        if (collab_dir / "eval").is_dir():
+            wanted.append(("eval", spec.spaces.eval, True, True))
+        else:
+            notes.append("verification.mode is eval-space but the collab has no eval/: the eval Space is not planned")
+    if not (collab_dir / "backend").is_dir():
+        raise SourcesError(
+            f"no backend/ folder in {collab_dir}: the backend Space's code comes from it\n"
+            "    hint: run in a rendered collab (`copier copy`), or pass its folder"
+        )
+    spaces = []
+    for name, space, private, holds_token in wanted:
+        variables = {MARKER_KEY: marker_value(collab), SPEC_KEY: spec_json(loaded)}
+        if holds_token:
+            variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
+        source = collab_dir / name
+        spaces.append(
+            DesiredSpace(
+                name=name,
+                id=space.id,
+                private=private,
+                hardware=space.hardware,
+                sleep_time=space.sleep_time,
+                variables=variables,
+                secrets=(TOKEN_SECRET,) if holds_token else (),
+                source_dir=source,
+                files=source_files(source),
+            )
+        )
+    orgs = (spec.challenge.org, spec.challenge.admin_org)
+    return Desired(collab, orgs, buckets, tuple(spaces), tuple(notes))

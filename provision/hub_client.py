@@ -1,0 +1,185 @@
+"""The Hub as provisioning sees it: exactly the `HfApi` methods it calls, and how their errors read.
+
+`HubClient` is a Protocol that `huggingface_hub.HfApi` and the test fake
+(`collab_testing.hub.FakeHub`) both satisfy; mypy checks both at the bottom of this module.
+`hub_errors` turns the library's HTTP errors into `HubAccessError` with a hint. Its invariant:
+only "not found" means absent, and that is decided by the caller, which catches the not-found
+types first; a 401, a 403, a rate limit or a 5xx is never read as absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from provision.errors import ProvisionError
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitInfo, RepoUrl, SpaceInfo, SpaceRuntime, SpaceSecret, SpaceVariable
+    from huggingface_hub._buckets import BucketFile
+
+
+class HubAccessError(ProvisionError):
+    """The Hub refused or failed a call; `status` is the HTTP status (None when there was no response)."""
+
+    def __init__(self, message: str, *, status: int | None, hint: str) -> None:
+        self.status = status
+        self.hint = hint
+        super().__init__(f"{message}\n    hint: {hint}")
+
+
+class HubClient(Protocol):
+    """The `HfApi` methods provisioning calls, with the keywords it passes."""
+
+    def whoami(self, token: bool | str | None = None, *, cache: bool = False) -> dict[str, Any]: ...
+
+    def bucket_info(self, bucket_id: str, *, token: bool | str | None = None) -> Any: ...
+
+    def create_bucket(
+        self, bucket_id: str, *, private: bool | None = None, exist_ok: bool = False, token: bool | str | None = None
+    ) -> Any: ...
+
+    def update_bucket_settings(self, bucket_id: str, *, private: bool, token: bool | str | None = None) -> None: ...
+
+    def get_bucket_paths_info(
+        self, bucket_id: str, paths: list[str], *, token: bool | str | None = None
+    ) -> Iterable[BucketFile]: ...
+
+    def download_bucket_files(
+        self,
+        bucket_id: str,
+        files: list[tuple[str | BucketFile, str | Path]],
+        *,
+        raise_on_missing_files: bool = False,
+        token: bool | str | None = None,
+    ) -> None: ...
+
+    def batch_bucket_files(
+        self,
+        bucket_id: str,
+        *,
+        add: list[tuple[str | Path | bytes, str]] | None = None,
+        token: bool | str | None = None,
+    ) -> None: ...
+
+    def space_info(
+        self, repo_id: str, *, files_metadata: bool = False, token: bool | str | None = None
+    ) -> SpaceInfo: ...
+
+    def create_repo(
+        self,
+        repo_id: str,
+        *,
+        token: str | bool | None = None,
+        private: bool | None = None,
+        repo_type: str | None = None,
+        exist_ok: bool = False,
+        space_sdk: str | None = None,
+        space_variables: list[dict[str, str]] | None = None,
+    ) -> RepoUrl: ...
+
+    def update_repo_settings(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        repo_type: str | None = None,
+    ) -> None: ...
+
+    def get_space_runtime(self, repo_id: str, *, token: bool | str | None = None) -> SpaceRuntime: ...
+
+    def request_space_hardware(
+        self, repo_id: str, hardware: Any, *, token: bool | str | None = None
+    ) -> SpaceRuntime: ...
+
+    def set_space_sleep_time(
+        self, repo_id: str, sleep_time: int, *, token: bool | str | None = None
+    ) -> SpaceRuntime: ...
+
+    def restart_space(self, repo_id: str, *, token: bool | str | None = None) -> SpaceRuntime: ...
+
+    def get_space_variables(self, repo_id: str, *, token: bool | str | None = None) -> dict[str, SpaceVariable]: ...
+
+    def add_space_variable(
+        self, repo_id: str, key: str, value: str, *, token: bool | str | None = None
+    ) -> dict[str, SpaceVariable]: ...
+
+    def get_space_secrets(self, repo_id: str, *, token: bool | str | None = None) -> dict[str, SpaceSecret]: ...
+
+    def add_space_secret(self, repo_id: str, key: str, value: str, *, token: bool | str | None = None) -> None: ...
+
+    def upload_folder(
+        self,
+        *,
+        repo_id: str,
+        folder_path: str | Path,
+        commit_message: str | None = None,
+        token: str | bool | None = None,
+        repo_type: str | None = None,
+        ignore_patterns: list[str] | str | None = None,
+        delete_patterns: list[str] | str | None = None,
+    ) -> CommitInfo: ...
+
+    def fetch_space_logs(
+        self, repo_id: str, *, build: bool = False, token: bool | str | None = None
+    ) -> Iterable[str]: ...
+
+
+def connect() -> HubClient:
+    """The real Hub client (huggingface_hub is imported here only, so validation stays import-light)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(library_name="agent-collab-kit")
+
+
+def _hint(status: int | None, what: str) -> str:
+    if status == 401:
+        return "the token was refused: create a new one (SETUP.md, step 2) and set HF_TOKEN"
+    if status == 403:
+        return (
+            f"the token may not do this ({what}): it needs write access to repositories and buckets of both "
+            "orgs (fine-grained token scopes) and its user must be an admin of both orgs"
+        )
+    if status == 429:
+        return "the Hub is rate limiting this token: wait a minute and run the command again"
+    if status is not None and status >= 500:
+        return "the Hub failed; nothing was assumed from it: run the command again (apply resumes where it stopped)"
+    return "see the Hub's message above"
+
+
+@contextmanager
+def hub_errors(what: str, *, absent: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn any HTTP error of the library inside the block into a `HubAccessError` naming `what`.
+
+    Args:
+        what: The operation, for the message, e.g. "read Space org/name".
+        absent: The library's not-found types that mean "absent" here; they pass through for the
+            caller to catch. Everything else, 401/403/5xx included, becomes a `HubAccessError`.
+
+    Raises:
+        HubAccessError: with the status and a hint that holds the fix.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        yield
+    except absent:
+        raise
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        message = (exc.server_message or str(exc)).splitlines()[0]
+        raise HubAccessError(
+            f"cannot {what}: HTTP {status}: {message}", status=status, hint=_hint(status, what)
+        ) from exc
+
+
+if TYPE_CHECKING:  # both implementations satisfy the Protocol, checked by mypy
+    from huggingface_hub import HfApi
+
+    from collab_testing.hub import FakeHub
+
+    _real: HubClient = HfApi()
+    _fake: HubClient = FakeHub()

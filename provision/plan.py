@@ -1,0 +1,273 @@
+"""The plan: desired state and observed state in, the actions still needed out. Pure, no I/O.
+
+Actions come in dependency order (buckets, then the backend Space, then the others) and each
+carries its changes in the order apply makes them. Invariants: an existing resource that is not
+marked as this collab's is never changed unless the caller adopts it (an empty unmarked bucket is
+adopted: there is nothing in it to lose); secrets are compared by presence and by the salted
+fingerprint in a variable, never by value; a plan with blockers (missing admin roles, foreign
+resources) is shown but never applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from provision.desired import (
+    BUCKET_MARKER_PATH,
+    FINGERPRINT_KEY,
+    MARKER_KEY,
+    SPACE_SDK,
+    TOOL,
+    Desired,
+    DesiredBucket,
+    DesiredSpace,
+)
+from provision.observe import Observed, ObservedBucket, ObservedSpace
+
+ActionKind = Literal["create", "update", "no-op"]
+ERROR_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"})
+HUB_DEFAULT_HARDWARE = "cpu-basic"
+HUB_OWN_FILES = frozenset({".gitattributes"})  # the Hub writes it into every new repository
+
+
+@dataclass(frozen=True)
+class Change:
+    """One setting to change; `field` names it and tells apply which call makes it."""
+
+    field: str
+    before: Any
+    after: Any
+
+    def as_json(self) -> dict[str, Any]:
+        return {"field": self.field, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class Action:
+    address: str
+    resource: Literal["bucket", "space"]
+    id: str
+    action: ActionKind
+    changes: tuple[Change, ...]
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "resource": self.resource,
+            "id": self.id,
+            "action": self.action,
+            "reason": self.reason,
+            "changes": [c.as_json() for c in self.changes],
+        }
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why the plan cannot be applied, and the fix."""
+
+    address: str
+    message: str
+    fix: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"address": self.address, "message": self.message, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class Plan:
+    collab: str
+    user: str
+    actions: tuple[Action, ...]
+    blockers: tuple[Blocker, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def pending(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.action != "no-op")
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.pending and not self.blockers
+
+    def why_empty(self) -> str:
+        """The sentence an empty plan prints: what was compared and found equal."""
+        kinds = [a.resource for a in self.actions]
+        return (
+            f"in sync: {kinds.count('bucket')} bucket(s) and {kinds.count('space')} Space(s) match challenge.yaml, "
+            f"and {self.user} is an admin of both orgs"
+        )
+
+
+def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False) -> Plan:
+    """The actions that bring `observed` to `desired`.
+
+    Args:
+        desired: What the spec and the collab's sources ask for.
+        observed: What the Hub holds now.
+        adopt: Take over existing resources that carry no ownership mark.
+
+    Returns:
+        One action per resource (no-ops included), blockers and notes.
+    """
+    blockers = _role_blockers(desired, observed)
+    notes = list(desired.notes)
+    notes += [
+        f"the Hub did not report your role in {org}; admin is required" for org in _unknown_roles(desired, observed)
+    ]
+    actions: list[Action] = []
+    for bucket in desired.buckets:
+        action, blocker = plan_bucket(bucket, observed.buckets[bucket.name], desired.collab, adopt=adopt)
+        actions.append(action)
+        blockers += [blocker] if blocker else []
+    for space in desired.spaces:
+        action, blocker, note = plan_space(space, observed.spaces[space.name], desired, adopt=adopt)
+        actions.append(action)
+        blockers += [blocker] if blocker else []
+        notes += [note] if note else []
+    return Plan(desired.collab, observed.identity.user, tuple(actions), tuple(blockers), tuple(notes))
+
+
+def _role_blockers(desired: Desired, observed: Observed) -> list[Blocker]:
+    out = []
+    user = observed.identity.user
+    for org in desired.orgs:
+        members = f"https://huggingface.co/organizations/{org}/members"
+        if org not in observed.identity.roles:
+            out.append(
+                Blocker(
+                    f"org.{org}",
+                    f"{user} is not a member of {org}",
+                    f"an admin of {org} invites {user} as admin at {members} (or fix the org name in challenge.yaml)",
+                )
+            )
+        elif observed.identity.roles[org] not in (None, "admin"):
+            out.append(
+                Blocker(
+                    f"org.{org}",
+                    f"{user} has role '{observed.identity.roles[org]}' in {org}; admin is required",
+                    f"an admin of {org} makes {user} an admin at {members}",
+                )
+            )
+    return out
+
+
+def _unknown_roles(desired: Desired, observed: Observed) -> list[str]:
+    roles = observed.identity.roles
+    return [org for org in desired.orgs if org in roles and roles[org] is None]
+
+
+def _ownership(address: str, id_: str, mark: str | None, collab: str, *, adopt: bool, empty: bool) -> Blocker | None:
+    """None when the resource is ours (or may be taken over), else why not."""
+    if mark == collab or (mark is None and (adopt or empty)):
+        return None
+    if mark is None:
+        return Blocker(
+            address,
+            f"{id_} exists and was not made by collab for {collab}",
+            "run with --adopt to take it over, or set another id in challenge.yaml",
+        )
+    owner = f"collab {mark}" if mark else "an unreadable ownership mark"
+    return Blocker(address, f"{id_} belongs to {owner}", "set another id in challenge.yaml")
+
+
+def plan_bucket(
+    bucket: DesiredBucket, seen: ObservedBucket, collab: str, *, adopt: bool
+) -> tuple[Action, Blocker | None]:
+    """The action for one bucket: create it, or reconcile its visibility and mark."""
+    visibility = "private" if bucket.private else "public"
+    if not seen.exists:
+        created = (
+            Change("bucket", None, bucket.id),
+            Change("visibility", None, visibility),
+            Change("marker", None, BUCKET_MARKER_PATH),
+        )
+        return Action(bucket.address, "bucket", bucket.id, "create", created, "does not exist"), None
+    blocker = _ownership(bucket.address, bucket.id, seen.marker, collab, adopt=adopt, empty=seen.total_files == 0)
+    changes: list[Change] = []
+    if seen.marker != collab:
+        changes.append(Change("marker", None, BUCKET_MARKER_PATH))
+    if seen.private != bucket.private:
+        changes.append(Change("visibility", _visibility(seen.private), visibility))
+    return _update(bucket.address, "bucket", bucket.id, tuple(changes)), blocker
+
+
+def plan_space(
+    space: DesiredSpace, seen: ObservedSpace, desired: Desired, *, adopt: bool
+) -> tuple[Action, Blocker | None, str | None]:
+    """The action for one Space: create it, or reconcile settings, variables, secrets, code and stage."""
+    note = None
+    hardware = space.hardware
+    sleep_time = space.sleep_time
+    if sleep_time is not None and hardware == HUB_DEFAULT_HARDWARE:
+        note = f"{space.address}: sleep_time is not configurable on cpu-basic; the Hub's default applies"
+        sleep_time = None
+    if not seen.exists:
+        changes = [Change("space", None, space.id), Change("visibility", None, _visibility(space.private))]
+        changes += _variable_changes(space, {}, secrets_present=())
+        if hardware != HUB_DEFAULT_HARDWARE:
+            changes.append(Change("hardware", None, hardware))
+        if sleep_time is not None:
+            changes.append(Change("sleep_time", None, sleep_time))
+        changes.append(Change("code", None, _code_summary(space.files, [])))
+        return Action(space.address, "space", space.id, "create", tuple(changes), "does not exist"), None, note
+    mark = seen.variables.get(MARKER_KEY)
+    owner = None if mark is None else (mark.removeprefix(f"{TOOL} ") if mark.startswith(f"{TOOL} ") else "")
+    blocker = _ownership(space.address, space.id, owner, desired.collab, adopt=adopt, empty=False)
+    changes = []
+    if seen.private != space.private:
+        changes.append(Change("visibility", _visibility(seen.private), _visibility(space.private)))
+    changes += _variable_changes(space, seen.variables, secrets_present=seen.secrets)
+    if (seen.hardware or HUB_DEFAULT_HARDWARE) != hardware:
+        changes.append(Change("hardware", seen.hardware, hardware))
+    if sleep_time is not None and seen.sleep_time != sleep_time:
+        changes.append(Change("sleep_time", seen.sleep_time, sleep_time))
+    upload, delete = _code_diff(space.files, seen.files)
+    if upload or delete or seen.sdk != SPACE_SDK:
+        before = f"{len(seen.files)} file(s), sdk {seen.sdk}"
+        changes.append(Change("code", before, _code_summary(upload, delete)))
+    restarts = {"code", "hardware"} | {c.field for c in changes if c.field.startswith(("variable ", "secret "))}
+    if seen.stage in ERROR_STAGES and not any(c.field in restarts for c in changes):
+        changes.append(Change("restart", seen.stage, "RUNNING"))
+    return _update(space.address, "space", space.id, tuple(changes)), blocker, note
+
+
+def _variable_changes(space: DesiredSpace, seen: dict[str, str], *, secrets_present: tuple[str, ...]) -> list[Change]:
+    """Variables, then secrets, then the fingerprint: a fingerprint is only written after its secret."""
+    changes = [
+        Change(f"variable {key}", seen.get(key), value)
+        for key, value in space.variables.items()
+        if key != FINGERPRINT_KEY and seen.get(key) != value
+    ]
+    fingerprint = space.variables.get(FINGERPRINT_KEY)
+    rotated = fingerprint is not None and seen.get(FINGERPRINT_KEY) != fingerprint
+    for name in space.secrets:
+        if name not in secrets_present:
+            changes.append(Change(f"secret {name}", "absent", "set"))
+        elif rotated:
+            changes.append(Change(f"secret {name}", "set (another token)", "set"))
+    if rotated:
+        changes.append(Change(f"variable {FINGERPRINT_KEY}", seen.get(FINGERPRINT_KEY), fingerprint))
+    return changes
+
+
+def _code_diff(local: dict[str, str], remote: dict[str, str]) -> tuple[list[str], list[str]]:
+    upload = sorted(p for p, blob in local.items() if remote.get(p) != blob)
+    delete = sorted(p for p in remote if p not in local and p not in HUB_OWN_FILES)
+    return upload, delete
+
+
+def _code_summary(upload: dict[str, str] | list[str], delete: list[str]) -> dict[str, list[str]]:
+    return {"upload": sorted(upload), "delete": delete}
+
+
+def _visibility(private: bool | None) -> str | None:
+    return None if private is None else ("private" if private else "public")
+
+
+def _update(address: str, resource: Literal["bucket", "space"], id_: str, changes: tuple[Change, ...]) -> Action:
+    if not changes:
+        return Action(address, resource, id_, "no-op", (), "matches the spec")
+    reason = "differs from the spec: " + ", ".join(c.field for c in changes)
+    return Action(address, resource, id_, "update", changes, reason)

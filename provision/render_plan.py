@@ -1,0 +1,124 @@
+"""Views of a plan and of a collab's status: a table for people, JSON (`format_version` 1) for tools.
+
+Invariant: both views are built from the plan's data only; no value here comes from the token
+(secrets show as present/absent/set, the fingerprint is a salted hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from provision.observe import Observed, ObservedSpace
+from provision.plan import ERROR_STAGES, Action, Change, Plan
+
+FORMAT_VERSION = 1
+SYMBOLS = {"create": "+ create", "update": "~ update", "no-op": "= no-op"}
+LONG_VALUE = 48
+
+
+def show_value(value: Any) -> str:
+    """A change's value in a table cell: long strings shortened to their size and a digest."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, dict) and set(value) == {"upload", "delete"}:
+        return f"upload {len(value['upload'])} file(s), delete {len(value['delete'])}"
+    text = str(value)
+    if len(text) > LONG_VALUE:
+        return f"<{len(text)} chars, sha256 {hashlib.sha256(text.encode()).hexdigest()[:12]}>"
+    return text
+
+
+def _change_line(change: Change) -> str:
+    if change.before is None:
+        return f"{change.field}: {show_value(change.after)}"
+    return f"{change.field}: {show_value(change.before)} -> {show_value(change.after)}"
+
+
+def render_plan_text(plan: Plan, *, token_source: str) -> str:
+    """The plan as a table, then a summary line; an empty plan says why it is empty."""
+    lines = [f"Plan for collab {plan.collab}, as {plan.user} (token from {token_source})", ""]
+    width = max((len(a.address) for a in plan.actions), default=0)
+    for action in plan.actions:
+        lines.append(f"  {SYMBOLS[action.action]:<8}  {action.address.ljust(width)}  {action.id}")
+        lines += [f"      {_change_line(c)}" for c in action.changes]
+    for blocker in plan.blockers:
+        lines += ["", f"  ! blocked  {blocker.address}: {blocker.message}", f"      fix: {blocker.fix}"]
+    if plan.notes:
+        lines += ["", *(f"  note: {n}" for n in plan.notes)]
+    lines.append("")
+    counts = {kind: sum(a.action == kind for a in plan.actions) for kind in SYMBOLS}
+    if plan.blockers:
+        lines.append(f"{len(plan.blockers)} blocker(s): nothing can be applied until they are fixed.")
+    elif plan.in_sync:
+        lines.append(f"No changes: {plan.why_empty()}.")
+    else:
+        lines.append(
+            f"{counts['create']} to create, {counts['update']} to update, {counts['no-op']} unchanged. "
+            "Run `collab apply` to make these changes."
+        )
+    return "\n".join(lines)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as data."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "collab": plan.collab,
+        "user": plan.user,
+        "in_sync": plan.in_sync,
+        "blocked": bool(plan.blockers),
+        "why_empty": plan.why_empty() if plan.in_sync else None,
+        "summary": {kind: sum(a.action == kind for a in plan.actions) for kind in SYMBOLS},
+        "actions": [a.as_json() for a in plan.actions],
+        "blockers": [b.as_json() for b in plan.blockers],
+        "notes": list(plan.notes),
+    }
+
+
+def _health(action: Action, observed: Observed) -> str:
+    name = action.address.split(".", 1)[1]
+    if action.resource == "bucket":
+        bucket = observed.buckets[name]
+        if not bucket.exists:
+            return "missing"
+        return f"{'private' if bucket.private else 'public'}, {bucket.total_files} file(s)"
+    space: ObservedSpace = observed.spaces[name]
+    if not space.exists:
+        return "missing"
+    return f"{space.stage}, {space.hardware or 'cpu-basic'}"
+
+
+def healthy(plan: Plan, observed: Observed) -> bool:
+    """In sync, and no Space in a failed stage."""
+    return plan.in_sync and not any(s.stage in ERROR_STAGES for s in observed.spaces.values() if s.exists)
+
+
+def render_status_text(plan: Plan, observed: Observed) -> str:
+    """One line per resource: health, then drift (the fields the plan would change)."""
+    lines = [f"Status of collab {plan.collab}, as {plan.user}", ""]
+    width = max((len(a.address) for a in plan.actions), default=0)
+    for action in plan.actions:
+        drift = "in sync" if action.action == "no-op" else "drift: " + ", ".join(c.field for c in action.changes)
+        lines.append(f"  {action.address.ljust(width)}  {_health(action, observed)}; {drift}")
+    for blocker in plan.blockers:
+        lines.append(f"  ! {blocker.address}: {blocker.message} (fix: {blocker.fix})")
+    lines.append("")
+    if healthy(plan, observed):
+        lines.append("Healthy and in sync.")
+    else:
+        lines.append("Not in sync or not healthy: `collab plan` shows the changes, `collab apply` makes them.")
+    return "\n".join(lines)
+
+
+def status_json(plan: Plan, observed: Observed) -> dict[str, Any]:
+    """Status as data: the observed state, the drift per resource, and the verdict."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "collab": plan.collab,
+        "healthy": healthy(plan, observed),
+        "in_sync": plan.in_sync,
+        "observed": observed.as_json(),
+        "drift": {a.address: [c.field for c in a.changes] for a in plan.actions},
+        "blockers": [b.as_json() for b in plan.blockers],
+    }

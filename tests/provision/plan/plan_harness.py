@@ -1,0 +1,92 @@
+"""Helpers of the provisioning tests: the test token, the fake's organizer, quick waits, plan cases.
+
+Plan cases (cases/*.yaml) write the observed state down as data: `state: in_sync` starts a
+resource from exactly what the spec asks for, and the other keys change it from there, so each
+case shows only its drift.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from provision.apply import WaitPolicy
+from provision.desired import Desired
+
+TOKEN = "hf_provisionTestToken0123456789abcdef"  # noqa: S105  # a fake token: what every test scans output for
+ORG, ADMIN_ORG, USER = "my-collab", "my-collab-admin", "organizer"
+CASES = Path(__file__).parent / "cases"
+
+
+def no_wait() -> WaitPolicy:
+    """Polls without sleeping; the fake's builds finish after a poll or two."""
+    clock = iter(range(10**6))
+    return WaitPolicy(timeout=50, interval=1, sleep=lambda _s: None, clock=lambda: float(next(clock)))
+
+
+def patch_spec(collab: Path, patch: dict[str, Any]) -> None:
+    """Deep-merge `patch` into the collab's challenge.yaml."""
+    path = collab / "challenge.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+
+    def merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    merge(data, patch)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def observed_from_case(case: dict[str, Any], desired: Desired) -> dict[str, Any]:
+    """The JSON form of observed state (see `Observed.from_json`), expanded from a case's shorthand."""
+    identity = case.get("identity", {"user": USER, "roles": {ORG: "admin", ADMIN_ORG: "admin"}})
+    buckets = {}
+    for bucket in desired.buckets:
+        given = copy.deepcopy(case.get("buckets", {}).get(bucket.name, {"state": "absent"}))
+        state = given.pop("state", "in_sync")
+        base: dict[str, Any] = {"id": bucket.id, "exists": False}
+        if state == "in_sync":
+            base = {"id": bucket.id, "exists": True, "private": bucket.private, "total_files": 1}
+            base["marker"] = desired.collab
+        buckets[bucket.name] = {**base, **given}
+    spaces = {}
+    for space in desired.spaces:
+        given = copy.deepcopy(case.get("spaces", {}).get(space.name, {"state": "absent"}))
+        state = given.pop("state", "in_sync")
+        base = {"id": space.id, "exists": False}
+        if state == "in_sync":
+            base = {
+                "id": space.id,
+                "exists": True,
+                "sdk": "docker",
+                "private": space.private,
+                "stage": "RUNNING",
+                "hardware": space.hardware,
+                "sleep_time": space.sleep_time,
+                "variables": dict(space.variables),
+                "secrets": list(space.secrets),
+                "files": {".gitattributes": "0" * 40, **space.files},
+            }
+        variables = {**base.get("variables", {}), **given.pop("variables", {})}
+        for key in given.pop("drop_variables", []):
+            variables.pop(key)
+        secrets = [s for s in base.get("secrets", []) if s not in given.pop("drop_secrets", [])]
+        files = {**base.get("files", {}), **given.pop("files", {})}
+        spaces[space.name] = {**base, "variables": variables, "secrets": secrets, "files": files, **given}
+        if not spaces[space.name]["exists"]:
+            spaces[space.name] = {"id": space.id, "exists": False}
+    return {"identity": identity, "buckets": buckets, "spaces": spaces}
+
+
+def load_cases() -> list[Any]:
+    return [
+        pytest.param(yaml.safe_load(path.read_text(encoding="utf-8")), id=path.stem)
+        for path in sorted(CASES.glob("*.yaml"))
+    ]

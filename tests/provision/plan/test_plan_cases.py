@@ -1,0 +1,58 @@
+"""Plan cases: a spec and an observed state in, the actions (and blockers, and notes) out.
+
+The plan is pure, so each case runs without a Hub: observed state comes from the case file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plan_harness import TOKEN, load_cases, observed_from_case, patch_spec
+
+from provision.desired import desired_state
+from provision.observe import Observed
+from provision.plan import compute_plan
+from provision.render_plan import plan_json, render_plan_text
+from provision.spec import load_spec
+
+
+@pytest.mark.parametrize("case", load_cases())
+def test_plan_case(case: dict[str, Any], collab: Path) -> None:
+    if "spec" in case:
+        patch_spec(collab, case["spec"])
+    for folder in case.get("folders", []):
+        (collab / folder).mkdir()
+        (collab / folder / "README.md").write_text("---\nsdk: docker\n---\n", encoding="utf-8")
+    desired = desired_state(load_spec(collab), collab, TOKEN)
+    observed = Observed.from_json(observed_from_case(case, desired))
+    plan = compute_plan(desired, observed, adopt=case.get("adopt", False))
+
+    got = {a.address: a for a in plan.actions}
+    assert sorted(got) == sorted(case["expect"]), "planned resources differ"
+    for address, expected in case["expect"].items():
+        action = got[address]
+        expected = {"action": expected} if isinstance(expected, str) else expected
+        assert action.action == expected["action"], address
+        if "changes" in expected:
+            fields = [c if isinstance(c, str) else c["field"] for c in expected["changes"]]
+            assert [c.field for c in action.changes] == fields, address
+            changes = {c.field: c for c in action.changes}
+            for item in expected["changes"]:
+                if isinstance(item, dict):
+                    for side in ("before", "after"):
+                        if side in item:
+                            assert getattr(changes[item["field"]], side) == item[side], (address, item["field"])
+    assert [b.address for b in plan.blockers] == case.get("blockers", [])
+    for expected_note in case.get("notes", []):
+        assert any(expected_note in note for note in plan.notes), (expected_note, plan.notes)
+
+    # Both views hold together with the data, and never the token.
+    text = render_plan_text(plan, token_source="HF_TOKEN")  # noqa: S106  # a source name
+    document = plan_json(plan)
+    assert document["format_version"] == 1
+    assert document["in_sync"] == (not plan.pending and not plan.blockers)
+    if plan.in_sync:
+        assert "No changes: in sync" in text
+    assert TOKEN not in text and TOKEN not in str(document)
