@@ -96,7 +96,7 @@ class Plan:
         kinds = [a.resource for a in self.actions]
         return (
             f"in sync: {kinds.count('bucket')} bucket(s) and {kinds.count('space')} Space(s) match challenge.yaml, "
-            f"and {self.user} is an admin of both orgs"
+            f"and no org role is missing for {self.user}"
         )
 
 
