@@ -14,6 +14,20 @@ def validate(session: nox.Session) -> None:
     session.run("collab", "validate")
 
 
+@nox.session(default=False)
+def plan(session: nox.Session) -> None:
+    """Show what `apply` would change on the Hub (needs HF_TOKEN, .env or `hf auth login`)."""
+    session.install("-e", ".")
+    session.run("collab", "plan", *session.posargs, success_codes=[0, 2])
+
+
+@nox.session(default=False)
+def apply(session: nox.Session) -> None:
+    """Create or reconcile the collab's buckets and Spaces on the Hub."""
+    session.install("-e", ".")
+    session.run("collab", "apply", *session.posargs)
+
+
 @nox.session
 def test(session: nox.Session) -> None:
     """Run this collab's own tests."""
