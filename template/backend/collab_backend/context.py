@@ -11,6 +11,7 @@ from collab_backend.identity import IdentityProvider
 from collab_backend.limits import RateLimiter
 from collab_backend.record.store import Record
 from collab_backend.services.leaderboard import LeaderboardCache
+from collab_backend.services.usage_view import UsageRanking
 from collab_backend.spec import ChallengeSpec
 from collab_backend.storage import Storage
 
@@ -52,6 +53,7 @@ class Context:
     audit: AuditLog | None = None
     watch: Watch = field(default_factory=Watch)
     leaderboard: LeaderboardCache = field(default_factory=LeaderboardCache)
+    usage: UsageRanking = field(default_factory=UsageRanking)
 
     @property
     def central(self) -> str:

@@ -20,7 +20,7 @@ from collab_backend.config import Settings
 from collab_backend.context import Context, Limits
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, digest, files, meta, results
+from collab_backend.routes import agents, board, digest, files, meta, results, usage
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
@@ -163,7 +163,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, board, digest, results, files):
+    for module in (meta, agents, board, digest, results, files, usage):
         app.include_router(module.router)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
     app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)

@@ -226,6 +226,23 @@ class FileCopyEntry:
         return {}  # copied server-side by hash before this entry was recorded
 
 
+@dataclass(frozen=True)
+class TokenStatsEntry:
+    """Token usage an agent reports for a model (self-reported: shown, never trusted for ranking)."""
+
+    seq: int
+    ts: float
+    agent: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    kind: Literal["token_stats"] = "token_stats"
+
+    def files(self) -> dict[str, bytes]:
+        return {}  # aggregated in memory and served by the API; the index keeps every report
+
+
 Entry = (
     AgentEntry
     | ChannelEntry
@@ -235,6 +252,7 @@ Entry = (
     | TaskforceEntry
     | TaskforceNoteEntry
     | FileCopyEntry
+    | TokenStatsEntry
 )
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
@@ -245,6 +263,7 @@ _KINDS: dict[str, Any] = {
     "taskforce": TaskforceEntry,
     "taskforce_note": TaskforceNoteEntry,
     "files": FileCopyEntry,
+    "token_stats": TokenStatsEntry,
 }
 
 

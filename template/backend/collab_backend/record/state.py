@@ -20,6 +20,7 @@ from collab_backend.record.entries import (
     ResultEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
+    TokenStatsEntry,
     VerdictEntry,
 )
 
@@ -51,6 +52,9 @@ class State:
     copies: dict[str, tuple[str, str, str, int]] = field(
         default_factory=dict
     )  # central path -> (agent, src, hash, size)
+    # agent -> model -> [input tokens, output tokens, cost in USD, reports]
+    token_stats: defaultdict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(dict))
+    usage_version: int = 0  # bumped by every usage report: the usage ranking's cache key
     results_version: int = 0  # bumped by every result or verdict: the leaderboard cache key
     promoted: dict[tuple[str, str, str], str] = field(default_factory=dict)
     log: list[Entry] = field(default_factory=list)
@@ -149,6 +153,19 @@ class State:
                         self.copies[path] = old
 
             return undo_copies
+        if isinstance(entry, TokenStatsEntry):
+            self.usage_version += 1
+            totals = self.token_stats[entry.agent].setdefault(entry.model, [0, 0, 0.0, 0])
+            delta = (entry.input_tokens, entry.output_tokens, entry.cost_usd, 1)
+            for i, value in enumerate(delta):
+                totals[i] += value
+
+            def undo_tokens() -> None:
+                self.usage_version += 1
+                for i, value in enumerate(delta):
+                    totals[i] -= value
+
+            return undo_tokens
         if isinstance(entry, ChannelEntry):
             self.channels[entry.name] = entry
 

@@ -20,7 +20,7 @@ from collab_backend.record.state import State
 from collab_backend.services.registry import agent_of
 from collab_backend.storage import Copy, FileInfo, check_path
 
-Area = Literal["artifacts", "shared_resources", "taskforce"]
+Area = Literal["artifacts", "shared_resources", "taskforce", "traces"]
 
 
 def _source_files(ctx: Context, bucket: str, source: str) -> list[FileInfo]:
