@@ -196,3 +196,18 @@ def test_pages_walk_the_board_without_gaps(client: TestClient, world: World) -> 
     assert len(seen) == 12 and len(set(seen)) == 12
     forward = client.get("/v1/messages", params={"limit": 200, "after": ""}).json()["items"]
     assert [m["body"] for m in forward] == list(reversed(seen))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n",
+        "deep: " + "[" * 40 + "]" * 40 + "\n",
+        "just: [unclosed\n",
+    ],
+)
+def test_frontmatter_bombs_are_refused(world: World, client: TestClient, alice: str, header: str) -> None:
+    world.write(alice, world.bucket_of("speedy"), {"bomb.md": f"---\n{header}---\n\nbody".encode()})
+    response = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "bomb.md"}, headers=auth(alice))
+    assert response.status_code == 422 and response.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert client.get("/v1/messages").json()["items"] == []

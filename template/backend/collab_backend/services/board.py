@@ -177,6 +177,27 @@ def _post_fields(fields: dict[str, Any]) -> tuple[str, str | None, list[str]]:
     return channel, thread, refs
 
 
+MAX_FRONTMATTER_DEPTH = 16
+
+
+def _check_frontmatter_shape(header: str) -> None:
+    """Refuse aliases and deep nesting before building anything.
+
+    A few KB of YAML aliases can stand for billions of values once written out as JSON (the
+    index and the files are JSON and YAML without aliases), so a header may use none.
+    """
+    depth = 0
+    for event in yaml.parse(header, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise APIError("VALIDATION_FAILED", "the frontmatter may not use YAML aliases (*name)", "write values out")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_FRONTMATTER_DEPTH:
+                raise APIError("VALIDATION_FAILED", f"the frontmatter nests deeper than {MAX_FRONTMATTER_DEPTH}", None)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
     """A client's `---` YAML header (safe-loaded, mapping only) and the body after it."""
     if not text.startswith("---\n"):
@@ -185,11 +206,10 @@ def split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
     if end < 0:
         return {}, text
     try:
+        _check_frontmatter_shape(text[4:end])
         fields = yaml.safe_load(text[4:end]) or {}
     except yaml.YAMLError:
-        raise APIError(
-            "VALIDATION_FAILED", "the frontmatter is not valid YAML", "fix or remove the --- header"
-        ) from None
+        raise APIError("VALIDATION_FAILED", "the frontmatter is not valid YAML", "fix or remove the header") from None
     if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
         raise APIError("VALIDATION_FAILED", "the frontmatter must be a mapping of text keys", None)
     return fields, text[end + 5 :].lstrip("\n")
