@@ -76,11 +76,15 @@ def render(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
-    """Render the Gemma collab, install it on its own, and validate and test it."""
+    """Render the Gemma collab, install it on its own, validate it, and run it here with scripted agents.
+
+    Arguments go to the demo: `nox -s demo -- --seconds 120` keeps it up longer, `-- --port 8001`
+    when port 8000 is taken. Ctrl-C ends it early; it stops every process it started.
+    """
     dest = BUILD / "demo"
     session.install("copier==9.19.1")
     _render(session, dest)
     session.chdir(dest)
-    session.install("-e", ".[test]", "-r", "backend/requirements.txt")
+    session.install("-e", ".", "-r", "backend/requirements.txt")
     session.run("collab", "validate")
-    session.run("pytest", "-q")
+    session.run("python", "-m", "provision.demo", *session.posargs)

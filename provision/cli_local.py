@@ -1,0 +1,159 @@
+"""The local target on the command line: `collab up`, and `--target local` for plan and apply.
+
+`add_verbs` runs after the Hub verbs are registered: it adds `up`, and gives `plan` and `apply`
+a `--target {hub,local}` option that sends `local` here and leaves `hub` to the Hub verbs.
+Exit codes as for the Hub target: plan 0 in sync, 2 changes pending, 1 error or blocked; apply
+0 done, 1 error; up 0 after a clean stop (Ctrl-C or SIGTERM), 1 when it cannot start or the
+backend dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from provision.errors import ProvisionError
+from provision.local import IDENTITY_FILE, LocalTarget, apply_local, local_plan_json, local_target, plan_local
+from provision.local import render_local_plan as render
+from provision.local_run import DEFAULT_HOST, DEFAULT_PORT, LocalCollab, bring_up, urls
+
+
+def _target(args: argparse.Namespace) -> LocalTarget | None:
+    try:
+        return local_target(args.dir)
+    except ProvisionError as exc:
+        print(f"collab {args.verb}: {exc}", file=sys.stderr)
+        return None
+
+
+def _plan(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if target is None:
+        return 1
+    try:
+        plan = plan_local(target, adopt=args.adopt)
+    except ProvisionError as exc:
+        print(f"collab plan: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(local_plan_json(plan), indent=2) if args.json else render(plan))
+    if plan.blockers:
+        return 1
+    return 0 if plan.in_sync else 2
+
+
+def _apply(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if target is None:
+        return 1
+    try:
+        plan = plan_local(target, adopt=args.adopt)
+        print(render(plan))
+        if plan.blockers:
+            return 1
+        if plan.in_sync:
+            return 0
+        print("\nApplying:")
+        made = apply_local(target, plan)
+        after = plan_local(target, adopt=args.adopt)
+    except ProvisionError as exc:
+        print(f"collab apply: {exc}", file=sys.stderr)
+        return 1
+    if not after.in_sync:
+        print(f"\nApplied {made} change(s), but a fresh plan still shows changes:\n{render(after)}", file=sys.stderr)
+        return 1
+    print(f"\nApplied {made} change(s); a fresh plan shows no changes.")
+    return 0
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM arrived: stop the backend and exit 0."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _up(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if target is None:
+        return 1
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    collab: LocalCollab | None = None
+    # Installed explicitly: a shell starting `collab up` in the background ignores SIGINT for it.
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}
+    try:
+        say(f"Bringing up {target.desired.collab} on this machine (local target: {target.collab_dir.name}/.collab/)")
+        collab = bring_up(target, host=args.host, port=args.port, progress=say)
+        say(f"Backend running at {collab.url} (pid {collab.pid}; log .collab/logs/backend.log)")
+        width = max(len(name) for name, _ in urls(collab))
+        for name, url in urls(collab):
+            say(f"  {name.ljust(width)}  {url}")
+        say(f"Local tokens for the organizer and {target.participants} participants: {IDENTITY_FILE} (keep it private)")
+        say("Press Ctrl-C to stop.")
+        while collab.running():
+            time.sleep(0.2)
+        print(f"collab up: the backend stopped by itself; its log ends with:\n{collab.tail()}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Stop):
+        return 0
+    except ProvisionError as exc:
+        print(f"collab up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig in _STOP_SIGNALS:  # a second Ctrl-C does not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
+        if collab is not None and collab.running():
+            say(f"\nStopping the backend (pid {collab.pid})...")
+            code = collab.stop()
+            say(f"Stopped (exit {code}).")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def add_verbs(verbs: Any) -> None:
+    """Add `up`, and `--target` to the already registered `plan` and `apply`."""
+    for name, local_run in (("plan", _plan), ("apply", _apply)):
+        parser = verbs.choices[name]
+        hub_run = parser.get_default("run")
+        parser.add_argument(
+            "--target",
+            choices=("hub", "local"),
+            default="hub",
+            help="hub: the org's resources on the Hub (default); local: the folder hub in .collab/ "
+            "and the local identity file, for `collab up`",
+        )
+        parser.set_defaults(run=_by_target(hub_run, local_run))
+    up = verbs.add_parser(
+        "up",
+        help="run the collab on this machine: apply the local target, start the backend, print the URLs",
+        description="Apply the local target (bucket folders in .collab/hub/, the local identity file), start "
+        "the backend as a local process over it, wait until it answers, and print its URLs. Runs until "
+        "Ctrl-C or SIGTERM, then stops the backend and exits 0; exit 1 when it cannot start (a port in use, "
+        "missing requirements) or when the backend dies.",
+    )
+    up.add_argument(
+        "dir", nargs="?", default=Path("."), type=Path, metavar="DIR", help="the collab folder (default: .)"
+    )
+    up.add_argument("--host", default=DEFAULT_HOST, help=f"the address to listen on (default: {DEFAULT_HOST})")
+    up.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the backend's port (default: {DEFAULT_PORT})")
+    up.set_defaults(run=_up)
+
+
+def _by_target(hub_run: Any, local_run: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        code: int = (local_run if args.target == "local" else hub_run)(args)
+        return code
+
+    return run

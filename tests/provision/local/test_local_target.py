@@ -1,0 +1,105 @@
+"""`collab plan | apply --target local`: the folder hub and the identity file, idempotent, no token shown."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from provision.cli import main
+from provision.local import IDENTITY_FILE, local_target, local_tokens
+
+CENTRAL = "my-collab/gemma-collab-main-bucket"
+AUDIT = "my-collab-admin/gemma-collab-audit-bucket"
+
+
+def run(capsys: pytest.CaptureFixture[str], collab: Path, *argv: str) -> tuple[int, str]:
+    code = main([*argv, "--target", "local", str(collab)])
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    try:
+        tokens = list(json.loads((collab / IDENTITY_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        tokens = []
+    for token in tokens:
+        assert token not in output, "a local token leaked into the output"
+    return code, output
+
+
+def test_plan_apply_plan(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, collab, "plan")
+    assert code == 2, out
+    assert f"+ create  bucket.central  {CENTRAL}" in out and f"+ create  bucket.audit    {AUDIT}" in out
+    assert "+ create  identities      .collab/identities.json" in out
+    assert "user organizer: admin of my-collab, admin of my-collab-admin" in out
+    assert "3 to create, 0 to update, 0 unchanged. Run `collab apply --target local`" in out
+    assert not (collab / ".collab").exists(), "plan wrote something"
+
+    code, out = run(capsys, collab, "apply")
+    assert code == 0, out
+    assert "Applied 11 change(s); a fresh plan shows no changes." in out
+    hub = collab / ".collab" / "hub"
+    assert (hub / "buckets" / CENTRAL / ".collab" / "deployment.json").is_file()
+    assert json.loads((hub / "bucket-settings" / f"{AUDIT}.json").read_text()) == {"private": True}
+
+    code, out = run(capsys, collab, "plan")
+    assert code == 0, out
+    assert "No changes: in sync: 2 bucket folder(s) and the identity file match challenge.yaml." in out
+
+    code, out = run(capsys, collab, "apply")
+    assert code == 0 and "Applying" not in out
+
+
+def test_plan_json(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, collab, "plan", "--json")
+    document = json.loads(out)
+    assert code == 2 and document["format_version"] == 1 and document["target"] == "local"
+    assert document["summary"] == {"create": 3, "update": 0, "no-op": 0, **document["summary"]}
+    assert [a["address"] for a in document["actions"]] == ["bucket.central", "bucket.audit", "identities"]
+
+
+def test_identity_file_is_private_and_keeps_its_tokens(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, collab, "apply")[0] == 0
+    path = collab / IDENTITY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    tokens = local_tokens(local_target(collab))
+    assert sorted(tokens) == ["organizer", "participant-1", "participant-2", "participant-3", "participant-4"]
+    assert len(set(tokens.values())) == 5 and all(len(t) > 30 for t in tokens.values())
+
+    # Drift: a participant removed by hand and the mode loosened; apply restores both, other tokens stay.
+    table = json.loads(path.read_text(encoding="utf-8"))
+    del table[tokens["participant-2"]]
+    path.write_text(json.dumps(table), encoding="utf-8")
+    path.chmod(0o644)
+    code, out = run(capsys, collab, "plan")
+    assert code == 2
+    assert "~ update  identities" in out and "user participant-2: contributor of my-collab" in out
+    assert "mode: 0o644 -> 0o600" in out
+    assert run(capsys, collab, "apply")[0] == 0
+    after = local_tokens(local_target(collab))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert {u: t for u, t in after.items() if u != "participant-2"} == {
+        u: t for u, t in tokens.items() if u != "participant-2"
+    }
+    assert after["participant-2"] != tokens["participant-2"]
+    assert run(capsys, collab, "plan")[0] == 0
+
+
+def test_a_bucket_of_another_collab_blocks(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mark = collab / ".collab" / "hub" / "buckets" / CENTRAL / ".collab" / "deployment.json"
+    mark.parent.mkdir(parents=True)
+    mark.write_text(json.dumps({"managed_by": "agent-collab-kit", "collab": "someone/else"}), encoding="utf-8")
+    code, out = run(capsys, collab, "plan")
+    assert code == 1
+    assert f"! blocked  bucket.central: {CENTRAL} belongs to collab someone/else" in out
+    code, out = run(capsys, collab, "apply")
+    assert code == 1 and "Applying" not in out
+
+
+def test_an_unreadable_identity_file_is_an_error(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (collab / ".collab").mkdir()
+    (collab / IDENTITY_FILE).write_text("{not json", encoding="utf-8")
+    code, out = run(capsys, collab, "plan")
+    assert code == 1 and "is not readable JSON" in out and "delete it and run apply again" in out

@@ -1,0 +1,239 @@
+"""`collab up` as a real process: render -> apply -> up -> register -> post -> result -> leaderboard -> down.
+
+Every process a test starts is stopped by its PID in a `finally`, and each test checks that the
+backend `collab up` started is gone afterwards. Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from provision.cli import main
+from provision.local import IDENTITY_FILE, local_target, local_tokens
+
+ROOT = Path(__file__).resolve().parents[3]
+START_TIMEOUT = 60.0
+
+
+class Proc:
+    """`python -m <module> ...` from this checkout (the code under test), its output gathered by a thread."""
+
+    def __init__(self, *argv: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        self.pid = self.process.pid
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
+        """Wait until the output matches `pattern` (bounded by `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output)
+            if match:
+                return match
+            if self.process.poll() is not None and not self.reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{pattern!r} did not appear; output:\n{self.output}")
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the exit and the last of the output; returns the exit status."""
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop(proc: Proc, backend_pid: int | None) -> None:
+    """Stop a started process and the backend it started, by PID, whatever state the test left them in."""
+    process = proc.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if backend_pid is not None and alive(backend_pid):
+        os.kill(backend_pid, signal.SIGKILL)
+
+
+def result_file(spec: dict, parents: list[str]) -> str:
+    """A result's Markdown with every field the spec requires (names read from the spec)."""
+    scoring = spec["scoring"]
+    fields = {scoring["score_field"]: 201.5, "method": "bf16 baseline, measured by hand", "parents": parents}
+    fields.update({m["field"]: 2.3 for m in scoring["metrics"]})
+    if scoring["tracks"]:
+        fields["track"] = scoring["tracks"][0]["name"]
+    fields["fingerprint"] = "sha256:" + "ab" * 32
+    assert set(scoring["required_fields"]) <= set(fields)
+    return "---\n" + json.dumps(fields) + "\n---\n\nThe baseline.\n"
+
+
+def test_render_apply_up_register_post_result_leaderboard_down(
+    collab: Path, port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apply", "--target", "local", str(collab)]) == 0
+    capsys.readouterr()
+    target = local_target(collab)
+    tokens = local_tokens(target)
+    spec = target.loaded.document
+    org, slug = spec["challenge"]["org"], spec["challenge"]["slug"]
+
+    up = Proc("provision.cli", "up", str(collab), "--port", str(port))
+    backend_pid = None
+    try:
+        match = up.wait_for(r"Backend running at (\S+) \(pid (\d+);[\s\S]*Press Ctrl-C to stop\.")
+        out = up.output
+        url, backend_pid = match.group(1), int(match.group(2))
+        assert url == f"http://127.0.0.1:{port}"
+        assert f"  API          {url}/v1" in out and f"  docs         {url}/docs" in out
+        assert f"digest       {url}/v1/digest/<agent_id>" in out and IDENTITY_FILE in out
+        assert alive(backend_pid) and backend_pid != up.pid
+
+        with httpx.Client(base_url=url, timeout=10) as api:
+            assert api.get("/v1/healthz").json()["ok"] is True
+            assert api.get("/v1").json()["central_bucket"] == spec["storage"]["central_bucket"]
+            # The agent's user writes the scratch bucket (a folder of the folder hub), then registers.
+            bucket = collab / ".collab" / "hub" / "buckets" / f"{org}/{slug}-scout"
+            bucket.mkdir(parents=True)
+            (bucket / "collab-handshake.txt").write_text("participant-1", encoding="utf-8")
+            me = {"Authorization": f"Bearer {tokens['participant-1']}"}
+            registered = api.post("/v1/agents", json={"agent_id": "scout"}, headers=me)
+            assert registered.status_code == 201, registered.text
+            stranger = api.post("/v1/agents", json={"agent_id": "scout"}, headers={"Authorization": "Bearer nope"})
+            assert stranger.status_code == 401
+
+            posted = api.post("/v1/messages", json={"agent_id": "scout", "body": "hello all"}, headers=me)
+            assert posted.status_code == 201, posted.text
+            (bucket / "results").mkdir()
+            (bucket / "results" / "base.md").write_text(result_file(spec, []), encoding="utf-8")
+            filed = api.post("/v1/results", json={"agent_id": "scout", "path": "results/base.md"}, headers=me)
+            assert filed.status_code == 201, filed.text
+            result_id = filed.json()["id"]
+
+            board = api.get("/v1/leaderboard").json()
+            standings = [s for b in board["boards"] for s in b["standings"]]
+            assert [(s["agent"], s["result_id"], s["score"], s["pending"]) for s in standings] == [
+                ("scout", result_id, 201.5, True)
+            ]
+            assert api.get("/v1/messages").json()["items"][0]["id"] == posted.json()["id"]
+
+        # The record is in the folder hub, written by the backend.
+        central = collab / ".collab" / "hub" / "buckets" / spec["storage"]["central_bucket"]
+        assert (central / "agents" / "scout.json").is_file()
+
+        up.process.send_signal(signal.SIGINT)
+        assert up.finish(timeout=30) == 0
+        rest = up.output
+        assert f"Stopping the backend (pid {backend_pid})" in rest and "Stopped (exit 0)." in rest
+        with pytest.raises(ProcessLookupError):
+            os.kill(backend_pid, 0)
+        for token in tokens.values():
+            assert token not in rest
+    finally:
+        stop(up, backend_pid)
+
+
+def test_sigterm_stops_it_too(collab: Path, port: int) -> None:
+    up = Proc("provision.cli", "up", str(collab), "--port", str(port))
+    backend_pid = None
+    try:
+        backend_pid = int(up.wait_for(r"\(pid (\d+);[\s\S]*Press Ctrl-C").group(1))
+        up.process.send_signal(signal.SIGTERM)
+        assert up.finish(timeout=30) == 0
+        assert not alive(backend_pid)
+    finally:
+        stop(up, backend_pid)
+
+
+def test_port_in_use_is_a_clear_error(collab: Path, port: int) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        up = Proc("provision.cli", "up", str(collab), "--port", str(port))
+        try:
+            code = up.finish(timeout=60)
+        finally:
+            stop(up, None)
+    out = up.output
+    assert code == 1
+    assert f"collab up: port {port} on 127.0.0.1 is in use" in out and "--port N" in out
+    assert "Traceback" not in out and "Backend running" not in out
+
+
+def test_a_backend_that_dies_at_start_shows_its_log(collab: Path, port: int) -> None:
+    init = collab / "backend" / "collab_backend" / "__init__.py"
+    init.write_text(init.read_text(encoding="utf-8") + '\nraise RuntimeError("broken on purpose")\n', encoding="utf-8")
+    up = Proc("provision.cli", "up", str(collab), "--port", str(port))
+    try:
+        code = up.finish(timeout=90)
+    finally:
+        stop(up, None)
+    out = up.output
+    assert code == 1
+    assert "the backend exited during start" in out and "RuntimeError: broken on purpose" in out
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pytest.fail("something still listens on the port")
+
+
+def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
+    demo = Proc("provision.demo", str(collab), "--seconds", "8", "--port", str(port), "--pause", "0")
+    backend_pid = None
+    try:
+        backend_pid = int(demo.wait_for(r"Backend up at \S+ \(pid (\d+)\)").group(1))
+        code = demo.finish(timeout=90)
+    finally:
+        stop(demo, backend_pid)
+    out = demo.output
+    assert code == 0, out
+    for seen in (
+        "registered ada (user participant-1",
+        "(notifies @ben, @cleo)",
+        "opened channel #speculative-decoding",
+        "result r",
+        "builds on r",
+        "leaderboard (Tokens/s, maximize",
+        "excluded: ",
+        "digest of ben: 2 inbox message(s)",
+        f"Stopped the backend (pid {backend_pid}, exit 0); no process left.",
+    ):
+        assert seen in out, f"{seen!r} missing from:\n{out}"
+    assert "FAILED" not in out
+    assert not alive(backend_pid)
+    for token in local_tokens(local_target(collab)).values():
+        assert token not in out
