@@ -18,6 +18,7 @@ from provision.desired import BUCKET_MARKER_PATH, IGNORED_SOURCES, MARKER_KEY, S
 from provision.errors import ProvisionError
 from provision.hub_client import HubAccessError, HubClient, hub_errors
 from provision.plan import Action, Change, Plan
+from provision.seed import apply_seed
 
 INTERMEDIATE_STAGES = frozenset({"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"})
 FAILED_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
@@ -79,6 +80,10 @@ def apply_plan(
             try:
                 if action.resource == "bucket":
                     _bucket_step(hub, token, action, change, desired.collab)
+                elif action.resource == "seed":
+                    if desired.seed is None:
+                        raise ValueError(f"{action.address} planned without a seed in the desired state")
+                    apply_seed(hub, token, action.address, desired.seed, change.field, change.after)
                 else:
                     _space_step(hub, token, spaces[action.address], change, desired.marker)
             except HubAccessError as exc:

@@ -22,7 +22,7 @@ from provision.render_plan import healthy, plan_json, render_plan_text, render_s
 
 def _prepare(args: argparse.Namespace, hub: HubClient) -> Session | None:
     try:
-        return prepare(args.dir, hub, adopt=args.adopt)
+        return prepare(args.dir, hub, adopt=args.adopt, overwrite_readme=getattr(args, "overwrite_readme", False))
     except ProvisionError as exc:
         print(f"collab {args.verb}: {exc}", file=sys.stderr)
         return None
@@ -125,6 +125,13 @@ def add_verbs(verbs: Any) -> None:
         verb.add_argument(
             "--adopt", action="store_true", help="take over existing resources that carry no ownership mark"
         )
+        if name in ("plan", "apply"):
+            verb.add_argument(
+                "--overwrite-readme",
+                action="store_true",
+                help="replace the organizers' edits of the central bucket's README.md with the generated one "
+                "(without it, an edited README is kept and the plan shows the diff)",
+            )
         if name == "apply":
             verb.add_argument(
                 "--timeout",

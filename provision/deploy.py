@@ -31,7 +31,12 @@ class Session:
 
 
 def prepare(
-    target: str | Path, hub: HubClient, *, adopt: bool = False, environ: Mapping[str, str] | None = None
+    target: str | Path,
+    hub: HubClient,
+    *,
+    adopt: bool = False,
+    overwrite_readme: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Session:
     """Load, authenticate, read back and plan.
 
@@ -39,6 +44,7 @@ def prepare(
         target: The collab folder (or its challenge.yaml).
         hub: The Hub client.
         adopt: Take over existing resources without an ownership mark.
+        overwrite_readme: Replace an organizer's edit of the onboarding README.
         environ: The environment to read HF_TOKEN from (default: the process's).
 
     Raises:
@@ -50,5 +56,5 @@ def prepare(
     identity = check_identity(hub, token)
     desired = desired_state(loaded, collab_dir, token.reveal())
     observed = observe(hub, token.reveal(), identity, desired)
-    plan = compute_plan(desired, observed, adopt=adopt)
+    plan = compute_plan(desired, observed, adopt=adopt, overwrite_readme=overwrite_readme)
     return Session(collab_dir, loaded, token, identity, desired, observed, plan)

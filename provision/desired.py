@@ -11,11 +11,16 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provision.errors import ProvisionError
 from provision.spec import LoadedSpec
+
+if TYPE_CHECKING:
+    from provision.seed import DesiredSeed
 
 MARKER_KEY = "COLLAB_MANAGED_BY"
 SPEC_KEY = "COLLAB_SPEC"
@@ -77,6 +82,7 @@ class Desired:
     buckets: tuple[DesiredBucket, ...]
     spaces: tuple[DesiredSpace, ...]
     notes: tuple[str, ...] = field(default=())
+    seed: DesiredSeed | None = None  # the central bucket's seeded files (onboarding README, harness, index)
 
     @property
     def marker(self) -> str:
@@ -86,6 +92,11 @@ class Desired:
 def marker_value(collab: str) -> str:
     """The ownership mark's value: the tool and the collab it belongs to."""
     return f"{TOOL} {collab}"
+
+
+def space_url(space_id: str) -> str:
+    """The address a Space serves at: `https://{owner}-{name}.hf.space`, lowercase, '.' and '_' as '-'."""
+    return "https://" + re.sub(r"[/._]", "-", space_id.lower()) + ".hf.space"
 
 
 def token_fingerprint(token: str, space_id: str) -> str:
@@ -128,10 +139,12 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
         token: The organizers' token; only its salted fingerprint ends up in the result.
 
     Returns:
-        Buckets and Spaces in dependency order (buckets first; the backend before the others).
+        Buckets and Spaces in dependency order (buckets first; the backend before the others), and
+        the central bucket's seed.
 
     Raises:
         SourcesError: when `backend/` is missing.
+        ChallengeTypeError, SeedError: when the challenge type cannot render the README or lacks its harness.
     """
     spec = loaded.spec
     collab = f"{spec.challenge.org}/{spec.challenge.slug}"
@@ -175,4 +188,7 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             )
         )
     orgs = (spec.challenge.org, spec.challenge.admin_org)
-    return Desired(collab, orgs, buckets, tuple(spaces), tuple(notes))
+    from provision.seed import desired_seed  # deferred: the seed renders through the challenge type
+
+    seed = desired_seed(loaded, IGNORED_SOURCES)
+    return Desired(collab, orgs, buckets, tuple(spaces), tuple(notes), seed)

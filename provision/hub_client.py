@@ -61,6 +61,7 @@ class HubClient(Protocol):
         bucket_id: str,
         *,
         add: list[tuple[str | Path | bytes, str]] | None = None,
+        delete: list[str] | None = None,
         token: bool | str | None = None,
     ) -> None: ...
 

@@ -17,6 +17,7 @@ from typing import Any
 from provision.credentials import Identity
 from provision.desired import BUCKET_MARKER_PATH, Desired, DesiredBucket, DesiredSpace
 from provision.hub_client import HubClient, hub_errors
+from provision.seed import ObservedSeed, observe_seed
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,14 @@ class Observed:
     identity: Identity
     buckets: dict[str, ObservedBucket]  # by desired name: central, audit
     spaces: dict[str, ObservedSpace]  # by desired name: backend, dashboard, eval
+    seed: ObservedSeed | None = None  # the central bucket's seeded files; None when it was not read
 
     def as_json(self) -> dict[str, Any]:
         return {
             "identity": self.identity.as_json(),
             "buckets": {k: asdict(v) for k, v in self.buckets.items()},
             "spaces": {k: {**asdict(v), "secrets": list(v.secrets)} for k, v in self.spaces.items()},
+            "seed": self.seed.as_json() if self.seed else None,
         }
 
     @classmethod
@@ -61,7 +64,8 @@ class Observed:
         identity = Identity(data["identity"]["user"], dict(data["identity"]["roles"]))
         buckets = {k: ObservedBucket(**v) for k, v in data.get("buckets", {}).items()}
         spaces = {k: ObservedSpace(**{**v, "secrets": tuple(v.get("secrets", ()))}) for k, v in data["spaces"].items()}
-        return cls(identity, buckets, spaces)
+        seed = ObservedSeed.from_json(data["seed"]) if data.get("seed") is not None else None
+        return cls(identity, buckets, spaces, seed)
 
 
 def observe(hub: HubClient, token: str, identity: Identity, desired: Desired) -> Observed:
@@ -81,7 +85,11 @@ def observe(hub: HubClient, token: str, identity: Identity, desired: Desired) ->
     """
     buckets = {b.name: observe_bucket(hub, token, b) for b in desired.buckets}
     spaces = {s.name: observe_space(hub, token, s) for s in desired.spaces}
-    return Observed(identity, buckets, spaces)
+    seed = None
+    central = buckets.get("central")
+    if desired.seed is not None and central is not None and central.exists:
+        seed = observe_seed(hub, token, desired.seed)
+    return Observed(identity, buckets, spaces, seed)
 
 
 def observe_bucket(hub: HubClient, token: str, bucket: DesiredBucket) -> ObservedBucket:

@@ -24,8 +24,11 @@ from provision.desired import (
     DesiredSpace,
 )
 from provision.observe import Observed, ObservedBucket, ObservedSpace
+from provision.seed import DesiredSeed, ObservedSeed, plan_seed
 
-ActionKind = Literal["create", "update", "no-op"]
+# "kept": something the organizers changed by hand that the tool leaves alone (nothing to apply).
+ActionKind = Literal["create", "update", "no-op", "kept"]
+Resource = Literal["bucket", "space", "seed"]
 ERROR_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"})
 HUB_DEFAULT_HARDWARE = "cpu-basic"
 HUB_OWN_FILES = frozenset({".gitattributes"})  # the Hub writes it into every new repository
@@ -46,14 +49,15 @@ class Change:
 @dataclass(frozen=True)
 class Action:
     address: str
-    resource: Literal["bucket", "space"]
+    resource: Resource
     id: str
     action: ActionKind
     changes: tuple[Change, ...]
     reason: str
+    diff: str | None = None  # a unified diff of a text file (the onboarding README), when there is one
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "address": self.address,
             "resource": self.resource,
             "id": self.id,
@@ -61,6 +65,9 @@ class Action:
             "reason": self.reason,
             "changes": [c.as_json() for c in self.changes],
         }
+        if self.diff is not None:
+            out["diff"] = self.diff
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ class Plan:
 
     @property
     def pending(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.action != "no-op")
+        return tuple(a for a in self.actions if a.action not in ("no-op", "kept"))
 
     @property
     def in_sync(self) -> bool:
@@ -94,19 +101,23 @@ class Plan:
     def why_empty(self) -> str:
         """The sentence an empty plan prints: what was compared and found equal."""
         kinds = [a.resource for a in self.actions]
+        seeded = ", as do the central bucket's README, harness and verification index" if "seed" in kinds else ""
+        kept = [a.address for a in self.actions if a.action == "kept"]
+        kept_note = f" ({', '.join(kept)} kept as the organizers edited it)" if kept else ""
         return (
-            f"in sync: {kinds.count('bucket')} bucket(s) and {kinds.count('space')} Space(s) match challenge.yaml, "
-            f"and no org role is missing for {self.user}"
+            f"in sync: {kinds.count('bucket')} bucket(s) and {kinds.count('space')} Space(s) match challenge.yaml"
+            f"{seeded}{kept_note}, and no org role is missing for {self.user}"
         )
 
 
-def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False) -> Plan:
+def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False, overwrite_readme: bool = False) -> Plan:
     """The actions that bring `observed` to `desired`.
 
     Args:
         desired: What the spec and the collab's sources ask for.
         observed: What the Hub holds now.
         adopt: Take over existing resources that carry no ownership mark.
+        overwrite_readme: Replace an organizer's edit of the onboarding README (else it is kept).
 
     Returns:
         One action per resource (no-ops included), blockers and notes.
@@ -121,12 +132,30 @@ def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False) -
         action, blocker = plan_bucket(bucket, observed.buckets[bucket.name], desired.collab, adopt=adopt)
         actions.append(action)
         blockers += [blocker] if blocker else []
+    if desired.seed is not None:
+        actions += plan_seed_actions(desired.seed, observed.seed or ObservedSeed(), overwrite_readme=overwrite_readme)
     for space in desired.spaces:
         action, blocker, note = plan_space(space, observed.spaces[space.name], desired, adopt=adopt)
         actions.append(action)
         blockers += [blocker] if blocker else []
         notes += [note] if note else []
     return Plan(desired.collab, observed.identity.user, tuple(actions), tuple(blockers), tuple(notes))
+
+
+def plan_seed_actions(seed: DesiredSeed, seen: ObservedSeed, *, overwrite_readme: bool) -> list[Action]:
+    """The central bucket's seed as actions (README, harness, verification index); see provision/seed.py."""
+    return [
+        Action(
+            step.address,
+            "seed",
+            f"{seed.bucket_id}/{step.path}",
+            step.action,
+            tuple(Change(f, before, after) for f, before, after in step.changes),
+            step.reason,
+            step.diff,
+        )
+        for step in plan_seed(seed, seen, overwrite_readme=overwrite_readme)
+    ]
 
 
 def _role_blockers(desired: Desired, observed: Observed) -> list[Blocker]:
@@ -266,7 +295,7 @@ def _visibility(private: bool | None) -> str | None:
     return None if private is None else ("private" if private else "public")
 
 
-def _update(address: str, resource: Literal["bucket", "space"], id_: str, changes: tuple[Change, ...]) -> Action:
+def _update(address: str, resource: Resource, id_: str, changes: tuple[Change, ...]) -> Action:
     if not changes:
         return Action(address, resource, id_, "no-op", (), "matches the spec")
     reason = "differs from the spec: " + ", ".join(c.field for c in changes)

@@ -13,8 +13,9 @@ from provision.observe import Observed, ObservedSpace
 from provision.plan import ERROR_STAGES, Action, Change, Plan
 
 FORMAT_VERSION = 1
-SYMBOLS = {"create": "+ create", "update": "~ update", "no-op": "= no-op"}
+SYMBOLS = {"create": "+ create", "update": "~ update", "no-op": "= no-op", "kept": "! kept"}
 LONG_VALUE = 48
+DIFF_LINES = 40  # lines of a README diff the table shows; --json carries all of it
 
 
 def show_value(value: Any) -> str:
@@ -41,7 +42,11 @@ def render_plan_text(plan: Plan, *, token_source: str) -> str:
     width = max((len(a.address) for a in plan.actions), default=0)
     for action in plan.actions:
         lines.append(f"  {SYMBOLS[action.action]:<8}  {action.address.ljust(width)}  {action.id}")
+        if action.action == "kept":
+            lines.append(f"      {action.reason}")
         lines += [f"      {_change_line(c)}" for c in action.changes]
+        if action.diff and action.action != "no-op":
+            lines += _diff_lines(action.diff)
     for blocker in plan.blockers:
         lines += ["", f"  ! blocked  {blocker.address}: {blocker.message}", f"      fix: {blocker.fix}"]
     if plan.notes:
@@ -53,11 +58,21 @@ def render_plan_text(plan: Plan, *, token_source: str) -> str:
     elif plan.in_sync:
         lines.append(f"No changes: {plan.why_empty()}.")
     else:
+        kept = f", {counts['kept']} kept (organizer edit)" if counts["kept"] else ""
         lines.append(
-            f"{counts['create']} to create, {counts['update']} to update, {counts['no-op']} unchanged. "
+            f"{counts['create']} to create, {counts['update']} to update, {counts['no-op']} unchanged{kept}. "
             "Run `collab apply` to make these changes."
         )
     return "\n".join(lines)
+
+
+def _diff_lines(diff: str) -> list[str]:
+    """A diff indented under its action, cut at DIFF_LINES lines (the rest is counted)."""
+    all_lines = diff.splitlines()
+    shown = [f"      | {line}" for line in all_lines[:DIFF_LINES]]
+    if len(all_lines) > DIFF_LINES:
+        shown.append(f"      | ... {len(all_lines) - DIFF_LINES} more diff line(s): `collab plan --json` has them all")
+    return shown
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -78,6 +93,12 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 def _health(action: Action, observed: Observed) -> str:
     name = action.address.split(".", 1)[1]
+    if action.resource == "seed":
+        return (
+            "kept (organizer edit)"
+            if action.action == "kept"
+            else ("missing" if action.action == "create" else "present")
+        )
     if action.resource == "bucket":
         bucket = observed.buckets[name]
         if not bucket.exists:
@@ -99,7 +120,9 @@ def render_status_text(plan: Plan, observed: Observed) -> str:
     lines = [f"Status of collab {plan.collab}, as {plan.user}", ""]
     width = max((len(a.address) for a in plan.actions), default=0)
     for action in plan.actions:
-        drift = "in sync" if action.action == "no-op" else "drift: " + ", ".join(c.field for c in action.changes)
+        drift = (
+            "in sync" if action.action in ("no-op", "kept") else "drift: " + ", ".join(c.field for c in action.changes)
+        )
         lines.append(f"  {action.address.ljust(width)}  {_health(action, observed)}; {drift}")
     for blocker in plan.blockers:
         lines.append(f"  ! {blocker.address}: {blocker.message} (fix: {blocker.fix})")

@@ -3,11 +3,19 @@
 Plan cases (cases/*.yaml) write the observed state down as data: `state: in_sync` starts a
 resource from exactly what the spec asks for, and the other keys change it from there, so each
 case shows only its drift.
+
+The central bucket's seed (`seed:`) starts in sync whenever the central bucket exists; its keys:
+`readme_absent`, `readme_tool_wrote: <text>` (a README the tool wrote from an older spec),
+`readme_edited: <text>` (an organizer's edit), `no_record` (no `.collab/seed.json`),
+`harness_changed_in_source`, `harness_changed_in_bucket`, `harness_missing`, `harness_stale`
+(lists of paths relative to the harness folder) and `index_absent`. Cases whose `expect` names
+no `seed.*` address do not check the seed.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +24,8 @@ import yaml
 
 from provision.apply import WaitPolicy
 from provision.desired import Desired
+from provision.onboarding import VERIFICATION_INDEX
+from provision.seed import README_PATH
 
 TOKEN = "hf_provisionTestToken0123456789abcdef"  # noqa: S105  # a fake token: what every test scans output for
 ORG, ADMIN_ORG, USER = "my-collab", "my-collab-admin", "organizer"
@@ -82,7 +92,52 @@ def observed_from_case(case: dict[str, Any], desired: Desired) -> dict[str, Any]
         spaces[space.name] = {**base, "variables": variables, "secrets": secrets, "files": files, **given}
         if not spaces[space.name]["exists"]:
             spaces[space.name] = {"id": space.id, "exists": False}
-    return {"identity": identity, "buckets": buckets, "spaces": spaces}
+    central = buckets.get("central", {})
+    seed = observed_seed_from_case(case.get("seed", {}), desired) if central.get("exists") else None
+    return {"identity": identity, "buckets": buckets, "spaces": spaces, "seed": seed}
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def observed_seed_from_case(given: dict[str, Any], desired: Desired) -> dict[str, Any] | None:
+    """The JSON form of `ObservedSeed`: in sync with `desired`, then changed by the case's keys."""
+    seed = desired.seed
+    if seed is None:
+        return None
+    if given.get("state") == "absent":
+        return {"readme": None, "record": {}, "hub_hashes": {}, "record_unreadable": False}
+    readme: str | None = seed.readme
+    record = {README_PATH: {"sha256": _sha(seed.readme), "hub_hash": _sha(seed.readme)}}
+    hashes = {README_PATH: _sha(seed.readme), VERIFICATION_INDEX: _sha("{}\n")}
+    for path, local in seed.harness.items():
+        record[path] = {"sha256": local.sha256, "hub_hash": local.sha256}
+        hashes[path] = local.sha256
+    if "readme_tool_wrote" in given:
+        readme = given["readme_tool_wrote"]
+        record[README_PATH] = {"sha256": _sha(readme), "hub_hash": _sha(readme)}
+        hashes[README_PATH] = _sha(readme)
+    if "readme_edited" in given:
+        readme = given["readme_edited"]
+        hashes[README_PATH] = _sha(readme)
+    if given.get("readme_absent"):
+        readme = None
+        hashes.pop(README_PATH)
+    for rel in given.get("harness_changed_in_source", []):
+        record[seed.harness_prefix + rel]["sha256"] = "0" * 64
+    for rel in given.get("harness_changed_in_bucket", []):
+        hashes[seed.harness_prefix + rel] = "f" * 64
+    for rel in given.get("harness_missing", []):
+        hashes.pop(seed.harness_prefix + rel)
+    for rel in given.get("harness_stale", []):
+        record[seed.harness_prefix + rel] = {"sha256": "1" * 64, "hub_hash": "1" * 64}
+        hashes[seed.harness_prefix + rel] = "1" * 64
+    if given.get("index_absent"):
+        hashes.pop(VERIFICATION_INDEX)
+    if given.get("no_record"):
+        record = {}
+    return {"readme": readme, "record": record, "hub_hashes": hashes, "record_unreadable": False}
 
 
 def load_cases() -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_plan_apply_plan_status(collab: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "plan", str(collab))
     assert code == 2
-    assert "+ create  bucket.central  my-collab/gemma-collab-main-bucket" in out
+    assert re.search(r"\+ create +bucket\.central +my-collab/gemma-collab-main-bucket\n", out)
     assert "secret HF_TOKEN: absent -> set" in out
-    assert "3 to create, 0 to update, 0 unchanged. Run `collab apply`" in out
+    assert "6 to create, 0 to update, 0 unchanged. Run `collab apply`" in out  # 2 buckets, a Space, 3 seeds
     assert "token from HF_TOKEN" in out
 
     code, out = run(capsys, "apply", "--poll-interval", "0", str(collab))
@@ -44,7 +45,7 @@ def test_plan_json(collab: Path, env: dict[str, str], capsys: pytest.CaptureFixt
     code, out = run(capsys, "plan", "--json", str(collab))
     document = json.loads(out)
     assert code == 2 and document["format_version"] == 1 and document["in_sync"] is False
-    assert document["summary"] == {"create": 3, "update": 0, "no-op": 0}
+    assert document["summary"] == {"create": 6, "update": 0, "no-op": 0, "kept": 0}
     backend = next(a for a in document["actions"] if a["address"] == "space.backend")
     assert {"field": "secret HF_TOKEN", "before": "absent", "after": "set"} in backend["changes"]
 

@@ -27,14 +27,22 @@ def test_plan_case(case: dict[str, Any], collab: Path) -> None:
         (collab / folder / "README.md").write_text("---\nsdk: docker\n---\n", encoding="utf-8")
     desired = desired_state(load_spec(collab), collab, TOKEN)
     observed = Observed.from_json(observed_from_case(case, desired))
-    plan = compute_plan(desired, observed, adopt=case.get("adopt", False))
+    plan = compute_plan(
+        desired, observed, adopt=case.get("adopt", False), overwrite_readme=case.get("overwrite_readme", False)
+    )
 
     got = {a.address: a for a in plan.actions}
+    if not any(address.startswith("seed.") for address in case["expect"]):
+        got = {k: v for k, v in got.items() if not k.startswith("seed.")}
     assert sorted(got) == sorted(case["expect"]), "planned resources differ"
     for address, expected in case["expect"].items():
         action = got[address]
         expected = {"action": expected} if isinstance(expected, str) else expected
         assert action.action == expected["action"], address
+        for text in expected.get("diff_contains", []):
+            assert action.diff is not None and text in action.diff, (address, text, action.diff)
+        if "diff_contains" not in expected and action.action in ("create", "no-op"):
+            assert action.diff is None, address
         if "changes" in expected:
             fields = [c if isinstance(c, str) else c["field"] for c in expected["changes"]]
             assert [c.field for c in action.changes] == fields, address

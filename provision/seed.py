@@ -1,0 +1,309 @@
+"""Seeding the central bucket: the onboarding README, the harness, the verification index.
+
+Three resources, planned and applied like the others:
+
+- `seed.readme`, `README.md`: generated from the spec and the challenge type's task section. The
+  organizers may edit it in the bucket, and an edit is never lost: the tool records the SHA-256
+  of what it last wrote in `.collab/seed.json`; a live README that differs from that record is
+  an organizer edit and is kept (shown with the diff that overwriting would make) unless
+  `--overwrite-readme` is given. A README the tool wrote is updated when the spec changes.
+- `seed.harness`: the type's harness folder under `jobs.harness_prefix`. The record holds each
+  file's SHA-256 and the hash the bucket reported after the upload (the Hub's are Xet hashes,
+  not SHA-256), so a changed source and a changed bucket file are both seen without a download.
+  Only files the record names are ever deleted.
+- `seed.verification_index`, `results/verification_status.json`: written as `{}` when absent and
+  never again: once it exists the backend owns it.
+
+Everything here that the plan reads is plain data (`ObservedSeed.from_json`), so plan cases can
+write it down.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from provision.desired import TOOL
+from provision.errors import ProvisionError
+from provision.hub_client import HubClient, hub_errors
+from provision.onboarding import VERIFICATION_INDEX, render_readme
+from provision.spec import LoadedSpec
+
+README_PATH = "README.md"
+RECORD_PATH = ".collab/seed.json"
+EMPTY_INDEX = b"{}\n"
+DIFF_CONTEXT = 3
+
+
+class SeedError(ProvisionError):
+    """The challenge type's files for the seed cannot be read."""
+
+
+def sha256(data: bytes) -> str:
+    """The SHA-256 the seed record keeps for a file's content."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class HarnessFile:
+    source: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DesiredSeed:
+    bucket_id: str
+    readme: str
+    harness_prefix: str  # ends with "/"
+    harness: dict[str, HarnessFile]  # bucket path -> local file
+
+    @property
+    def readme_bytes(self) -> bytes:
+        return self.readme.encode("utf-8")
+
+
+def harness_files(folder: Path, prefix: str, ignored: tuple[str, ...]) -> dict[str, HarnessFile]:
+    """Every file of the harness folder with its path in the bucket (`prefix` + relative path)."""
+    base = prefix.rstrip("/") + "/"
+    out: dict[str, HarnessFile] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if not path.is_file() or any(fnmatch.fnmatch(rel, p) for p in ignored):
+            continue
+        out[base + rel] = HarnessFile(path, sha256(path.read_bytes()))
+    return out
+
+
+def desired_seed(loaded: LoadedSpec, ignored: tuple[str, ...]) -> DesiredSeed:
+    """What the central bucket is seeded with, from the spec and its challenge type.
+
+    Raises:
+        ChallengeTypeError: the type is not registered or its task section does not render.
+        SeedError: the type's harness folder is missing.
+    """
+    from provision.challenge_types import load_type
+
+    spec = loaded.spec
+    kind = load_type(spec.challenge.type)
+    readme = render_readme(spec, kind.task_section(spec))
+    if not kind.harness_dir.is_dir():
+        raise SeedError(
+            f"challenge type '{kind.name}' has no harness folder {kind.harness_dir.name}/: it is seeded into "
+            f"the central bucket under {spec.jobs.harness_prefix}\n    hint: reinstall the collab (`pip install -e .`)"
+        )
+    prefix = spec.jobs.harness_prefix.rstrip("/") + "/"
+    return DesiredSeed(spec.storage.central_bucket, readme, prefix, harness_files(kind.harness_dir, prefix, ignored))
+
+
+@dataclass(frozen=True)
+class ObservedSeed:
+    """The seeded files as the bucket holds them."""
+
+    readme: str | None = None  # the live README, None when absent
+    record: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> {sha256, hub_hash}
+    hub_hashes: dict[str, str] = field(default_factory=dict)  # path -> the bucket's hash, for paths that exist
+    record_unreadable: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ObservedSeed:
+        return cls(**data)
+
+
+def observe_seed(hub: HubClient, token: str, seed: DesiredSeed) -> ObservedSeed:
+    """Read the seeded files: one lookup for every path, then the README and the record's content."""
+    bucket = seed.bucket_id
+    with hub_errors(f"read the seeded files of bucket {bucket}"):
+        record_info = list(hub.get_bucket_paths_info(bucket, [RECORD_PATH], token=token))
+        record, unreadable = _read_record(hub, token, bucket) if record_info else ({}, False)
+        paths = sorted({README_PATH, VERIFICATION_INDEX, *seed.harness, *record})
+        hashes = {f.path: f.xet_hash for f in hub.get_bucket_paths_info(bucket, paths, token=token)}
+        readme = None
+        if README_PATH in hashes:
+            with tempfile.TemporaryDirectory() as tmp:
+                dest = Path(tmp) / "README.md"
+                hub.download_bucket_files(bucket, [(README_PATH, dest)], token=token)
+                readme = dest.read_bytes().decode("utf-8", "replace") if dest.exists() else None
+    return ObservedSeed(readme, record, hashes, unreadable)
+
+
+def _read_record(hub: HubClient, token: str, bucket: str) -> tuple[dict[str, dict[str, str]], bool]:
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "seed.json"
+        hub.download_bucket_files(bucket, [(RECORD_PATH, dest)], token=token)
+        try:
+            files = json.loads(dest.read_text(encoding="utf-8"))["files"]
+            record = {
+                str(p): {"sha256": str(v["sha256"]), "hub_hash": str(v["hub_hash"])}
+                for p, v in files.items()
+                if isinstance(v, dict)
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}, True
+    return record, False
+
+
+def readme_diff(live: str, generated: str, *, live_label: str) -> str:
+    """A unified diff from the live README to the generated one."""
+    return "".join(
+        difflib.unified_diff(
+            live.splitlines(keepends=True),
+            generated.splitlines(keepends=True),
+            fromfile=f"{live_label}",
+            tofile="README.md (generated from challenge.yaml)",
+            n=DIFF_CONTEXT,
+        )
+    )
+
+
+def _lines(text: str) -> str:
+    return f"{len(text.splitlines())} lines, sha256 {sha256(text.encode('utf-8'))[:12]}"
+
+
+@dataclass(frozen=True)
+class SeedStep:
+    """What one seed action does, as plan data: its kind, its changes and the diff to show."""
+
+    address: str
+    path: str
+    action: Literal["create", "update", "no-op", "kept"]
+    changes: tuple[tuple[str, Any, Any], ...]
+    reason: str
+    diff: str | None = None
+
+
+def plan_seed(seed: DesiredSeed, seen: ObservedSeed, *, overwrite_readme: bool) -> list[SeedStep]:
+    """The seed actions: README (with the ownership rule), harness, verification index."""
+    return [_plan_readme(seed, seen, overwrite_readme=overwrite_readme), _plan_harness(seed, seen), _plan_index(seen)]
+
+
+def _plan_readme(seed: DesiredSeed, seen: ObservedSeed, *, overwrite_readme: bool) -> SeedStep:
+    address = "seed.readme"
+    wanted = seed.readme
+    if seen.readme is None:
+        return SeedStep(address, README_PATH, "create", (("README.md", None, _lines(wanted)),), "does not exist")
+    live = seen.readme
+    recorded = seen.record.get(README_PATH, {}).get("sha256")
+    ours = recorded == sha256(live.encode("utf-8"))
+    if live == wanted:
+        if ours:
+            return SeedStep(address, README_PATH, "no-op", (), "matches the spec")
+        return SeedStep(
+            address,
+            README_PATH,
+            "update",
+            (("record", None, RECORD_PATH),),
+            "matches the spec; the seed record does not name it yet",
+        )
+    if ours:
+        diff = readme_diff(live, wanted, live_label="README.md (in the bucket, written by collab)")
+        return SeedStep(
+            address, README_PATH, "update", (("README.md", _lines(live), _lines(wanted)),), "the spec changed", diff
+        )
+    diff = readme_diff(live, wanted, live_label="README.md (in the bucket, edited by the organizers)")
+    if overwrite_readme:
+        return SeedStep(
+            address,
+            README_PATH,
+            "update",
+            (("README.md", _lines(live) + " (organizer edit)", _lines(wanted)),),
+            "organizer edit overwritten (--overwrite-readme)",
+            diff,
+        )
+    return SeedStep(
+        address,
+        README_PATH,
+        "kept",
+        (),
+        "organizer edit: differs from what collab last wrote; `collab apply --overwrite-readme` replaces it "
+        "(the diff shows what that would change)",
+        diff,
+    )
+
+
+def harness_changes(seed: DesiredSeed, seen: ObservedSeed) -> tuple[list[str], list[str]]:
+    """Harness files to upload (new, changed in the source, or changed in the bucket) and to delete."""
+    upload = []
+    for path, local in sorted(seed.harness.items()):
+        entry = seen.record.get(path)
+        live = seen.hub_hashes.get(path)
+        if live is None or entry is None or entry["sha256"] != local.sha256 or entry["hub_hash"] != live:
+            upload.append(path)
+    delete = sorted(
+        p for p in seen.record if p not in seed.harness and p in seen.hub_hashes and p.startswith(seed.harness_prefix)
+    )
+    return upload, delete
+
+
+def _plan_harness(seed: DesiredSeed, seen: ObservedSeed) -> SeedStep:
+    address = "seed.harness"
+    upload, delete = harness_changes(seed, seen)
+    where = seed.harness_prefix
+    if not upload and not delete:
+        return SeedStep(address, where, "no-op", (), "matches the challenge type's harness")
+    present = [p for p in seed.harness if p in seen.hub_hashes]
+    before = f"{len(present)} file(s)" if present else None
+    changes = (("files", before, {"upload": upload, "delete": delete}),)
+    if present or delete:
+        return SeedStep(address, where, "update", changes, "differs from the challenge type's harness")
+    return SeedStep(address, where, "create", changes, "does not exist")
+
+
+def _plan_index(seen: ObservedSeed) -> SeedStep:
+    address = "seed.verification_index"
+    if VERIFICATION_INDEX in seen.hub_hashes:
+        return SeedStep(address, VERIFICATION_INDEX, "no-op", (), "exists (the backend owns it)")
+    return SeedStep(address, VERIFICATION_INDEX, "create", (("file", None, "{}"),), "does not exist")
+
+
+def apply_seed(hub: HubClient, token: str, address: str, seed: DesiredSeed, change_field: str, after: Any) -> None:
+    """Make one seed change; every file the tool owns is recorded with its hashes right after it is written."""
+    bucket = seed.bucket_id
+    if address == "seed.verification_index":
+        with hub_errors(f"write {VERIFICATION_INDEX} in bucket {bucket}"):
+            if list(hub.get_bucket_paths_info(bucket, [VERIFICATION_INDEX], token=token)):
+                return  # the backend wrote it meanwhile: it owns it
+            hub.batch_bucket_files(bucket, add=[(EMPTY_INDEX, VERIFICATION_INDEX)], token=token)
+        return
+    if address == "seed.readme":
+        written = {README_PATH: seed.readme_bytes}
+        if change_field == "README.md":
+            with hub_errors(f"write {README_PATH} in bucket {bucket}"):
+                hub.batch_bucket_files(bucket, add=[(seed.readme_bytes, README_PATH)], token=token)
+        _record(hub, token, bucket, written, drop=())
+        return
+    if address == "seed.harness":
+        upload, delete = after["upload"], after["delete"]
+        files = {p: seed.harness[p].source.read_bytes() for p in upload}
+        with hub_errors(f"upload the harness to bucket {bucket}"):
+            if files:
+                hub.batch_bucket_files(bucket, add=[(data, p) for p, data in files.items()], token=token)
+            if delete:
+                hub.batch_bucket_files(bucket, delete=list(delete), token=token)
+        _record(hub, token, bucket, files, drop=tuple(delete))
+        return
+    raise ValueError(f"unknown seed resource {address!r}")
+
+
+def _record(hub: HubClient, token: str, bucket: str, written: dict[str, bytes], *, drop: tuple[str, ...]) -> None:
+    """Add what was just written (SHA-256 and the bucket's own hash) to the seed record."""
+    with hub_errors(f"update {RECORD_PATH} in bucket {bucket}"):
+        found = list(hub.get_bucket_paths_info(bucket, [RECORD_PATH], token=token))
+        record, _ = _read_record(hub, token, bucket) if found else ({}, False)
+        hashes = {f.path: f.xet_hash for f in hub.get_bucket_paths_info(bucket, sorted(written), token=token)}
+        for path, data in written.items():
+            if path in hashes:
+                record[path] = {"sha256": sha256(data), "hub_hash": hashes[path]}
+        for path in drop:
+            record.pop(path, None)
+        document = {"managed_by": TOOL, "files": dict(sorted(record.items()))}
+        body = json.dumps(document, indent=2).encode() + b"\n"
+        hub.batch_bucket_files(bucket, add=[(body, RECORD_PATH)], token=token)
