@@ -100,3 +100,18 @@ def test_taskforce_names_and_unknown_taskforces(world: World, client: TestClient
     assert bad.json()["error"]["code"] == "VALIDATION_FAILED"
     missing = client.post("/v1/taskforces/nope/notes", json={"agent_id": "speedy", "body": "x"}, headers=auth(alice))
     assert missing.status_code == 404
+
+
+def test_no_agent_can_write_into_the_jobs_harness(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    from backend_world import SPEC_YAML, make_spec
+
+    text = SPEC_YAML + "jobs: {enabled: true, harness_prefix: shared_resources/harness/}\n"
+    world = World("local", tmp_path, make_spec(text), clock)
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        token = world.user("mallory")
+        world.agent(client, token, "harness")
+        world.write(token, world.bucket_of("harness"), {"evil/run.py": b"print('pwned')"})
+        body = {"agent_id": "harness", "source": "evil/run.py"}
+        refused = client.post("/v1/shared-resources/sync", json=body, headers=auth(token))
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+        assert world.storage.stat(world.spec.storage.central_bucket, ["shared_resources/harness/run.py"]) == {}

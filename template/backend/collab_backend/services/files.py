@@ -65,6 +65,9 @@ def sync_files(
     for f in files:
         destination = naming.copy_destination(area, agent, f.path[len(base) :], taskforce)
         check_path(destination)
+        if destination.startswith(ctx.spec.jobs.harness_prefix):
+            # The harness prefix is configurable; whatever it is, jobs run what lies there.
+            raise APIError("FORBIDDEN", f"{destination} is inside the jobs harness folder", "choose another agent id")
         current = ctx.record.state.copies.get(destination)
         if current is None or current[2] != f.hash:
             plan.append((destination, f))
