@@ -67,6 +67,17 @@ def _new_type(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        default=".",
+        type=Path,
+        metavar="DIR",
+        help="a collab folder or a spec file (default: the current folder)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; docs/cli.md is generated from its help."""
     parser = argparse.ArgumentParser(prog="collab", description="Launch, run and upgrade an agent collab.")
@@ -79,14 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a collab's challenge.yaml against the schema and the cross-field "
         "rules. Exit 0 when valid (warnings allowed), 1 on errors.",
     )
-    validate.add_argument(
-        "dir",
-        nargs="?",
-        default=".",
-        type=Path,
-        metavar="DIR",
-        help="a collab folder or a spec file (default: the current folder)",
-    )
+    _add_dir(validate)
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     validate.set_defaults(run=_validate)
 
@@ -96,14 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply spec migrations to challenge.yaml in place, keeping comments. "
         "Exit 0 when done or nothing to do; with --check, 2 when changes are due.",
     )
-    migrate.add_argument(
-        "dir",
-        nargs="?",
-        default=".",
-        type=Path,
-        metavar="DIR",
-        help="a collab folder or a spec file (default: the current folder)",
-    )
+    _add_dir(migrate)
     migrate.add_argument("--check", action="store_true", help="only report what would change")
     migrate.set_defaults(run=_migrate)
 

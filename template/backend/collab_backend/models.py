@@ -80,11 +80,7 @@ class MessagePublic(BaseModel):
 
     @classmethod
     def of(cls, m: MessageEntry) -> MessagePublic:
-        return cls(
-            id=m.id, author=m.author, role=m.role, channel=m.channel, thread=m.thread, body=m.body,
-            mentions=list(m.mentions), refs=list(m.refs), attribution=m.attribution, posted_at=iso(m.ts),
-            source=m.source,
-        )  # fmt: skip
+        return cls(**message_json(m))
 
 
 class MessagePage(BaseModel):
