@@ -122,5 +122,9 @@ def test_tracks_rank_separately() -> None:
 def test_the_response_says_how_it_ranked() -> None:
     ranking = rank([], {}, scoring("minimize", "{kind: absolute, sigma: 1.0}"))["ranking"]
     assert ranking["direction"] == "minimize" and ranking["score_field"] == "tps"
-    assert ranking["tie_rule"]["kind"] == "absolute" and "share its rank" in ranking["tie_rule"]["rule"]
+    assert ranking["tie_rule"]["kind"] == "absolute"
+    assert (
+        ranking["tie_rule"]["rule"]
+        == "a score within max(0.0, 2.5 x 1.0 x sqrt 2) of its tie group's best score shares that score's rank"
+    )
     assert ranking["guardrails"] == [{"field": "ppl", "min": None, "max": 2.42}]

@@ -33,11 +33,10 @@ def tie_rule(noise: Noise) -> str:
     """The tie rule in words, for the response."""
     if noise.kind == "none":
         return "only equal scores tie"
-    scale = " x the better score" if noise.kind == "relative" else ""
-    return (
-        f"scores within max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2){scale} of their tie group's "
-        "best score share its rank"
-    )
+    margin = f"max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2)"
+    if noise.kind == "relative":
+        margin += " times the better of the two scores"
+    return f"a score within {margin} of its tie group's best score shares that score's rank"
 
 
 @dataclass(frozen=True)
