@@ -37,7 +37,7 @@ def _plan(args: argparse.Namespace) -> int:
     if target is None:
         return 1
     try:
-        plan = plan_local(target, adopt=args.adopt)
+        plan = plan_local(target, adopt=args.adopt, overwrite_readme=getattr(args, "overwrite_readme", False))
     except ProvisionError as exc:
         print(f"collab plan: {exc}", file=sys.stderr)
         return 1
@@ -52,7 +52,7 @@ def _apply(args: argparse.Namespace) -> int:
     if target is None:
         return 1
     try:
-        plan = plan_local(target, adopt=args.adopt)
+        plan = plan_local(target, adopt=args.adopt, overwrite_readme=getattr(args, "overwrite_readme", False))
         print(render(plan))
         if plan.blockers:
             return 1
@@ -60,7 +60,7 @@ def _apply(args: argparse.Namespace) -> int:
             return 0
         print("\nApplying:")
         made = apply_local(target, plan)
-        after = plan_local(target, adopt=args.adopt)
+        after = plan_local(target, adopt=args.adopt, overwrite_readme=getattr(args, "overwrite_readme", False))
     except ProvisionError as exc:
         print(f"collab apply: {exc}", file=sys.stderr)
         return 1

@@ -29,10 +29,12 @@ from typing import Any
 
 from provision.desired import BUCKET_MARKER_PATH, TOOL, Desired, DesiredBucket, desired_state
 from provision.errors import ProvisionError
+from provision.folder_hub import FolderBuckets
 from provision.observe import ObservedBucket
 from provision.paths import spec_path
-from provision.plan import ActionKind, Blocker, Change, plan_bucket
-from provision.render_plan import SYMBOLS, show_value
+from provision.plan import ActionKind, Blocker, Change, plan_bucket, plan_seed_actions
+from provision.render_plan import SYMBOLS, diff_lines, show_value
+from provision.seed import ObservedSeed, apply_seed, observe_seed
 from provision.spec import LoadedSpec, load_spec
 
 STATE_DIR = ".collab"  # git-ignored in every rendered collab
@@ -57,6 +59,7 @@ class LocalAction:
     action: ActionKind
     changes: tuple[Change, ...]
     reason: str
+    diff: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,7 @@ class LocalAction:
             "action": self.action,
             "reason": self.reason,
             "changes": [c.as_json() for c in self.changes],
+            "diff": self.diff,
         }
 
 
@@ -184,14 +188,26 @@ def local_tokens(target: LocalTarget) -> dict[str, str]:
 # -- plan -----------------------------------------------------------------------------------
 
 
-def plan_local(target: LocalTarget, *, adopt: bool = False) -> LocalPlan:
-    """The changes that bring the folder hub and the identity file to the spec. Reads, writes nothing."""
+def plan_local(target: LocalTarget, *, adopt: bool = False, overwrite_readme: bool = False) -> LocalPlan:
+    """The changes that bring the folder hub, its seed files and the identity file to the spec.
+
+    Reads, writes nothing. The central bucket is seeded by the same code as on the Hub (README
+    with its ownership rule, harness, verification index), through the folder hub.
+    """
     actions: list[LocalAction] = []
     blockers: list[Blocker] = []
+    central_exists = False
     for bucket in target.desired.buckets:
-        action, blocker = plan_bucket(bucket, observe_bucket(target, bucket), target.desired.collab, adopt=adopt)
+        seen = observe_bucket(target, bucket)
+        central_exists = central_exists or (bucket.name == "central" and seen.exists)
+        action, blocker = plan_bucket(bucket, seen, target.desired.collab, adopt=adopt)
         actions.append(LocalAction(action.address, action.id, action.action, action.changes, action.reason))
         blockers += [blocker] if blocker else []
+    seed = target.desired.seed
+    if seed is not None:
+        observed = observe_seed(FolderBuckets(target.hub_dir), "", seed) if central_exists else ObservedSeed()
+        for a in plan_seed_actions(seed, observed, overwrite_readme=overwrite_readme):
+            actions.append(LocalAction(a.address, a.id, a.action, a.changes, a.reason, a.diff))
     actions.append(_plan_identities(target))
     return LocalPlan(target.desired.collab, target.collab_dir, tuple(actions), tuple(blockers))
 
@@ -243,6 +259,13 @@ def apply_local(target: LocalTarget, plan: LocalPlan, *, progress: Callable[[str
                 _write_identities(target)
                 done += len(action.changes)
                 progress(f"  {len(action.changes)} change(s): done")
+                continue
+            if action.address.startswith("seed.") and target.desired.seed is not None:
+                for change in action.changes:
+                    apply_seed(FolderBuckets(target.hub_dir), "", action.address, target.desired.seed,
+                               change.field, change.after)  # fmt: skip
+                    done += 1
+                    progress(f"  {change.field}: done")
                 continue
             for change in action.changes:
                 _bucket_step(target, action, change)
@@ -305,6 +328,10 @@ def render_local_plan(plan: LocalPlan) -> str:
         for c in action.changes:
             before = "" if c.before is None else f"{show_value(c.before)} -> "
             lines.append(f"      {c.field}: {before}{show_value(c.after)}")
+        if action.action == "kept":
+            lines.append(f"      {action.reason}")
+        if action.diff:
+            lines += diff_lines(action.diff)
     for blocker in plan.blockers:
         lines += ["", f"  ! blocked  {blocker.address}: {blocker.message}", f"      fix: {blocker.fix}"]
     lines.append("")
@@ -313,7 +340,12 @@ def render_local_plan(plan: LocalPlan) -> str:
         lines.append(f"{len(plan.blockers)} blocker(s): nothing can be applied until they are fixed.")
     elif plan.in_sync:
         buckets = sum(a.address.startswith("bucket.") for a in plan.actions)
-        lines.append(f"No changes: in sync: {buckets} bucket folder(s) and the identity file match challenge.yaml.")
+        kept = [a.address for a in plan.actions if a.action == "kept"]
+        note = f" ({', '.join(kept)} kept as the organizers edited it)" if kept else ""
+        lines.append(
+            f"No changes: in sync: {buckets} bucket folder(s), the central bucket's README, harness and "
+            f"verification index, and the identity file match challenge.yaml{note}."
+        )
     else:
         lines.append(
             f"{counts['create']} to create, {counts['update']} to update, {counts['no-op']} unchanged. "

@@ -46,7 +46,7 @@ def render_plan_text(plan: Plan, *, token_source: str) -> str:
             lines.append(f"      {action.reason}")
         lines += [f"      {_change_line(c)}" for c in action.changes]
         if action.diff and action.action != "no-op":
-            lines += _diff_lines(action.diff)
+            lines += diff_lines(action.diff)
     for blocker in plan.blockers:
         lines += ["", f"  ! blocked  {blocker.address}: {blocker.message}", f"      fix: {blocker.fix}"]
     if plan.notes:
@@ -66,7 +66,7 @@ def render_plan_text(plan: Plan, *, token_source: str) -> str:
     return "\n".join(lines)
 
 
-def _diff_lines(diff: str) -> list[str]:
+def diff_lines(diff: str) -> list[str]:
     """A diff indented under its action, cut at DIFF_LINES lines (the rest is counted)."""
     all_lines = diff.splitlines()
     shown = [f"      | {line}" for line in all_lines[:DIFF_LINES]]

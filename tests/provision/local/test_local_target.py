@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -31,33 +32,58 @@ def run(capsys: pytest.CaptureFixture[str], collab: Path, *argv: str) -> tuple[i
 def test_plan_apply_plan(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, collab, "plan")
     assert code == 2, out
-    assert f"+ create  bucket.central  {CENTRAL}" in out and f"+ create  bucket.audit    {AUDIT}" in out
-    assert "+ create  identities      .collab/identities.json" in out
+    assert re.search(rf"\+ create  bucket\.central +{CENTRAL}", out) and re.search(
+        rf"\+ create  bucket\.audit +{AUDIT}", out
+    )
+    assert re.search(r"\+ create  identities +\.collab/identities\.json", out)
+    assert re.search(rf"\+ create  seed\.readme +{CENTRAL}/README\.md", out)
     assert "user organizer: admin of my-collab, admin of my-collab-admin" in out
-    assert "3 to create, 0 to update, 0 unchanged. Run `collab apply --target local`" in out
+    assert "6 to create, 0 to update, 0 unchanged. Run `collab apply --target local`" in out
     assert not (collab / ".collab").exists(), "plan wrote something"
 
     code, out = run(capsys, collab, "apply")
     assert code == 0, out
-    assert "Applied 11 change(s); a fresh plan shows no changes." in out
+    assert "a fresh plan shows no changes." in out
     hub = collab / ".collab" / "hub"
     assert (hub / "buckets" / CENTRAL / ".collab" / "deployment.json").is_file()
     assert json.loads((hub / "bucket-settings" / f"{AUDIT}.json").read_text()) == {"private": True}
 
     code, out = run(capsys, collab, "plan")
     assert code == 0, out
-    assert "No changes: in sync: 2 bucket folder(s) and the identity file match challenge.yaml." in out
+    assert "No changes: in sync: 2 bucket folder(s), the central bucket's README" in out
 
     code, out = run(capsys, collab, "apply")
     assert code == 0 and "Applying" not in out
+
+
+def test_the_local_central_bucket_is_seeded_like_the_hubs(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, collab, "apply")[0] == 0
+    central = collab / ".collab" / "hub" / "buckets" / CENTRAL
+    readme = (central / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# Gemma 4 E4B fast decode")
+    assert 'hf buckets create "my-collab/gemma-collab-$AGENT_ID"' in readme
+    assert json.loads((central / "results" / "verification_status.json").read_text(encoding="utf-8")) == {}
+    assert (central / "harness" / "run.py").is_file()
+
+    # An organizer edits the README: kept (exit 0, diff shown) until --overwrite-readme.
+    (central / "README.md").write_text(readme + "\nOffice hours: Tuesdays.\n", encoding="utf-8")
+    code, out = run(capsys, collab, "plan")
+    assert code == 0 and "! kept    seed.readme" in out and "-Office hours: Tuesdays." in out
+    assert run(capsys, collab, "apply")[0] == 0
+    assert "Office hours" in (central / "README.md").read_text(encoding="utf-8")
+    code, out = run(capsys, collab, "apply", "--overwrite-readme")
+    assert code == 0, out
+    assert "Office hours" not in (central / "README.md").read_text(encoding="utf-8")
 
 
 def test_plan_json(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, collab, "plan", "--json")
     document = json.loads(out)
     assert code == 2 and document["format_version"] == 1 and document["target"] == "local"
-    assert document["summary"] == {"create": 3, "update": 0, "no-op": 0, **document["summary"]}
-    assert [a["address"] for a in document["actions"]] == ["bucket.central", "bucket.audit", "identities"]
+    assert document["summary"] == {"create": 6, "update": 0, "no-op": 0, **document["summary"]}
+    assert [a["address"] for a in document["actions"]] == [
+        "bucket.central", "bucket.audit", "seed.readme", "seed.harness", "seed.verification_index", "identities",
+    ]  # fmt: skip
 
 
 def test_identity_file_is_private_and_keeps_its_tokens(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
