@@ -440,6 +440,28 @@ class FakeHub:
             }
         )
 
+    def delete_repo(
+        self, repo_id: str, *, token: str | bool | None = None, repo_type: str | None = None, missing_ok: bool = False
+    ) -> None:
+        """Delete a Space (the only repo type the kit deletes)."""
+        with self._lock:
+            if repo_type != "space":
+                raise http_error(400, f"the fake deletes Spaces only, not {repo_type!r}")
+            if repo_id not in self.spaces and missing_ok:
+                self.calls["delete_repo"] += 1
+                return
+            self._space(repo_id, token, "delete_repo", write=True)
+            del self.spaces[repo_id]
+
+    def delete_bucket(self, bucket_id: str, *, missing_ok: bool = False, token: str | bool | None = None) -> None:
+        """Delete a bucket and everything in it."""
+        with self._lock:
+            if bucket_id not in self.buckets and missing_ok:
+                self.calls["delete_bucket"] += 1
+                return
+            self._bucket(bucket_id, token, "delete_bucket", write=True)
+            del self.buckets[bucket_id]
+
     def create_repo(
         self,
         repo_id: str,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from provision import __version__, cli_deploy, cli_local, migrations
+from provision import __version__, cli_deploy, cli_destroy, cli_local, migrations
 from provision.errors import ProvisionError
 from provision.paths import spec_path
 from provision.plugins.scaffold import next_steps, scaffold_type
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_type.set_defaults(run=_new_type)
     cli_deploy.add_verbs(verbs)
     cli_local.add_verbs(verbs)
+    cli_destroy.add_verbs(verbs)
     return parser
 
 
