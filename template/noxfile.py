@@ -28,6 +28,13 @@ def apply(session: nox.Session) -> None:
     session.run("collab", "apply", *session.posargs)
 
 
+@nox.session(default=False)
+def up(session: nox.Session) -> None:
+    """Run the collab on this machine (buckets as folders, the backend on 127.0.0.1); Ctrl-C stops it."""
+    session.install("-e", ".", "-r", "backend/requirements.txt")
+    session.run("collab", "up", *session.posargs)
+
+
 @nox.session
 def test(session: nox.Session) -> None:
     """Run this collab's own tests."""
