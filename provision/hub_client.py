@@ -30,22 +30,12 @@ class HubAccessError(ProvisionError):
         super().__init__(f"{message}\n    hint: {hint}")
 
 
-class HubClient(Protocol):
-    """The `HfApi` methods provisioning calls, with the keywords it passes."""
-
-    def whoami(self, token: bool | str | None = None, *, cache: bool = False) -> dict[str, Any]: ...
-
-    def bucket_info(self, bucket_id: str, *, token: bool | str | None = None) -> Any: ...
-
-    def create_bucket(
-        self, bucket_id: str, *, private: bool | None = None, exist_ok: bool = False, token: bool | str | None = None
-    ) -> Any: ...
-
-    def update_bucket_settings(self, bucket_id: str, *, private: bool, token: bool | str | None = None) -> None: ...
+class BucketFilesClient(Protocol):
+    """The bucket file calls seeding makes: `HfApi` has them, and so has the local target's folder hub."""
 
     def get_bucket_paths_info(
         self, bucket_id: str, paths: list[str], *, token: bool | str | None = None
-    ) -> Iterable[BucketFile]: ...
+    ) -> Iterable[Any]: ...  # items with .path and .xet_hash
 
     def download_bucket_files(
         self,
@@ -64,6 +54,20 @@ class HubClient(Protocol):
         delete: list[str] | None = None,
         token: bool | str | None = None,
     ) -> None: ...
+
+
+class HubClient(BucketFilesClient, Protocol):
+    """The `HfApi` methods provisioning calls, with the keywords it passes."""
+
+    def whoami(self, token: bool | str | None = None, *, cache: bool = False) -> dict[str, Any]: ...
+
+    def bucket_info(self, bucket_id: str, *, token: bool | str | None = None) -> Any: ...
+
+    def create_bucket(
+        self, bucket_id: str, *, private: bool | None = None, exist_ok: bool = False, token: bool | str | None = None
+    ) -> Any: ...
+
+    def update_bucket_settings(self, bucket_id: str, *, private: bool, token: bool | str | None = None) -> None: ...
 
     def delete_bucket(self, bucket_id: str, *, missing_ok: bool = False, token: bool | str | None = None) -> None: ...
 

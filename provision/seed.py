@@ -27,16 +27,13 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
 from provision.desired import TOOL
 from provision.errors import ProvisionError
-from provision.hub_client import hub_errors
+from provision.hub_client import BucketFilesClient, hub_errors
 from provision.onboarding import VERIFICATION_INDEX, render_readme
 from provision.spec import LoadedSpec
-
-if TYPE_CHECKING:
-    from huggingface_hub._buckets import BucketFile
 
 README_PATH = "README.md"
 RECORD_PATH = ".collab/seed.json"
@@ -46,30 +43,6 @@ DIFF_CONTEXT = 3
 
 class SeedError(ProvisionError):
     """The challenge type's files for the seed cannot be read."""
-
-
-class SeedClient(Protocol):
-    """The bucket calls seeding makes: `HfApi` has them, and so has the local target's folder hub."""
-
-    def get_bucket_paths_info(self, bucket_id: str, paths: list[str], *, token: bool | str | None = None) -> Any: ...
-
-    def download_bucket_files(
-        self,
-        bucket_id: str,
-        files: list[tuple[str | BucketFile, str | Path]],
-        *,
-        raise_on_missing_files: bool = False,
-        token: bool | str | None = None,
-    ) -> None: ...
-
-    def batch_bucket_files(
-        self,
-        bucket_id: str,
-        *,
-        add: list[tuple[str | Path | bytes, str]] | None = None,
-        delete: list[str] | None = None,
-        token: bool | str | None = None,
-    ) -> None: ...
 
 
 def sha256(data: bytes) -> str:
@@ -145,7 +118,7 @@ class ObservedSeed:
         return cls(**data)
 
 
-def observe_seed(hub: SeedClient, token: str, seed: DesiredSeed) -> ObservedSeed:
+def observe_seed(hub: BucketFilesClient, token: str, seed: DesiredSeed) -> ObservedSeed:
     """Read the seeded files: one lookup for every path, then the README and the record's content."""
     bucket = seed.bucket_id
     with hub_errors(f"read the seeded files of bucket {bucket}"):
@@ -162,7 +135,7 @@ def observe_seed(hub: SeedClient, token: str, seed: DesiredSeed) -> ObservedSeed
     return ObservedSeed(readme, record, hashes, unreadable)
 
 
-def _read_record(hub: SeedClient, token: str, bucket: str) -> tuple[dict[str, dict[str, str]], bool]:
+def _read_record(hub: BucketFilesClient, token: str, bucket: str) -> tuple[dict[str, dict[str, str]], bool]:
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "seed.json"
         hub.download_bucket_files(bucket, [(RECORD_PATH, dest)], token=token)
@@ -291,7 +264,9 @@ def _plan_index(seen: ObservedSeed) -> SeedStep:
     return SeedStep(address, VERIFICATION_INDEX, "create", (("file", None, "{}"),), "does not exist")
 
 
-def apply_seed(hub: SeedClient, token: str, address: str, seed: DesiredSeed, change_field: str, after: Any) -> None:
+def apply_seed(
+    hub: BucketFilesClient, token: str, address: str, seed: DesiredSeed, change_field: str, after: Any
+) -> None:
     """Make one seed change; every file the tool owns is recorded with its hashes right after it is written."""
     bucket = seed.bucket_id
     if address == "seed.verification_index":
@@ -320,7 +295,9 @@ def apply_seed(hub: SeedClient, token: str, address: str, seed: DesiredSeed, cha
     raise ValueError(f"unknown seed resource {address!r}")
 
 
-def _record(hub: SeedClient, token: str, bucket: str, written: dict[str, bytes], *, drop: tuple[str, ...]) -> None:
+def _record(
+    hub: BucketFilesClient, token: str, bucket: str, written: dict[str, bytes], *, drop: tuple[str, ...]
+) -> None:
     """Add what was just written (SHA-256 and the bucket's own hash) to the seed record."""
     with hub_errors(f"update {RECORD_PATH} in bucket {bucket}"):
         found = list(hub.get_bucket_paths_info(bucket, [RECORD_PATH], token=token))
