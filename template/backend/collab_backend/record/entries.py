@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from collab_backend import naming
+from collab_backend.jobs.paths import job_path
 
 
 def iso(ts: float) -> str:
@@ -243,6 +244,59 @@ class TokenStatsEntry:
         return {}  # aggregated in memory and served by the API; the index keeps every report
 
 
+@dataclass(frozen=True)
+class JobEntry:
+    """One event of a job: its launch (the quota charge), its start, or its end.
+
+    The launch is written before anything runs, inside the writer, after the quota check, so
+    concurrent launches cannot overspend. The end says whether the charge stands: a launch that
+    failed to start and an infrastructure failure are refunded (`charged` false).
+    """
+
+    seq: int
+    ts: float
+    job_id: str
+    event: Literal["launch", "start", "end"]
+    agent: str
+    user: str
+    status: Literal["queued", "running", "succeeded", "failed", "timeout", "error"]
+    charged: bool = True
+    source: dict[str, str] | None = None  # launch: the submission folder {bucket, path}
+    track: str | None = None
+    external_id: str | None = None  # start: the launcher's id of the run (a Hub job id)
+    exit_code: int | None = None
+    reason: str = ""
+    summary: dict[str, Any] | None = None  # end: the harness's summary.json, validated
+    kind: Literal["job"] = "job"
+
+    def files(self) -> dict[str, bytes]:
+        if self.event == "launch":
+            doc: dict[str, Any] = {
+                "id": self.job_id,
+                "agent": self.agent,
+                "user": self.user,
+                "submission": self.source,
+                "track": self.track,
+                "launched_at": iso(self.ts),
+            }
+            return {job_path(self.job_id, "job.json"): json.dumps(doc, indent=2).encode()}
+        if self.event == "start":
+            return {}
+        outcome = {
+            "id": self.job_id,
+            "agent": self.agent,
+            "status": self.status,
+            "charged": self.charged,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "ended_at": iso(self.ts),
+        }
+        out = {job_path(self.job_id, "outcome.json"): json.dumps(outcome, indent=2).encode()}
+        if self.summary is not None:
+            out[job_path(self.job_id, "summary.json")] = json.dumps(self.summary, indent=2).encode()
+        return out
+
+
 Entry = (
     AgentEntry
     | ChannelEntry
@@ -253,6 +307,7 @@ Entry = (
     | TaskforceNoteEntry
     | FileCopyEntry
     | TokenStatsEntry
+    | JobEntry
 )
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
@@ -264,6 +319,7 @@ _KINDS: dict[str, Any] = {
     "taskforce_note": TaskforceNoteEntry,
     "files": FileCopyEntry,
     "token_stats": TokenStatsEntry,
+    "job": JobEntry,
 }
 
 

@@ -16,6 +16,7 @@ from collab_backend.record.entries import (
     ChannelEntry,
     Entry,
     FileCopyEntry,
+    JobEntry,
     MessageEntry,
     ResultEntry,
     TaskforceEntry,
@@ -57,6 +58,11 @@ class State:
     usage_version: int = 0  # bumped by every usage report: the usage ranking's cache key
     results_version: int = 0  # bumped by every result or verdict: the leaderboard cache key
     promoted: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # job id -> its events in order (the launch first); launch order overall, per agent, per user
+    jobs: dict[str, list[JobEntry]] = field(default_factory=dict)
+    job_order: list[str] = field(default_factory=list)
+    jobs_by_agent: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    jobs_by_user: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     log: list[Entry] = field(default_factory=list)
 
     def apply(self, entry: Entry) -> Undo:
@@ -166,6 +172,8 @@ class State:
                     totals[i] -= value
 
             return undo_tokens
+        if isinstance(entry, JobEntry):
+            return self._apply_job(entry)
         if isinstance(entry, ChannelEntry):
             self.channels[entry.name] = entry
 
@@ -174,6 +182,29 @@ class State:
 
             return undo_channel
         return self._apply_message(entry)
+
+    def _apply_job(self, entry: JobEntry) -> Undo:
+        if entry.event == "launch":
+            lists = [self.job_order, self.jobs_by_agent[entry.agent], self.jobs_by_user[entry.user]]
+            self.jobs[entry.job_id] = [entry]
+            for ids in lists:
+                ids.append(entry.job_id)
+
+            def undo_launch() -> None:
+                for ids in lists:
+                    ids.pop()
+                del self.jobs[entry.job_id]
+
+            return undo_launch
+        events = self.jobs.get(entry.job_id)
+        if events is None:  # an event of a job the index never launched: nothing to attach it to
+            return lambda: None
+        events.append(entry)
+
+        def undo_event() -> None:
+            events.pop()
+
+        return undo_event
 
     def _apply_message(self, message: MessageEntry) -> Undo:
         at = len(self.messages)
