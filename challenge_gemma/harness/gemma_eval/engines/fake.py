@@ -6,6 +6,13 @@ generation and teacher-forced scoring read the same distribution, so an honest f
 decode checks exactly; tests subclass `_pick_next` to sabotage the decode path alone. Time is
 simulated (prefill and decode cost per token, a per-prompt jitter), so the protocol and its pass
 planning are tested with exact, repeatable numbers and no sleeping.
+
+The simulated clock also follows the submission's engine config (`simulated_cost`): quantized
+weights, an fp8 KV cache, eager mode and speculative decoding each change what a token costs, the
+way they would on a GPU, so different submissions give different (still proxy) figures and a
+local demo has something to compare. The factors are a made-up sketch of the GPU's behaviour,
+not a measurement; the output tokens never depend on them, and the numbers stay `proxy` and never
+rank.
 """
 
 from __future__ import annotations
@@ -13,14 +20,103 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from gemma_eval import toy_tokenizer
-from gemma_eval.engines.base import EngineInfo, Generation, TokenScore
+from gemma_eval.engines.base import EngineInfo, Generation, SpecStats, TokenScore
 
 FAMILY = "fake-v1"
+
+# The simulated cost model: what one decode step costs relative to plain bf16, by setting.
+WEIGHT_FACTORS = {"4bit": 0.55, "8bit": 0.75, "float32": 2.0}
+KV_FP8_FACTOR = 0.99  # a small win, inside the noise margin of the Gemma spec
+EAGER_FACTOR = 1.25  # no CUDA graphs
+VERIFY_OVERHEAD_PER_DRAFT = 0.03  # a verification step grows with the tokens it checks
+# Speculative methods: (chance that each drafted token is accepted, cost of drafting one token).
+SPEC_METHODS: dict[str, tuple[float, float]] = {
+    "mtp": (0.8, 0.04),
+    "eagle": (0.75, 0.05),
+    "eagle3": (0.78, 0.05),
+    "medusa": (0.6, 0.03),
+    "mlp_speculator": (0.6, 0.03),
+    "draft_model": (0.7, 0.15),
+    "ngram": (0.45, 0.0),
+    "suffix": (0.45, 0.0),
+}
+DEFAULT_SPEC_METHOD = (0.7, 0.1)  # a drafter model named without a method
+_FOUR_BIT = re.compile(r"w4a16|w4a8|int4|4bit|awq|gptq|nvfp4|mxfp4|bnb|bitsandbytes", re.IGNORECASE)
+_EIGHT_BIT = re.compile(r"fp8|w8a8|w8a16|int8|8bit", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SimulatedCost:
+    """What the fake engine's clock charges, from a submission's engine config.
+
+    Attributes:
+        decode_factor: Multiplies the cost of one decode step (1.0 is plain bf16).
+        draft_tokens: Tokens drafted per speculative step; 0 without speculative decoding.
+        acceptance: Simulated chance that each drafted token is accepted.
+        draft_cost: Cost of drafting one token, relative to one decode step.
+        settings: The settings that changed the cost, in words.
+    """
+
+    decode_factor: float = 1.0
+    draft_tokens: int = 0
+    acceptance: float = 0.0
+    draft_cost: float = 0.0
+    settings: tuple[str, ...] = ()
+
+    @property
+    def step_factor(self) -> float:
+        """Cost of one speculative step (verification included), relative to one plain decode step."""
+        return 1.0 + self.draft_tokens * (VERIFY_OVERHEAD_PER_DRAFT + self.draft_cost)
+
+
+def _weights(engine_args: Mapping[str, object]) -> str | None:
+    quantization = str(engine_args.get("quantization") or "")
+    model = str(engine_args.get("model") or "")
+    for text in (model, quantization):
+        if _FOUR_BIT.search(text):
+            return "4bit"
+        if _EIGHT_BIT.search(text):
+            return "8bit"
+    if quantization:
+        return "4bit"
+    if engine_args.get("dtype") == "float32":
+        return "float32"
+    return None
+
+
+def simulated_cost(engine_args: Mapping[str, object]) -> SimulatedCost:
+    """The fake clock's cost model for one engine config (the submission's arguments as the engine got them).
+
+    Quantized weights (a `quantization` argument, or a model id naming one, e.g. `w4a16`) make each
+    step cheaper, float32 dearer; an fp8 KV cache helps a little; eager mode costs; a
+    `speculative_config` with `num_speculative_tokens` drafts that many tokens per step, each
+    accepted with the method's simulated chance.
+    """
+    factor, settings = 1.0, []
+    weights = _weights(engine_args)
+    if weights is not None:
+        factor *= WEIGHT_FACTORS[weights]
+        settings.append(f"{weights} weights")
+    if str(engine_args.get("kv_cache_dtype") or "").startswith("fp8"):
+        factor *= KV_FP8_FACTOR
+        settings.append("fp8 KV cache")
+    if engine_args.get("enforce_eager") is True:
+        factor *= EAGER_FACTOR
+        settings.append("eager mode")
+    spec = engine_args.get("speculative_config")
+    tokens = spec.get("num_speculative_tokens") if isinstance(spec, Mapping) else None
+    if isinstance(spec, Mapping) and isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
+        method = str(spec.get("method") or "")
+        acceptance, draft_cost = SPEC_METHODS.get(method, DEFAULT_SPEC_METHOD)
+        settings.append(f"speculative decoding ({method or 'draft model'}, {tokens} tokens)")
+        return SimulatedCost(factor, tokens, acceptance, draft_cost, tuple(settings))
+    return SimulatedCost(factor, settings=tuple(settings))
 
 
 @dataclass(frozen=True)
@@ -69,13 +165,15 @@ class FakeEngine:
         self._jitter = jitter
         self._now = 0.0
         self._requests = 0
+        self.cost = simulated_cost(engine_args or {})
         self.info = EngineInfo(
             kind="fake",
             family=FAMILY,
             tokenizer=toy_tokenizer.NAME,
             vocab_size=vocab_size,
             proxy=True,
-            description="fake engine: a seeded sparse next-token model with a simulated clock; the model is not loaded",
+            description="fake engine: a seeded sparse next-token model with a simulated clock; the model is not loaded"
+            + (f" (clock simulates {', '.join(self.cost.settings)})" if self.cost.settings else ""),
             engine_args=dict(engine_args or {}),
         )
         self._distribution = lru_cache(maxsize=65536)(self._make_distribution)
@@ -100,10 +198,36 @@ class FakeEngine:
         # Jitter differs per request, so repeated passes differ a little, as real ones do.
         self._requests += 1
         slow = 1.0 + self._jitter * _unit(self._seed, f"jitter{self._requests}", tuple(prompt_ids))
+        step_s = self._decode * slow * self.cost.decode_factor
         prefill_s = self._prefill * len(prompt_ids)
-        decode_s = self._decode * slow * max(len(out) - 1, 0)
-        self._now += prefill_s + self._decode * slow * bool(out) + decode_s
-        return Generation(token_ids=tuple(out), ttft_s=prefill_s + self._decode * slow, decode_s=decode_s)
+        steps, spec = self._decode_steps(max(len(out) - 1, 0), tuple(prompt_ids))
+        decode_s = step_s * steps
+        self._now += prefill_s + step_s * bool(out) + decode_s
+        return Generation(token_ids=tuple(out), ttft_s=prefill_s + step_s, decode_s=decode_s, spec=spec)
+
+    def _decode_steps(self, tokens: int, prompt_ids: tuple[int, ...]) -> tuple[float, SpecStats | None]:
+        """Decode steps (in plain-step units) that `tokens` tokens after the first cost, and the draft counters."""
+        cost = self.cost
+        if not cost.draft_tokens:
+            return float(tokens), None
+        rng = random.Random(_digest(self._seed, f"accept{self._requests}", prompt_ids))  # noqa: S311 - simulation
+        histogram = [0] * (cost.draft_tokens + 1)
+        made = steps = 0
+        while made < tokens:
+            accepted = 0
+            while accepted < cost.draft_tokens and rng.random() < cost.acceptance:
+                accepted += 1
+            accepted = min(accepted, tokens - made - 1)  # the request ends at its last token
+            histogram[accepted] += 1
+            steps += 1
+            made += accepted + 1  # the accepted drafts and the target's own next token
+        spec = SpecStats(
+            draft_tokens=steps * cost.draft_tokens,
+            accepted_tokens=sum(k * n for k, n in enumerate(histogram)),
+            steps=steps,
+            accepted_histogram=tuple(histogram),
+        )
+        return steps * cost.step_factor, spec
 
     def score(self, token_ids: Sequence[int], start: int) -> list[TokenScore]:
         """Scores from the same distribution the decode path reads."""

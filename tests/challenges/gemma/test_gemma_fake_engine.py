@@ -1,0 +1,105 @@
+"""The fake engine's simulated clock follows the submission's engine config; its tokens never do."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from gemma_eval.budget import Deadline
+from gemma_eval.data import Prompt
+from gemma_eval.engines import open_engine
+from gemma_eval.engines.fake import KV_FP8_FACTOR, FakeEngine, simulated_cost
+from gemma_eval.params import Params
+from gemma_eval.protocol import measure_tps, tps_figures
+from gemma_eval.submission import check_submission
+from gemma_helpers import EXAMPLES
+
+PROMPTS = [Prompt(f"p{i}", "test", tuple(range(20 + i, 60 + 2 * i))) for i in range(10)]
+INT4 = "google/gemma-4-E4B-it-qat-w4a16-ct"
+MTP = {"model": "google/gemma-4-E4B-it-assistant", "num_speculative_tokens": 7}
+
+
+def tps(engine_args: dict[str, Any]) -> float:
+    engine = FakeEngine(engine_args=engine_args)
+    p = Params().with_overrides({"output_len": 64, "plan_after_prompts": 4}, source="test")
+    score = tps_figures(measure_tps(engine, PROMPTS, p, Deadline(engine.clock, 1e9)), p)["tps"]
+    assert isinstance(score, float)
+    return score
+
+
+def test_no_config_is_plain_bf16() -> None:
+    cost = simulated_cost({})
+    assert (cost.decode_factor, cost.draft_tokens, cost.settings) == (1.0, 0, ())
+    assert FakeEngine().cost == cost
+    assert simulated_cost({"model": "google/gemma-4-E4B-it", "dtype": "bfloat16"}) == cost
+
+
+@pytest.mark.parametrize(
+    ("engine_args", "settings"),
+    [
+        ({"model": INT4}, ("4bit weights",)),
+        ({"model": "google/gemma-4-E4B-it", "quantization": "fp8"}, ("8bit weights",)),
+        ({"model": "google/gemma-4-E4B-it", "quantization": "awq"}, ("4bit weights",)),
+        ({"dtype": "float32"}, ("float32 weights",)),
+        ({"kv_cache_dtype": "fp8_e4m3"}, ("fp8 KV cache",)),
+        ({"enforce_eager": True}, ("eager mode",)),
+        (
+            {"speculative_config": {"method": "mtp", "num_speculative_tokens": 3}},
+            ("speculative decoding (mtp, 3 tokens)",),
+        ),
+        ({"model": INT4, "speculative_config": MTP}, ("4bit weights", "speculative decoding (draft model, 7 tokens)")),
+    ],
+)
+def test_each_setting_is_named(engine_args: dict[str, Any], settings: tuple[str, ...]) -> None:
+    assert simulated_cost(engine_args).settings == settings
+
+
+def test_faster_configs_score_higher_and_the_tokens_stay_the_same() -> None:
+    base, int4, spec = tps({}), tps({"model": INT4}), tps({"model": INT4, "speculative_config": MTP})
+    assert base < int4 < spec
+    assert tps({"enforce_eager": True}) < base < tps({"kv_cache_dtype": "fp8"})
+    # Only the clock differs: greedy output is the model's, whatever the config.
+    plain, fast = FakeEngine(), FakeEngine(engine_args={"model": INT4, "speculative_config": MTP})
+    for prompt in PROMPTS[:3]:
+        one = plain.generate(prompt.token_ids, 64, ignore_eos=True)
+        two = fast.generate(prompt.token_ids, 64, ignore_eos=True)
+        assert one.token_ids == two.token_ids
+
+
+def test_an_fp8_kv_cache_moves_the_score_by_less_than_the_gemma_noise_margin() -> None:
+    """The tie a demo shows: about 1%, inside max(0.01, 2.5 x 0.004 x sqrt 2) = 1.41%."""
+    config = {"model": INT4, "speculative_config": MTP}
+    plain, fp8 = tps(config), tps({**config, "kv_cache_dtype": "fp8"})
+    assert fp8 > plain
+    assert fp8 / plain == pytest.approx(1 / KV_FP8_FACTOR, rel=2e-3)
+    assert (fp8 - plain) / fp8 < 0.0141
+
+
+def test_speculative_counters_add_up() -> None:
+    engine = FakeEngine(engine_args={"speculative_config": {"method": "mtp", "num_speculative_tokens": 4}})
+    for prompt in PROMPTS:
+        generation = engine.generate(prompt.token_ids, 64, ignore_eos=True)
+        spec = generation.spec
+        assert spec is not None and len(generation.token_ids) == 64
+        assert spec.steps + spec.accepted_tokens == 63, (
+            "every token after the first is a step's own or an accepted draft"
+        )
+        assert sum(spec.accepted_histogram) == spec.steps and len(spec.accepted_histogram) == 5
+        assert spec.draft_tokens == 4 * spec.steps
+    assert FakeEngine().generate(PROMPTS[0].token_ids, 8, ignore_eos=True).spec is None
+
+
+def test_the_example_submissions_reach_the_clock_through_open_engine() -> None:
+    """What the harness passes (the checked submission's arguments) is what the clock reads."""
+    scores = {}
+    for name in ("bf16_baseline", "int4_qat", "int4_qat_mtp"):
+        submission = check_submission(EXAMPLES / "valid" / name, min_model_len=Params().min_model_len).submission
+        assert submission is not None
+        engine = open_engine("fake", submission, Params())
+        assert isinstance(engine, FakeEngine) and engine.info.proxy is True
+        scores[name] = engine.cost
+        assert json.dumps(engine.info.engine_args)  # publishable
+    assert scores["bf16_baseline"].settings == ()
+    assert scores["int4_qat"].settings == ("4bit weights",)
+    assert scores["int4_qat_mtp"].draft_tokens == 7
