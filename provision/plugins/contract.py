@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from provision.errors import ChallengeTypeError
 
 if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+    from referencing import Registry, Resource
+
     from provision.spec.model import ChallengeSpec
 
 Verdict = Literal["valid", "invalid"]
@@ -28,6 +31,8 @@ Verdict = Literal["valid", "invalid"]
 HARNESS_FLAGS = ("--submission-dir", "--state-dir", "--private-dir")
 #: The job entrypoint inside the harness folder (the spec's `jobs.entrypoint` default).
 HARNESS_ENTRYPOINT = "run.py"
+#: The folder, inside a type's package, of the JSON Schemas the type defines (optional).
+TYPE_SCHEMAS = "schemas"
 
 _PLACEHOLDER = re.compile(r"\$(\$)?\{([^}\n]*)\}")
 _SPEC_PATH = re.compile(r"[a-z_][a-z0-9_]*(?:\.(?:[a-z_][a-z0-9_]*|[0-9]{1,3}))*")
@@ -137,6 +142,15 @@ class ChallengeType:
         return self.package_dir / self.summary_schema
 
     @property
+    def schemas_dir(self) -> Path:
+        """The folder of this type's own JSON Schemas, `schemas/` in the package (it may not exist).
+
+        A rendered collab receives it with the package, so a type's formats travel only with
+        collabs of that type; the kit-wide schemas stay in the kit's `schemas/` folder.
+        """
+        return self.package_dir / TYPE_SCHEMAS
+
+    @property
     def task_path(self) -> Path:
         """The Markdown template of the onboarding README's task section."""
         return self.package_dir / self.task
@@ -191,6 +205,119 @@ class ChallengeType:
         except jsonschema.SchemaError as exc:
             raise ChallengeTypeError(f"{where}: not a valid JSON Schema: {exc.message}") from exc
         return schema
+
+    def schema_registry(self) -> Registry[Any]:
+        """The kit's schemas and this type's own, by `$id`: what a `$ref` in them may name.
+
+        Returns:
+            A registry that never fetches anything: a reference to any other schema is unresolvable.
+
+        Raises:
+            ChallengeTypeError: a schema file cannot be read, has no `$id`, or takes an `$id` already taken.
+        """
+        from provision.paths import schemas_dir
+
+        files = sorted(self.schemas_dir.glob("*.json")) if self.schemas_dir.is_dir() else []
+        return schema_registry([*sorted(schemas_dir().glob("*.json")), *files], root=self.package_dir.parent)
+
+    def summary_validator(self) -> Validator:
+        """A validator of `summary.json` against this type's summary schema, its `$ref`s resolved offline.
+
+        The summary schema may reference the kit's schemas and the type's own (`schemas/`) by
+        their `$id`; nothing is fetched from the network.
+
+        Returns:
+            A jsonschema validator; `iter_errors(summary)` lists what is wrong with a summary.
+
+        Raises:
+            ChallengeTypeError: the schema is unreadable or invalid (see `load_summary_schema`), or
+                it references a schema that is neither the kit's nor the type's.
+        """
+        import jsonschema  # deferred: looking a type up stays cheap
+
+        schema = self.load_summary_schema()
+        registry = self.schema_registry()
+        problems = unresolved_references(schema, registry)
+        if problems:
+            raise ChallengeTypeError(
+                f"{self.package}/{self.summary_schema}: {'; '.join(problems)} (a $ref names the $id of a schema "
+                f"in the kit's schemas/ or in {self.package}/{TYPE_SCHEMAS}/; nothing is fetched)"
+            )
+        validator: Validator = jsonschema.validators.validator_for(schema)(schema, registry=registry)
+        return validator
+
+
+def schema_registry(paths: list[Path], *, root: Path | None = None) -> Registry[Any]:
+    """A registry of local JSON Schema files by their `$id`, for resolving `$ref`s offline.
+
+    Args:
+        paths: The schema files; each must have an `$id` of its own.
+        root: Error messages name the files relative to this folder.
+
+    Returns:
+        The registry. It retrieves nothing, so a reference to any other schema stays unresolvable.
+
+    Raises:
+        ChallengeTypeError: a file cannot be read, is not a schema object with an `$id`, or
+            repeats an `$id`.
+    """
+    from referencing import Registry
+
+    def named(path: Path) -> str:
+        return path.relative_to(root).as_posix() if root and path.is_relative_to(root) else path.name
+
+    registry: Registry[Any] = Registry()
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            contents = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ChallengeTypeError(f"{named(path)}: cannot read the schema: {exc}") from exc
+        uri = contents.get("$id") if isinstance(contents, dict) else None
+        if not isinstance(uri, str) or not uri:
+            raise ChallengeTypeError(f'{named(path)}: a schema needs an "$id", by which other schemas reference it')
+        if uri in seen:
+            raise ChallengeTypeError(f"{named(path)}: its $id {uri} is taken by {named(seen[uri])} already")
+        seen[uri] = path
+        registry = registry.with_resource(uri, _resource(contents))
+    return registry
+
+
+def unresolved_references(schema: Mapping[str, Any], registry: Registry[Any]) -> list[str]:
+    """The `$ref`s of `schema` that neither it nor `registry` resolves, as sentences; empty when all do."""
+    from referencing.exceptions import Unresolvable
+
+    base = schema.get("$id")
+    base = base if isinstance(base, str) else ""
+    resolver = (registry.with_resource(base, _resource(schema)) if base else registry).resolver(base_uri=base)
+    problems = []
+    for ref in sorted(set(_references(schema))):
+        if ref.startswith("#"):  # inside the schema itself: the validator resolves it
+            continue
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            problems.append(f"$ref {ref!r} names no known schema")
+    return problems
+
+
+def _resource(contents: Mapping[str, Any]) -> Resource[Any]:
+    from referencing import Resource
+    from referencing.jsonschema import DRAFT202012
+
+    return Resource.from_contents(contents, default_specification=DRAFT202012)
+
+
+def _references(node: object) -> list[str]:
+    """Every `$ref` string anywhere in a schema document."""
+    if isinstance(node, Mapping):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        for value in node.values():
+            found += _references(value)
+        return found
+    if isinstance(node, list):
+        return [ref for item in node for ref in _references(item)]
+    return []
 
 
 def declaration_problems(declared: ChallengeType) -> list[str]:

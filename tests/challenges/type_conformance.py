@@ -22,10 +22,10 @@ import jinja2
 import jsonschema
 import pytest
 import yaml
-from referencing import Registry, Resource
 
 from provision.challenge_types import ChallengeType, CheckResult
 from provision.paths import schemas_dir
+from provision.plugins.contract import unresolved_references
 from provision.spec import ChallengeSpec, check_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,16 +123,19 @@ def result_examples(ctype: ChallengeType) -> list[tuple[str, Path]]:
 
 
 def summary_validators(ctype: ChallengeType) -> list[Any]:
-    """Validators for summary.json: the kit's job summary schema, then the type's own."""
+    """Validators for summary.json: the kit's job summary schema, then the type's own, through the contract.
+
+    The type's schema may `$ref` the kit's, or one of its own `schemas/`, by `$id`; the contract
+    resolves those references from the local files only.
+    """
     generic = schemas_dir() / JOB_SUMMARY_SCHEMA
     assert generic.is_file(), (
         f"schemas/{JOB_SUMMARY_SCHEMA} does not exist: it is the kit's one definition of summary.json, "
         "and every harness's output is checked against it"
     )
     kit = json.loads(generic.read_text(encoding="utf-8"))
-    # A type's schema may also `$ref` the kit's by its $id instead of relying on this pairing.
-    registry: Registry[Any] = Registry().with_resource(kit["$id"], Resource.from_contents(kit))
-    return [jsonschema.validators.validator_for(s)(s, registry=registry) for s in (kit, ctype.load_summary_schema())]
+    registry = ctype.schema_registry()  # local files only: nothing is fetched
+    return [jsonschema.validators.validator_for(kit)(kit, registry=registry), ctype.summary_validator()]
 
 
 def run_harness(
@@ -247,6 +250,16 @@ class ConformanceSuite:
                 node.get("enum") and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node["enum"])
             )
             assert numeric, f"summary schema: `{field}` (scored or guarded) must be a number property"
+
+    def test_own_schemas_are_sound_and_resolve_offline(self, ctype: ChallengeType) -> None:
+        """Each schema in the type's schemas/ is valid, has an $id, and its references resolve locally."""
+        registry = ctype.schema_registry()  # refuses a missing or repeated $id
+        for path in sorted(ctype.schemas_dir.glob("*")):
+            where = path.relative_to(ctype.package_dir.parent)
+            assert path.name.endswith(".schema.json"), f"{where}: a schema file is named NAME.schema.json"
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+            assert unresolved_references(schema, registry) == [], where
 
     # ------------------------------------------------------------ the harness on the examples
 
