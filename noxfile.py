@@ -21,11 +21,12 @@ BUILD = ROOT / "build"
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff lint and format check, and the schemas against their metaschema."""
+    """Ruff lint and format check, and the schemas (the kit's and the types') against their metaschema."""
     session.install("ruff==0.17.5", "check-jsonschema==0.39.0")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("check-jsonschema", "--check-metaschema", *map(str, sorted((ROOT / "schemas").glob("*.json"))))
+    schemas = sorted(ROOT.glob("schemas/*.json")) + sorted(ROOT.glob("challenge_*/schemas/*.json"))
+    session.run("check-jsonschema", "--check-metaschema", *map(str, schemas))
 
 
 @nox.session

@@ -11,7 +11,15 @@ from provision.challenge_types import ChallengeType
 
 PAGE = REPO / "docs" / "challenge-types.md"
 # The names the kit calls besides the declared fields: derived paths and rendering.
-CALLED = ["harness_dir", "entrypoint", "examples_dir", "copier_fragment", "task_section"]
+CALLED = [
+    "harness_dir",
+    "entrypoint",
+    "examples_dir",
+    "copier_fragment",
+    "task_section",
+    "schemas_dir",
+    "summary_validator",
+]
 
 
 def _hook_headings() -> str:

@@ -1,6 +1,6 @@
 """The submission: a declarative engine config, checked before anything is loaded.
 
-A submission folder holds `submission.json` (format in `schemas/gemma-submission.schema.json`)
+A submission folder holds `submission.json` (format in `challenge_gemma/schemas/gemma-submission.schema.json`)
 and, optionally, the weights it points at. The config names a model (a Hub repository id, or a
 `./relative` folder inside the submission), vLLM engine arguments and a speculative-decoding
 config. Every key must be on the allowlist below; a denylist names the settings known to be lossy

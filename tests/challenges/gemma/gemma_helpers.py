@@ -11,7 +11,8 @@ HARNESS = ROOT / "challenge_gemma" / "harness"
 SCRIPTS = ROOT / "challenge_gemma" / "scripts"
 SAMPLE = ROOT / "challenge_gemma" / "data" / "sample"
 EXAMPLES = ROOT / "challenge_gemma" / "examples"
-SCHEMAS = ROOT / "schemas"
+SCHEMAS = ROOT / "challenge_gemma" / "schemas"
+KIT_SCHEMAS = ROOT / "schemas"
 
 # Short runs: the protocol's logic with a fraction of its tokens. Such runs are marked non-standard.
 SHORT = {
@@ -33,19 +34,16 @@ def bf16_submission(tmp_path: Path, **changes: Any) -> Path:
 
 
 def load_schemas() -> dict[str, Any]:
-    """Every schema of schemas/ by file name."""
-    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMAS.glob("*.json")}
+    """The kit's schemas and the Gemma type's own (challenge_gemma/schemas/), by file name."""
+    files = [*KIT_SCHEMAS.glob("*.json"), *SCHEMAS.glob("*.json")]
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in files}
 
 
 def schema_errors(document: Any, name: str) -> list[str]:
-    """Errors of `document` against schemas/<name>, with cross-file references resolved."""
+    """Errors of `document` against the schema file `name`, references resolved offline as the contract does."""
     import jsonschema
-    import referencing
-    from referencing.jsonschema import DRAFT202012
 
-    schemas = load_schemas()
-    registry = referencing.Registry().with_resources(
-        (s["$id"], DRAFT202012.create_resource(s)) for s in schemas.values()
-    )
-    validator = jsonschema.Draft202012Validator(schemas[name], registry=registry)
+    from challenge_gemma import challenge_type
+
+    validator = jsonschema.Draft202012Validator(load_schemas()[name], registry=challenge_type.schema_registry())
     return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in validator.iter_errors(document)]

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from gemma_eval.engines.base import Engine, Generation
 from gemma_eval.engines.fake import FakeEngine
@@ -22,7 +21,10 @@ from gemma_eval.params import Params
 from gemma_eval.submission import Submission
 from gemma_helpers import EXAMPLES, HARNESS, ROOT, SHORT, bf16_submission, schema_errors
 
-FRAGMENT = json.loads((ROOT / "challenge_gemma" / "summary.schema.json").read_text(encoding="utf-8"))
+from challenge_gemma import challenge_type
+
+# The contract's path: the type's summary schema, its reference to the kit's schema resolved offline.
+SUMMARY = challenge_type.summary_validator()
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -39,9 +41,7 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 def assert_schema_valid(summary: dict[str, Any]) -> None:
     assert schema_errors(summary, "job-summary.schema.json") == []
-    assert schema_errors(summary, "gemma-summary.schema.json") == []
-    errors = [e.message for e in jsonschema.Draft202012Validator(FRAGMENT).iter_errors(summary)]
-    assert errors == [], "the challenge type's summary fragment (the plug-in contract) must hold too"
+    assert [e.message for e in SUMMARY.iter_errors(summary)] == []
 
 
 def read(state: Path) -> dict[str, Any]:
@@ -64,6 +64,49 @@ def test_run_py_with_the_fake_engine_scores_valid_examples(tmp_path: Path, examp
     assert summary["provenance"]["engine"] == "fake" and summary["provenance"]["prompt_set"] == "sample"
     assert str(tmp_path) not in json.dumps(summary) and str(ROOT) not in json.dumps(summary)
     assert "proxy" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def fake_summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A summary as run.py writes it, from the fake engine on the bf16 example."""
+    state = tmp_path_factory.mktemp("fake-summary") / "state"
+    example = EXAMPLES / "valid" / "bf16_baseline"
+    done = run("--submission-dir", str(example), "--state-dir", str(state), "--engine", "fake")
+    assert done.returncode == 0, done.stderr
+    return read(state)
+
+
+DROP = object()
+BROKEN = [  # (field path, new value or DROP, where the error is reported)
+    ("checks.tps", "maybe", "checks/tps"),  # Gemma fields beyond the score and the guards
+    ("prompt_set", "leaked", "prompt_set"),
+    ("tps_ci95", [1.0], "tps_ci95"),
+    ("consistency", DROP, "$"),
+    ("provenance.engine", 7, "provenance/engine"),
+    ("surprise", 1, "$"),  # no field the schema does not define
+    ("valid", "yes", "valid"),  # the kit's own fields, through the reference by $id
+    ("provenance.evaluator_version", DROP, "provenance"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "where"), BROKEN, ids=[case[0] for case in BROKEN])
+def test_the_type_contract_refuses_a_summary_that_breaks_the_gemma_schema(
+    fake_summary: dict[str, Any], path: str, value: Any, where: str
+) -> None:
+    """The contract's summary schema is the full Gemma schema, not a restatement of a few of its fields."""
+    assert list(SUMMARY.iter_errors(fake_summary)) == []
+    broken = json.loads(json.dumps(fake_summary))
+    *parents, last = path.split(".")
+    node = broken
+    for key in parents:
+        node = node[key]
+    if value is DROP:
+        del node[last]
+    else:
+        node[last] = value
+    errors = list(challenge_type.summary_validator().iter_errors(broken))
+    assert errors, f"the type's summary schema let a summary with {path} changed through"
+    assert where in {"/".join(map(str, e.absolute_path)) or "$" for e in errors}
 
 
 @pytest.mark.parametrize("example", sorted((EXAMPLES / "invalid").iterdir()), ids=lambda p: p.name)
