@@ -62,6 +62,13 @@ class TestScaffoldedTypeConforms(ConformanceSuite):
             if path.is_file():
                 assert scaffold.SKELETON_NAME not in path.read_text(encoding="utf-8"), path
 
+    def test_summary_schema_includes_the_kits_by_reference(self, ctype: ChallengeType) -> None:
+        validator = ctype.summary_validator()
+        summary = {"valid": True, "reasons": [], "proxy": False, "mae": 0.5}
+        assert [e.message for e in validator.iter_errors(summary)] == ["'provenance' is a required property"]
+        summary["provenance"] = {"evaluator": NAME, "evaluator_version": "1"}
+        assert list(validator.iter_errors(summary)) == []
+
     def test_package_is_lint_clean(self, ctype: ChallengeType) -> None:
         ruff = shutil.which("ruff")
         if ruff is None:
