@@ -1,10 +1,11 @@
-"""The local target on the command line: `collab up`, and `--target local` for plan and apply.
+"""The local target on the command line: `collab up`, and `--target local` for plan, apply and status.
 
-`add_verbs` runs after the Hub verbs are registered: it adds `up`, and gives `plan` and `apply`
-a `--target {hub,local}` option that sends `local` here and leaves `hub` to the Hub verbs.
+`add_verbs` runs after the Hub verbs are registered: it adds `up`, and gives `plan`, `apply` and
+`status` a `--target {hub,local}` option that sends `local` here and leaves `hub` to the Hub verbs.
 Exit codes as for the Hub target: plan 0 in sync, 2 changes pending, 1 error or blocked; apply
-0 done, 1 error; up 0 after a clean stop (Ctrl-C or SIGTERM), 1 when it cannot start or the
-backend dies.
+0 done, 1 error; status 0 healthy and in sync, 2 drift or unhealthy (a stale or unanswering
+backend included), 1 error; up 0 after a clean stop (Ctrl-C or SIGTERM), 1 when it cannot start
+or the backend dies.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from provision.errors import ProvisionError
 from provision.local import IDENTITY_FILE, LocalTarget, apply_local, local_plan_json, local_target, plan_local
 from provision.local import render_local_plan as render
 from provision.local_run import DEFAULT_HOST, DEFAULT_PORT, LocalCollab, bring_up, urls
+from provision.local_status import local_status, local_status_json, render_local_status
 
 
 def _target(args: argparse.Namespace) -> LocalTarget | None:
@@ -71,6 +73,19 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if target is None:
+        return 1
+    try:
+        status = local_status(target, adopt=args.adopt)
+    except ProvisionError as exc:
+        print(f"collab status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(local_status_json(status), indent=2) if args.json else render_local_status(status))
+    return 0 if status.healthy else 2
+
+
 class _Stop(Exception):
     """SIGINT or SIGTERM arrived: stop the backend and exit 0."""
 
@@ -118,13 +133,15 @@ def _up(args: argparse.Namespace) -> int:
             say(f"\nStopping the backend (pid {collab.pid})...")
             code = collab.stop()
             say(f"Stopped (exit {code}).")
+        elif collab is not None:
+            collab.stop()  # it exited by itself: only its entry in the process file is left to remove
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 def add_verbs(verbs: Any) -> None:
-    """Add `up`, and `--target` to the already registered `plan` and `apply`."""
-    for name, local_run in (("plan", _plan), ("apply", _apply)):
+    """Add `up`, and `--target` to the already registered `plan`, `apply` and `status`."""
+    for name, local_run in (("plan", _plan), ("apply", _apply), ("status", _status)):
         parser = verbs.choices[name]
         hub_run = parser.get_default("run")
         parser.add_argument(
@@ -132,16 +149,18 @@ def add_verbs(verbs: Any) -> None:
             choices=("hub", "local"),
             default="hub",
             help="hub: the org's resources on the Hub (default); local: the folder hub in .collab/ "
-            "and the local identity file, for `collab up`",
+            "and the local identity file, for `collab up`"
+            + ("; status also checks the backend `collab up` runs" if name == "status" else ""),
         )
         parser.set_defaults(run=_by_target(hub_run, local_run))
     up = verbs.add_parser(
         "up",
         help="run the collab on this machine: apply the local target, start the backend, print the URLs",
         description="Apply the local target (bucket folders in .collab/hub/, the local identity file), start "
-        "the backend as a local process over it, wait until it answers, and print its URLs. Runs until "
-        "Ctrl-C or SIGTERM, then stops the backend and exits 0; exit 1 when it cannot start (a port in use, "
-        "missing requirements) or when the backend dies.",
+        "the backend as a local process over it, wait until it answers, and print its URLs. The running "
+        "backend is recorded in .collab/processes.json for `collab status --target local`. Runs until "
+        "Ctrl-C or SIGTERM, then stops the backend, removes its record and exits 0; exit 1 when it cannot "
+        "start (a port in use, missing requirements) or when the backend dies.",
     )
     up.add_argument(
         "dir", nargs="?", default=Path("."), type=Path, metavar="DIR", help="the collab folder (default: .)"

@@ -6,6 +6,12 @@ checks the port, starts the backend (`python -m uvicorn collab_backend.main:app`
 identity file), and waits until `/v1/healthz` answers. The child runs in its own session, so a
 Ctrl-C in the terminal reaches only `collab up`, which then stops the child in order: SIGINT (a
 clean shutdown that flushes the record and the audit log), SIGTERM, SIGKILL, each with a timeout.
+
+A running backend is recorded in `.collab/processes.json` (git-ignored: pid, address, URL, start
+time, and the pid of the process that started it) once it answers, and its entry is removed when
+it is stopped; `collab status --target local` reads the file, checks that each pid is alive and
+asks `/v1/healthz`. An entry whose process is gone is stale (a `collab up` killed without its
+cleanup): status reports it, and the next start replaces it.
 """
 
 from __future__ import annotations
@@ -19,20 +25,26 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from provision.errors import ProvisionError
-from provision.local import STATE_DIR, LocalTarget, apply_local, plan_local
+from provision.local import STATE_DIR, LocalTarget, LocalTargetError, apply_local, plan_local
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 START_TIMEOUT = 60.0
 LOG_TAIL_LINES = 20
+PROCESS_FILE = f"{STATE_DIR}/processes.json"
+LOG_FILE = f"{STATE_DIR}/logs/backend.log"
+HEALTH_TIMEOUT = 2.0
 # The backend must not receive the organizers' Hub token: local mode reads folders only.
 _WITHHELD_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
@@ -62,6 +74,130 @@ def check_port(host: str, port: int) -> None:
                     f"or choose another port with --port N"
                 ) from None
             raise LocalRunError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID runs (a reaped child does not, nor a zombie waiting to be reaped)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace").rpartition(")")[2].split()
+    except OSError:
+        return True  # no /proc here: signal 0 is all there is
+    return not state or state[0] not in ("Z", "X")
+
+
+def healthz(url: str, *, timeout: float = HEALTH_TIMEOUT) -> str | None:
+    """GET `{url}/v1/healthz`: None when it answers 200, else what went wrong, in words."""
+    try:
+        with urllib.request.urlopen(f"{url}/v1/healthz", timeout=timeout) as response:  # noqa: S310  # our own loopback URL
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return str(getattr(reason, "strerror", None) or reason)
+
+
+def loopback_url(host: str, port: int) -> str:
+    """The URL this machine reaches a server on: a wildcard address is asked on loopback."""
+    if host in ("", "0.0.0.0"):  # noqa: S104  # an address to reach, not to bind
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """One running local process, as `.collab/processes.json` keeps it."""
+
+    name: str
+    pid: int
+    host: str
+    port: int
+    url: str
+    started_at: str
+    started_by: int  # the pid of `collab up` (or the demo) that owns it
+    log: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> ProcessRecord | None:
+        try:
+            record = cls(**data)
+        except TypeError:
+            return None
+        ints = (record.pid, record.port, record.started_by)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+            return None
+        return record if all(isinstance(v, str) for v in (record.name, record.host, record.url)) else None
+
+
+def read_processes(collab_dir: Path) -> list[ProcessRecord]:
+    """The recorded processes; [] when none is recorded.
+
+    Raises:
+        LocalTargetError: the file exists but is not a list of records.
+    """
+    path = collab_dir / PROCESS_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise LocalTargetError(f"{PROCESS_FILE} is not readable JSON ({exc}); delete it") from None
+    items = raw.get("processes") if isinstance(raw, dict) else None
+    records = [ProcessRecord.from_json(item) for item in items] if isinstance(items, list) else [None]
+    if any(r is None for r in records):
+        raise LocalTargetError(f"{PROCESS_FILE} does not hold process records; delete it")
+    return [r for r in records if r is not None]
+
+
+def _write_processes(collab_dir: Path, records: list[ProcessRecord]) -> None:
+    path = collab_dir / PROCESS_FILE
+    if not records:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"processes": [asdict(r) for r in records]}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".collab-tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_process(collab_dir: Path, record: ProcessRecord) -> None:
+    """Add a running process; entries of processes that are gone, or on the same address, are replaced."""
+    kept = [
+        r
+        for r in _readable_processes(collab_dir)
+        if r.pid != record.pid and pid_alive(r.pid) and (r.host, r.port) != (record.host, record.port)
+    ]
+    _write_processes(collab_dir, [*kept, record])
+
+
+def forget_process(collab_dir: Path, pid: int) -> None:
+    """Remove a stopped process's entry (and the file with the last one)."""
+    records = _readable_processes(collab_dir)
+    if any(r.pid == pid for r in records):
+        _write_processes(collab_dir, [r for r in records if r.pid != pid])
+
+
+def _readable_processes(collab_dir: Path) -> list[ProcessRecord]:
+    try:
+        return read_processes(collab_dir)
+    except LocalTargetError:
+        return []  # an unreadable file is replaced: starting and stopping must not fail on it
 
 
 def backend_env(target: LocalTarget) -> dict[str, str]:
@@ -97,7 +233,7 @@ class LocalCollab:
 
     @property
     def log_path(self) -> Path:
-        return self.target.collab_dir / STATE_DIR / "logs" / "backend.log"
+        return self.target.collab_dir / LOG_FILE
 
     @property
     def pid(self) -> int | None:
@@ -130,7 +266,8 @@ class LocalCollab:
             if self.process.poll() is not None:
                 code = self.process.returncode
                 raise LocalRunError(f"the backend exited during start (exit {code}); its log ends with:\n{self.tail()}")
-            if self._healthy():
+            if healthz(self.url) is None:
+                self._record()
                 return
             if time.monotonic() >= deadline:
                 self.stop()
@@ -139,12 +276,14 @@ class LocalCollab:
                 )
             time.sleep(0.1)
 
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/v1/healthz", timeout=2) as response:  # noqa: S310  # our own loopback URL
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+    def _record(self) -> None:
+        if self.process is None:
+            return
+        started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        record = ProcessRecord(
+            "backend", self.process.pid, self.host, self.port, self.url, started, os.getpid(), LOG_FILE
+        )
+        record_process(self.target.collab_dir, record)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -158,7 +297,10 @@ class LocalCollab:
         return "\n".join(f"      | {line}" for line in text.splitlines()[-lines:]) or "      (the log is empty)"
 
     def stop(self, *, grace: float = 10.0) -> int | None:
-        """Stop the backend by its PID: SIGINT, then SIGTERM, then SIGKILL. Returns its exit status."""
+        """Stop the backend by its PID: SIGINT, then SIGTERM, then SIGKILL. Returns its exit status.
+
+        Once the process is gone (stopped here, or exited by itself) its entry in the process file is removed.
+        """
         process = self.process
         if process is None:
             return None
@@ -169,7 +311,10 @@ class LocalCollab:
                 os.kill(process.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=wait)
-        return process.poll()
+        code = process.poll()
+        if code is not None:
+            forget_process(self.target.collab_dir, process.pid)
+        return code
 
 
 def bring_up(
