@@ -200,10 +200,14 @@ def test_structured_files_parse(rendered: tuple[Combo, Path]) -> None:
 
 
 def test_schemas_are_copied_and_valid(rendered: tuple[Combo, Path]) -> None:
-    _, collab = rendered
+    """The kit's schemas, and the chosen type's own (challenge_<type>/schemas/, where it has them)."""
+    combo, collab = rendered
     schemas = sorted((collab / "schemas").glob("*.json"))
     assert [p.name for p in schemas] == sorted(p.name for p in (REPO / "schemas").glob("*.json"))
-    for path in schemas:
+    package = f"challenge_{combo.challenge_type}"
+    own = sorted((collab / package / "schemas").glob("*.json"))
+    assert [p.name for p in own] == sorted(p.name for p in (REPO / package / "schemas").glob("*.json"))
+    for path in schemas + own:
         assert not path.is_symlink(), f"{path.name} must be a file in the collab, not a link into the template"
         schema = json.loads(path.read_text(encoding="utf-8"))
         jsonschema.validators.validator_for(schema).check_schema(schema)
