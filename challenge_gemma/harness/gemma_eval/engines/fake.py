@@ -8,7 +8,8 @@ simulated (prefill and decode cost per token, a per-prompt jitter), so the proto
 planning are tested with exact, repeatable numbers and no sleeping.
 
 The simulated clock also follows the submission's engine config (`simulated_cost`): quantized
-weights, an fp8 KV cache, eager mode and speculative decoding each change what a token costs, the
+weights, an fp8 KV cache, async scheduling, eager mode and speculative decoding each change what
+a token costs, the
 way they would on a GPU, so different submissions give different (still proxy) figures and a
 local demo has something to compare. The factors are a made-up sketch of the GPU's behaviour,
 not a measurement; the output tokens never depend on them, and the numbers stay `proxy` and never
@@ -33,6 +34,7 @@ FAMILY = "fake-v1"
 # The simulated cost model: what one decode step costs relative to plain bf16, by setting.
 WEIGHT_FACTORS = {"4bit": 0.55, "8bit": 0.75, "float32": 2.0}
 KV_FP8_FACTOR = 0.99  # a small win, inside the noise margin of the Gemma spec
+ASYNC_SCHEDULING_FACTOR = 0.99  # scheduling overlaps the forward pass: a small, lossless win, inside the noise
 EAGER_FACTOR = 1.25  # no CUDA graphs
 VERIFY_OVERHEAD_PER_DRAFT = 0.03  # a verification step grows with the tokens it checks
 # Speculative methods: (chance that each drafted token is accepted, cost of drafting one token).
@@ -94,7 +96,7 @@ def simulated_cost(engine_args: Mapping[str, object]) -> SimulatedCost:
     """The fake clock's cost model for one engine config (the submission's arguments as the engine got them).
 
     Quantized weights (a `quantization` argument, or a model id naming one, e.g. `w4a16`) make each
-    step cheaper, float32 dearer; an fp8 KV cache helps a little; eager mode costs; a
+    step cheaper, float32 dearer; an fp8 KV cache and async scheduling help a little; eager mode costs; a
     `speculative_config` with `num_speculative_tokens` drafts that many tokens per step, each
     accepted with the method's simulated chance.
     """
@@ -106,6 +108,9 @@ def simulated_cost(engine_args: Mapping[str, object]) -> SimulatedCost:
     if str(engine_args.get("kv_cache_dtype") or "").startswith("fp8"):
         factor *= KV_FP8_FACTOR
         settings.append("fp8 KV cache")
+    if engine_args.get("async_scheduling") is True:
+        factor *= ASYNC_SCHEDULING_FACTOR
+        settings.append("async scheduling")
     if engine_args.get("enforce_eager") is True:
         factor *= EAGER_FACTOR
         settings.append("eager mode")
