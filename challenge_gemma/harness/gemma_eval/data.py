@@ -8,9 +8,10 @@ One folder holds one set (the public one in the harness, the private one mounted
     spot_items.json           generative spot-check items (private sets only)
     calibration.json          threshold overrides measured by the organizers (optional)
 
-The JSON Schemas in `challenge_gemma/schemas/gemma-*.schema.json` define the formats; this module checks the same
-rules with the standard library alone, because the job image need not have jsonschema, and the
-tests hold the two to agreement. Every file is hashed for the summary's provenance.
+The JSON Schemas in `challenge_gemma/schemas/gemma-*.schema.json` define the formats; this module
+checks the same rules with the standard library alone, because the job image need not have
+jsonschema, and the tests hold the two to agreement. Every file is hashed for the summary's
+provenance.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The submission: a declarative engine config, checked before anything is loaded.
 
-A submission folder holds `submission.json` (format in `challenge_gemma/schemas/gemma-submission.schema.json`)
-and, optionally, the weights it points at. The config names a model (a Hub repository id, or a
-`./relative` folder inside the submission), vLLM engine arguments and a speculative-decoding
-config. Every key must be on the allowlist below; a denylist names the settings known to be lossy
-or to break the measurement, with the reason, because an allowlist miss alone would not tell a
-participant *why*. Settings the evaluator owns (tokenization, prefix caching, logprob mode,
-statistics) may be left out or set to the evaluator's value, never to another one.
+A submission folder holds `submission.json` (format in
+`challenge_gemma/schemas/gemma-submission.schema.json`) and, optionally, the weights it points
+at. The config names a model (a Hub repository id, or a `./relative` folder inside the
+submission), vLLM engine arguments and a speculative-decoding config. Every key must be on the
+allowlist below; a denylist names the settings known to be lossy or to break the measurement,
+with the reason, because an allowlist miss alone would not tell a participant *why*. Settings the
+evaluator owns (tokenization, prefix caching, logprob mode, statistics) may be left out or set to
+the evaluator's value, never to another one.
 
 Checking never raises for bad input: it returns every reason at once, and the harness writes them
 into an invalid summary.

@@ -1,10 +1,10 @@
 """summary.json: every figure, the verdict with its reasons, and where the numbers came from.
 
-The summary satisfies `schemas/job-summary.schema.json` (what every challenge type writes) and
-`challenge_gemma/schemas/gemma-summary.schema.json` (this type's figures, the kit's schema included). It is written atomically, through a
-temporary file in the same folder, so a reader never sees half of one, and it is written for
-invalid submissions too: only an infrastructure failure leaves no summary. Non-finite numbers are
-written as null, since JSON has no infinity.
+The summary satisfies `challenge_gemma/schemas/gemma-summary.schema.json`: this type's figures,
+on top of `schemas/job-summary.schema.json` (what every challenge type writes), which that schema
+includes. It is written atomically, through a temporary file in the same folder, so a reader
+never sees half of one, and it is written for invalid submissions too: only an infrastructure
+failure leaves no summary. Non-finite numbers are written as null, since JSON has no infinity.
 """
 
 from __future__ import annotations
