@@ -184,3 +184,51 @@ def test_index_lines_decode_to_the_same_entries_fast_path_or_not() -> None:
     del older["notify"], older["client_fields"]  # a line written before these fields existed
     decoded = decode(json.dumps(older))
     assert decoded.notify == () and decoded.client_fields == {} and decoded.body == "hi"
+
+
+def test_unicode_line_separators_in_a_body_survive_a_restart(roomy: World) -> None:
+    # The index keeps non-ASCII text raw: U+2028, U+2029 and NEL sit unescaped in a line, and
+    # only "\n" may separate entries.
+    bodies = ["a\u2028b", "c\u2029d", "e\x85f", "g\r\nh", "i\x0bj\x0ck\x1cl"]
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        for body in bodies:
+            posted = client.post("/v1/messages", json={"agent_id": "speedy", "body": body}, headers=auth(token))
+            assert posted.status_code == 201, posted.text
+    again = _restart(roomy)
+    try:
+        assert [m.body for m in again.state.messages] == bodies
+    finally:
+        again.close()
+
+
+def test_a_segment_orjson_refuses_is_read_by_the_standard_library() -> None:
+    import json
+    import math
+
+    from collab_backend.record.store import parse_segment
+
+    lines = [json.dumps({"seq": 1, "cost": float("nan")}), json.dumps({"seq": 2, "text": "x\u2028y"})]
+    parsed = parse_segment(("\n".join(lines) + "\n").encode())
+    assert parsed[0]["seq"] == 1 and math.isnan(parsed[0]["cost"])
+    assert parsed[1] == {"seq": 2, "text": "x\u2028y"}
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it(roomy: World) -> None:
+    import gc
+
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+    assert gc.isenabled()
+    again = _restart(roomy)
+    again.close()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        again = _restart(roomy)
+        again.close()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

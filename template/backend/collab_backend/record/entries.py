@@ -334,24 +334,28 @@ def decode(line: str) -> Entry:
 
 
 _FIELDS = {kind: frozenset(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
+# JSON has lists only: the fields of each kind that entries keep as tuples.
+_TUPLES = {kind: [n for n in ("mentions", "refs", "parents", "notify") if n in fs] for kind, fs in _FIELDS.items()}
 
 
 def decode_data(data: dict[str, Any]) -> Entry:
-    """Build an entry from one parsed index line.
+    """Build an entry from one parsed index line (the dict becomes the entry's own attributes).
 
-    The index is written by `encode` only, so a complete line is filled in directly, skipping the
-    frozen dataclass's field-by-field __init__ (a restart rebuilds a million entries); a line
-    that lacks a field (an older format) goes through __init__ and its defaults.
+    The index is written by `encode` only, so a complete line becomes the instance's `__dict__`
+    directly, skipping the frozen dataclass's field-by-field __init__ and a copy (a restart
+    rebuilds a million entries); a line that lacks a field (an older format) goes through
+    __init__ and its defaults.
     """
     kind = data["kind"]
     cls: Any = _KINDS[kind]
-    for key in ("mentions", "refs", "parents", "notify"):
-        if key in data:
-            data[key] = tuple(data[key])
-    if "copies" in data:
+    for key in _TUPLES[kind]:
+        value = data.get(key)
+        if value is not None:
+            data[key] = tuple(value)
+    if kind == "files" and "copies" in data:
         data["copies"] = tuple(tuple(c) for c in data["copies"])
     if data.keys() == _FIELDS[kind]:
         entry: Entry = object.__new__(cls)
-        entry.__dict__.update(data)
+        object.__setattr__(entry, "__dict__", data)
         return entry
     return cls(**data)  # type: ignore[no-any-return]

@@ -70,7 +70,16 @@ class State:
         return self._apply(entry)
 
     def load(self, entry: Entry) -> None:
-        """Add an entry read back from the index (nothing to undo: it is durable)."""
+        """Add an entry read back from the index (nothing to undo: it is durable).
+
+        Messages, nearly all of a large record, take a path without the undo bookkeeping: a
+        restart loads a million of them.
+        """
+        if isinstance(entry, MessageEntry) and entry.seq == self.seq + 1:
+            self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
+            self.log.append(entry)
+            self._index_message(entry)
+            return
         self._apply(entry)
 
     def _apply(self, entry: Entry) -> Undo:
@@ -207,24 +216,10 @@ class State:
         return undo_event
 
     def _apply_message(self, message: MessageEntry) -> Undo:
-        at = len(self.messages)
-        self.messages.append(message)
-        self.position[message.id] = at
-        lists = [self.by_channel[message.channel], self.by_author[message.author]]
-        if message.thread:
-            lists.append(self.by_thread[message.thread])
-        lists += [self.inbox[handle] for handle in message.recipients]
-        if message.role == "organizer":
-            lists.append(self.announcements)
-        for positions in lists:
-            positions.append(at)
-        key = None
-        if message.source:
-            key = (message.source["bucket"], message.source["path"], message.source["hash"])
-            self.promoted[key] = message.id
+        key = self._index_message(message)
 
         def undo_message() -> None:
-            for positions in lists:
+            for positions in self._message_lists(message):
                 positions.pop()
             del self.position[message.id]
             self.messages.pop()
@@ -232,6 +227,38 @@ class State:
                 self.promoted.pop(key, None)
 
         return undo_message
+
+    def _message_lists(self, message: MessageEntry) -> list[list[int]]:
+        """Every list of positions the message belongs to."""
+        lists = [self.by_channel[message.channel], self.by_author[message.author]]
+        if message.thread:
+            lists.append(self.by_thread[message.thread])
+        lists += [self.inbox[handle] for handle in message.notify]
+        if message.role == "organizer":
+            lists.append(self.announcements)
+        return lists
+
+    def _index_message(self, message: MessageEntry) -> tuple[str, str, str] | None:
+        """Add a message to every list it belongs to; return its promotion key, if promoted.
+
+        Spelled out rather than built on `_message_lists`: a restart runs this a million times.
+        """
+        at = len(self.messages)
+        self.messages.append(message)
+        self.position[message.id] = at
+        self.by_channel[message.channel].append(at)
+        self.by_author[message.author].append(at)
+        if message.thread:
+            self.by_thread[message.thread].append(at)
+        for handle in message.notify:
+            self.inbox[handle].append(at)
+        if message.role == "organizer":
+            self.announcements.append(at)
+        if not message.source:
+            return None
+        key = (message.source["bucket"], message.source["path"], message.source["hash"])
+        self.promoted[key] = message.id
+        return key
 
     def page(
         self, positions: Sequence[int], *, limit: int, before: str | None = None, after: str | None = None

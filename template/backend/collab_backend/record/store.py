@@ -18,6 +18,7 @@ derived from the entry, nothing is written twice.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import queue
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
+
+import orjson
 
 from collab_backend import naming
 from collab_backend.errors import APIError
@@ -41,6 +44,7 @@ Builder = Callable[[State, int, float], Entry]
 E = TypeVar("E", bound=Entry)
 _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
+FREEZE_AT = 100_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
 
 
@@ -60,6 +64,21 @@ class Segment:
     @property
     def path(self) -> str:
         return f"{naming.INDEX_PREFIX}{self.first:012d}-{self.last:012d}-{self.level}.jsonl"
+
+
+def parse_segment(data: bytes) -> list[dict[str, Any]]:
+    """The entries of one index segment, in one parse.
+
+    JSON strings escape newlines, so raw ones only separate entries: the lines joined with
+    commas are one JSON array (a parse per line costs twice as much). orjson parses it in about
+    half the time of the standard library; the standard library still reads what orjson refuses
+    (a NaN, which `json.dumps` would have written).
+    """
+    array = b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]"
+    try:
+        return cast(list[dict[str, Any]], orjson.loads(array))
+    except orjson.JSONDecodeError:
+        return cast(list[dict[str, Any]], json.loads(array))
 
 
 class Record:
@@ -112,15 +131,24 @@ class Record:
             cursor = page.next_cursor
         # A crash during a merge can leave both the merged segment and its parts: prefer the widest.
         found.sort(key=lambda s: (s.first, -s.last))
-        for segment in found:
-            if segment.last <= self.state.seq:
-                continue
-            text = self.storage.read(self.bucket, segment.path).decode("utf-8")
-            # One parse per segment: JSON strings escape newlines, so raw ones only separate entries.
-            for data in json.loads("[" + ",".join(text.splitlines()) + "]"):
-                if data["seq"] == self.state.seq + 1:
-                    self.state.load(decode_data(data))
-            self.segments.append(segment)
+        # A million long-lived objects arrive here: the cyclic collector would rescan the growing
+        # heap again and again (half the load time), and none of these objects form cycles.
+        collecting = gc.isenabled()
+        gc.disable()
+        before = self.state.seq
+        try:
+            for segment in found:
+                if segment.last <= self.state.seq:
+                    continue
+                for data in parse_segment(self.storage.read(self.bucket, segment.path)):
+                    if data["seq"] == self.state.seq + 1:
+                        self.state.load(decode_data(data))
+                self.segments.append(segment)
+        finally:
+            if self.state.seq - before >= FREEZE_AT:
+                gc.freeze()  # what was loaded lives as long as the process: later collections skip it
+            if collecting:
+                gc.enable()
         self._repair()
 
     def _repair(self) -> None:
