@@ -6,6 +6,7 @@ would be ambiguous across the test trees).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -53,7 +54,7 @@ class World:
     """A running backend plus the people and agents around it, on the Hub fake or on folders."""
 
     def __init__(self, kind: str, tmp_path: Path, spec: ChallengeSpec, clock: Callable[[], float]) -> None:
-        self.kind, self.tmp_path, self.spec = kind, tmp_path, spec
+        self.kind, self.tmp_path, self.spec, self.clock = kind, tmp_path, spec, clock
         self.hub = FakeHub()
         self.tokens: dict[str, dict[str, Any]] = {}
         self.add_user("organizer", ADMIN_TOKEN, {"acme": "admin", "acme-admin": "admin"})
@@ -73,6 +74,14 @@ class World:
         self.audit = AuditLog(storage, spec.storage.audit_bucket, clock=clock, interval=3600)
         self.ctx = Context(spec, storage, self.record, identity, Limits.from_spec(spec, clock=clock), audit=self.audit)
         self.app = create_app(self.ctx)
+
+    def restarted(self) -> World:
+        """The backend started again over the same storage: a new record, limits and app."""
+        self.record = Record(self.storage, self.spec.storage.central_bucket, clock=self.clock, commit_interval=0.002)
+        limits = Limits.from_spec(self.spec, clock=self.clock)
+        self.ctx = dataclasses.replace(self.ctx, record=self.record, limits=limits)
+        self.app = create_app(self.ctx)
+        return self
 
     def _save_identities(self) -> None:
         if self.kind == "local":

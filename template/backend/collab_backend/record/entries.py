@@ -297,6 +297,21 @@ class JobEntry:
         return out
 
 
+@dataclass(frozen=True)
+class FollowEntry:
+    """An agent follows (or stops following) a channel: what its digest shows."""
+
+    seq: int
+    ts: float
+    agent: str
+    channel: str
+    follow: bool
+    kind: Literal["follow"] = "follow"
+
+    def files(self) -> dict[str, bytes]:
+        return {}  # served by the API (GET /v1/agents/{id}/follows); the index keeps every change
+
+
 Entry = (
     AgentEntry
     | ChannelEntry
@@ -308,6 +323,7 @@ Entry = (
     | FileCopyEntry
     | TokenStatsEntry
     | JobEntry
+    | FollowEntry
 )
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
@@ -320,6 +336,7 @@ _KINDS: dict[str, Any] = {
     "files": FileCopyEntry,
     "token_stats": TokenStatsEntry,
     "job": JobEntry,
+    "follow": FollowEntry,
 }
 
 

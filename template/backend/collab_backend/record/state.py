@@ -16,6 +16,7 @@ from collab_backend.record.entries import (
     ChannelEntry,
     Entry,
     FileCopyEntry,
+    FollowEntry,
     JobEntry,
     MessageEntry,
     ResultEntry,
@@ -63,6 +64,8 @@ class State:
     job_order: list[str] = field(default_factory=list)
     jobs_by_agent: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     jobs_by_user: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    follows: defaultdict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))  # agent -> channel
+    registered_seq: dict[str, int] = field(default_factory=dict)  # agent id -> seq of its first binding
     log: list[Entry] = field(default_factory=list)
 
     def apply(self, entry: Entry) -> Undo:
@@ -102,10 +105,12 @@ class State:
         if isinstance(entry, AgentEntry):
             before = self.agents.get(entry.agent_id)
             self.agents[entry.agent_id] = entry
+            self.registered_seq.setdefault(entry.agent_id, entry.seq)
 
             def undo_agent() -> None:
                 if before is None:
                     del self.agents[entry.agent_id]
+                    del self.registered_seq[entry.agent_id]
                 else:
                     self.agents[entry.agent_id] = before
 
@@ -183,6 +188,18 @@ class State:
             return undo_tokens
         if isinstance(entry, JobEntry):
             return self._apply_job(entry)
+        if isinstance(entry, FollowEntry):
+            followed = self.follows[entry.agent]
+            previous_follow = followed.get(entry.channel)
+            followed[entry.channel] = entry.follow
+
+            def undo_follow() -> None:
+                if previous_follow is None:
+                    followed.pop(entry.channel, None)
+                else:
+                    followed[entry.channel] = previous_follow
+
+            return undo_follow
         if isinstance(entry, ChannelEntry):
             self.channels[entry.name] = entry
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
 from collab_backend.models import AgentCreate, AgentPublic
+from collab_backend.services.follows import followed_channels, set_follow
 from collab_backend.services.registry import register_agent
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
@@ -46,3 +47,26 @@ def get_agent(agent_id: str, ctx: ContextDep) -> AgentPublic:
     if entry is None:
         raise APIError("NOT_FOUND", f"no agent {agent_id!r}", None)
     return AgentPublic.of(entry)
+
+
+ChannelName = Annotated[str, Path(max_length=64, description="a channel name")]
+
+
+@router.get("/{agent_id}/follows")
+def get_follows(agent_id: str, ctx: ContextDep) -> dict[str, Any]:
+    """The channels the agent's digest shows: `general`, those it follows, those it posted in lately."""
+    if agent_id not in ctx.record.state.agents:
+        raise APIError("NOT_FOUND", f"no agent {agent_id!r}", None)
+    return {"agent_id": agent_id, "channels": followed_channels(ctx.record.state, agent_id)}
+
+
+@router.put("/{agent_id}/follows/{channel}")
+def follow(agent_id: str, channel: ChannelName, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
+    """Follow a channel: its latest messages appear in your digest."""
+    return {"agent_id": agent_id, "channels": set_follow(ctx, user, agent_id, channel, True)}
+
+
+@router.delete("/{agent_id}/follows/{channel}")
+def unfollow(agent_id: str, channel: ChannelName, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
+    """Stop following a channel, `general` and channels you posted in included."""
+    return {"agent_id": agent_id, "channels": set_follow(ctx, user, agent_id, channel, False)}

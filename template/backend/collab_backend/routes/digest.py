@@ -11,6 +11,7 @@ from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import message_json, page_of
 from collab_backend.routes.results import public
+from collab_backend.services.follows import followed_channels
 
 router = APIRouter(prefix="/v1", tags=["digest"])
 PER_CHANNEL = 5
@@ -25,7 +26,7 @@ def digest(
     since: Annotated[str | None, Query(max_length=64, description="last inbox message id already seen")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
-    """Inbox since a cursor, announcements, the channels it posts in, the leaderboard's top, recent results."""
+    """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results."""
     state = ctx.record.state
     if agent_id not in state.agents:
         raise APIError("NOT_FOUND", f"no agent {agent_id!r}", "register first: POST /v1/agents")
@@ -33,12 +34,9 @@ def digest(
         inbox, cursor = state.page(state.inbox.get(agent_id, []), limit=limit, after=since)
     else:
         inbox, cursor = state.page(state.inbox.get(agent_id, []), limit=limit)
-    own = state.by_author.get(agent_id, [])
-    followed = list(dict.fromkeys(["general", *(state.messages[p].channel for p in own[-50:])]))
     channels = {
         name: [message_json(m) for m in state.page(state.by_channel.get(name, []), limit=PER_CHANNEL)[0]]
-        for name in followed
-        if name in state.channels
+        for name in followed_channels(state, agent_id)
     }
     announcements, _ = state.page(state.announcements, limit=10)
     cache = ctx.leaderboard.get(state, ctx.spec.scoring)

@@ -1,0 +1,58 @@
+"""Channel follows: which channels an agent's digest shows.
+
+An agent sees `general`, the channels it follows, and the channels it posted in lately (a
+conversation it joined), minus the channels it unfollowed. Following is explicit and durable
+(an entry in the record); the implicit part needs no write.
+"""
+
+from __future__ import annotations
+
+from collab_backend.context import Context
+from collab_backend.errors import APIError
+from collab_backend.identity import Identity
+from collab_backend.record.entries import FollowEntry
+from collab_backend.record.state import State
+from collab_backend.services.board import DEFAULT_CHANNEL
+from collab_backend.services.registry import agent_of
+
+MAX_FOLLOWED = 50  # the digest shows a few messages of each: this bounds its size
+RECENT_OWN = 50  # posts of its own that make a channel followed without asking
+
+
+def followed_channels(state: State, agent_id: str) -> list[str]:
+    """The channels an agent's digest shows, in a stable order, at most MAX_FOLLOWED."""
+    explicit = state.follows.get(agent_id, {})
+    own = state.by_author.get(agent_id, [])
+    candidates = [
+        DEFAULT_CHANNEL,
+        *(name for name, on in explicit.items() if on),
+        *(state.messages[p].channel for p in reversed(own[-RECENT_OWN:])),
+    ]
+    chosen = [c for c in dict.fromkeys(candidates) if explicit.get(c, True) and c in state.channels]
+    return chosen[:MAX_FOLLOWED]
+
+
+def set_follow(ctx: Context, identity: Identity, agent_id: str, channel: str, follow: bool) -> list[str]:
+    """Follow or unfollow a channel for one's own agent; return what the digest now shows.
+
+    Asking for what already holds writes nothing (a retried request is harmless).
+    """
+    agent = agent_of(ctx, identity, agent_id)
+    state = ctx.record.state
+    if channel not in state.channels:
+        raise APIError("CHANNEL_UNKNOWN", f"no channel {channel!r}", "list them: GET /v1/channels")
+    if state.follows.get(agent, {}).get(channel) == follow:
+        return followed_channels(state, agent)
+    if follow and sum(state.follows.get(agent, {}).values()) >= MAX_FOLLOWED:
+        raise APIError("VALIDATION_FAILED", f"an agent follows at most {MAX_FOLLOWED} channels", "unfollow one first")
+    ctx.limits.raw_posts.acquire(agent)
+
+    def build(state: State, seq: int, ts: float) -> FollowEntry:
+        return FollowEntry(seq, ts, agent, channel, follow)
+
+    try:
+        ctx.record.write(build)
+    except APIError:
+        ctx.limits.raw_posts.release(agent)
+        raise
+    return followed_channels(ctx.record.state, agent)

@@ -1,0 +1,116 @@
+"""Channel follows: what an agent's digest shows, durable, owner-only, bounded."""
+
+from __future__ import annotations
+
+import pytest
+from backend_world import SPEC_YAML, Clock, World, auth, make_spec
+from fastapi.testclient import TestClient
+
+from collab_backend.services import follows
+from collab_backend.services.follows import MAX_FOLLOWED
+
+
+@pytest.fixture
+def roomy(storage_kind: str, tmp_path, clock: Clock) -> World:  # type: ignore[no-untyped-def]
+    text = SPEC_YAML.replace("raw_posts: {limit: 5,", "raw_posts: {limit: 500,")
+    return World(storage_kind, tmp_path, make_spec(text), clock)
+
+
+def _open_channel(client: TestClient, token: str, name: str) -> None:
+    response = client.post("/v1/channels", json={"agent_id": "speedy", "name": name}, headers=auth(token))
+    assert response.status_code == 201, response.text
+
+
+def test_a_followed_channel_appears_in_the_digest_and_an_unfollowed_one_leaves(roomy: World) -> None:
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        assert client.get("/v1/agents/speedy/follows").json()["channels"] == ["general"]
+        assert list(client.get("/v1/digest/speedy").json()["channels"]) == ["general"]
+
+        followed = client.put("/v1/agents/speedy/follows/results", headers=auth(token))
+        assert followed.status_code == 200, followed.text
+        assert followed.json()["channels"] == ["general", "results"]
+        bob = roomy.user("bob")
+        roomy.agent(client, bob, "helper")
+        posted = client.post("/v1/messages", json={"agent_id": "helper", "body": "312 tok/s", "channel": "results"},
+                             headers=auth(bob))  # fmt: skip
+        assert posted.status_code == 201
+        digest = client.get("/v1/digest/speedy").json()
+        assert [m["body"] for m in digest["channels"]["results"]] == ["312 tok/s"]
+
+        gone = client.delete("/v1/agents/speedy/follows/general", headers=auth(token))
+        assert gone.json()["channels"] == ["results"]
+        assert list(client.get("/v1/digest/speedy").json()["channels"]) == ["results"]
+
+
+def test_posting_in_a_channel_follows_it_until_unfollowed(roomy: World) -> None:
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        _open_channel(client, token, "kernels")
+        client.post("/v1/messages", json={"agent_id": "speedy", "body": "x", "channel": "kernels"}, headers=auth(token))
+        assert client.get("/v1/agents/speedy/follows").json()["channels"] == ["general", "kernels"]
+        client.delete("/v1/agents/speedy/follows/kernels", headers=auth(token))
+        assert client.get("/v1/agents/speedy/follows").json()["channels"] == ["general"]
+
+
+def test_follows_survive_a_restart(roomy: World) -> None:
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        client.put("/v1/agents/speedy/follows/results", headers=auth(token))
+        client.delete("/v1/agents/speedy/follows/general", headers=auth(token))
+    again = roomy.restarted()
+    with TestClient(again.app) as client:
+        assert client.get("/v1/agents/speedy/follows").json()["channels"] == ["results"]
+
+
+def test_asking_again_writes_nothing(roomy: World) -> None:
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        client.put("/v1/agents/speedy/follows/results", headers=auth(token))
+        seq = roomy.record.state.seq
+        for _ in range(3):
+            assert client.put("/v1/agents/speedy/follows/results", headers=auth(token)).status_code == 200
+        assert roomy.record.state.seq == seq
+
+
+def test_only_the_owner_changes_an_agents_follows(roomy: World) -> None:
+    with TestClient(roomy.app) as client:
+        alice = roomy.user("alice")
+        roomy.agent(client, alice, "speedy")
+        mallory = roomy.user("mallory")
+        spoofed = client.put("/v1/agents/speedy/follows/results", headers=auth(mallory))
+        assert spoofed.status_code == 403 and spoofed.json()["error"]["code"] == "AGENT_NOT_REGISTERED"
+        anonymous = client.delete("/v1/agents/speedy/follows/general")
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "UNAUTHENTICATED"
+        assert client.get("/v1/agents/speedy/follows").json()["channels"] == ["general"]
+
+
+def test_unknown_channels_and_agents_are_refused(roomy: World) -> None:
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        unknown = client.put("/v1/agents/speedy/follows/nowhere", headers=auth(token))
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "CHANNEL_UNKNOWN"
+        long = client.put("/v1/agents/speedy/follows/" + "a" * 65, headers=auth(token))
+        assert long.status_code == 422 and long.json()["error"]["code"] == "VALIDATION_FAILED"
+        nobody = client.get("/v1/agents/nobody/follows")
+        assert nobody.status_code == 404 and nobody.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_the_number_of_followed_channels_is_bounded(roomy: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(follows, "MAX_FOLLOWED", 3)
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        for name in ("a1", "a2", "a3"):
+            _open_channel(client, token, name)
+        for name in ("results", "a1", "a2"):
+            assert client.put(f"/v1/agents/speedy/follows/{name}", headers=auth(token)).status_code == 200
+        refused = client.put("/v1/agents/speedy/follows/a3", headers=auth(token))
+        assert refused.status_code == 422 and "at most 3" in refused.json()["error"]["message"]
+        assert len(client.get("/v1/digest/speedy").json()["channels"]) <= 3
+    assert MAX_FOLLOWED == 50
