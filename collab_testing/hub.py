@@ -2,11 +2,11 @@
 
 It stands in at the function boundary (the methods of `HfApi`, same names and keywords), keeps
 real state (buckets with content-addressed files, users and their org roles, Spaces with their
-settings, variables, secrets, files and a build that moves through the runtime stages), enforces who may
-write where the way the Hub does, and raises the library's own exception types, so code under
-test cannot tell it from the Hub except by speed. Failure switches make any call fail with a
-status, fail some operations of a batch, be slow, or make a Space's next build fail with a log;
-`calls` counts every call.
+settings, variables, secrets, files and a build that moves through the runtime stages; Jobs, which
+a test moves through their stages), enforces who may write where the way the Hub does, and raises
+the library's own exception types, so code under test cannot tell it from the Hub except by
+speed. Failure switches make any call fail with a status, fail some operations of a batch, be
+slow, or make a Space's next build fail with a log; `calls` counts every call.
 
 Why a fake and not an HTTP stub: bucket writes go through Xet, which cannot be pointed at a
 local server, so the boundary to fake is the library's API.
@@ -26,13 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from huggingface_hub import CommitInfo, RepoUrl, SpaceInfo, SpaceRuntime, SpaceSecret, SpaceVariable
+from huggingface_hub import (
+    CommitInfo,
+    JobInfo,
+    RepoUrl,
+    SpaceInfo,
+    SpaceRuntime,
+    SpaceSecret,
+    SpaceVariable,
+    Volume,
+)
 from huggingface_hub._buckets import BucketFile, BucketFolder  # the types list_bucket_tree yields
 from huggingface_hub.errors import (
     BucketBatchError,
     BucketNotFoundError,
     EntryNotFoundError,
     HfHubHTTPError,
+    JobNotFoundError,
     RepositoryNotFoundError,
 )
 
@@ -67,6 +77,40 @@ def bucket_not_found(bucket_id: str) -> BucketNotFoundError:
     error = BucketNotFoundError(f"Bucket {bucket_id} not found", response=_response(404, "GET", url, "not found"))
     error.bucket_id = bucket_id
     return error
+
+
+def job_not_found(namespace: str, job_id: str) -> JobNotFoundError:
+    """What the library raises for a job the Hub does not know (in that namespace)."""
+    url = f"{ENDPOINT}/api/jobs/{namespace}/{job_id}"
+    error = JobNotFoundError(f"Job {job_id} not found", response=_response(404, "GET", url, "Job not found"))
+    error.job_id = job_id
+    return error
+
+
+JOB_TERMINAL = frozenset({"COMPLETED", "CANCELED", "ERROR", "DELETED"})
+
+
+@dataclass
+class FakeJob:
+    """A job: what it was started with (env and secrets kept so tests can check them) and its stage."""
+
+    id: str
+    namespace: str
+    creator: str
+    image: str
+    command: list[str]
+    env: dict[str, Any]
+    secrets: dict[str, Any]
+    flavor: str
+    timeout: Any
+    labels: dict[str, str]
+    volumes: list[Volume]
+    created_at: datetime
+    stage: str = "SCHEDULING"
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    logs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,6 +197,7 @@ class FakeHub:
         self._failing_paths: dict[str, str] = {}
         self._delays: dict[str, float] = {}
         self._lock = threading.RLock()
+        self.jobs: dict[str, FakeJob] = {}
 
     # -- seeding and switches ---------------------------------------------------------------
     def add_user(self, name: str, token: str, orgs: dict[str, str] | None = None) -> FakeUser:
@@ -199,6 +244,9 @@ class FakeHub:
                 raise bucket_not_found(url.split("/api/buckets/", 1)[1])
             if failure.status == 404 and "/spaces/" in url:
                 raise space_not_found(url.split("/api/spaces/", 1)[1])
+            if failure.status == 404 and "/api/jobs/" in url:
+                namespace, _, job_id = url.split("/api/jobs/", 1)[1].partition("/")
+                raise job_not_found(namespace, job_id.split("/", 1)[0])
             raise http_error(failure.status, failure.message, url=url)
 
     # -- identity ---------------------------------------------------------------------------
@@ -725,6 +773,159 @@ class FakeHub:
             space = self._space(repo_id, token, "fetch_space_logs", write=True)
             lines = list(space.build_log) if build else [f"stage {space.stage}"]
         return iter(lines)
+
+    # -- Jobs -------------------------------------------------------------------------------
+    def run_job(
+        self,
+        *,
+        image: str,
+        command: list[str],
+        env: dict[str, Any] | None = None,
+        secrets: dict[str, Any] | None = None,
+        flavor: Any = None,
+        timeout: int | float | str | None = None,
+        attempts: int | None = None,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+        volumes: list[Volume] | None = None,
+        expose: Any = None,
+        expose_public: Any = None,
+        ssh: bool = False,
+        network_group: str | None = None,
+        network_aliases: list[str] | None = None,
+        resource_group_id: str | None = None,
+        namespace: str | None = None,
+        token: str | bool | None = None,
+    ) -> JobInfo:
+        """Start a job in a namespace the token may write; bucket volumes must exist and be visible.
+
+        A mounted bucket folder that holds no file fails the job at once (stage ERROR), as on the Hub.
+        """
+        with self._lock:
+            url = f"{ENDPOINT}/api/jobs/{namespace}"
+            self._enter("run_job", url)
+            user = self._user(token, url)
+            namespace = namespace or (user.name if user else "anonymous")
+            if self.enforce_auth and (user is None or not (
+                namespace == user.name or user.orgs.get(namespace) in WRITE_ROLES
+            )):  # fmt: skip
+                raise http_error(403, f"You don't have the rights to run jobs in {namespace}", url=url, method="POST")
+            for key, value in (labels or {}).items():
+                if not all(c.isalnum() or c in "-_" for c in key + value):
+                    raise http_error(400, f"invalid label {key}={value}", url=url, method="POST")
+            problem = None
+            for volume in volumes or []:
+                bucket = self.buckets.get(volume.source) if volume.type == "bucket" else None
+                if bucket is None or not self._visible(user, bucket):
+                    raise http_error(400, f"volume source {volume.source} not found", url=url, method="POST")
+                if not volume.mount_path.startswith("/"):
+                    raise http_error(400, f"mount path {volume.mount_path} is not absolute", url=url, method="POST")
+                folder = (volume.path or "").strip("/")
+                if folder and not any(p.startswith(folder + "/") for p in bucket.files):
+                    problem = f"failed to mount {volume.source}/{folder}: the folder is empty"
+            job_id = hashlib.sha1(f"job-{len(self.jobs)}".encode(), usedforsecurity=False).hexdigest()[:24]
+            job = FakeJob(
+                job_id, namespace, user.name if user else "anonymous", image, list(command), dict(env or {}),
+                dict(secrets or {}), str(flavor or "cpu-basic"), timeout, dict(labels or {}), list(volumes or []),
+                datetime.now(UTC),
+            )  # fmt: skip
+            if problem:
+                job.stage, job.message, job.finished_at = "ERROR", problem, job.created_at
+            self.jobs[job_id] = job
+            return self._job_info(job)
+
+    def _job(self, job_id: str, namespace: str | None, token: str | bool | None, method: str) -> FakeJob:
+        url = f"{ENDPOINT}/api/jobs/{namespace}/{job_id}"
+        self._enter(method, url)
+        user = self._user(token, url)
+        job = self.jobs.get(job_id)
+        if job is None or (namespace is not None and job.namespace != namespace):
+            raise job_not_found(str(namespace), job_id)
+        if self.enforce_auth and (user is None or not (job.namespace == user.name or job.namespace in user.orgs)):
+            raise job_not_found(str(namespace), job_id)
+        return job
+
+    def _job_info(self, job: FakeJob) -> JobInfo:
+        return JobInfo(
+            id=job.id,
+            createdAt=_iso(job.created_at),
+            startedAt=_iso(job.started_at) if job.started_at else None,
+            finishedAt=_iso(job.finished_at) if job.finished_at else None,
+            dockerImage=job.image,
+            command=list(job.command),
+            arguments=[],
+            environment=dict(job.env),
+            secrets=dict.fromkeys(job.secrets, "encrypted"),
+            flavor=job.flavor,
+            labels=dict(job.labels),
+            volumes=[v.to_dict() for v in job.volumes],
+            status={"stage": job.stage, "message": job.message},
+            owner={"id": f"id-{job.namespace}", "name": job.namespace, "type": "org"},
+            endpoint=ENDPOINT,
+        )
+
+    def inspect_job(self, *, job_id: str, namespace: str | None = None, token: str | bool | None = None) -> JobInfo:
+        """The job's spec and status; JobNotFoundError for a job the namespace does not hold."""
+        with self._lock:
+            return self._job_info(self._job(job_id, namespace, token, "inspect_job"))
+
+    def fetch_job_logs(
+        self,
+        *,
+        job_id: str,
+        namespace: str | None = None,
+        follow: bool = False,
+        tail: int | None = None,
+        token: str | bool | None = None,
+    ) -> Iterable[str]:
+        """The job's log lines so far (the last `tail` of them)."""
+        with self._lock:
+            lines = list(self._job(job_id, namespace, token, "fetch_job_logs").logs)
+        return iter(lines[-tail:] if tail else lines)
+
+    def cancel_job(self, *, job_id: str, namespace: str | None = None, token: str | bool | None = None) -> None:
+        """Stop a job that has not ended."""
+        with self._lock:
+            job = self._job(job_id, namespace, token, "cancel_job")
+            if job.stage not in JOB_TERMINAL:
+                job.stage, job.finished_at = "CANCELED", datetime.now(UTC)
+
+    def list_jobs(
+        self,
+        *,
+        status: Any = None,
+        labels: dict[str, str] | None = None,
+        timeout: int | None = None,
+        namespace: str | None = None,
+        token: str | bool | None = None,
+    ) -> Iterable[JobInfo]:
+        """The namespace's jobs, filtered by stage and labels."""
+        with self._lock:
+            url = f"{ENDPOINT}/api/jobs/{namespace}"
+            self._enter("list_jobs", url)
+            user = self._user(token, url)
+            if self.enforce_auth and (user is None or not (namespace == user.name or namespace in user.orgs)):
+                raise http_error(403, f"You don't have the rights to list jobs of {namespace}", url=url)
+            stages = None if status is None else {str(s) for s in ([status] if isinstance(status, str) else status)}
+            return [
+                self._job_info(job)
+                for job in self.jobs.values()
+                if job.namespace == namespace
+                and (stages is None or job.stage in stages)
+                and all(job.labels.get(k) == v for k, v in (labels or {}).items())
+            ]
+
+    def advance_job(self, job_id: str, stage: str, *, logs: Iterable[str] = (), message: str | None = None) -> None:
+        """Move a job to `stage` (RUNNING, COMPLETED, ERROR...), adding log lines: what its container did."""
+        with self._lock:
+            job = self.jobs[job_id]
+            now = datetime.now(UTC)
+            job.stage, job.message = stage, message
+            job.logs += list(logs)
+            if stage != "SCHEDULING" and job.started_at is None and stage != "CANCELED":
+                job.started_at = now
+            if stage in JOB_TERMINAL:
+                job.finished_at = now
 
 
 def _matches(name: str, patterns: list[str] | str | None, *, default: bool) -> bool:

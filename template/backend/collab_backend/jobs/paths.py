@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-JOB_ID = re.compile(r"^job-[0-9]{13,16}-[0-9]{1,12}\Z")
+JOB_ID_PATTERN = "^job-[0-9]{13,16}-[0-9]{1,12}$"  # for request validation
+JOB_ID = re.compile(JOB_ID_PATTERN[:-1] + r"\Z")
 
 
 def job_id(ts: float, seq: int) -> str:
