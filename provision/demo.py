@@ -1,28 +1,35 @@
-"""A living collab on one machine: `collab up` plus a few scripted agents that follow the onboarding steps.
+"""A living collab on one machine: `collab up` plus a few scripted agents that follow the onboarding README.
 
 `python -m provision.demo [DIR] [--seconds N]` brings the collab up locally (`provision.local_run`),
-then plays a short script through the real API on loopback, as the organizer and three agents
-owned by the local participants: a broadcast, registrations (scratch bucket folder and handshake
-first), posts with @mentions, a channel with a thread, a promoted post, and results with lineage.
-The numbers are real: each agent runs the challenge type's harness on one of the type's example
-submissions with its CPU arguments (`cpu_args`, e.g. the Gemma type's fake engine) and files
-what the summary says, marked `proxy` as the summary marks it; the leaderboard then shows what it
-does with such numbers (a CPU stand-in's perplexity, for one, is outside the Gemma guardrail).
-The type's own example claims (`examples/results/pending/`, `valid/`) are replayed too, labelled
-as examples, so the ranked part of the board is not empty; no verdict is ever set.
+then plays a short script through the real API on loopback, as the organizer and four agents
+owned by the local participants. The agents follow the README seeded into the local central
+bucket: its scratch bucket name, handshake file, the request of each step and the fields of a
+result come from the text (`provision.demo_guide`), so a README that lacks a step fails the demo,
+naming it. The script: a broadcast, registrations (scratch bucket folder and handshake first),
+posts with @mentions, a channel with a thread, a promoted post, and results with lineage.
+
+The numbers are real: each agent runs the challenge type's harness with its CPU arguments
+(`cpu_args`, e.g. the Gemma type's fake engine) on one of the type's example submissions, or on
+a variant of one (a setting added, written into the agent's bucket), and files what the summary
+says; each result builds on the one it varies, and a variant that does worse than its parent is
+filed as a `negative` result. Numbers a summary marks `proxy` (a CPU stand-in's) never rank: the
+leaderboard keeps them off (the Gemma spec's perplexity guardrail does), and the demo shows them
+in a proxy view of its own, labelled as such, with the spec's tie rule and the lineage. The type's
+own example claims (`examples/results/pending/`, `valid/`) are replayed too, labelled as examples,
+so the ranked part of the board is not empty; no verdict is ever set.
 
 It prints what happens and the URLs to explore, keeps the collab up until `--seconds` have passed
 (from the start) or Ctrl-C, then stops the backend by its PID and checks that it is gone.
-Exit 0 when every step of the script succeeded, 1 otherwise. Jobs are not part of it yet: the
-backend has no jobs API.
+Exit 0 when every step of the script succeeded, 1 otherwise. Jobs are not part of it yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
-import os
+import math
 import signal
 import subprocess
 import sys
@@ -31,7 +38,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -40,14 +47,43 @@ from typing import Any
 import yaml
 
 from provision.challenge_types import ChallengeType, load_type
+from provision.demo_guide import Guide, GuideError, read_guide
 from provision.errors import ProvisionError
 from provision.local import ORGANIZER, LocalTarget, local_target, local_tokens
-from provision.local_run import DEFAULT_HOST, LocalCollab, bring_up, urls
+from provision.local_run import DEFAULT_HOST, LocalCollab, bring_up, pid_alive, urls
+from provision.seed import README_PATH
 
-HANDSHAKE_FILE = "collab-handshake.txt"  # what the backend reads in a scratch bucket
 HARNESS_TIMEOUT = 120.0
 AGENTS = (("ada", "participant-1"), ("ben", "participant-2"), ("cleo", "participant-3"))
 REPLAYER = ("eve", "participant-4")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One harness run an agent makes and files: an example submission, or a variant of one."""
+
+    agent: int  # index into AGENTS
+    example: str  # a folder of the type's examples/valid/
+    change: dict[str, Any] = field(default_factory=dict)  # merged into submission.json
+    what: str = ""  # what the variant runs, in words (the result's method); "" for the example's own description
+    label: str = ""  # a short name for tables; "" for the example's folder name
+    builds_on: int | None = None  # index of the run this one builds on; None: a root
+
+
+# Variants of a type's example submissions, by type: a setting added on top of an example. The
+# Gemma fake engine's clock reads them (provision's demo only writes submission files): async
+# scheduling is a lossless ~1% win, inside the noise margin (a tie with its parent); eager mode
+# gives up CUDA graphs and loses (a dead end, filed as negative).
+VARIANTS: dict[str, tuple[Run, ...]] = {
+    "gemma": (
+        Run(0, "int4_qat_mtp", {"engine_args": {"async_scheduling": True}},
+            "int4 QAT weights, MTP drafter with 7 tokens, plus async scheduling", "int4_qat_mtp + async scheduling",
+            builds_on=2),
+        Run(2, "int4_qat_mtp", {"engine_args": {"enforce_eager": True}},
+            "int4 QAT weights, MTP drafter with 7 tokens, in eager mode (no CUDA graphs)", "int4_qat_mtp + eager mode",
+            builds_on=2),
+    ),
+}  # fmt: skip
 
 
 class DemoError(ProvisionError):
@@ -99,6 +135,20 @@ class Agent:
         target.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+@dataclass(frozen=True)
+class Filed:
+    """A result the demo filed, as the API recorded it."""
+
+    id: str
+    agent: str
+    score: float
+    metrics: dict[str, float]
+    parents: tuple[str, ...]
+    negative: bool
+    proxy: bool
+    label: str
+
+
 def frontmatter(fields: dict[str, Any], body: str) -> str:
     return "---\n" + yaml.safe_dump(fields, sort_keys=False, allow_unicode=True) + "---\n\n" + body.strip() + "\n"
 
@@ -129,22 +179,54 @@ def run_harness(kind: ChallengeType, submission: Path, state: Path) -> dict[str,
     return loaded
 
 
-class Demo:
-    """The script, step by step, against one running collab."""
+def merge(into: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`into` with `change` merged in, nested mappings key by key."""
+    out = copy.deepcopy(into)
+    for key, value in change.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
-    def __init__(self, target: LocalTarget, api: Api, kind: ChallengeType, work: Path) -> None:
-        self.target, self.api, self.kind, self.work = target, api, kind, work
+
+def tie_margin(rule: dict[str, Any], a: float, b: float) -> float:
+    """The leaderboard's tie margin (`ranking.tie_rule` of GET /v1/leaderboard) for two scores."""
+    if rule.get("kind", "none") == "none":
+        return 0.0
+    base = max(float(rule["min_margin"]), float(rule["z"]) * float(rule["sigma"]) * math.sqrt(2))
+    return base * max(abs(a), abs(b)) if rule["kind"] == "relative" else base
+
+
+def read_readme(target: LocalTarget) -> str:
+    """The onboarding README the local central bucket was seeded with (what agents read first)."""
+    path = target.bucket_dir(target.loaded.spec.storage.central_bucket) / README_PATH
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GuideError(f"the central bucket has no readable {README_PATH} ({exc.strerror})") from None
+
+
+class Demo:
+    """The script, step by step, against one running collab, following the README's steps."""
+
+    def __init__(self, target: LocalTarget, api: Api, kind: ChallengeType, guide: Guide, work: Path) -> None:
+        self.target, self.api, self.kind, self.guide, self.work = target, api, kind, guide, work
         self.spec = target.loaded.spec
         tokens = local_tokens(target)
         self.organizer = tokens[ORGANIZER]
         self.agents = [self._agent(a, u, tokens[u]) for a, u in AGENTS]
         self.replayer = self._agent(*REPLAYER, tokens[REPLAYER[1]])
-        self.results: dict[str, str] = {}  # agent -> its last result id
-        self.proxies: dict[str, bool] = {}  # result id -> whether its numbers are a stand-in's
+        self.filed: list[Filed | None] = []  # by run, None when that run failed
+        self.runs = self._runs()
 
     def _agent(self, agent_id: str, user: str, token: str) -> Agent:
-        bucket = f"{self.spec.challenge.org}/{self.spec.challenge.slug}-{agent_id}"
+        bucket = self.guide.bucket_of(agent_id)
         return Agent(agent_id, user, token, self.target.bucket_dir(bucket), bucket)
+
+    def _runs(self) -> list[Run]:
+        """Each example submission in turn, each building on the one before, then the type's variants."""
+        folder = self.kind.examples_dir / "valid"
+        examples = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        runs = [Run(i % len(AGENTS), name, builds_on=i - 1 if i else None) for i, name in enumerate(examples)]
+        return runs + [v for v in VARIANTS.get(self.kind.name, ()) if v.example in examples]
 
     def steps(self) -> list[tuple[str, Callable[[], object]]]:
         ada, ben, cleo = self.agents
@@ -154,9 +236,10 @@ class Demo:
             *((f"register {a.agent_id}", partial(self.register, a)) for a in [*self.agents, self.replayer]),
             ("post", partial(self.post, ada, hello)),
             ("channel and thread", partial(self.thread, ben, cleo)),
-            *((f"result {a.agent_id}", partial(self.measure, a, i)) for i, a in enumerate(self.agents)),
+            *((f"result {self.agents[r.agent].agent_id}", partial(self.measure, i)) for i, r in enumerate(self.runs)),
             ("example claims", self.replay_examples),
             ("leaderboard", self.leaderboard),
+            ("proxy view", self.proxy_view),
             ("digest", partial(self.digest, ben)),
         ]
 
@@ -165,17 +248,20 @@ class Demo:
         body = (
             f"Welcome to {self.spec.challenge.title}. Register your agent, say hello in #general, and read the README."
         )
-        message = self.api.call("POST", "/v1/broadcasts", {"body": body}, self.organizer)
+        call = self.guide.broadcast
+        message = self.api.call(call.method, call.url(), call.body(body=body), self.organizer)
         _say(f"  [{message['channel']}] {message['author']} (organizers): {body}")
 
     def register(self, agent: Agent) -> None:
-        agent.write(HANDSHAKE_FILE, agent.user)  # only the bucket's owner could write this
-        self.api.call("POST", "/v1/agents", {"agent_id": agent.agent_id}, agent.token)
+        agent.write(self.guide.handshake_file, agent.user)  # only the bucket's owner could write this
+        call = self.guide.register
+        self.api.call(call.method, call.url(), call.body(agent_id=agent.agent_id), agent.token)
         _say(f"  registered {agent.agent_id} (user {agent.user}; scratch bucket {agent.bucket})")
 
     def post(self, agent: Agent, body: str, **extra: Any) -> dict[str, Any]:
+        call = self.guide.post
         message: dict[str, Any] = self.api.call(
-            "POST", "/v1/messages", {"agent_id": agent.agent_id, "body": body, **extra}, agent.token
+            call.method, call.url(), call.body(agent_id=agent.agent_id, body=body, **extra), agent.token
         )
         where = message["channel"] + (f", thread {message['thread']}" if message["thread"] else "")
         mentions = f"  (notifies {', '.join('@' + m for m in message['mentions'])})" if message["mentions"] else ""
@@ -184,12 +270,14 @@ class Demo:
 
     def thread(self, opener: Agent, replier: Agent) -> None:
         name, about = "speculative-decoding", "Drafters, speculative token counts, acceptance rates."
-        existing = {c["name"] for c in self.api.call("GET", "/v1/channels")["items"]}
+        listed = self.guide.channels
+        existing = {c["name"] for c in self.api.call(listed.method, listed.url())["items"]}
         if name in existing:
             _say(f"  #{name} is open already (an earlier run)")
         elif self.spec.board.agent_channels:
-            body = {"agent_id": opener.agent_id, "name": name, "description": about}
-            self.api.call("POST", "/v1/channels", body, opener.token)
+            call = self.guide.open_channel
+            body = call.body(agent_id=opener.agent_id, name=name, description=about)
+            self.api.call(call.method, call.url(), body, opener.token)
             _say(f"  {opener.agent_id} opened channel #{name}: {about}")
         else:
             name = self.spec.board.channels[0].name
@@ -197,61 +285,106 @@ class Demo:
         reply = f"I will try quantized weights under it, @{opener.agent_id}."
         self.post(replier, reply, channel=name, thread=root["id"])
 
-    def measure(self, agent: Agent, index: int) -> None:
-        """Run the harness on one example submission, write it up in the bucket, promote it."""
-        examples = sorted(p for p in (self.kind.examples_dir / "valid").iterdir() if p.is_dir())
-        if not examples:
-            raise DemoError(f"challenge type {self.kind.name} has no example submissions in examples/valid/")
-        example = examples[index % len(examples)]
-        summary = run_harness(self.kind, example, self.work / agent.agent_id / example.name)
-        for path in sorted(p for p in example.rglob("*") if p.is_file()):
-            agent.write(f"submissions/{example.name}/{path.relative_to(example).as_posix()}", path.read_bytes())
-        agent.write(f"submissions/{example.name}/summary.json", json.dumps(summary, indent=2))
-        fields = self._result_fields(summary, example)
-        parent = self.results.get(self.agents[index - 1].agent_id) if index else None
-        fields.update(status="agent-run", parents=[parent] if parent else [], fingerprint=digest_of(example))
+    def measure(self, index: int) -> None:
+        """Run the harness on one submission, write it up in the agent's bucket, record it, announce it."""
+        run = self.runs[index]
+        agent = self.agents[run.agent]
+        parent = self._parent(index)
+        source = self.kind.examples_dir / "valid" / run.example
+        name = run.example + (f"-{index}" if run.change else "")
+        submission = self.work / "submissions" / name
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            target = submission / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+        config = _read_json_object(submission / "submission.json")
+        if run.change:
+            config = merge(config, run.change)
+            (submission / "submission.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        described = config.get("description")
+        what = run.what or (described if isinstance(described, str) else name)
+        summary = run_harness(self.kind, submission, self.work / "state" / agent.agent_id / name)
+        for path in sorted(p for p in submission.rglob("*") if p.is_file()):
+            agent.write(f"submissions/{name}/{path.relative_to(submission).as_posix()}", path.read_bytes())
+        agent.write(f"submissions/{name}/summary.json", json.dumps(summary, indent=2))
+        score_field = self.spec.scoring.score_field
+        score = summary.get(score_field)
+        worse = parent is not None and isinstance(score, int | float) and self._better(parent.score, float(score))
+        proxy = bool(summary.get("proxy"))
         body = (
-            f"Ran the harness on `{example.name}` with `{' '.join(self.kind.cpu_args) or 'its defaults'}`: "
+            f"Ran the harness on `{name}` ({what}) with `{' '.join(self.kind.cpu_args) or 'its defaults'}`: "
             f"{'valid' if summary.get('valid') else 'invalid'}. "
-            + ("These are proxy numbers from a CPU stand-in; they are not a claim. " if summary.get("proxy") else "")
-            + f"Summary: submissions/{example.name}/summary.json"
+            + (f"Worse than {parent.id}, which it varies: a dead end. " if worse and parent else "")
+            + ("These are proxy numbers from a CPU stand-in; they are not a claim. " if proxy else "")
+            + f"Summary: submissions/{name}/summary.json"
         )
-        filed = f"results/{example.name}.md"
-        agent.write(filed, frontmatter(fields, body))
-        result = self.api.call("POST", "/v1/results", {"agent_id": agent.agent_id, "path": filed}, agent.token)
-        self.results[agent.agent_id] = result["id"]
-        self.proxies[result["id"]] = bool(summary.get("proxy"))
-        metrics = ", ".join(f"{k} {v:g}" for k, v in result["metrics"].items())
-        lineage = f"; builds on {result['parents'][0]}" if result["parents"] else ""
-        proxy = " (proxy)" if summary.get("proxy") else ""
-        score = f"{self.spec.scoring.score_field} {result['score']:g}{proxy}"
-        _say(f"  result {result['id']} by {agent.agent_id}: {score}, {metrics}{lineage}")
-        post = f"posts/{example.name}.md"
-        agent.write(post, frontmatter({"channel": "results"}, f"Filed {result['id']}: {body}"))
-        self.api.call("POST", "/v1/messages/promote", {"agent_id": agent.agent_id, "path": post}, agent.token)
-        _say(f"  [results] {agent.agent_id} (promoted from its bucket): filed {result['id']}")
+        fields = self._frontmatter(summary, what, "negative" if worse else "agent-run",
+                                   [parent.id] if parent else [], digest_of(submission))  # fmt: skip
+        if proxy:
+            fields["proxy"] = True
+        filed_path = f"results/{name}.md"
+        agent.write(filed_path, frontmatter(fields, body))
+        call = self.guide.result
+        result = self.api.call(
+            call.method, call.url(), call.body(agent_id=agent.agent_id, path=filed_path), agent.token
+        )
+        filed = Filed(result["id"], agent.agent_id, float(result["score"]), dict(result["metrics"]),
+                      tuple(result["parents"]), result["status"] == "negative", proxy, run.label or name)  # fmt: skip
+        self.filed += [None] * (index + 1 - len(self.filed))
+        self.filed[index] = filed
+        metrics = ", ".join(f"{k} {v:g}" for k, v in filed.metrics.items())
+        lineage = f"; builds on {filed.parents[0]}" if filed.parents else ""
+        flags = "".join((" (proxy)" if proxy else "", " (negative: worse than its parent)" if filed.negative else ""))
+        _say(f"  result {filed.id} by {agent.agent_id}: {score_field} {filed.score:g}{flags}, {metrics}{lineage}")
+        _say(f"    {what}")
+        post = f"posts/{name}.md"
+        agent.write(post, frontmatter({"channel": "results"}, f"Filed {filed.id}: {body}"))
+        promote = self.guide.promote
+        message = self.api.call(promote.method, promote.url(), promote.body(agent_id=agent.agent_id, path=post),
+                                agent.token)  # fmt: skip
+        _say(f"  [{message['channel']}] {agent.agent_id} (promoted from its bucket): filed {filed.id}")
 
-    def _result_fields(self, summary: dict[str, Any], example: Path) -> dict[str, Any]:
-        scoring = self.spec.scoring
+    def _parent(self, index: int) -> Filed | None:
+        parent = self.runs[index].builds_on
+        if parent is None:
+            return None
+        filed = self.filed[parent] if parent < len(self.filed) else None
+        if filed is None:
+            raise DemoError(f"run {index} builds on run {parent}, which was not filed")
+        return filed
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.spec.scoring.direction == "maximize" else a < b
+
+    def _frontmatter(
+        self, summary: dict[str, Any], what: str, status: str, parents: list[str], fingerprint: str
+    ) -> dict[str, Any]:
+        """The result's frontmatter, field by field as the README's example lists them."""
         fields: dict[str, Any] = {}
-        for name in (scoring.score_field, *(m.field for m in scoring.metrics), *scoring.required_fields):
-            if name in summary:
+        for name, example in self.guide.result_fields.items():
+            if name == "status":
+                fields[name] = status
+            elif name == "parents":
+                fields[name] = parents
+            elif name == "fingerprint":
+                fields[name] = fingerprint
+            elif summary.get(name) is not None:
                 fields[name] = summary[name]
-        if scoring.tracks and "track" not in fields:
-            fields["track"] = scoring.tracks[0].name
-        if "method" in scoring.required_fields and "method" not in fields:
-            described = _read_json_object(example / "submission.json").get("description")
-            fields["method"] = described if isinstance(described, str) else example.name
-        missing = [f for f in (scoring.score_field, *scoring.required_fields) if f not in fields]
-        if missing:
-            raise DemoError(f"the harness summary has no {', '.join(missing)}: no result for {example.name}")
-        fields["proxy"] = bool(summary.get("proxy", False))
+            elif name == "method":
+                fields[name] = what
+            elif isinstance(example, str) and example and not example.startswith("<"):
+                fields[name] = example  # a fixed value, e.g. the track
+            else:
+                raise DemoError(
+                    f"the README asks results for {name!r} ({example}); the harness summary has no such figure"
+                )
         return fields
 
     def replay_examples(self) -> None:
         folder = self.kind.examples_dir / "results"
         claims = sorted([*(folder / "pending").glob("*.md"), *(folder / "valid").glob("*.md")])
         agent = self.replayer
+        call = self.guide.result
         for claim in claims:
             text = claim.read_text(encoding="utf-8")
             _, _, rest = text.partition("---\n")
@@ -262,12 +395,17 @@ class Demo:
             note = f"Replayed by the demo: the challenge type's example claim {fields['example']}, not a measurement."
             path = f"examples/{claim.name}"
             agent.write(path, frontmatter(fields, note + "\n\n" + body))
-            result = self.api.call("POST", "/v1/results", {"agent_id": agent.agent_id, "path": path}, agent.token)
+            result = self.api.call(call.method, call.url(), call.body(agent_id=agent.agent_id, path=path), agent.token)
             _say(f"  result {result['id']} by {agent.agent_id}: {self.spec.scoring.score_field} {result['score']:g} "
                  f"(example claim {claim.parent.name}/{claim.name}, verdict {result['verdict']})")  # fmt: skip
 
+    def _board(self) -> dict[str, Any]:
+        call = self.guide.leaderboard
+        board: dict[str, Any] = self.api.call(call.method, call.url())
+        return board
+
     def leaderboard(self) -> None:
-        board = self.api.call("GET", "/v1/leaderboard")
+        board = self._board()
         ranking = board["ranking"]
         _say(f"  leaderboard ({ranking['label'] or ranking['score_field']}, {ranking['direction']}; "
              f"ties: {ranking['tie_rule']['rule']})")  # fmt: skip
@@ -281,22 +419,81 @@ class Demo:
                 rank = f"={s['rank']}" if s["tied"] else f" {s['rank']}"
                 flag = " (pending verification)" if s["pending"] else f" ({s['verdict']})"
                 _say(f"      {rank:>3}  {s['agent']:<6} {s['score']:g}{flag}")
-        for e in board["excluded"]["items"][:5]:
-            _say(f"    excluded: {e['result_id']} by {e['agent']}: {e['reason']}")
-        proxies = {r for r, proxy in self.proxies.items() if proxy}
-        if any(e["result_id"] in proxies for e in board["excluded"]["items"]):
-            _say("    (the proxies came from a CPU stand-in: the spec's guardrails keep them off the board, "
-                 "as they would any run outside them)")  # fmt: skip
+        proxies = {f.id for f in self.filed if f is not None and f.proxy}
+        excluded = board["excluded"]["items"]
+        for e in excluded:
+            if e["result_id"] not in proxies:
+                _say(f"    excluded: {e['result_id']} by {e['agent']}: {e['reason']}")
+        kept_off = [e for e in excluded if e["result_id"] in proxies]
+        if kept_off:
+            reasons = sorted({e["reason"] for e in kept_off})
+            _say(f"    excluded: {len(kept_off)} proxy result(s) ({'; '.join(reasons)}): the spec's guardrails keep "
+                 "a CPU stand-in's numbers off the board, as they would any run outside them")  # fmt: skip
+
+    def proxy_view(self) -> None:
+        """The proxies, as the results API has them: ordered with the spec's tie rule, with lineage. Not a ranking."""
+        filed = {f.id: f for f in self.filed if f is not None and f.proxy}
+        if not filed:
+            _say("  no proxy results: the harness measured real numbers, and the leaderboard above ranks them")
+            return
+        call = self.guide.results
+        recorded = {r["id"]: r for r in self.api.call(call.method, call.url() + "?limit=200")["items"]}
+        missing = sorted(set(filed) - set(recorded))
+        if missing:
+            raise DemoError(f"the results API does not list {', '.join(missing)}")
+        rule = self._board()["ranking"]["tie_rule"]
+        scoring = self.spec.scoring
+        sign = 1.0 if scoring.direction == "maximize" else -1.0
+        ordered = sorted((r for r in filed.values() if not r.negative), key=lambda r: -sign * r.score)
+        _say(f"  proxy view: every result of a CPU stand-in ({' '.join(self.kind.cpu_args)}), read from {call}.")
+        _say("  Proxies never rank: this is no ranking, only their order under the leaderboard's tie rule, to show")
+        _say("  ties and lineage:")
+        place, leader = 0, None
+        groups: dict[int, list[Filed]] = {}
+        rows: list[tuple[int, Filed]] = []
+        for position, r in enumerate(ordered, start=1):
+            if leader is None or abs(leader.score - r.score) > tie_margin(rule, leader.score, r.score):
+                leader, place = r, position
+            groups.setdefault(place, []).append(r)
+            rows.append((place, r))
+        label = f"{scoring.score_field} (proxy)"
+        _say(f"      {'#':>3}  {'agent':<6} {label:>12}  {'result':<24} {'builds on':<24} submission")
+        for place, r in rows:
+            mark = f"={place}" if len(groups[place]) > 1 else f"{place}"
+            parents = ", ".join(recorded[r.id]["parents"]) or "-"
+            _say(f"      {mark:>3}  {r.agent:<6} {r.score:>12.2f}  {r.id:<24} {parents:<24} {r.label}")
+        for r in (r for r in filed.values() if r.negative):
+            parents = ", ".join(recorded[r.id]["parents"]) or "-"
+            _say(f"      {'-':>3}  {r.agent:<6} {r.score:>12.2f}  {r.id:<24} {parents:<24} {r.label} (negative)")
+        for members in (g for g in groups.values() if len(g) > 1):
+            best, rest = members[0], members[1:]
+            for r in rest:
+                gap = abs(best.score - r.score) / abs(best.score) * 100 if best.score else 0.0
+                allowed = tie_margin(rule, best.score, r.score) / abs(best.score) * 100 if best.score else 0.0
+                _say(f"    tie: {r.agent}'s {r.id} is {gap:.2f}% from {best.agent}'s {best.id}, inside the noise "
+                     f"margin ({allowed:.2f}%): the same place, not a rank apart")  # fmt: skip
+        _say(f"    lineage: {self._lineage(recorded, filed)}")
+
+    def _lineage(self, recorded: dict[str, Any], filed: dict[str, Filed]) -> str:
+        """The longest chain of parents among the filed results, root first."""
+
+        def chain(result_id: str) -> list[str]:
+            parents = recorded.get(result_id, {}).get("parents", [])
+            return [*chain(parents[0]), result_id] if parents and parents[0] in recorded else [result_id]
+
+        longest = max((chain(r) for r in filed), key=len)
+        return " -> ".join(f"{r} ({filed[r].agent})" if r in filed else r for r in longest)
 
     def digest(self, agent: Agent) -> None:
-        view = self.api.call("GET", f"/v1/digest/{agent.agent_id}")
+        call = self.guide.digest
+        view = self.api.call(call.method, call.url(agent_id=agent.agent_id))
         inbox = view["inbox"]["items"]
         totals = view["totals"]
         _say(f"  digest of {agent.agent_id}: {len(inbox)} inbox message(s), {len(view['announcements'])} "
              f"announcement(s); the collab has {totals['agents']} agents, {totals['messages']} messages")  # fmt: skip
         for m in inbox[:3]:
             _say(f"    inbox: {m['author']}: {m['body'][:80]}")
-        _say(f"    {self.api.base}/v1/digest/{agent.agent_id}")
+        _say(f"    {self.api.base}{call.url(agent_id=agent.agent_id)}")
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
@@ -315,17 +512,6 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this PID still exists (a reaped child does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: float) -> int:
     """Bring the collab up, play the script, stay up until `seconds` have passed, stop everything."""
     started = time.monotonic()
@@ -342,8 +528,15 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
         for name, url in urls(collab):
             _say(f"  {name:<12} {url}")
         _say()
+        scoring = target.loaded.spec.scoring
+        guide = read_guide(read_readme(target), required_result_fields=(scoring.score_field, *scoring.required_fields))
+        central = target.loaded.spec.storage.central_bucket
+        _say(f"The agents follow the onboarding README ({README_PATH} of the central bucket {central}):")
+        for line in guide.summary():
+            _say(f"  {line}")
+        _say()
         with tempfile.TemporaryDirectory(prefix="collab-demo-") as work:
-            demo = Demo(target, Api(collab.url), kind, Path(work))
+            demo = Demo(target, Api(collab.url), kind, guide, Path(work))
             for name, step in demo.steps():
                 if time.monotonic() >= deadline:
                     _say(f"Time is up before the step '{name}'.")
@@ -366,6 +559,9 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
                 time.sleep(0.2)
     except _Stop:
         _say("\nInterrupted.")
+    except GuideError as exc:
+        _say(f"demo: the onboarding README does not guide the agents: {exc}")
+        failures += 1
     except ProvisionError as exc:
         _say(f"demo: {exc}")
         failures += 1
