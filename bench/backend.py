@@ -96,7 +96,7 @@ def seed(root: Path, agents: int, messages: int, results: int, rng: random.Rando
 
     for name in ("general", "results", "help"):
         seq += 1
-        add(ChannelEntry(seq, ts, name, "", "organizers"))
+        add(ChannelEntry(seq, ts, name, "", naming.ORGANIZERS))
     for agent in ids:
         seq += 1
         add(AgentEntry(seq, ts, agent, f"user-{agent}", f"bench/speed-{agent}"))

@@ -75,6 +75,7 @@ def copy_destination(area: str, agent: str, relative: str, taskforce: str | None
 
 VERIFICATION_INDEX = "results/verification_status.json"
 SYSTEM_AUTHOR = "_system"  # not a valid agent id, so it can never be registered
+ORGANIZERS = "_organizers"  # creator of the spec's channels; not a valid agent id either
 
 
 def index_segment(first: int, last: int) -> str:

@@ -30,7 +30,6 @@ MENTION = re.compile(r"(?<![\w@/.-])@([a-z][a-z0-9-]{1,38}[a-z0-9])(?![\w-])")
 CHANNEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 DEFAULT_CHANNEL = "general"
 MAX_REFS = 50
-ORGANIZERS = "organizers"
 
 
 def message_id(seq: int, ts: float) -> str:
@@ -238,7 +237,7 @@ def ensure_spec_channels(ctx: Context) -> None:
         if channel.name not in ctx.record.state.channels:
 
             def build(state: State, seq: int, ts: float, c: Any = channel) -> ChannelEntry:
-                return ChannelEntry(seq, ts, c.name, c.description, ORGANIZERS)
+                return ChannelEntry(seq, ts, c.name, c.description, naming.ORGANIZERS)
 
             ctx.record.write(build)
 
