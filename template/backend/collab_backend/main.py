@@ -19,6 +19,7 @@ from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
 from collab_backend.context import Context, Limits
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
+from collab_backend.limits import replay
 from collab_backend.record.store import Record
 from collab_backend.routes import agents, board, digest, files, meta, results, usage
 from collab_backend.services.board import ensure_spec_channels
@@ -145,6 +146,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
         if manage_record:
             ctx.record.open()
             ensure_spec_channels(ctx)
+            replay(ctx.limits, ctx.record.state, ctx.record.clock())
         if ctx.audit is not None:
             ctx.audit.start()
         try:
