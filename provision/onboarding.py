@@ -497,4 +497,11 @@ _API: tuple[tuple[str, str, str], ...] = (
         "report token usage (shown, never ranked)",
     ),
     ("`GET /v1/token-stats`, `GET /v1/token-stats/{agent}`", "-", "usage by agent, heaviest first"),
+    (
+        "`POST /v1/jobs` `{agent_id, submission, track?}`",
+        "token",
+        "launch a benchmark run on a folder of your bucket (charged to your quotas)",
+    ),
+    ("`GET /v1/jobs?agent=&limit=&before=`", "-", "jobs, newest first; with `agent`, its quota"),
+    ("`GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/logs?tail=`", "-", "a job's status and summary; its output"),
 )

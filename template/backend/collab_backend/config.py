@@ -2,7 +2,8 @@
 
 The challenge spec arrives whole, as the JSON document the spec loader produced
 (`COLLAB_SPEC`): provisioning derives it from challenge.yaml, so no limit or name is typed
-twice. `HF_TOKEN` is required on the Hub and refused when it is a placeholder.
+twice. `HF_TOKEN` is required on the Hub and refused when it is a placeholder. Jobs run where the
+storage is (`COLLAB_JOBS` defaults to `COLLAB_STORAGE`: HF Jobs on the Hub, subprocesses locally).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from collab_backend.spec import ChallengeSpec
 
 PLACEHOLDER_TOKENS = {"", "changeme", "hf_xxx", "your-token-here"}
+# Options the launcher sets itself; extra arguments may not set them.
+HARNESS_FLAGS = ("--submission-dir", "--state-dir", "--private-dir", "--job-id", "--time-budget-s")
 
 
 class Settings(BaseSettings):
@@ -29,6 +32,22 @@ class Settings(BaseSettings):
     identity_file: Path | None = Field(default=None, description="local mode: token -> user and org roles")
     hf_token: str | None = Field(default=None, validation_alias="HF_TOKEN", description="the admin token (Hub mode)")
     commit_interval_ms: int = Field(default=5, ge=0, le=1000, description="group commit: wait this long for company")
+    jobs: Literal["local", "hub", "off"] | None = Field(
+        default=None, description="who runs jobs: local subprocesses, HF Jobs, or nobody (default: like storage)"
+    )
+    jobs_cpu_args: tuple[str, ...] = Field(
+        default=(),
+        max_length=32,
+        description="local jobs: the challenge type's CPU arguments, as a JSON list; runs use its CPU stand-in",
+    )
+    jobs_dir: Path | None = Field(default=None, description="local jobs: where runs get their folders (default: temp)")
+    jobs_max_running: int = Field(default=2, ge=1, le=64, description="local jobs: runs at once")
+    jobs_poll_s: float = Field(default=5.0, gt=0, le=300, description="seconds between looks at running jobs")
+
+    @property
+    def jobs_mode(self) -> Literal["local", "hub", "off"]:
+        """Who runs jobs: COLLAB_JOBS, or the kind of storage."""
+        return self.jobs or self.storage
 
     @model_validator(mode="after")
     def _complete(self) -> Settings:
@@ -36,4 +55,9 @@ class Settings(BaseSettings):
             raise ValueError("HF_TOKEN must be set to the organizers' token when COLLAB_STORAGE=hub")
         if self.storage == "local" and (self.local_root is None or self.identity_file is None):
             raise ValueError("COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE are required when COLLAB_STORAGE=local")
+        if self.jobs == "hub" and self.storage != "hub":
+            raise ValueError("COLLAB_JOBS=hub needs COLLAB_STORAGE=hub: HF Jobs mount the collab's Hub buckets")
+        for arg in self.jobs_cpu_args:
+            if not 0 < len(arg) <= 200 or not arg.isprintable() or arg.split("=", 1)[0] in HARNESS_FLAGS:
+                raise ValueError(f"COLLAB_JOBS_CPU_ARGS: {arg!r} is not a harness argument the backend may add")
         return self

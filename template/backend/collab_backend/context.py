@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from collab_backend.audit import AuditLog
 from collab_backend.identity import IdentityProvider
+from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.limits import RateLimiter
 from collab_backend.record.store import Record
 from collab_backend.services.leaderboard import LeaderboardCache
@@ -43,7 +44,7 @@ class Watch:
 
 @dataclass(frozen=True)
 class Context:
-    """Spec, storage, record, identity and limits of one running backend."""
+    """Spec, storage, record, identity, limits and the job launcher of one running backend."""
 
     spec: ChallengeSpec
     storage: Storage
@@ -54,6 +55,8 @@ class Context:
     watch: Watch = field(default_factory=Watch)
     leaderboard: LeaderboardCache = field(default_factory=LeaderboardCache)
     usage: UsageRanking = field(default_factory=UsageRanking)
+    launcher: Launcher | None = None  # runs jobs (local subprocesses or HF Jobs); None: jobs are off here
+    runs: Runs = field(default_factory=Runs)
 
     @property
     def central(self) -> str:

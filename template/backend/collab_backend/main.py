@@ -19,10 +19,14 @@ from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
 from collab_backend.context import Context, Limits
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
+from collab_backend.jobs.base import Launcher, Runs
+from collab_backend.jobs.hub import HubLauncher
+from collab_backend.jobs.local import LocalLauncher
 from collab_backend.limits import replay
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, digest, files, meta, results, usage
+from collab_backend.routes import agents, board, digest, files, jobs, meta, results, usage
 from collab_backend.services.board import ensure_spec_channels
+from collab_backend.services.jobs import JobMonitor
 from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
@@ -122,8 +126,8 @@ def build_context(settings: Settings) -> Context:
     """Wire storage, identity and the record from settings."""
     storage: Storage
     identity: IdentityProvider
+    api = HfApi(token=settings.hf_token)
     if settings.storage == "hub":
-        api = HfApi(token=settings.hf_token)
         storage, identity = HubStorage(api, token=settings.hf_token), HubIdentity(api)
     else:
         if settings.local_root is None or settings.identity_file is None:  # Settings refuses this already
@@ -132,7 +136,18 @@ def build_context(settings: Settings) -> Context:
     spec = settings.spec
     record = Record(storage, spec.storage.central_bucket, commit_interval=settings.commit_interval_ms / 1000)
     audit = AuditLog(storage, spec.storage.audit_bucket)
-    return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit)
+    launcher: Launcher | None = None
+    if spec.jobs.enabled and settings.jobs_mode == "hub":
+        launcher = HubLauncher(
+            api, storage, token=settings.hf_token, namespace=spec.challenge.org, image=spec.jobs.image,
+            flavor=spec.jobs.flavor, state_bucket=spec.storage.audit_bucket,
+        )  # fmt: skip
+    elif spec.jobs.enabled and settings.jobs_mode == "local":
+        launcher = LocalLauncher(
+            storage, workdir=settings.jobs_dir, cpu_args=settings.jobs_cpu_args, max_running=settings.jobs_max_running
+        )
+    runs = Runs(poll_interval=settings.jobs_poll_s)
+    return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs)
 
 
 def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> FastAPI:
@@ -149,9 +164,12 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
             replay(ctx.limits, ctx.record.state, ctx.record.clock())
         if ctx.audit is not None:
             ctx.audit.start()
+        monitor = JobMonitor(ctx)
+        monitor.start()
         try:
             yield
         finally:
+            monitor.stop()  # records what ended, stops the local runs still going (by PID) and refunds them
             if ctx.audit is not None:
                 ctx.audit.stop()
             if manage_record:
@@ -165,7 +183,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, board, digest, results, files, usage):
+    for module in (meta, agents, board, digest, results, files, usage, jobs):
         app.include_router(module.router)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
     app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)

@@ -18,7 +18,7 @@ from collab_backend.spec import ChallengeSpec
 from collab_backend.storage import Add
 
 JOBS_YAML = (
-    SPEC_YAML.replace(
+    SPEC_YAML.replace("registrations: {limit: 3,", "registrations: {limit: 20,").replace(
         "scoring: {score_field: tps}",
         "scoring:\n  score_field: tps\n  metrics: [{field: ppl, direction: minimize, guardrail: {max: 2.42}}]\n"
         "  tracks: [{name: lossless}, {name: lossy}]",

@@ -1,0 +1,56 @@
+"""Benchmark jobs: launch, status, logs and lists."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from collab_backend.deps import ContextDep, CurrentUser
+from collab_backend.jobs.paths import JOB_ID_PATTERN
+from collab_backend.services import jobs
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+JobId = Annotated[str, Path(max_length=64, description="a job id, `job-<milliseconds>-<sequence>`")]
+
+
+class JobLaunch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str = Field(max_length=64)
+    submission: str = Field(max_length=512, description="a folder of your agent's bucket holding the submission")
+    track: str | None = Field(None, max_length=64, description="the track the run is for, when the collab has tracks")
+
+
+@router.post("/jobs", status_code=201)
+def launch_job(body: JobLaunch, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
+    """Launch a benchmark run of the harness on a folder of your agent's bucket (charged to its quotas)."""
+    return jobs.launch_job(ctx, user, body.agent_id, body.submission, body.track)
+
+
+@router.get("/jobs")
+def list_jobs(
+    ctx: ContextDep,
+    agent: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(max_length=64, pattern=JOB_ID_PATTERN)] = None,
+) -> dict[str, Any]:
+    """Jobs, newest first, below the cursor `before`; with `agent`, that agent's and its quota."""
+    return jobs.list_jobs(ctx, agent, limit, before)
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: JobId, ctx: ContextDep) -> dict[str, Any]:
+    """One job: its status, whether it was charged, and its summary once it ended."""
+    return jobs.job_view(ctx, job_id)
+
+
+@router.get("/jobs/{job_id}/logs")
+def get_job_logs(
+    job_id: JobId,
+    ctx: ContextDep,
+    tail: Annotated[int, Query(ge=1, le=jobs.MAX_LOG_LINES)] = jobs.DEFAULT_LOG_LINES,
+) -> dict[str, Any]:
+    """The last lines of a job's output (live while it runs, stored once it ended)."""
+    return jobs.job_logs(ctx, job_id, tail)

@@ -1,0 +1,126 @@
+"""Jobs through the API with the local launcher: real subprocesses, the monitor, shutdown, the bundled harnesses."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backend_world import Clock, World, auth, make_spec
+from fastapi.testclient import TestClient
+from jobs_world import JOBS_YAML, pid_alive, seed_harness, wait_for, with_launcher
+
+from collab_backend.jobs.local import LocalLauncher
+from collab_backend.storage import Add
+
+CALLER_ENV = {"HF_TOKEN": "hf_organizers_secret_0123456789", "COLLAB_ADMIN_PASSWORD": "pw"}
+
+
+@pytest.fixture
+def local_world(storage_kind: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> World:
+    for name, value in CALLER_ENV.items():
+        monkeypatch.setenv(name, value)
+    world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)
+    launcher = LocalLauncher(world.storage, workdir=tmp_path / "runs", cpu_args=("--engine", "fake"), kill_grace_s=2)
+    return with_launcher(world, launcher, poll_interval=0.05)
+
+
+@pytest.fixture
+def client(local_world: World) -> Iterator[TestClient]:
+    with TestClient(local_world.app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def _agent(world: World, client: TestClient, mode: str) -> str:
+    token = world.user("alice")
+    world.agent(client, token, "speedy")
+    world.write(token, world.bucket_of("speedy"), {"sub/mode.txt": mode.encode()})
+    return token
+
+
+def _ended(client: TestClient, job: str) -> dict:
+    wait_for(lambda: client.get(f"/v1/jobs/{job}").json()["ended_at"] is not None)
+    return dict(client.get(f"/v1/jobs/{job}").json())
+
+
+def test_a_local_job_runs_the_stand_in_and_records_a_proxy_summary(local_world: World, client: TestClient) -> None:
+    seed_harness(local_world)
+    token = _agent(local_world, client, "ok")
+    job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub/"}, headers=auth(token)).json()
+    view = _ended(client, job["id"])
+    assert (view["status"], view["charged"], view["valid"], view["proxy"]) == ("succeeded", True, True, True)
+    assert view["summary"]["provenance"]["job_id"] == job["id"]
+    lines = client.get(f"/v1/jobs/{job['id']}/logs", params={"tail": 1000}).json()["lines"]
+    text = "\n".join(lines)
+    argv = json.loads(next(line for line in lines if line.startswith("argv "))[5:])
+    assert "--ppl-cap" not in argv and argv[-2:] == ["--engine", "fake"]  # a stand-in: no real-engine cap
+    for secret in [*CALLER_ENV.values(), token]:
+        assert secret not in text
+    env = json.loads(next(line for line in lines if line.startswith("env "))[4:])
+    assert not set(CALLER_ENV) & set(env)
+
+
+def test_a_local_infrastructure_failure_is_refunded(local_world: World, client: TestClient) -> None:
+    seed_harness(local_world)
+    token = _agent(local_world, client, "infra")
+    job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub"}, headers=auth(token)).json()
+    view = _ended(client, job["id"])
+    assert (view["status"], view["charged"], view["exit_code"]) == ("error", False, 3)
+
+
+def test_stopping_the_backend_stops_its_runs_and_refunds_them(local_world: World) -> None:
+    seed_harness(local_world)
+    with TestClient(local_world.app) as client:
+        token = _agent(local_world, client, "sleep")
+        job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub"}, headers=auth(token)).json()
+        wait_for(lambda: "sleeping" in client.get(f"/v1/jobs/{job['id']}/logs").json()["lines"])
+        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "running"
+        launcher = local_world.ctx.launcher
+        assert isinstance(launcher, LocalLauncher)
+        pid = launcher._runs[job["id"]].process.pid
+    assert not pid_alive(pid)
+    events = local_world.record.state.jobs[job["id"]]
+    assert (events[-1].event, events[-1].status, events[-1].charged) == ("end", "error", False)
+    assert not any((local_world.tmp_path / "runs").iterdir())
+
+
+def _bundled(name: str) -> object:
+    """The bundled challenge type, when this collab carries it (a rendered collab holds its own type only)."""
+    importlib.import_module("provision.challenge_types")
+    pytest.importorskip(f"challenge_{name}", reason=f"this collab does not carry the {name} type")
+    from provision.challenge_types import load_type
+
+    return load_type(name)
+
+
+def _upload(world: World, folder: Path, prefix: str) -> dict[str, bytes]:
+    return {
+        prefix + p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@pytest.mark.parametrize("name", ["gemma", "tsp"])
+def test_the_bundled_harness_runs_under_the_local_launcher(storage_kind: str, tmp_path: Path, clock: Clock,
+                                                           name: str) -> None:  # fmt: skip
+    kind = _bundled(name)
+    cpu_args = tuple(kind.cpu_args)  # type: ignore[attr-defined]
+    world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)
+    with_launcher(world, LocalLauncher(world.storage, workdir=tmp_path / "runs", cpu_args=cpu_args), poll_interval=0.05)
+    files = _upload(world, kind.harness_dir, "harness/")  # type: ignore[attr-defined]
+    data = kind.package_dir / "data" / "sample"  # type: ignore[attr-defined]
+    if data.is_dir():  # the CPU stand-in reads the bundled sample beside run.py
+        files.update(_upload(world, data, "harness/data/sample/"))
+    world.storage.batch(world.spec.storage.central_bucket, [Add(p, d) for p, d in files.items()])
+    example = sorted((kind.examples_dir / "valid").iterdir())[0]  # type: ignore[attr-defined]
+    with TestClient(world.app) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        world.write(token, world.bucket_of("speedy"), _upload(world, example, "submission/"))
+        job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "submission"}, headers=auth(token))
+        assert job.status_code == 201, job.text
+        view = _ended(client, job.json()["id"])
+    assert (view["status"], view["valid"], view["proxy"]) == ("succeeded", True, bool(cpu_args)), view["reason"]
