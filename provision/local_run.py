@@ -201,7 +201,13 @@ def _readable_processes(collab_dir: Path) -> list[ProcessRecord]:
 
 
 def backend_env(target: LocalTarget) -> dict[str, str]:
-    """The backend's environment in local mode: the process's own, plus the collab's settings."""
+    """The backend's environment in local mode: the process's own, plus the collab's settings.
+
+    Jobs run as local subprocesses with the challenge type's CPU arguments (its stand-in engine),
+    unless COLLAB_JOBS_CPU_ARGS is set already (e.g. `[]` on a machine with the real hardware).
+    """
+    from provision.challenge_types import load_type  # deferred: loading a type imports its package
+
     env = {k: v for k, v in os.environ.items() if k not in _WITHHELD_ENV}
     backend = target.collab_dir / "backend"
     env.update(
@@ -210,10 +216,13 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
             "COLLAB_STORAGE": "local",
             "COLLAB_LOCAL_ROOT": str(target.hub_dir),
             "COLLAB_IDENTITY_FILE": str(target.identity_file),
+            "COLLAB_JOBS_DIR": str(target.collab_dir / STATE_DIR / "jobs"),
             "PYTHONPATH": os.pathsep.join(p for p in (str(backend), env.get("PYTHONPATH", "")) if p),
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if "COLLAB_JOBS_CPU_ARGS" not in env:
+        env["COLLAB_JOBS_CPU_ARGS"] = json.dumps(list(load_type(target.loaded.spec.challenge.type).cpu_args))
     return env
 
 
