@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from backend_world import SPEC_YAML, Clock, World, auth, make_spec
+from backend_world import ADMIN_TOKEN, SPEC_YAML, Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 
 from collab_backend.limits import charge_of
-from collab_testing.hub import ADMIN_TOKEN
 
 RESULT_MD = "---\ntps: 300\nppl: 2.31\nstatus: agent-run\nfingerprint: sha256:abc\nparents: []\n---\n\nK=7\n"
 
