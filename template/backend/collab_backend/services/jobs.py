@@ -351,6 +351,7 @@ def _settle(ctx: Context, launch: JobEntry, handle: str | None, outcome: Outcome
         runs.active.discard(job)
         runs.handles.pop(job, None)
         runs.stages.pop(job, None)
+        runs.live_logs.pop(job, None)
         runs.logs[job] = lines
         while len(runs.logs) > LOG_CACHE:
             runs.logs.popitem(last=False)
