@@ -125,6 +125,7 @@ def test_the_response_says_how_it_ranked() -> None:
     assert ranking["tie_rule"]["kind"] == "absolute"
     assert (
         ranking["tie_rule"]["rule"]
-        == "a score within max(0.0, 2.5 x 1.0 x sqrt 2) of its tie group's best score shares that score's rank"
+        == "a score ties with its group's best score when the two differ by at most max(0.0, 2.5 x 1.0 x sqrt 2), "
+        "and shares its rank"
     )
     assert ranking["guardrails"] == [{"field": "ppl", "min": None, "max": 2.42}]

@@ -33,10 +33,10 @@ def tie_rule(noise: Noise) -> str:
     """The tie rule in words, for the response."""
     if noise.kind == "none":
         return "only equal scores tie"
-    margin = f"max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2)"
-    if noise.kind == "relative":
-        margin += " times the better of the two scores"
-    return f"a score within {margin} of its tie group's best score shares that score's rank"
+    factor = f"max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2)"
+    relative = noise.kind == "relative"
+    margin = f"{factor} times the larger of the two (in absolute value)" if relative else factor
+    return f"a score ties with its group's best score when the two differ by at most {margin}, and shares its rank"
 
 
 @dataclass(frozen=True)
