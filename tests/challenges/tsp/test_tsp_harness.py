@@ -183,3 +183,17 @@ def test_an_unwritable_state_folder_exits_1(tmp_path: Path) -> None:
     done = _run(HARNESS, "--submission-dir", str(_submit(tmp_path / "s", "0")), "--state-dir", str(blocked))
     assert done.returncode == 1
     assert "cannot write summary.json" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_summaries_are_checked_against_the_kit_schema_through_the_type(tmp_path: Path) -> None:
+    from provision.challenge_types import load_type
+
+    validator = load_type("tsp").summary_validator()
+    instance = load_instance()
+    for tour in ("\n".join(map(str, range(instance.cities))), "0 1 2"):
+        summary = score_submission(_submit(tmp_path / str(len(tour)), tour), instance)
+        assert list(validator.iter_errors(summary)) == []
+    broken = {**summary, "reasons": "not a list"}  # a field only the kit's schema defines
+    assert [e.validator for e in validator.iter_errors(broken)] == ["type"]
+    unsigned = {**summary, "provenance": {k: v for k, v in summary["provenance"].items() if k != "evaluator_version"}}
+    assert [e.validator for e in validator.iter_errors(unsigned)] == ["required"]
