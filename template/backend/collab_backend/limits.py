@@ -26,6 +26,7 @@ from collab_backend.record.entries import (
     Entry,
     FileCopyEntry,
     FollowEntry,
+    JobEntry,
     MessageEntry,
     ResultEntry,
     TaskforceEntry,
@@ -102,6 +103,8 @@ def charge_of(entry: Entry, state: State) -> tuple[str, str] | None:
         return "raw_posts", entry.agent
     if isinstance(entry, ChannelEntry):
         return None if entry.creator == naming.ORGANIZERS else ("raw_posts", entry.creator)
+    if isinstance(entry, JobEntry):  # an attempt, charged or refunded later; its other events are free
+        return ("raw_posts", entry.agent) if entry.event == "launch" else None
     if isinstance(entry, AgentEntry):  # only a first binding is charged, not a re-registration
         return ("registrations", entry.user) if state.registered_seq.get(entry.agent_id) == entry.seq else None
     return None

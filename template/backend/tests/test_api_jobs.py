@@ -157,6 +157,21 @@ def test_a_launch_that_fails_to_start_is_refunded(
     assert all(launch(jc, alice).status_code == 201 for _ in range(3))  # the whole quota is still there
 
 
+def test_launch_attempts_count_as_raw_posts_so_failing_ones_cannot_flood_the_record(
+    jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher
+) -> None:
+    limit = jw.spec.board.raw_posts.limit
+    for _ in range(limit):
+        launcher.fail_next = LauncherError("no machine free")
+        assert code(launch(jc, alice)) == "JOB_LAUNCH_FAILED"
+    refused = launch(jc, alice)
+    assert refused.status_code == 429 and code(refused) == "RATE_LIMITED"
+    assert jc.get("/v1/jobs", params={"agent": "speedy"}).json()["quota"]["agent"]["used"] == 0
+    jw.restarted()
+    with TestClient(jw.app) as again:
+        assert code(launch(again, alice)) == "RATE_LIMITED"  # the window survives a restart too
+
+
 def test_a_job_far_past_its_timeout_is_canceled(
     jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher, clock: Clock
 ) -> None:

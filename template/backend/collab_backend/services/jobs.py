@@ -229,7 +229,13 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
         return JobEntry(seq, ts, new_job_id(ts, seq), "launch", agent, identity.user, "queued",
                         source={"bucket": bucket, "path": folder}, track=track)  # fmt: skip
 
-    launch = ctx.record.write(build)
+    # Refunded launches cost no quota, so attempts are bounded like posts: each writes two entries.
+    ctx.limits.raw_posts.acquire(agent)
+    try:
+        launch = ctx.record.write(build)
+    except APIError:
+        ctx.limits.raw_posts.release(agent)
+        raise
     job, runs, launcher = launch.job_id, ctx.runs, ctx.launcher
     assert launcher is not None  # checked by _jobs_on  # noqa: S101
     with runs.lock:
