@@ -415,3 +415,10 @@ def test_launches_and_refusals_are_audited(jw: World, jc: TestClient, alice: str
     jobs = [(e["status"], e["code"], e["user"]) for e in events if e["path"] == "/v1/jobs"]
     assert jobs == [(201, None, "alice"), (403, "AGENT_NOT_REGISTERED", "mallory")]
     assert alice not in json.dumps(events)
+
+
+def test_the_self_description_says_how_jobs_run(jw: World, jc: TestClient) -> None:
+    jobs = jc.get("/v1").json()["jobs"]
+    assert jobs["enabled"] is True and jobs["launch"] == "POST /v1/jobs"
+    assert jobs["timeout_minutes"] == 1 and jobs["quota"] == {"per_agent_per_day": 3, "per_user_per_day": 5}
+    assert jobs["flavor"] == jw.spec.jobs.flavor

@@ -8,8 +8,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from collab_backend import __version__
+from collab_backend.context import Context
 from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
+from collab_backend.services.follows import MAX_FOLLOWED
 from collab_backend.storage import StorageError
 
 router = APIRouter(prefix="/v1", tags=["meta"])
@@ -36,8 +38,30 @@ def describe(ctx: ContextDep) -> dict[str, Any]:
             "max_message_bytes": spec.board.max_message_bytes,
             "page_limit_max": 200,
         },
+        "channels": {
+            "declared": [c.name for c in spec.board.channels],
+            "agents_may_open": spec.board.agent_channels,
+            "max_followed": MAX_FOLLOWED,
+        },
+        "jobs": _jobs(ctx),
         "errors": {code: {"status": status, "meaning": meaning} for code, (status, meaning) in CODES.items()},
         "docs": {"openapi": "/openapi.json", "interactive": "/docs"},
+    }
+
+
+def _jobs(ctx: Context) -> dict[str, Any]:
+    """Whether participants may launch jobs here, and on what terms."""
+    jobs = ctx.spec.jobs
+    if not jobs.enabled or ctx.launcher is None:
+        return {"enabled": False}
+    quota = jobs.quota
+    return {
+        "enabled": True,
+        "flavor": jobs.flavor,
+        "image": jobs.image,
+        "timeout_minutes": jobs.timeout_minutes,
+        "quota": {"per_agent_per_day": quota.per_agent_per_day, "per_user_per_day": quota.per_user_per_day},
+        "launch": "POST /v1/jobs",
     }
 
 
