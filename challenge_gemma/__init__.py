@@ -2,8 +2,10 @@
 
 The reference challenge type. It registers through the `collab.challenge_types` entry point,
 exactly as a third-party type would. The harness runs on a CPU with its fake engine
-(`--engine fake`), which is how the conformance suite runs it. Its formats, the summary the
-harness writes among them, are defined once, in `schemas/`, and travel only with Gemma collabs.
+(`--engine fake`), which is how the conformance suite runs it. `data/` (the bundled sample set
+the CPU stand-ins read) is uploaded beside the harness as `data/`, where the organizers add the
+public set. Its formats, the summary the harness writes among them, are defined once, in
+`schemas/`, and travel only with Gemma collabs.
 """
 
 from pathlib import Path
@@ -17,6 +19,7 @@ challenge_type = ChallengeType(
     summary="Gemma 4 E4B decode tokens/s with vLLM on one A10G",
     package_dir=Path(__file__).parent,
     cheap_check=cheap_check,
+    harness_data="data",
     summary_schema="schemas/gemma-summary.schema.json",
     cpu_args=("--engine", "fake"),
 )

@@ -7,10 +7,12 @@ Three resources, planned and applied like the others:
   of what it last wrote in `.collab/seed.json`; a live README that differs from that record is
   an organizer edit and is kept (shown with the diff that overwriting would make) unless
   `--overwrite-readme` is given. A README the tool wrote is updated when the spec changes.
-- `seed.harness`: the type's harness folder under `jobs.harness_prefix`. The record holds each
-  file's SHA-256 and the hash the bucket reported after the upload (the Hub's are Xet hashes,
-  not SHA-256), so a changed source and a changed bucket file are both seen without a download.
-  Only files the record names are ever deleted.
+- `seed.harness`: the type's harness folder under `jobs.harness_prefix`, and its public data
+  (`harness_data`, when the type declares it) under `<harness_prefix>data/`, beside `run.py`,
+  where the job finds it. The record holds each file's SHA-256 and the hash the bucket reported
+  after the upload (the Hub's are Xet hashes, not SHA-256), so a changed source and a changed
+  bucket file are both seen without a download. Only files the record names are ever deleted:
+  a public set the organizers add under `<harness_prefix>data/` stays.
 - `seed.verification_index`, `results/verification_status.json`: written as `{}` when absent and
   never again: once it exists the backend owns it.
 
@@ -27,13 +29,17 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from provision.desired import TOOL
 from provision.errors import ProvisionError
 from provision.hub_client import BucketFilesClient, hub_errors
 from provision.onboarding import VERIFICATION_INDEX, render_readme
+from provision.plugins.contract import HARNESS_DATA
 from provision.spec import LoadedSpec
+
+if TYPE_CHECKING:
+    from provision.challenge_types import ChallengeType
 
 README_PATH = "README.md"
 RECORD_PATH = ".collab/seed.json"
@@ -61,7 +67,7 @@ class DesiredSeed:
     bucket_id: str
     readme: str
     harness_prefix: str  # ends with "/"
-    harness: dict[str, HarnessFile]  # bucket path -> local file
+    harness: dict[str, HarnessFile]  # bucket path -> local file: the harness folder and its data/
 
     @property
     def readme_bytes(self) -> bytes:
@@ -80,25 +86,57 @@ def harness_files(folder: Path, prefix: str, ignored: tuple[str, ...]) -> dict[s
     return out
 
 
+def type_harness_files(kind: ChallengeType, prefix: str, ignored: tuple[str, ...]) -> dict[str, HarnessFile]:
+    """What a job of this type reads, by bucket path: the harness folder, and its data as `data/` beside it.
+
+    Args:
+        kind: The challenge type.
+        prefix: Where the harness goes in the bucket (`jobs.harness_prefix`).
+        ignored: Patterns of files never uploaded (caches, secrets).
+
+    Raises:
+        SeedError: the harness folder or the declared data folder is missing, or the harness
+            folder has a `data` entry of its own, which the data would overwrite.
+    """
+    base = prefix.rstrip("/") + "/"
+    where = f"the central bucket under {base}"
+    hint = "\n    hint: reinstall the collab (`pip install -e .`)"
+    if not kind.harness_dir.is_dir():
+        raise SeedError(
+            f"challenge type '{kind.name}' has no harness folder {kind.package}/{kind.harness}/: "
+            f"it is seeded into {where}{hint}"
+        )
+    files = harness_files(kind.harness_dir, base, ignored)
+    data = kind.harness_data_dir
+    if data is None:
+        return files
+    if not data.is_dir():
+        raise SeedError(
+            f"challenge type '{kind.name}' declares harness_data {kind.harness_data!r}, but {kind.package}/"
+            f"{kind.harness_data}/ is not a folder: it is seeded into {where}{HARNESS_DATA}/{hint}"
+        )
+    if (kind.harness_dir / HARNESS_DATA).exists():
+        raise SeedError(
+            f"challenge type '{kind.name}': {kind.package}/{kind.harness}/{HARNESS_DATA} and harness_data "
+            f"{kind.harness_data!r} would both be seeded as {base}{HARNESS_DATA}/; keep the data in one of them"
+        )
+    return {**files, **harness_files(data, base + HARNESS_DATA, ignored)}
+
+
 def desired_seed(loaded: LoadedSpec, ignored: tuple[str, ...]) -> DesiredSeed:
     """What the central bucket is seeded with, from the spec and its challenge type.
 
     Raises:
         ChallengeTypeError: the type is not registered or its task section does not render.
-        SeedError: the type's harness folder is missing.
+        SeedError: the type's harness folder, or its declared data folder, is missing.
     """
     from provision.challenge_types import load_type
 
     spec = loaded.spec
     kind = load_type(spec.challenge.type)
     readme = render_readme(spec, kind.task_section(spec))
-    if not kind.harness_dir.is_dir():
-        raise SeedError(
-            f"challenge type '{kind.name}' has no harness folder {kind.harness_dir.name}/: it is seeded into "
-            f"the central bucket under {spec.jobs.harness_prefix}\n    hint: reinstall the collab (`pip install -e .`)"
-        )
     prefix = spec.jobs.harness_prefix.rstrip("/") + "/"
-    return DesiredSeed(spec.storage.central_bucket, readme, prefix, harness_files(kind.harness_dir, prefix, ignored))
+    return DesiredSeed(spec.storage.central_bucket, readme, prefix, type_harness_files(kind, prefix, ignored))
 
 
 @dataclass(frozen=True)

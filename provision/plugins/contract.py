@@ -31,6 +31,8 @@ Verdict = Literal["valid", "invalid"]
 HARNESS_FLAGS = ("--submission-dir", "--state-dir", "--private-dir")
 #: The job entrypoint inside the harness folder (the spec's `jobs.entrypoint` default).
 HARNESS_ENTRYPOINT = "run.py"
+#: The folder beside the entrypoint that receives a type's `harness_data` (`<harness_prefix>data/`).
+HARNESS_DATA = "data"
 #: The folder, inside a type's package, of the JSON Schemas the type defines (optional).
 TYPE_SCHEMAS = "schemas"
 
@@ -82,6 +84,10 @@ class ChallengeType:
             raise on what a participant wrote.
         harness: Folder holding the job entrypoint `run.py`, uploaded as it is to the central
             bucket and mounted into jobs. Relative to `package_dir`.
+        harness_data: Folder of public data the harness reads, uploaded beside it as
+            `<harness_prefix>data/`, so a job finds it as `data/` next to `run.py`; `None` (the
+            default) when the harness folder holds all it reads. Relative to `package_dir`, and
+            neither inside the harness folder nor holding it.
         examples: Folder of example submissions (`valid/<name>/`, `invalid/<name>/`) and example
             results (`results/{valid,invalid,pending}/<name>.md`). Relative to `package_dir`.
         summary_schema: JSON Schema of this type's `summary.json`, applied on top of the kit's
@@ -99,6 +105,7 @@ class ChallengeType:
     package_dir: Path
     cheap_check: CheapCheck
     harness: str = "harness"
+    harness_data: str | None = None
     examples: str = "examples"
     summary_schema: str = "summary.schema.json"
     task: str = "task.md"
@@ -130,6 +137,11 @@ class ChallengeType:
     def entrypoint(self) -> Path:
         """The job entrypoint, `run.py` inside the harness folder."""
         return self.harness_dir / HARNESS_ENTRYPOINT
+
+    @property
+    def harness_data_dir(self) -> Path | None:
+        """The folder uploaded as `data/` beside `run.py`, or None when the type declares none."""
+        return None if self.harness_data is None else self.package_dir / self.harness_data
 
     @property
     def examples_dir(self) -> Path:
@@ -351,6 +363,8 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
         problem = _inside(package_dir, key, getattr(declared, key))
         if problem:
             problems.append(problem)
+    if declared.harness_data is not None:
+        problems += _data_problems(package_dir, declared.harness, declared.harness_data)
     args = declared.cpu_args
     if not isinstance(args, tuple) or not all(isinstance(a, str) for a in args):
         problems.append(f"cpu_args {args!r}: a tuple of strings, e.g. ('--engine', 'fake')")
@@ -371,6 +385,23 @@ def _inside(package_dir: Path, key: str, value: object) -> str | None:
     if not resolved.is_relative_to(package_dir):
         return f"{key} {value!r}: resolves to {resolved}, outside the package folder (a symlink?); copy it in instead"
     return None
+
+
+def _data_problems(package_dir: Path, harness: object, data: object) -> list[str]:
+    """Why `harness_data` is not a folder of the package apart from the harness folder."""
+    problem = _inside(package_dir, "harness_data", data)
+    if problem:
+        return [problem]
+    if not isinstance(harness, str) or _inside(package_dir, "harness", harness):
+        return []  # reported for `harness` already
+    data_dir, harness_dir = (package_dir / str(data)).resolve(), (package_dir / harness).resolve()
+    if data_dir.is_relative_to(harness_dir) or harness_dir.is_relative_to(data_dir):
+        return [
+            f"harness_data {data!r}: a folder apart from the harness folder {harness!r}, neither inside it nor "
+            f"holding it; it is uploaded beside run.py as {HARNESS_DATA}/ (files the harness folder holds travel "
+            "with it already)"
+        ]
+    return []
 
 
 def render_task(text: str, document: Mapping[str, Any], *, where: str) -> str:

@@ -13,6 +13,7 @@ PAGE = REPO / "docs" / "challenge-types.md"
 # The names the kit calls besides the declared fields: derived paths and rendering.
 CALLED = [
     "harness_dir",
+    "harness_data_dir",
     "entrypoint",
     "examples_dir",
     "copier_fragment",

@@ -24,8 +24,10 @@ import pytest
 import yaml
 
 from provision.challenge_types import ChallengeType, CheckResult
+from provision.desired import IGNORED_SOURCES
 from provision.paths import schemas_dir
-from provision.plugins.contract import unresolved_references
+from provision.plugins.contract import HARNESS_DATA, unresolved_references
+from provision.seed import type_harness_files
 from provision.spec import ChallengeSpec, check_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +124,21 @@ def result_examples(ctype: ChallengeType) -> list[tuple[str, Path]]:
     return found
 
 
+def seeded_harness(ctype: ChallengeType, folder: Path) -> Path:
+    """The harness as a job receives it, copied into `folder`: what provisioning seeds, nothing else.
+
+    That is the harness folder and, when the type declares `harness_data`, its data as `data/`
+    beside `run.py`. A harness that reads any other file of the package works in a checkout and
+    fails in a job; run from this copy, it fails here.
+    """
+    prefix = "harness/"
+    for path, local in type_harness_files(ctype, prefix, IGNORED_SOURCES).items():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(local.source, target)
+    return folder / prefix
+
+
 def summary_validators(ctype: ChallengeType) -> list[Any]:
     """Validators for summary.json: the kit's job summary schema, then the type's own, through the contract.
 
@@ -193,10 +210,10 @@ class ConformanceSuite:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def harness(cls, ctype: ChallengeType) -> Path:
-        """The harness folder, run where it lies (a type may read data beside it in the package)."""
+    def harness(cls, ctype: ChallengeType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """The harness as the central bucket is seeded with it (its data beside it), copied out of the package."""
         assert ctype.entrypoint.is_file(), f"{ctype.package}/{ctype.harness}/run.py is missing: the job entrypoint"
-        return ctype.harness_dir
+        return seeded_harness(ctype, tmp_path_factory.mktemp(f"{ctype.name}-seeded"))
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -212,6 +229,32 @@ class ConformanceSuite:
             assert path.is_dir(), f"{path.relative_to(ctype.package_dir.parent)}/ is missing"
         for path in (ctype.summary_schema_path, ctype.task_path, ctype.copier_fragment):
             assert path.is_file(), f"{path.relative_to(ctype.package_dir.parent)} is missing"
+
+    def test_harness_data_is_a_folder_of_files(self, ctype: ChallengeType) -> None:
+        """A declared `harness_data` holds files, and the harness folder has no `data` of its own to clash with it."""
+        data = ctype.harness_data_dir
+        if data is None:
+            return
+        where = f"{ctype.package}/{ctype.harness_data}"
+        assert data.is_dir(), f"{where}/ is missing: harness_data names the folder uploaded beside run.py as data/"
+        assert any(p.is_file() for p in data.rglob("*")), f"{where}/ holds no file: drop harness_data, or fill it"
+        clash = ctype.harness_dir / HARNESS_DATA
+        assert not clash.exists(), (
+            f"{ctype.package}/{ctype.harness}/{HARNESS_DATA} and {where}/ would both be seeded as {HARNESS_DATA}/"
+        )
+
+    def test_seeded_harness_is_what_the_package_declares(self, ctype: ChallengeType, harness: Path) -> None:
+        """The harness the suite runs is the one provisioning seeds: run.py, and the data beside it when declared."""
+        assert (harness / "run.py").is_file()
+        seeded = harness / HARNESS_DATA
+        if ctype.harness_data_dir is None:
+            return
+        declared = {
+            p.relative_to(ctype.harness_data_dir).as_posix()
+            for p in ctype.harness_data_dir.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+        assert {p.relative_to(seeded).as_posix() for p in seeded.rglob("*") if p.is_file()} == declared
 
     def test_fragment_sets_every_default(self, ctype: ChallengeType) -> None:
         t = fragment(ctype)
