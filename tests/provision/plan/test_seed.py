@@ -3,12 +3,14 @@
 The README tests read it as an agent would: every value of the spec is there, a changed limit
 changes it, no placeholder is left, and spec text cannot open Markdown or HTML structure. The
 apply tests are the ownership rules: an organizer's edit survives every apply without the flag,
-the verification index is never overwritten, and harness files move only when they changed.
+the verification index is never overwritten, and harness files (the type's data beside the
+harness included) move only when they changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -26,7 +28,7 @@ from provision.observe import observe
 from provision.onboarding import HANDSHAKE_FILE, VERIFICATION_INDEX, plain
 from provision.plan import compute_plan
 from provision.render_plan import DIFF_LINES, plan_json, render_plan_text
-from provision.seed import README_PATH, RECORD_PATH, harness_files
+from provision.seed import README_PATH, RECORD_PATH, HarnessFile, harness_files
 from provision.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -200,6 +202,7 @@ def test_apply_seeds_the_central_bucket_and_replanning_is_empty(collab: Path, hu
     assert central_text(hub, README_PATH) == seed.readme
     assert central_text(hub, VERIFICATION_INDEX) == "{}\n"
     assert set(seed.harness) <= set(files) and f"{seed.harness_prefix}run.py" in files
+    assert f"{seed.harness_prefix}data/sample/prompts.json" in files  # the type's data, beside run.py
     assert not any("__pycache__" in p for p in files)
     record = json.loads(central_text(hub, RECORD_PATH))["files"]
     assert set(record) == {README_PATH, *seed.harness}  # the index is the backend's, never recorded
@@ -337,3 +340,46 @@ def test_the_readme_names_the_backends_own_paths() -> None:
 
     assert HANDSHAKE_FILE == naming.HANDSHAKE_FILE
     assert VERIFICATION_INDEX == naming.VERIFICATION_INDEX
+
+
+def test_the_types_data_is_seeded_beside_the_harness(collab: Path, hub: FakeHub, tmp_path: Path) -> None:
+    """Gemma's harness_data lands under <harness_prefix>data/, recorded and kept in sync like the harness."""
+    from provision.challenge_types import load_type
+
+    session = applied(collab, hub)
+    seed = session.desired.seed
+    assert seed is not None
+    gemma = load_type("gemma")
+    assert gemma.harness_data_dir is not None
+    data = f"{seed.harness_prefix}data/"
+    expected = {
+        data + p.relative_to(gemma.harness_data_dir).as_posix()
+        for p in gemma.harness_data_dir.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    files = hub.buckets[CENTRAL].files
+    assert {p for p in files if p.startswith(data)} == expected
+    sample = gemma.harness_data_dir / "sample" / "prompts.json"
+    assert files[data + "sample/prompts.json"].data == sample.read_bytes()
+    record = json.loads(central_text(hub, RECORD_PATH))["files"]
+    assert expected <= set(record)
+
+    # The organizers add the public set beside the sample: not the tool's, never deleted.
+    public = data + "prompts.json"
+    put(hub, public, b'{"format": "gemma-prompts"}\n')
+    assert prepare(collab, hub, environ=ENV).plan.in_sync
+
+    # A new version of the type's data: one file changed, one dropped.
+    changed = tmp_path / "prompts.json"
+    changed.write_bytes(b"[]\n")
+    dropped = data + "sample/spot_items.json"
+    harness = {p: f for p, f in seed.harness.items() if p != dropped}
+    harness[data + "sample/prompts.json"] = HarnessFile(changed, hashlib.sha256(b"[]\n").hexdigest())
+    desired = dataclasses.replace(session.desired, seed=dataclasses.replace(seed, harness=harness))
+    plan = compute_plan(desired, observe(hub, TOKEN, session.identity, desired))
+    change = next(a for a in plan.actions if a.address == "seed.harness").changes[0].after
+    assert change == {"upload": [data + "sample/prompts.json"], "delete": [dropped]}
+    apply_plan(hub, TOKEN, plan, desired, progress=lambda _l: None, wait=no_wait())
+    files = hub.buckets[CENTRAL].files
+    assert files[data + "sample/prompts.json"].data == b"[]\n" and dropped not in files and public in files
+    assert compute_plan(desired, observe(hub, TOKEN, session.identity, desired)).in_sync
