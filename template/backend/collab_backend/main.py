@@ -26,7 +26,7 @@ from collab_backend.limits import replay
 from collab_backend.record.store import Record
 from collab_backend.routes import agents, board, digest, files, jobs, meta, results, usage
 from collab_backend.services.board import ensure_spec_channels
-from collab_backend.services.jobs import JobMonitor
+from collab_backend.services.job_endings import JobMonitor
 from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage

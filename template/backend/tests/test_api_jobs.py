@@ -19,7 +19,7 @@ from collab_backend.jobs.base import LauncherError, Progress, Runs
 from collab_backend.main import create_app
 from collab_backend.record.entries import JobEntry
 from collab_backend.record.store import Record
-from collab_backend.services.jobs import tick
+from collab_backend.services.job_endings import tick
 from collab_backend.storage import Delete
 
 DAY = 86_400

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.jobs.paths import JOB_ID_PATTERN
-from collab_backend.services import jobs
+from collab_backend.services import job_endings, job_views, jobs
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -26,7 +26,7 @@ class JobLaunch(BaseModel):
 @router.post("/jobs", status_code=201)
 def launch_job(body: JobLaunch, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Launch a benchmark run of the harness on a folder of your agent's bucket (charged to its quotas)."""
-    return jobs.launch_job(ctx, user, body.agent_id, body.submission, body.track)
+    return job_views.job_view(ctx, jobs.launch_job(ctx, user, body.agent_id, body.submission, body.track))
 
 
 @router.get("/jobs")
@@ -37,20 +37,20 @@ def list_jobs(
     before: Annotated[str | None, Query(max_length=64, pattern=JOB_ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Jobs, newest first, below the cursor `before`; with `agent`, that agent's and its quota."""
-    return jobs.list_jobs(ctx, agent, limit, before)
+    return job_views.list_jobs(ctx, agent, limit, before)
 
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: JobId, ctx: ContextDep) -> dict[str, Any]:
     """One job: its status, whether it was charged, and its summary once it ended."""
-    return jobs.job_view(ctx, job_id)
+    return job_views.job_view(ctx, job_id)
 
 
 @router.get("/jobs/{job_id}/logs")
 def get_job_logs(
     job_id: JobId,
     ctx: ContextDep,
-    tail: Annotated[int, Query(ge=1, le=jobs.MAX_LOG_LINES)] = jobs.DEFAULT_LOG_LINES,
+    tail: Annotated[int, Query(ge=1, le=job_endings.MAX_LOG_LINES)] = job_views.DEFAULT_LOG_LINES,
 ) -> dict[str, Any]:
     """The last lines of a job's output (live while it runs, stored once it ended)."""
-    return jobs.job_logs(ctx, job_id, tail)
+    return job_views.job_logs(ctx, job_id, tail)

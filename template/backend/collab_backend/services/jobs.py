@@ -1,4 +1,4 @@
-"""Benchmark jobs: launching within the quotas, status, logs, and recording how each run ended.
+"""Benchmark jobs: launching a run within the quotas, and the quotas themselves.
 
 A launch is checked in this order: jobs on (spec and backend), the caller's agent, the
 submission folder's name (the path rules), the track, the quota (a quick refusal that costs no
@@ -13,66 +13,37 @@ agents (`per_user_per_day`). A run that ends in an infrastructure failure is ref
 entry (`charged: false`): no summary and the harness's exit status 3, a stage `ERROR` (or a
 cancel) on the Hub without a summary, a run the launcher lost, a launch that never started.
 
-The monitor (a thread) polls the runs still going, cancels those far past their timeout, and
-records each ending: the end entry (status, charge, reason, the summary checked against the
-job summary schema) and the log's tail in the central bucket.
+How runs end is `job_endings`; reading them is `job_views`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import re
-import threading
-import time
-from bisect import bisect_left
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from collab_backend import naming
 from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.identity import Identity
-from collab_backend.jobs.base import LauncherError, LaunchRequest, Progress, job_labels, redact
+from collab_backend.jobs.base import LauncherError, LaunchRequest, job_labels
 from collab_backend.jobs.paths import job_id as new_job_id
-from collab_backend.jobs.paths import job_path
-from collab_backend.jobs.summary import SummaryProblem, parse_summary
-from collab_backend.record.entries import JobEntry, iso
+from collab_backend.record.entries import JobEntry
 from collab_backend.record.state import State
+from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
-from collab_backend.storage import FileInfo, NotFound, StorageError, check_path
+from collab_backend.storage import FileInfo, NotFound, check_path
 
 log = logging.getLogger("collab_backend.jobs")
 
 DAY = 86_400.0
-DEFAULT_LOG_LINES = 200
-MAX_LOG_LINES = 1000
-MAX_LINE_CHARS = 2000
-MAX_REASON_CHARS = 500
 MAX_HARNESS_BYTES = 1 << 20
-LOG_CACHE = 256
-LIVE_LOG_TTL = 3.0
 _OPTION = re.compile(r"""["'](--[a-z0-9][a-z0-9-]*)["']""")
 
 
-class _Ended(Exception):
-    """The job already has its end entry."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended, as its end entry records it."""
-
-    status: Literal["succeeded", "failed", "timeout", "error"]
-    charged: bool
-    reason: str
-    exit_code: int | None = None
-    summary: dict[str, Any] | None = None
-
-
 # -- quotas ---------------------------------------------------------------------------------
-def _charged(events: list[JobEntry]) -> bool:
+def is_charged(events: list[JobEntry]) -> bool:
     return not any(e.event == "end" and not e.charged for e in events)
 
 
@@ -83,7 +54,7 @@ def _charged_times(state: State, ids: list[str], since: float) -> list[float]:
         events = state.jobs[job]
         if events[0].ts <= since:
             break
-        if _charged(events):
+        if is_charged(events):
             times.append(events[0].ts)
     return times[::-1]
 
@@ -208,8 +179,8 @@ def harness_options(ctx: Context, job: str, supported: frozenset[str]) -> tuple[
     return tuple(out)
 
 
-def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str, track: str | None) -> dict[str, Any]:
-    """Check, charge and start one run of the harness on a folder of the caller's agent's bucket."""
+def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str, track: str | None) -> str:
+    """Check, charge and start one run of the harness on a folder of the caller's agent's bucket; its id."""
     _jobs_on(ctx)
     agent = agent_of(ctx, identity, agent_id)
     folder = _folder(submission)
@@ -256,7 +227,7 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
         else:
             log.exception("launcher failed on %s", job)
             why = "the launcher failed"
-        _settle(ctx, launch, None, Outcome("error", False, f"the job could not be started: {why}"))
+        settle(ctx, launch, None, Outcome("error", False, f"the job could not be started: {why}"))
         with runs.lock:
             runs.launching.discard(job)
         raise APIError("JOB_LAUNCH_FAILED", f"the job could not be started: {why}",
@@ -265,322 +236,10 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
         runs.handles[job] = handle
         runs.stages[job] = ""  # queued until the monitor sees it run
     try:
-        _record_start(ctx, launch, handle)
+        record_start(ctx, launch, handle)
     except APIError as exc:  # the run goes on; the monitor knows its handle, a restart finds it again
         log.warning("start of %s not recorded: %s", job, exc.message)
     finally:
         with runs.lock:
             runs.launching.discard(job)
-    return job_view(ctx, job)
-
-
-def _record_start(ctx: Context, launch: JobEntry, handle: str) -> None:
-    def build(state: State, seq: int, ts: float) -> JobEntry:
-        if any(e.event == "end" for e in state.jobs[launch.job_id]):
-            raise _Ended
-        return JobEntry(seq, ts, launch.job_id, "start", launch.agent, launch.user, "running", external_id=handle)
-
-    with contextlib.suppress(_Ended):
-        ctx.record.write(build)
-
-
-# -- endings --------------------------------------------------------------------------------
-def judge(progress: Progress) -> Outcome:
-    """What an ended (or lost) run means: its status, whether the charge stands, and why."""
-    code = progress.exit_code
-    if progress.summary is not None or progress.summary_error:
-        try:
-            if progress.summary_error:
-                raise SummaryProblem(progress.summary_error)
-            summary = parse_summary(progress.summary or b"")
-        except SummaryProblem as exc:
-            return Outcome("failed", True, str(exc), code)
-        verdict = "valid" if summary["valid"] else "invalid: " + str(summary["reasons"][0])
-        proxy = " (a proxy: a stand-in measured it, so it never ranks)" if summary["proxy"] else ""
-        return Outcome("succeeded", True, f"summary written, {verdict}{proxy}", code, summary)
-    if progress.state == "lost":
-        return Outcome("error", False, f"the run was lost: {progress.message}")
-    if progress.timed_out:
-        if progress.started:
-            return Outcome("timeout", True, "stopped at the timeout without a summary", code)
-        return Outcome("error", False, "the job did not start before its timeout", code)
-    if progress.canceled:
-        return Outcome("error", False, f"the run was canceled ({progress.stage})", code)
-    if code is None:  # the Hub reports a stage, not the harness's exit status
-        detail = f": {progress.message}" if progress.message else ""
-        return Outcome("error", False, f"the job ended {progress.stage} without a summary{detail}")
-    if code == 3:
-        return Outcome("error", False, "infrastructure failure: the harness exited 3 without a summary", code)
-    if code == 0:
-        return Outcome("error", False, "the harness exited 0 without writing summary.json", code)
-    return Outcome("failed", True, f"the harness exited with status {code} without a summary", code)
-
-
-def _record_end(ctx: Context, launch: JobEntry, outcome: Outcome) -> JobEntry | None:
-    def build(state: State, seq: int, ts: float) -> JobEntry:
-        events = state.jobs.get(launch.job_id)
-        if events is None or any(e.event == "end" for e in events):
-            raise _Ended
-        return JobEntry(
-            seq, ts, launch.job_id, "end", launch.agent, launch.user, outcome.status,
-            charged=outcome.charged, exit_code=outcome.exit_code, reason=outcome.reason[:MAX_REASON_CHARS],
-            summary=outcome.summary,
-        )  # fmt: skip
-
-    try:
-        return ctx.record.write(build)
-    except _Ended:
-        return None
-
-
-def _clip(line: str) -> str:
-    return redact(line[:MAX_LINE_CHARS])
-
-
-def _settle(ctx: Context, launch: JobEntry, handle: str | None, outcome: Outcome) -> bool:
-    """Store the log's tail and the end entry; True once the job's end is recorded."""
-    job, runs = launch.job_id, ctx.runs
-    lines: list[str] = []
-    if handle is not None and ctx.launcher is not None:
-        try:
-            lines = [_clip(line) for line in ctx.launcher.logs(handle, MAX_LOG_LINES)]
-        except LauncherError as exc:
-            lines = [f"(the log could not be read: {exc})"]
-    try:
-        if handle is not None:
-            ctx.record.write_files({job_path(job, "log.txt"): "".join(f"{line}\n" for line in lines).encode()})
-        _record_end(ctx, launch, outcome)
-    except (APIError, TimeoutError) as exc:
-        log.warning("end of %s not recorded yet: %s", job, exc)
-        return False
-    with runs.lock:
-        runs.active.discard(job)
-        runs.handles.pop(job, None)
-        runs.stages.pop(job, None)
-        runs.live_logs.pop(job, None)
-        runs.logs[job] = lines
-        while len(runs.logs) > LOG_CACHE:
-            runs.logs.popitem(last=False)
-    if handle is not None and ctx.launcher is not None:
-        ctx.launcher.release(handle)
-    return True
-
-
-def _handle(ctx: Context, events: list[JobEntry]) -> str | None:
-    known = ctx.runs.handles.get(events[0].job_id)
-    return known or next((e.external_id for e in events if e.event == "start" and e.external_id), None)
-
-
-def check_job(ctx: Context, job: str) -> None:
-    """Look at one run still going: record its start if it was lost, its end if it ended."""
-    launcher, runs = ctx.launcher, ctx.runs
-    events = ctx.record.state.jobs.get(job)
-    if launcher is None or events is None or any(e.event == "end" for e in events):
-        with runs.lock:
-            runs.active.discard(job)
-        return
-    launch = events[0]
-    now = ctx.record.clock()
-    handle = _handle(ctx, events)
-    if handle is None:
-        if now - launch.ts < runs.start_grace_s:
-            return
-        try:
-            handle = launcher.find(job)
-        except LauncherError as exc:
-            log.warning("looking for %s failed: %s", job, exc)
-            return
-        if handle is None:
-            _settle(ctx, launch, None, Outcome("error", False, "the launch was interrupted before the job started"))
-            return
-        with runs.lock:
-            runs.handles[job] = handle
-        _record_start(ctx, launch, handle)
-    overdue = now > launch.ts + ctx.spec.jobs.timeout_minutes * 60 + runs.overdue_grace_s
-    try:
-        progress = launcher.poll(job, handle)
-    except LauncherError as exc:
-        log.warning("job %s could not be inspected: %s", job, exc)
-        if overdue:
-            _settle(ctx, launch, None, Outcome("error", False, f"the job could not be inspected: {exc}"))
-        return
-    with runs.lock:
-        runs.stages[job] = progress.stage
-    if progress.state in ("queued", "running"):
-        if not overdue:
-            return
-        try:
-            launcher.cancel(handle)
-        except LauncherError as exc:
-            log.warning("job %s could not be canceled: %s", job, exc)
-            return
-        progress = replace(progress, state="ended", timed_out=True, started=progress.state == "running")
-    _settle(ctx, launch, handle, judge(progress))
-
-
-def tick(ctx: Context) -> None:
-    """One pass of the monitor over every run still going."""
-    runs = ctx.runs
-    if not runs.loaded:
-        with runs.lock:
-            for job, events in list(ctx.record.state.jobs.items()):
-                if not any(e.event == "end" for e in events):
-                    runs.active.add(job)
-            runs.loaded = True
-    with runs.lock:
-        waiting = sorted(runs.active - runs.launching)
-    for job in waiting:
-        try:
-            check_job(ctx, job)
-        except Exception:  # one bad run must not stop the monitor
-            log.exception("checking job %s failed", job)
-
-
-class JobMonitor:
-    """Polls the runs still going every `ctx.runs.poll_interval` seconds, from one thread."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.ctx.launcher is None:
-            return
-        self._thread = threading.Thread(target=self._run, name="job-monitor", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.runs.poll_interval):
-            tick(self.ctx)
-
-    def stop(self) -> None:
-        """Stop polling; record what ended; stop the runs that end with this process and refund them."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        launcher = self.ctx.launcher
-        if launcher is None:
-            return
-        tick(self.ctx)
-        for job in launcher.close():
-            events = self.ctx.record.state.jobs.get(job)
-            if events:
-                try:
-                    _record_end(self.ctx, events[0], Outcome("error", False, "the backend stopped while the job ran"))
-                except (APIError, RuntimeError, TimeoutError) as exc:
-                    log.warning("end of %s not recorded: %s", job, exc)
-
-
-# -- reading --------------------------------------------------------------------------------
-def _events(ctx: Context, job: str) -> list[JobEntry]:
-    events = ctx.record.state.jobs.get(job)
-    if events is None:
-        raise APIError("JOB_UNKNOWN", f"no job {job!r}", "GET /v1/jobs?agent=<your agent> lists yours")
-    return events
-
-
-def _status(ctx: Context, events: list[JobEntry]) -> str:
-    end = next((e for e in events if e.event == "end"), None)
-    if end is not None:
-        return end.status
-    stage = ctx.runs.stages.get(events[0].job_id)
-    if stage == "RUNNING" or (stage is None and any(e.event == "start" for e in events)):
-        return "running"
-    return "queued"
-
-
-def job_view(ctx: Context, job: str, *, full: bool = True) -> dict[str, Any]:
-    """A job as the API shows it (`full` adds the summary)."""
-    events = _events(ctx, job)
-    launch = events[0]
-    start = next((e for e in events if e.event == "start"), None)
-    end = next((e for e in events if e.event == "end"), None)
-    summary = end.summary if end else None
-    view: dict[str, Any] = {
-        "id": job,
-        "agent": launch.agent,
-        "user": launch.user,
-        "status": _status(ctx, events),
-        "charged": _charged(events),
-        "stage": ctx.runs.stages.get(job),
-        "submission": launch.source,
-        "track": launch.track,
-        "launched_at": iso(launch.ts),
-        "started_at": iso(start.ts) if start else None,
-        "ended_at": iso(end.ts) if end else None,
-        "exit_code": end.exit_code if end else None,
-        "reason": end.reason if end else "",
-        "valid": summary.get("valid") if summary else None,
-        "proxy": summary.get("proxy") if summary else None,
-        "logs": f"/v1/jobs/{job}/logs",
-    }
-    if full:
-        view["summary"] = summary
-    return view
-
-
-def _seq(job: str) -> int:
-    return int(job.rsplit("-", 1)[1])
-
-
-def list_jobs(ctx: Context, agent: str | None, limit: int, before: str | None) -> dict[str, Any]:
-    """Jobs newest first (one agent's, or all), below the cursor `before`; the agent's quota."""
-    state = ctx.record.state
-    ids = state.jobs_by_agent.get(agent, []) if agent is not None else state.job_order
-    end = len(ids) if before is None else bisect_left(ids, _seq(before), key=_seq)
-    chosen = ids[max(0, end - limit) : end][::-1]
-    out: dict[str, Any] = {
-        "items": [job_view(ctx, job, full=False) for job in chosen],
-        "next": chosen[-1] if end - limit > 0 and chosen else None,
-    }
-    if agent is not None:
-        out["quota"] = quota_of(ctx, agent)
-    return out
-
-
-def job_logs(ctx: Context, job: str, tail: int) -> dict[str, Any]:
-    """The last `tail` lines of a job's output: stored once it ended, from the launcher while it runs."""
-    events = _events(ctx, job)
-    runs = ctx.runs
-    ended = any(e.event == "end" for e in events)
-    if ended:
-        with runs.lock:
-            lines = runs.logs.get(job)
-        if lines is None:
-            try:
-                raw = ctx.storage.read(ctx.central, job_path(job, "log.txt"))
-                lines = raw.decode("utf-8", "replace").splitlines()
-            except NotFound:
-                lines = []
-            except StorageError:
-                raise APIError("STORAGE_UNAVAILABLE", "the job's log could not be read", "retry shortly") from None
-            with runs.lock:
-                runs.logs[job] = lines
-                while len(runs.logs) > LOG_CACHE:
-                    runs.logs.popitem(last=False)
-    else:
-        lines = _live_logs(ctx, job, events, tail)
-    return {"id": job, "status": _status(ctx, events), "complete": ended, "lines": lines[-tail:]}
-
-
-def _live_logs(ctx: Context, job: str, events: list[JobEntry], tail: int) -> list[str]:
-    handle = _handle(ctx, events)
-    if handle is None or ctx.launcher is None:
-        return []
-    runs = ctx.runs
-    now = time.monotonic()
-    with runs.lock:
-        cached = runs.live_logs.get(job)
-    if cached is not None and now - cached[0] < LIVE_LOG_TTL and cached[1] >= tail:
-        return cached[2]
-    try:
-        lines = [_clip(line) for line in ctx.launcher.logs(handle, tail)]
-    except LauncherError as exc:
-        raise APIError("JOBS_UNAVAILABLE", f"the job's log could not be read: {exc}", "retry shortly") from None
-    with runs.lock:
-        runs.live_logs[job] = (now, tail, lines)
-        while len(runs.live_logs) > LOG_CACHE:
-            runs.live_logs.pop(next(iter(runs.live_logs)))
-    return lines
+    return job

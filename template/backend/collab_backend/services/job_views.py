@@ -1,0 +1,132 @@
+"""Reading jobs: a job as the API shows it, the lists, and the logs (stored or live)."""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import Any
+
+from collab_backend.context import Context
+from collab_backend.errors import APIError
+from collab_backend.jobs.base import LauncherError
+from collab_backend.jobs.paths import job_path
+from collab_backend.record.entries import JobEntry, iso
+from collab_backend.services.job_endings import LOG_CACHE, clip_line, run_handle
+from collab_backend.services.jobs import is_charged, quota_of
+from collab_backend.storage import NotFound, StorageError
+
+DEFAULT_LOG_LINES = 200
+LIVE_LOG_TTL = 3.0
+
+
+# -- reading --------------------------------------------------------------------------------
+def _events(ctx: Context, job: str) -> list[JobEntry]:
+    events = ctx.record.state.jobs.get(job)
+    if events is None:
+        raise APIError("JOB_UNKNOWN", f"no job {job!r}", "GET /v1/jobs?agent=<your agent> lists yours")
+    return events
+
+
+def _status(ctx: Context, events: list[JobEntry]) -> str:
+    end = next((e for e in events if e.event == "end"), None)
+    if end is not None:
+        return end.status
+    stage = ctx.runs.stages.get(events[0].job_id)
+    if stage == "RUNNING" or (stage is None and any(e.event == "start" for e in events)):
+        return "running"
+    return "queued"
+
+
+def job_view(ctx: Context, job: str, *, full: bool = True) -> dict[str, Any]:
+    """A job as the API shows it (`full` adds the summary)."""
+    events = _events(ctx, job)
+    launch = events[0]
+    start = next((e for e in events if e.event == "start"), None)
+    end = next((e for e in events if e.event == "end"), None)
+    summary = end.summary if end else None
+    view: dict[str, Any] = {
+        "id": job,
+        "agent": launch.agent,
+        "user": launch.user,
+        "status": _status(ctx, events),
+        "charged": is_charged(events),
+        "stage": ctx.runs.stages.get(job),
+        "submission": launch.source,
+        "track": launch.track,
+        "launched_at": iso(launch.ts),
+        "started_at": iso(start.ts) if start else None,
+        "ended_at": iso(end.ts) if end else None,
+        "exit_code": end.exit_code if end else None,
+        "reason": end.reason if end else "",
+        "valid": summary.get("valid") if summary else None,
+        "proxy": summary.get("proxy") if summary else None,
+        "logs": f"/v1/jobs/{job}/logs",
+    }
+    if full:
+        view["summary"] = summary
+    return view
+
+
+def _seq(job: str) -> int:
+    return int(job.rsplit("-", 1)[1])
+
+
+def list_jobs(ctx: Context, agent: str | None, limit: int, before: str | None) -> dict[str, Any]:
+    """Jobs newest first (one agent's, or all), below the cursor `before`; the agent's quota."""
+    state = ctx.record.state
+    ids = state.jobs_by_agent.get(agent, []) if agent is not None else state.job_order
+    end = len(ids) if before is None else bisect_left(ids, _seq(before), key=_seq)
+    chosen = ids[max(0, end - limit) : end][::-1]
+    out: dict[str, Any] = {
+        "items": [job_view(ctx, job, full=False) for job in chosen],
+        "next": chosen[-1] if end - limit > 0 and chosen else None,
+    }
+    if agent is not None:
+        out["quota"] = quota_of(ctx, agent)
+    return out
+
+
+def job_logs(ctx: Context, job: str, tail: int) -> dict[str, Any]:
+    """The last `tail` lines of a job's output: stored once it ended, from the launcher while it runs."""
+    events = _events(ctx, job)
+    runs = ctx.runs
+    ended = any(e.event == "end" for e in events)
+    if ended:
+        with runs.lock:
+            lines = runs.logs.get(job)
+        if lines is None:
+            try:
+                raw = ctx.storage.read(ctx.central, job_path(job, "log.txt"))
+                lines = raw.decode("utf-8", "replace").splitlines()
+            except NotFound:
+                lines = []
+            except StorageError:
+                raise APIError("STORAGE_UNAVAILABLE", "the job's log could not be read", "retry shortly") from None
+            with runs.lock:
+                runs.logs[job] = lines
+                while len(runs.logs) > LOG_CACHE:
+                    runs.logs.popitem(last=False)
+    else:
+        lines = _live_logs(ctx, job, events, tail)
+    return {"id": job, "status": _status(ctx, events), "complete": ended, "lines": lines[-tail:]}
+
+
+def _live_logs(ctx: Context, job: str, events: list[JobEntry], tail: int) -> list[str]:
+    handle = run_handle(ctx, events)
+    if handle is None or ctx.launcher is None:
+        return []
+    runs = ctx.runs
+    now = time.monotonic()
+    with runs.lock:
+        cached = runs.live_logs.get(job)
+    if cached is not None and now - cached[0] < LIVE_LOG_TTL and cached[1] >= tail:
+        return cached[2]
+    try:
+        lines = [clip_line(line) for line in ctx.launcher.logs(handle, tail)]
+    except LauncherError as exc:
+        raise APIError("JOBS_UNAVAILABLE", f"the job's log could not be read: {exc}", "retry shortly") from None
+    with runs.lock:
+        runs.live_logs[job] = (now, tail, lines)
+        while len(runs.live_logs) > LOG_CACHE:
+            runs.live_logs.pop(next(iter(runs.live_logs)))
+    return lines
