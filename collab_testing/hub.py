@@ -46,6 +46,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
+from provision.token_scopes import COLLAB_PERMISSIONS  # the permission names are assumed in one place
+
 ENDPOINT = "https://huggingface.co"
 ADMIN_TOKEN = "hf_test_organizer_token"  # a conventional token for tests that seed an organizer
 WRITE_ROLES = {"admin", "write"}
@@ -161,17 +163,41 @@ def git_blob_id(data: bytes) -> str:
 
 @dataclass
 class FakeUser:
+    """A user and their token, as whoami describes them.
+
+    The token has the role `token_role`; a fine-grained one carries `fine_grained` as it is, or by
+    default the permissions the kit's token holds (SETUP.md, step 2) in the user's own namespace
+    and in every org of theirs. `scopes_reported=False` leaves the scopes out of whoami.
+    """
+
     name: str
     token: str
     orgs: dict[str, str]  # org -> role (admin | write | contributor | read)
+    token_role: str = "fineGrained"  # read | write | fineGrained
+    fine_grained: dict[str, Any] | None = None  # auth.accessToken.fineGrained; None: the default scopes
+    scopes_reported: bool = True
+
+    def default_scopes(self) -> dict[str, Any]:
+        entities = [("user", self.name), *(("org", org) for org in self.orgs)]
+        return {
+            "canReadGatedRepos": True,
+            "global": ["discussion.write"],
+            "scoped": [
+                {"entity": {"type": kind, "name": name}, "permissions": list(COLLAB_PERMISSIONS)}
+                for kind, name in entities
+            ],
+        }
 
     def whoami(self) -> dict[str, Any]:
+        access: dict[str, Any] = {"displayName": f"{self.name}-token", "role": self.token_role}
+        if self.token_role == "fineGrained" and self.scopes_reported:
+            access["fineGrained"] = self.fine_grained if self.fine_grained is not None else self.default_scopes()
         return {
             "type": "user",
             "name": self.name,
             "fullname": self.name.title(),
             "orgs": [{"name": org, "roleInOrg": role} for org, role in self.orgs.items()],
-            "auth": {"accessToken": {"displayName": f"{self.name}-token", "role": "fineGrained"}},
+            "auth": {"type": "access_token", "accessToken": access},
         }
 
 
@@ -200,9 +226,17 @@ class FakeHub:
         self.jobs: dict[str, FakeJob] = {}
 
     # -- seeding and switches ---------------------------------------------------------------
-    def add_user(self, name: str, token: str, orgs: dict[str, str] | None = None) -> FakeUser:
-        """Register a user and the token that authenticates as them."""
-        user = FakeUser(name, token, dict(orgs or {}))
+    def add_user(
+        self,
+        name: str,
+        token: str,
+        orgs: dict[str, str] | None = None,
+        *,
+        token_role: str = "fineGrained",  # noqa: S107  # a role name, not a secret
+        fine_grained: dict[str, Any] | None = None,
+    ) -> FakeUser:
+        """Register a user and the token that authenticates as them (see `FakeUser` for the token's scopes)."""
+        user = FakeUser(name, token, dict(orgs or {}), token_role, fine_grained)
         self.users[token] = user
         return user
 

@@ -1,4 +1,4 @@
-"""Where the organizers' token comes from, and who it says it is.
+"""Where the organizers' token comes from, who it says it is, and what it may do.
 
 Order: the `HF_TOKEN` environment variable, then `HF_TOKEN=` in the collab's `.env` (git-ignored),
 then the Hub's own token file (`huggingface_hub.get_token()`). Invariant: the token's value never
@@ -16,6 +16,7 @@ from typing import Any
 
 from provision.errors import ProvisionError
 from provision.hub_client import HubAccessError, HubClient, hub_errors
+from provision.token_scopes import TokenScopes, parse_whoami
 
 
 class CredentialsError(ProvisionError):
@@ -39,13 +40,19 @@ class Token:
 
 @dataclass(frozen=True)
 class Identity:
-    """The token's user and its role in each org it belongs to (None: the Hub did not say)."""
+    """The token's user, its role in each org (None: the Hub did not say), and the token's own scopes."""
 
     user: str
     roles: Mapping[str, str | None]
+    token: TokenScopes = field(default_factory=TokenScopes)
 
     def as_json(self) -> dict[str, Any]:
-        return {"user": self.user, "roles": dict(self.roles)}
+        return {"user": self.user, "roles": dict(self.roles), "token": self.token.as_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Identity:
+        """The inverse of `as_json`; a missing `token` reads as a token whoami said nothing about."""
+        return cls(str(data["user"]), dict(data["roles"]), TokenScopes.from_json(data.get("token")))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -117,4 +124,4 @@ def check_identity(hub: HubClient, token: Token) -> Identity:
         if isinstance(org, dict) and isinstance(org.get("name"), str):
             role = org.get("roleInOrg")
             roles[org["name"]] = role if isinstance(role, str) else None
-    return Identity(str(info.get("name", "")), roles)
+    return Identity(str(info.get("name", "")), roles, parse_whoami(info))
