@@ -3,7 +3,8 @@
 Nothing here is typed twice: ids, hardware and sleep times are the spec's (already defaulted by
 the loader), and the Space variable `COLLAB_SPEC` is the loader's fully defaulted document. The
 only values decided here are the kit's own conventions: the ownership marker, which Spaces hold
-the token, their visibility, and which source files are uploaded.
+the token, their visibility, which source files are uploaded, and the backend's launcher
+(`COLLAB_JOBS`: `hub` when jobs are on, `off` when they are not, never left to its default).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 MARKER_KEY = "COLLAB_MANAGED_BY"
 SPEC_KEY = "COLLAB_SPEC"
 FINGERPRINT_KEY = "COLLAB_TOKEN_FINGERPRINT"
+JOBS_KEY = "COLLAB_JOBS"  # the backend's launcher: "hub" (HF Jobs) when jobs are on, "off" when not
 TOKEN_SECRET = "HF_TOKEN"  # noqa: S105  # the secret's name, not a value
 BUCKET_MARKER_PATH = ".collab/deployment.json"
 TOOL = "agent-collab-kit"
@@ -76,6 +78,26 @@ class DesiredSpace:
 
 
 @dataclass(frozen=True)
+class DesiredJobs:
+    """HF Jobs as the backend launches them. Nothing to create: the plan only checks them."""
+
+    namespace: str  # the org the Jobs run in, which pays for them: the challenge org
+    image: str
+    flavor: str
+    timeout_minutes: int
+    bucket: str  # the central bucket, where the harness is seeded
+    entrypoint: str  # the file the Job runs, as a path in the bucket (`harness_prefix` + `entrypoint`)
+
+    @property
+    def address(self) -> str:
+        return "jobs"
+
+    @property
+    def harness(self) -> str:
+        return f"{self.bucket}/{self.entrypoint}"
+
+
+@dataclass(frozen=True)
 class Desired:
     collab: str  # "{org}/{slug}", what the ownership marks name
     orgs: tuple[str, ...]  # where the token's user must be an admin
@@ -83,6 +105,7 @@ class Desired:
     spaces: tuple[DesiredSpace, ...]
     notes: tuple[str, ...] = field(default=())
     seed: DesiredSeed | None = None  # the central bucket's seeded files (onboarding README, harness, index)
+    jobs: DesiredJobs | None = None  # None when the spec turns jobs off
 
     @property
     def marker(self) -> str:
@@ -139,8 +162,8 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
         token: The organizers' token; only its salted fingerprint ends up in the result.
 
     Returns:
-        Buckets and Spaces in dependency order (buckets first; the backend before the others), and
-        the central bucket's seed.
+        Buckets and Spaces in dependency order (buckets first; the backend before the others), the
+        central bucket's seed, and the Jobs settings the plan checks (when jobs are on).
 
     Raises:
         SourcesError: when `backend/` is missing.
@@ -171,6 +194,8 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
     spaces = []
     for name, space, private, holds_token in wanted:
         variables = {MARKER_KEY: marker_value(collab), SPEC_KEY: spec_json(loaded)}
+        if name == "backend":
+            variables[JOBS_KEY] = "hub" if spec.jobs.enabled else "off"
         if holds_token:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name
@@ -191,4 +216,15 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
     from provision.seed import desired_seed  # deferred: the seed renders through the challenge type
 
     seed = desired_seed(loaded, IGNORED_SOURCES)
-    return Desired(collab, orgs, buckets, tuple(spaces), tuple(notes), seed)
+    jobs = None
+    if spec.jobs.enabled:
+        prefix = spec.jobs.harness_prefix.rstrip("/") + "/"
+        jobs = DesiredJobs(
+            namespace=spec.challenge.org,
+            image=spec.jobs.image,
+            flavor=spec.jobs.flavor,
+            timeout_minutes=spec.jobs.timeout_minutes,
+            bucket=spec.storage.central_bucket,
+            entrypoint=prefix + spec.jobs.entrypoint,
+        )
+    return Desired(collab, orgs, buckets, tuple(spaces), tuple(notes), seed, jobs)

@@ -3,7 +3,9 @@
 Invariant: a resource is recorded as absent only when the Hub answers "not found"
 (`BucketNotFoundError`, `RepositoryNotFoundError`); any other error stops the read with a
 `HubAccessError` and its hint. The observed state is plain data, so plan tests can write it
-down in case files (`from_json`) instead of building a Hub.
+down in case files (`from_json`) instead of building a Hub. Jobs have no standing configuration on
+the Hub: what the plan checks about them is read offline (the token's scopes come with whoami, the
+hardware names with the installed huggingface_hub, the launcher with the backend Space's variables).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class Observed:
     buckets: dict[str, ObservedBucket]  # by desired name: central, audit
     spaces: dict[str, ObservedSpace]  # by desired name: backend, dashboard, eval
     seed: ObservedSeed | None = None  # the central bucket's seeded files; None when it was not read
+    # The Jobs hardware names the installed huggingface_hub knows (`JobHardware`); None when jobs
+    # are off or the library names none.
+    job_flavors: tuple[str, ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,16 +61,18 @@ class Observed:
             "buckets": {k: asdict(v) for k, v in self.buckets.items()},
             "spaces": {k: {**asdict(v), "secrets": list(v.secrets)} for k, v in self.spaces.items()},
             "seed": self.seed.as_json() if self.seed else None,
+            "job_flavors": None if self.job_flavors is None else list(self.job_flavors),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Observed:
         """Build observed state from its JSON form (what `as_json` writes; case files use it)."""
-        identity = Identity(data["identity"]["user"], dict(data["identity"]["roles"]))
+        identity = Identity.from_json(data["identity"])
         buckets = {k: ObservedBucket(**v) for k, v in data.get("buckets", {}).items()}
         spaces = {k: ObservedSpace(**{**v, "secrets": tuple(v.get("secrets", ()))}) for k, v in data["spaces"].items()}
         seed = ObservedSeed.from_json(data["seed"]) if data.get("seed") is not None else None
-        return cls(identity, buckets, spaces, seed)
+        flavors = data.get("job_flavors")
+        return cls(identity, buckets, spaces, seed, None if flavors is None else tuple(flavors))
 
 
 def observe(hub: HubClient, token: str, identity: Identity, desired: Desired) -> Observed:
@@ -89,7 +96,19 @@ def observe(hub: HubClient, token: str, identity: Identity, desired: Desired) ->
     central = buckets.get("central")
     if desired.seed is not None and central is not None and central.exists:
         seed = observe_seed(hub, token, desired.seed)
-    return Observed(identity, buckets, spaces, seed)
+    return Observed(identity, buckets, spaces, seed, known_job_flavors() if desired.jobs else None)
+
+
+def known_job_flavors() -> tuple[str, ...] | None:
+    """The Jobs hardware names of the installed huggingface_hub (offline: the Hub is not asked).
+
+    The library sends any flavor as it is; its `JobHardware` enum is what it knows the Hub offers.
+    """
+    try:
+        from huggingface_hub import JobHardware
+    except ImportError:  # a library without the enum: the flavor cannot be checked offline
+        return None
+    return tuple(str(h.value) for h in JobHardware)
 
 
 def observe_bucket(hub: HubClient, token: str, bucket: DesiredBucket) -> ObservedBucket:

@@ -1,37 +1,44 @@
 """The plan: desired state and observed state in, the actions still needed out. Pure, no I/O.
 
-Actions come in dependency order (buckets, then the backend Space, then the others) and each
-carries its changes in the order apply makes them. Invariants: an existing resource that is not
-marked as this collab's is never changed unless the caller adopts it (an empty unmarked bucket is
-adopted: there is nothing in it to lose); secrets are compared by presence and by the salted
-fingerprint in a variable, never by value; a plan with blockers (missing admin roles, foreign
-resources) is shown but never applied.
+Actions come in dependency order (buckets, then the backend Space, then the others, then `jobs`)
+and each carries its changes in the order apply makes them. Invariants: an existing resource that
+is not marked as this collab's is never changed unless the caller adopts it (an empty unmarked
+bucket is adopted: there is nothing in it to lose); secrets are compared by presence and by the
+salted fingerprint in a variable, never by value; a plan with blockers (missing admin roles,
+missing token permissions, foreign resources, an unknown Jobs flavor) is shown but never applied.
+`jobs` is checked, never changed: HF Jobs have no standing configuration, so its action is always
+a no-op, with what was checked in its `details`, and what is wrong with it is a blocker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from provision.desired import (
     BUCKET_MARKER_PATH,
     FINGERPRINT_KEY,
+    JOBS_KEY,
     MARKER_KEY,
     SPACE_SDK,
     TOOL,
     Desired,
     DesiredBucket,
+    DesiredJobs,
     DesiredSpace,
 )
 from provision.observe import Observed, ObservedBucket, ObservedSpace
 from provision.seed import DesiredSeed, ObservedSeed, plan_seed
+from provision.token_scopes import JOB_WRITE, READ_ROLE, REPO_WRITE, Permission, Verdict, check_permission
 
 # "kept": something the organizers changed by hand that the tool leaves alone (nothing to apply).
 ActionKind = Literal["create", "update", "no-op", "kept"]
-Resource = Literal["bucket", "space", "seed"]
+Resource = Literal["bucket", "space", "seed", "jobs"]
 ERROR_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"})
 HUB_DEFAULT_HARDWARE = "cpu-basic"
 HUB_OWN_FILES = frozenset({".gitattributes"})  # the Hub writes it into every new repository
+TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,10 @@ class Action:
     changes: tuple[Change, ...]
     reason: str
     diff: str | None = None  # a unified diff of a text file (the onboarding README), when there is one
+    details: Mapping[str, Any] | None = None  # what a check-only resource (`jobs`) was checked against
 
     def as_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "address": self.address,
             "resource": self.resource,
             "id": self.id,
@@ -67,6 +75,8 @@ class Action:
         }
         if self.diff is not None:
             out["diff"] = self.diff
+        if self.details is not None:
+            out["details"] = dict(self.details)
         return out
 
 
@@ -104,9 +114,15 @@ class Plan:
         seeded = ", as do the central bucket's README, harness and verification index" if "seed" in kinds else ""
         kept = [a.address for a in self.actions if a.action == "kept"]
         kept_note = f" ({', '.join(kept)} kept as the organizers edited it)" if kept else ""
+        jobs = ""
+        for action in self.actions:
+            if action.resource == "jobs":
+                confirmed = (action.details or {}).get("token_may_start_jobs") == "granted"
+                jobs = ", the Jobs settings check out"
+                jobs += "" if confirmed else " (the token's Jobs permission unconfirmed)"
         return (
             f"in sync: {kinds.count('bucket')} bucket(s) and {kinds.count('space')} Space(s) match challenge.yaml"
-            f"{seeded}{kept_note}, and no org role is missing for {self.user}"
+            f"{seeded}{kept_note}{jobs}, and no org role or token permission is missing for {self.user}"
         )
 
 
@@ -127,6 +143,9 @@ def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False, o
     notes += [
         f"the Hub did not report your role in {org}; admin is required" for org in _unknown_roles(desired, observed)
     ]
+    token_blockers, token_notes, may_start_jobs = _token_checks(desired, observed)
+    blockers += token_blockers
+    notes += token_notes
     actions: list[Action] = []
     for bucket in desired.buckets:
         action, blocker = plan_bucket(bucket, observed.buckets[bucket.name], desired.collab, adopt=adopt)
@@ -139,6 +158,11 @@ def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False, o
         actions.append(action)
         blockers += [blocker] if blocker else []
         notes += [note] if note else []
+    if desired.jobs is not None:
+        action, jobs_blockers, jobs_notes = plan_jobs(desired.jobs, desired, observed, may_start_jobs)
+        actions.append(action)
+        blockers += jobs_blockers
+        notes += jobs_notes
     return Plan(desired.collab, observed.identity.user, tuple(actions), tuple(blockers), tuple(notes))
 
 
@@ -180,6 +204,61 @@ def _role_blockers(desired: Desired, observed: Observed) -> list[Blocker]:
                 )
             )
     return out
+
+
+def _needed_permissions(desired: Desired) -> list[tuple[Permission, str]]:
+    """Each permission the token needs, with the org it is needed in."""
+    needs = [(REPO_WRITE, org) for org in desired.orgs]
+    if desired.jobs is not None:
+        needs.append((JOB_WRITE, desired.jobs.namespace))
+    return needs
+
+
+def _token_checks(desired: Desired, observed: Observed) -> tuple[list[Blocker], list[str], Verdict | None]:
+    """Blockers for what the token surely lacks, notes for what could not be confirmed, and the Jobs verdict.
+
+    An org the user is not a member of is left to the role blocker (no token can reach it).
+    """
+    identity = observed.identity
+    needs = _needed_permissions(desired)
+    jobs_verdict: Verdict | None = None
+    if identity.token.role == READ_ROLE:
+        by_permission: dict[Permission, list[str]] = {}
+        for permission, org in needs:
+            by_permission.setdefault(permission, []).append(org)
+        wanted = ", and ".join(f"{p.label} for {' and '.join(orgs)}" for p, orgs in by_permission.items())
+        blocker = Blocker(
+            "token",
+            "the token is a read token: it can create nothing",
+            f"create a fine-grained token at {TOKENS_PAGE} with {wanted} (SETUP.md, step 2) and set HF_TOKEN to it",
+        )
+        return [blocker], [], "missing" if desired.jobs is not None else None
+    blockers: list[Blocker] = []
+    unconfirmed: dict[tuple[Permission, str], list[str]] = {}
+    for permission, org in needs:
+        if org not in identity.roles:
+            continue
+        verdict, why = check_permission(identity.token, permission, org)
+        if permission is JOB_WRITE:
+            jobs_verdict = verdict
+        if verdict == "missing":
+            address = "jobs" if permission is JOB_WRITE else f"token.{org}"
+            turn_off = "; or turn jobs off in challenge.yaml (jobs.enabled: false)" if permission is JOB_WRITE else ""
+            blockers.append(
+                Blocker(
+                    address,
+                    f"the token may not {permission.purpose} in {org}: {why}",
+                    f"give the token {permission.label} for {org} ({permission.name}) at {TOKENS_PAGE}{turn_off}",
+                )
+            )
+        elif verdict == "unconfirmed":
+            unconfirmed.setdefault((permission, why), []).append(org)
+    notes = [
+        f"could not confirm the token may {permission.purpose} in {' and '.join(orgs)}: {why}; "
+        f"it needs {permission.label} there ({permission.name})"
+        for (permission, why), orgs in unconfirmed.items()
+    ]
+    return blockers, notes, jobs_verdict
 
 
 def _unknown_roles(desired: Desired, observed: Observed) -> list[str]:
@@ -289,6 +368,64 @@ def _code_diff(local: dict[str, str], remote: dict[str, str]) -> tuple[list[str]
 
 def _code_summary(upload: dict[str, str] | list[str], delete: list[str]) -> dict[str, list[str]]:
     return {"upload": sorted(upload), "delete": delete}
+
+
+def plan_jobs(
+    jobs: DesiredJobs, desired: Desired, observed: Observed, may_start: Verdict | None
+) -> tuple[Action, list[Blocker], list[str]]:
+    """The check-only `jobs` action: always a no-op; what is wrong is a blocker, what is unknown a note.
+
+    Args:
+        jobs: The spec's Jobs settings.
+        desired: The whole desired state (the harness the seed uploads, the backend's variables).
+        observed: The observed state (the known hardware names, the backend Space's variables).
+        may_start: Whether the token may start Jobs in `jobs.namespace` (None: not checked, as
+            when the user is not a member of the org, which the role blocker reports).
+    """
+    blockers: list[Blocker] = []
+    notes: list[str] = []
+    flavors = observed.job_flavors
+    if flavors is None:
+        notes.append(f"jobs: flavor {jobs.flavor} not checked: the installed huggingface_hub names no Jobs hardware")
+    elif jobs.flavor not in flavors:
+        blockers.append(
+            Blocker(
+                "jobs",
+                f"flavor '{jobs.flavor}' is not a Jobs hardware name the installed huggingface_hub knows",
+                f"set jobs.flavor in challenge.yaml to one of: {', '.join(flavors)}",
+            )
+        )
+    if desired.seed is not None and jobs.entrypoint not in desired.seed.harness:
+        blockers.append(
+            Blocker(
+                "jobs",
+                f"the harness seeded into {jobs.bucket} has no {jobs.entrypoint}: every Job would fail",
+                "set jobs.entrypoint (or jobs.harness_prefix) in challenge.yaml to the challenge type's harness file",
+            )
+        )
+    backend = next((s for s in desired.spaces if s.name == "backend"), None)
+    wanted = backend.variables.get(JOBS_KEY) if backend else None
+    seen_backend = observed.spaces.get("backend")
+    seen = seen_backend.variables.get(JOBS_KEY) if seen_backend and seen_backend.exists else None
+    details = {
+        "namespace": jobs.namespace,
+        "image": jobs.image,
+        "flavor": jobs.flavor,
+        "timeout_minutes": jobs.timeout_minutes,
+        "harness": jobs.harness,
+        "token_may_start_jobs": may_start,
+        "launcher": {"observed": seen, "desired": wanted},
+    }
+    if blockers or may_start == "missing":
+        verdict = "blocked: see the blockers"
+    elif seen != wanted:
+        verdict = f"apply sets {JOBS_KEY}={wanted} on space.backend (now {seen or 'unset'})"
+    elif may_start != "granted":
+        verdict = "the flavor and the backend's launcher check out; the token's Jobs permission is not confirmed"
+    else:
+        verdict = "the token, the flavor and the backend's launcher check out"
+    reason = f"Jobs need nothing created on the Hub; {verdict}"
+    return Action("jobs", "jobs", jobs.namespace, "no-op", (), reason, details=details), blockers, notes
 
 
 def _visibility(private: bool | None) -> str | None:

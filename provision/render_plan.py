@@ -1,7 +1,20 @@
 """Views of a plan and of a collab's status: a table for people, JSON (`format_version` 1) for tools.
 
 Invariant: both views are built from the plan's data only; no value here comes from the token
-(secrets show as present/absent/set, the fingerprint is a salted hash).
+(secrets show as present/absent/set, the fingerprint is a salted hash, the token's scopes are
+permission names).
+
+Format version 1 grows only by optional fields, which readers of version 1 may ignore:
+- plan: an action may carry `details` (an object). The check-only `jobs` action (resource `jobs`,
+  address `jobs`, id: the org the Jobs run in and that pays, action always `no-op`) has
+  `details: {namespace, image, flavor, timeout_minutes, harness, token_may_start_jobs, launcher}`:
+  `harness` is `<central bucket>/<harness_prefix><entrypoint>`, `token_may_start_jobs` is `granted`,
+  `missing`, `unconfirmed` or null (not checked), `launcher` is `{observed, desired}`, the backend
+  Space's `COLLAB_JOBS` (observed null: unset, or no Space yet). Blockers may have the addresses
+  `token` (a read token), `token.<org>` (a permission missing in that org) and `jobs`.
+- status: `observed.identity.token` is `{role, global, scoped, problem}` (the token's role and its
+  fine-grained permissions per org, null when unreadable, never its value), and `observed.job_flavors`
+  the Jobs hardware names the installed huggingface_hub knows (null when jobs are off).
 """
 
 from __future__ import annotations
@@ -9,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from provision.desired import JOBS_KEY
 from provision.observe import Observed, ObservedSpace
 from provision.plan import ERROR_STAGES, Action, Change, Plan
 
@@ -47,6 +61,8 @@ def render_plan_text(plan: Plan, *, token_source: str) -> str:
         lines += [f"      {_change_line(c)}" for c in action.changes]
         if action.diff and action.action != "no-op":
             lines += diff_lines(action.diff)
+        if action.details is not None:
+            lines += [f"      {line}" for line in details_lines(action)]
     for blocker in plan.blockers:
         lines += ["", f"  ! blocked  {blocker.address}: {blocker.message}", f"      fix: {blocker.fix}"]
     if plan.notes:
@@ -75,6 +91,26 @@ def diff_lines(diff: str) -> list[str]:
     return shown
 
 
+VERDICTS = {"granted": "yes", "missing": "no", "unconfirmed": "not confirmed (see the notes)", None: "not checked"}
+
+
+def details_lines(action: Action) -> list[str]:
+    """What a check-only action was checked against, for the table (the `jobs` action's own layout)."""
+    details = dict(action.details or {})
+    if action.resource != "jobs":
+        return [f"{key}: {show_value(value)}" for key, value in details.items()]
+    launcher = details.get("launcher") or {}
+    seen, wanted = launcher.get("observed"), launcher.get("desired")
+    shown = f"{JOBS_KEY}={wanted}" + ("" if seen == wanted else f" once applied (now {seen or 'unset'})")
+    return [
+        f"runs: {details.get('flavor')}, image {details.get('image')}, at most {details.get('timeout_minutes')} min, "
+        f"billed to {details.get('namespace')}",
+        f"harness: {details.get('harness')}",
+        f"token may start Jobs in {details.get('namespace')}: {VERDICTS.get(details.get('token_may_start_jobs'), '?')}",
+        f"backend launcher: {shown}",
+    ]
+
+
 def plan_json(plan: Plan) -> dict[str, Any]:
     """The plan as data."""
     return {
@@ -92,6 +128,10 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def _health(action: Action, observed: Observed) -> str:
+    if action.resource == "jobs":
+        details = dict(action.details or {})
+        may_start = VERDICTS.get(details.get("token_may_start_jobs"), "?")
+        return f"{details.get('flavor')} in {details.get('namespace')}, token may start Jobs: {may_start}"
     name = action.address.split(".", 1)[1]
     if action.resource == "seed":
         return (

@@ -4,6 +4,12 @@ Plan cases (cases/*.yaml) write the observed state down as data: `state: in_sync
 resource from exactly what the spec asks for, and the other keys change it from there, so each
 case shows only its drift.
 
+The token: `token:` is whoami's `auth.accessToken` as the Hub would send it (parsed like a real
+answer); without it, the fake's default fine-grained token with the permissions the collab needs.
+`job_flavors:` replaces the Jobs hardware names of the installed huggingface_hub. Cases whose
+`expect` names no `jobs` do not check the jobs resource; `absent: [ADDRESS, ...]` says which
+addresses must not be planned at all.
+
 The central bucket's seed (`seed:`) starts in sync whenever the central bucket exists; its keys:
 `readme_absent`, `readme_tool_wrote: <text>` (a README the tool wrote from an older spec),
 `readme_edited: <text>` (an organizer's edit), `no_record` (no `.collab/seed.json`),
@@ -22,10 +28,13 @@ from typing import Any
 import pytest
 import yaml
 
+from collab_testing.hub import FakeUser
 from provision.apply import WaitPolicy
 from provision.desired import Desired
+from provision.observe import known_job_flavors
 from provision.onboarding import VERIFICATION_INDEX
 from provision.seed import README_PATH
+from provision.token_scopes import parse_whoami
 
 TOKEN = "hf_provisionTestToken0123456789abcdef"  # noqa: S105  # a fake token: what every test scans output for
 ORG, ADMIN_ORG, USER = "my-collab", "my-collab-admin", "organizer"
@@ -54,9 +63,16 @@ def patch_spec(collab: Path, patch: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def default_access_token() -> dict[str, Any]:
+    """whoami's `auth.accessToken` for the fake organizer's default token."""
+    return FakeUser(USER, TOKEN, {ORG: "admin", ADMIN_ORG: "admin"}).whoami()["auth"]["accessToken"]
+
+
 def observed_from_case(case: dict[str, Any], desired: Desired) -> dict[str, Any]:
     """The JSON form of observed state (see `Observed.from_json`), expanded from a case's shorthand."""
-    identity = case.get("identity", {"user": USER, "roles": {ORG: "admin", ADMIN_ORG: "admin"}})
+    identity = dict(case.get("identity", {"user": USER, "roles": {ORG: "admin", ADMIN_ORG: "admin"}}))
+    access = case.get("token", default_access_token())
+    identity["token"] = parse_whoami({"auth": {"accessToken": access}}).as_json()
     buckets = {}
     for bucket in desired.buckets:
         given = copy.deepcopy(case.get("buckets", {}).get(bucket.name, {"state": "absent"}))
@@ -94,7 +110,8 @@ def observed_from_case(case: dict[str, Any], desired: Desired) -> dict[str, Any]
             spaces[space.name] = {"id": space.id, "exists": False}
     central = buckets.get("central", {})
     seed = observed_seed_from_case(case.get("seed", {}), desired) if central.get("exists") else None
-    return {"identity": identity, "buckets": buckets, "spaces": spaces, "seed": seed}
+    flavors = case.get("job_flavors", known_job_flavors()) if desired.jobs is not None else None
+    return {"identity": identity, "buckets": buckets, "spaces": spaces, "seed": seed, "job_flavors": flavors}
 
 
 def _sha(text: str | bytes) -> str:

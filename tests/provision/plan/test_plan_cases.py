@@ -5,6 +5,7 @@ The plan is pure, so each case runs without a Hub: observed state comes from the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,12 @@ def test_plan_case(case: dict[str, Any], collab: Path) -> None:
     )
 
     got = {a.address: a for a in plan.actions}
+    for address in case.get("absent", []):
+        assert address not in got, f"{address} is planned"
     if not any(address.startswith("seed.") for address in case["expect"]):
         got = {k: v for k, v in got.items() if not k.startswith("seed.")}
+    if "jobs" not in case["expect"]:
+        got.pop("jobs", None)
     assert sorted(got) == sorted(case["expect"]), "planned resources differ"
     for address, expected in case["expect"].items():
         action = got[address]
@@ -43,6 +48,8 @@ def test_plan_case(case: dict[str, Any], collab: Path) -> None:
             assert action.diff is not None and text in action.diff, (address, text, action.diff)
         if "diff_contains" not in expected and action.action in ("create", "no-op"):
             assert action.diff is None, address
+        for key, value in expected.get("details", {}).items():
+            assert action.details is not None and action.details[key] == value, (address, key, action.details)
         if "changes" in expected:
             fields = [c if isinstance(c, str) else c["field"] for c in expected["changes"]]
             assert [c.field for c in action.changes] == fields, address
@@ -55,12 +62,20 @@ def test_plan_case(case: dict[str, Any], collab: Path) -> None:
     assert [b.address for b in plan.blockers] == case.get("blockers", [])
     for expected_note in case.get("notes", []):
         assert any(expected_note in note for note in plan.notes), (expected_note, plan.notes)
+    for unexpected in case.get("no_notes", []):
+        assert not any(unexpected in note for note in plan.notes), (unexpected, plan.notes)
+    for address, fragments in case.get("blocker_text", {}).items():
+        shown = [f"{b.message} | {b.fix}" for b in plan.blockers if b.address == address]
+        for fragment in fragments:
+            assert any(fragment in text for text in shown), (address, fragment, shown)
 
-    # Both views hold together with the data, and never the token.
+    # Both views hold together with the data, and never the token; observed state round-trips.
     text = render_plan_text(plan, token_source="HF_TOKEN")  # noqa: S106  # a source name
     document = plan_json(plan)
     assert document["format_version"] == 1
     assert document["in_sync"] == (not plan.pending and not plan.blockers)
+    assert json.loads(json.dumps(document)) == document
     if plan.in_sync:
         assert "No changes: in sync" in text
     assert TOKEN not in text and TOKEN not in str(document)
+    assert Observed.from_json(observed.as_json()) == observed
