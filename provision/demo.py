@@ -6,7 +6,8 @@ owned by the local participants. The agents follow the README seeded into the lo
 bucket: its scratch bucket name, handshake file, the request of each step and the fields of a
 result come from the text (`provision.demo_guide`), so a README that lacks a step fails the demo,
 naming it. The script: a broadcast, registrations (scratch bucket folder and handshake first),
-posts with @mentions, a channel with a thread, a promoted post, and results with lineage.
+posts with @mentions, a channel with a thread, a promoted post, results with lineage, and, when
+the spec has jobs on, a benchmark job.
 
 The numbers are real: each agent runs the challenge type's harness with its CPU arguments
 (`cpu_args`, e.g. the Gemma type's fake engine) on one of the type's example submissions, or on
@@ -18,18 +19,31 @@ in a proxy view of its own, labelled as such, with the spec's tie rule and the l
 own example claims (`examples/results/pending/`, `valid/`) are replayed too, labelled as examples,
 so the ranked part of the board is not empty; no verdict is ever set.
 
+The job (when `jobs.enabled`): one agent copies the first example submission into `jobs/<name>/`
+of its scratch bucket and launches it with `POST /v1/jobs`, the requests taken from the README's
+API reference; it polls `GET /v1/jobs/{id}` until the job ends, prints its status, charge and
+summary figures, the tail of its log and the agent's quota (`GET /v1/jobs?agent=`), and files
+the summary as a result that builds on the local run of the same submission. The backend
+`collab up` starts runs jobs as local subprocesses with the type's CPU arguments, on the harness
+and data seeded into the central bucket, so the figures are a stand-in's: filed as `proxy`, never
+ranked. The demo's backend looks at running jobs every second (`COLLAB_JOBS_POLL_S`, unless set).
+
 It prints what happens and the URLs to explore, keeps the collab up until `--seconds` have passed
-(from the start) or Ctrl-C, then stops the backend by its PID and checks that it is gone.
-Exit 0 when every step of the script succeeded, 1 otherwise. Jobs are not part of it yet.
+(from the start) or Ctrl-C, then stops the backend by its PID (the backend stops and refunds any
+job still running) and checks that it is gone and that no job process is left in the launcher's
+folders (one would be killed by its PID and counted as a failure). Exit 0 when every step of the
+script succeeded, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import hashlib
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -37,7 +51,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,10 +64,17 @@ from provision.challenge_types import ChallengeType, load_type
 from provision.demo_guide import Guide, GuideError, read_guide
 from provision.errors import ProvisionError
 from provision.local import ORGANIZER, LocalTarget, local_target, local_tokens
-from provision.local_run import DEFAULT_HOST, LocalCollab, bring_up, pid_alive, urls
+from provision.local_run import DEFAULT_HOST, LocalCollab, backend_env, bring_up, pid_alive, urls
 from provision.seed import README_PATH
 
 HARNESS_TIMEOUT = 120.0
+JOB_WAIT = 120.0  # the longest the demo waits for its job to end (its own deadline may come first)
+JOB_POLL = 0.25  # seconds between two looks at the job
+JOB_LOG_LINES = 5
+JOB_FOLDER = "jobs"  # the job's submission goes to jobs/<example>/ of the agent's bucket
+# The demo's backend looks at running jobs every second (unless COLLAB_JOBS_POLL_S is set), so
+# the job's end shows within a second of the harness's exit rather than the default five.
+MONITOR_POLL = ("COLLAB_JOBS_POLL_S", "1")
 AGENTS = (("ada", "participant-1"), ("ben", "participant-2"), ("cleo", "participant-3"))
 REPLAYER = ("eve", "participant-4")
 
@@ -215,7 +236,9 @@ class Demo:
         self.agents = [self._agent(a, u, tokens[u]) for a, u in AGENTS]
         self.replayer = self._agent(*REPLAYER, tokens[REPLAYER[1]])
         self.filed: list[Filed | None] = []  # by run, None when that run failed
+        self.job_filed: Filed | None = None  # the result filed from the job's summary
         self.runs = self._runs()
+        self.deadline = math.inf  # time.monotonic() at which the demo's time is up
 
     def _agent(self, agent_id: str, user: str, token: str) -> Agent:
         bucket = self.guide.bucket_of(agent_id)
@@ -237,6 +260,7 @@ class Demo:
             ("post", partial(self.post, ada, hello)),
             ("channel and thread", partial(self.thread, ben, cleo)),
             *((f"result {self.agents[r.agent].agent_id}", partial(self.measure, i)) for i, r in enumerate(self.runs)),
+            *([(f"job {ben.agent_id}", partial(self.job, ben))] if self.guide.jobs and self.runs else []),
             ("example claims", self.replay_examples),
             ("leaderboard", self.leaderboard),
             ("proxy view", self.proxy_view),
@@ -344,6 +368,127 @@ class Demo:
                                 agent.token)  # fmt: skip
         _say(f"  [{message['channel']}] {agent.agent_id} (promoted from its bucket): filed {filed.id}")
 
+    def job(self, agent: Agent) -> None:
+        """Copy the first example into the agent's bucket, run it as a job, follow it, file its summary.
+
+        The requests are the README's (`POST /v1/jobs`, `GET /v1/jobs/{id}`, its logs, the agent's
+        jobs and quota). Locally the backend runs the harness as a subprocess with the type's CPU
+        arguments, so the figures are a stand-in's: filed as proxy, they never rank.
+        """
+        calls = self.guide.jobs
+        assert calls is not None  # noqa: S101  # the step exists only when the README lists the job calls
+        example = self.runs[0].example
+        source = self.kind.examples_dir / "valid" / example
+        folder = f"{JOB_FOLDER}/{example}"
+        quota = self._job_quota(agent)
+        if quota is not None and quota["used"] >= quota["limit"]:
+            _say(f"  {agent.agent_id} has used its {quota['limit']} job(s) of the last 24 h (earlier runs of the "
+                 "demo on this collab): no job this time")  # fmt: skip
+            return
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            agent.write(f"{folder}/{path.relative_to(source).as_posix()}", path.read_bytes())
+        _say(f"  {agent.agent_id} copied {self.kind.package}/examples/valid/{example}/ to {folder}/ of {agent.bucket}")
+        launch = calls.launch
+        body = launch.body(agent_id=agent.agent_id, submission=folder, track=self._track(launch))
+        view: dict[str, Any] = self.api.call(launch.method, launch.url(), body, agent.token)
+        job_id = str(view["id"])
+        _say(f"  {launch.method} {launch.path} {json.dumps(body)} -> {job_id}: {view['status']}")
+        ended = self._follow(job_id, view)
+        if ended is None:
+            return
+        summary = ended.get("summary") or {}
+        charge = f"charged to {agent.agent_id}'s quota" if ended["charged"] else "not charged (refunded)"
+        _say(f"  {job_id} ended {ended['status']} (exit {ended['exit_code']}), {charge}: {_shown(ended['reason'])}")
+        if summary:
+            _say(f"  summary: {self._figures(summary)}")
+        logs = self.api.call(calls.logs.method, calls.logs.url(id=job_id) + f"?tail={JOB_LOG_LINES}")
+        _say(f"  its log, the last {len(logs['lines'])} line(s) ({calls.logs.method} {calls.logs.url(id=job_id)}):")
+        for line in logs["lines"]:
+            _say(f"    | {_shown(line)}")
+        quota = self._job_quota(agent)
+        if quota is not None:
+            _say(f"  {agent.agent_id}'s job quota: {quota['used']} of {quota['limit']} used in 24 h")
+        if ended["status"] != "succeeded" or not summary.get("valid"):
+            reasons = "; ".join(map(str, summary.get("reasons", []))) or ended["reason"]
+            raise DemoError(f"the job on {folder}/ ended {ended['status']}, not a valid summary: {_shown(reasons)}")
+        self._file_job(agent, job_id, example, source, summary)
+
+    def _follow(self, job_id: str, view: dict[str, Any]) -> dict[str, Any] | None:
+        """Poll the job until it ends; None when the demo's time is up first (the backend stops it)."""
+        call = self.guide.jobs.status if self.guide.jobs else None
+        assert call is not None  # noqa: S101
+        started = time.monotonic()
+        limit = min(self.deadline, started + JOB_WAIT)
+        status = view["status"]
+        while status in ("queued", "running"):
+            if time.monotonic() >= limit:
+                if limit == self.deadline:
+                    _say(f"  time is up while {job_id} is {status}: the backend stops it, uncharged, when it stops")
+                    return None
+                raise DemoError(f"{job_id} did not end within {JOB_WAIT:.0f} s (it is {status})")
+            time.sleep(JOB_POLL)
+            view = self.api.call(call.method, call.url(id=job_id))
+            if view["status"] != status:
+                status = view["status"]
+                _say(f"  {call.method} {call.url(id=job_id)}: {status} after {time.monotonic() - started:.1f} s")
+        return view
+
+    def _job_quota(self, agent: Agent) -> dict[str, int] | None:
+        """The agent's charged launches in 24 h and its limit, from the agent's job list."""
+        call = self.guide.jobs.listed if self.guide.jobs else None
+        if call is None:
+            return None
+        listed = self.api.call(call.method, call.url() + f"?agent={agent.agent_id}&limit=1")
+        quota = (listed.get("quota") or {}).get("agent")
+        return {"used": int(quota["used"]), "limit": int(quota["limit"])} if quota else None
+
+    def _track(self, launch: Any) -> str | None:
+        """The track the results are filed for (the README's example), when the launch takes one."""
+        track = self.guide.result_fields.get("track")
+        names = [t.name for t in self.spec.scoring.tracks]
+        return track if "track" in launch.optional and isinstance(track, str) and track in names else None
+
+    def _figures(self, summary: dict[str, Any]) -> str:
+        scoring = self.spec.scoring
+        shown = [f"{f} {summary[f]:g}" for f in (scoring.score_field, *(m.field for m in scoring.metrics))
+                 if isinstance(summary.get(f), int | float)]  # fmt: skip
+        verdict = "valid" if summary.get("valid") else "invalid"
+        proxy = "; proxy (a CPU stand-in's numbers: never ranked)" if summary.get("proxy") else ""
+        return ", ".join(shown) + f"; {verdict}{proxy}"
+
+    def _file_job(self, agent: Agent, job_id: str, example: str, source: Path, summary: dict[str, Any]) -> None:
+        """File the job's summary as a result that builds on the local run of the same example."""
+        parent = self.filed[0] if self.filed else None
+        described = _read_json_object(source / "submission.json").get("description")
+        what = f"{described if isinstance(described, str) else example}, measured by {job_id}"
+        proxy = bool(summary.get("proxy"))
+        launch = self.guide.jobs.launch if self.guide.jobs else None
+        body = (
+            f"Measured by {job_id} ({launch} on `{JOB_FOLDER}/{example}/` of my bucket), run by the collab's "
+            "job launcher. "
+            + ("These are proxy numbers from a CPU stand-in; they are not a claim. " if proxy else "")
+            + f"Summary: GET /v1/jobs/{job_id}"
+        )
+        fields = self._frontmatter(summary, what, "agent-run", [parent.id] if parent else [], digest_of(source))
+        fields["job"] = job_id
+        if proxy:
+            fields["proxy"] = True
+        path = f"results/job-{example}.md"
+        agent.write(path, frontmatter(fields, body))
+        call = self.guide.result
+        result = self.api.call(call.method, call.url(), call.body(agent_id=agent.agent_id, path=path), agent.token)
+        self.job_filed = Filed(result["id"], agent.agent_id, float(result["score"]), dict(result["metrics"]),
+                               tuple(result["parents"]), False, proxy, f"{example} (job)")  # fmt: skip
+        score_field = self.spec.scoring.score_field
+        lineage = f"; builds on {parent.id}, the local run of the same submission" if parent else ""
+        flag = " (proxy)" if proxy else ""
+        _say(f"  result {result['id']} by {agent.agent_id}: {score_field} {result['score']:g}{flag}, "
+             f"from {job_id}{lineage}")  # fmt: skip
+
+    def _all_filed(self) -> list[Filed]:
+        """Every result the demo measured and filed: the runs', then the job's."""
+        return [f for f in (*self.filed, self.job_filed) if f is not None]
+
     def _parent(self, index: int) -> Filed | None:
         parent = self.runs[index].builds_on
         if parent is None:
@@ -419,7 +564,7 @@ class Demo:
                 rank = f"={s['rank']}" if s["tied"] else f" {s['rank']}"
                 flag = " (pending verification)" if s["pending"] else f" ({s['verdict']})"
                 _say(f"      {rank:>3}  {s['agent']:<6} {s['score']:g}{flag}")
-        proxies = {f.id for f in self.filed if f is not None and f.proxy}
+        proxies = {f.id for f in self._all_filed() if f.proxy}
         excluded = board["excluded"]["items"]
         for e in excluded:
             if e["result_id"] not in proxies:
@@ -432,7 +577,7 @@ class Demo:
 
     def proxy_view(self) -> None:
         """The proxies, as the results API has them: ordered with the spec's tie rule, with lineage. Not a ranking."""
-        filed = {f.id: f for f in self.filed if f is not None and f.proxy}
+        filed = {f.id: f for f in self._all_filed() if f.proxy}
         if not filed:
             _say("  no proxy results: the harness measured real numbers, and the leaderboard above ranks them")
             return
@@ -496,6 +641,34 @@ class Demo:
         _say(f"    {self.api.base}{call.url(agent_id=agent.agent_id)}")
 
 
+def _shown(text: str) -> str:
+    """Text from a job (its log, its reasons) made safe for a terminal: control characters escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable the backend inherits, unless it is set already; restore it after."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def job_processes(jobs_dir: Path) -> list[int]:
+    """PIDs of processes running in the local job launcher's folders (none once the backend stopped them)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(entry / "cwd")).is_relative_to(jobs_dir):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
 def _read_json_object(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -517,19 +690,26 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
     started = time.monotonic()
     deadline = started + seconds
     collab: LocalCollab | None = None
+    jobs_dir: Path | None = None
     failures = 0
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         target = local_target(directory)
         kind = load_type(target.loaded.spec.challenge.type)
+        jobs_dir = Path(backend_env(target)["COLLAB_JOBS_DIR"])  # where the backend's local jobs run
         _say(f"Demo of {target.desired.collab} ({kind.title}): the collab on this machine, for {seconds:.0f} s")
-        collab = bring_up(target, host=host, port=port, progress=lambda line: _say(f"  {line}"))
+        with _environment(*MONITOR_POLL):
+            collab = bring_up(target, host=host, port=port, progress=lambda line: _say(f"  {line}"))
         _say(f"Backend up at {collab.url} (pid {collab.pid}). Explore while it runs:")
         for name, url in urls(collab):
             _say(f"  {name:<12} {url}")
         _say()
         scoring = target.loaded.spec.scoring
-        guide = read_guide(read_readme(target), required_result_fields=(scoring.score_field, *scoring.required_fields))
+        guide = read_guide(
+            read_readme(target),
+            required_result_fields=(scoring.score_field, *scoring.required_fields),
+            jobs=target.loaded.spec.jobs.enabled,
+        )
         central = target.loaded.spec.storage.central_bucket
         _say(f"The agents follow the onboarding README ({README_PATH} of the central bucket {central}):")
         for line in guide.summary():
@@ -537,6 +717,7 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
         _say()
         with tempfile.TemporaryDirectory(prefix="collab-demo-") as work:
             demo = Demo(target, Api(collab.url), kind, guide, Path(work))
+            demo.deadline = deadline
             for name, step in demo.steps():
                 if time.monotonic() >= deadline:
                     _say(f"Time is up before the step '{name}'.")
@@ -575,6 +756,13 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
             left_behind = "no process left." if gone else "IT IS STILL RUNNING."
             _say(f"Stopped the backend (pid {pid}, exit {code}); {left_behind}")
             failures += 0 if gone else 1
+            if jobs_dir is not None and (strays := job_processes(jobs_dir)):
+                for stray in strays:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(stray, signal.SIGKILL)
+                pids = ", ".join(map(str, strays))
+                _say(f"Stopped {len(strays)} job process(es) the backend left running (pid {pids}).")
+                failures += 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     outcome = f" with {failures} failed step(s)." if failures else "."

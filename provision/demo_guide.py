@@ -4,9 +4,10 @@ The demo's agents do not know the API by heart: they read the collab's seeded `R
 one in the central bucket) and take from it the scratch bucket's name, the handshake file, the
 request of each step (method, path, body fields: from the `curl` examples of the registration,
 posting and results sections, checked against the API reference table) and the fields of a
-result's frontmatter. A README that lacks a step the demo needs, or whose example disagrees with
-its own reference table, is a `GuideError` naming what is missing: running the demo checks the
-README an organizer is about to hand to agents.
+result's frontmatter. When the collab runs jobs, the job requests (launch, status, logs, an
+agent's jobs and quota) come from the reference table. A README that lacks a step the demo
+needs, or whose example disagrees with its own reference table, is a `GuideError` naming what is
+missing: running the demo checks the README an organizer is about to hand to agents.
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ class Call:
 
 
 @dataclass(frozen=True)
+class JobCalls:
+    """The job requests of the API reference: launch one, follow it, read its output and the agent's quota."""
+
+    launch: Call
+    status: Call
+    logs: Call
+    listed: Call
+
+    def summary(self) -> str:
+        return f"job: {self.launch}, then {self.status} until it ends, {self.logs}; quota: {self.listed}"
+
+
+@dataclass(frozen=True)
 class Guide:
     """The steps of the onboarding README that the demo's agents follow."""
 
@@ -82,6 +96,7 @@ class Guide:
     broadcast: Call
     leaderboard: Call
     digest: Call
+    jobs: JobCalls | None = None  # None when the collab runs no jobs
 
     def bucket_of(self, agent_id: str) -> str:
         return self.scratch_bucket.format(agent_id=agent_id)
@@ -93,15 +108,17 @@ class Guide:
             f"post: {self.post}; promote a file of the bucket: {self.promote}; open a channel: {self.open_channel}",
             f"result: {self.result}, the file's frontmatter with {', '.join(self.result_fields)}",
             f"read: {self.leaderboard}, {self.results}, {self.digest}; the organizers announce: {self.broadcast}",
+            *([self.jobs.summary()] if self.jobs else []),
         ]
 
 
-def read_guide(text: str, *, required_result_fields: tuple[str, ...] = ()) -> Guide:
+def read_guide(text: str, *, required_result_fields: tuple[str, ...] = (), jobs: bool = False) -> Guide:
     """Read the steps out of an onboarding README.
 
     Args:
         text: The README.
         required_result_fields: Fields the backend requires in a result; the README's example must show each.
+        jobs: The collab runs jobs: the API reference must list the job requests.
 
     Raises:
         GuideError: a step is missing or contradicts the API reference table, naming which.
@@ -136,6 +153,20 @@ def read_guide(text: str, *, required_result_fields: tuple[str, ...] = ()) -> Gu
         broadcast=_table_call(table, "POST", "/v1/broadcasts"),
         leaderboard=_table_call(table, "GET", "/v1/leaderboard"),
         digest=_table_call(table, "GET", "/v1/digest/{agent_id}"),
+        jobs=_job_calls(table) if jobs else None,
+    )
+
+
+def _job_calls(table: dict[tuple[str, str], Call]) -> JobCalls:
+    launch = _table_call(table, "POST", "/v1/jobs")
+    missing = [f for f in ("agent_id", "submission") if f not in (*launch.fields, *launch.optional)]
+    if missing:
+        raise GuideError(f"the README's API reference says {launch}, without {', '.join(missing)}")
+    return JobCalls(
+        launch=launch,
+        status=_table_call(table, "GET", "/v1/jobs/{id}"),
+        logs=_table_call(table, "GET", "/v1/jobs/{id}/logs"),
+        listed=_table_call(table, "GET", "/v1/jobs"),
     )
 
 

@@ -5,6 +5,7 @@ Every process a test starts is stopped by its PID in a `finally`. Traffic goes t
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 from local_harness import Proc, alive, stop
 
 from provision.cli import main
-from provision.demo_guide import Call, GuideError, read_guide
+from provision.demo import job_processes
+from provision.demo_guide import Call, GuideError, JobCalls, read_guide
 from provision.local import local_target, local_tokens
 
 CENTRAL = "my-collab/gemma-collab-main-bucket"
@@ -40,6 +42,26 @@ def test_the_generated_readme_guides_every_step(readme: str) -> None:
     assert guide.result_fields["track"] == "lossless"
     assert guide.digest.url(agent_id="ben") == "/v1/digest/ben"
     assert guide.broadcast == Call("POST", "/v1/broadcasts", ("body",), ("channel",))
+    assert guide.jobs is None  # asked for only when the collab runs jobs
+
+
+def test_the_readme_guides_a_job_when_the_collab_runs_jobs(readme: str) -> None:
+    jobs = read_guide(readme, required_result_fields=REQUIRED, jobs=True).jobs
+    assert jobs == JobCalls(
+        launch=Call("POST", "/v1/jobs", ("agent_id", "submission"), ("track",)),
+        status=Call("GET", "/v1/jobs/{id}"),
+        logs=Call("GET", "/v1/jobs/{id}/logs"),
+        listed=Call("GET", "/v1/jobs"),
+    )
+    assert jobs.status.url(id="job-1-2") == "/v1/jobs/job-1-2"
+    without = readme.replace("| `POST /v1/jobs` `{agent_id, submission, track?}` |", "| launch |")
+    assert without != readme, "the edit did not apply: the README's wording changed"
+    assert read_guide(without, required_result_fields=REQUIRED).jobs is None  # a collab without jobs needs none
+    with pytest.raises(GuideError, match="API reference does not list POST /v1/jobs"):
+        read_guide(without, required_result_fields=REQUIRED, jobs=True)
+    renamed = readme.replace("`{agent_id, submission, track?}`", "`{agent_id, folder, track?}`")
+    with pytest.raises(GuideError, match=r"says POST /v1/jobs \{agent_id, folder, track\?\}, without submission"):
+        read_guide(renamed, required_result_fields=REQUIRED, jobs=True)
 
 
 def test_a_call_refuses_what_the_readme_does_not_document() -> None:
@@ -79,7 +101,8 @@ def test_a_readme_that_lacks_a_step_is_named(readme: str, edit: object, message:
 
 
 def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
-    demo = Proc("provision.demo", str(collab), "--seconds", "8", "--port", str(port), "--pause", "0")
+    """The whole script, its benchmark job included, against a real backend that runs the job as a subprocess."""
+    demo = Proc("provision.demo", str(collab), "--seconds", "12", "--port", str(port), "--pause", "0")
     backend_pid = None
     try:
         backend_pid = int(demo.wait_for(r"Backend up at \S+ \(pid (\d+)\)").group(1))
@@ -97,22 +120,47 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
         "opened channel #speculative-decoding",
         "builds on r",
         "(negative: worse than its parent)",
+        "job: POST /v1/jobs {agent_id, submission, track?}, then GET /v1/jobs/{id} until it ends",
         "leaderboard (Tokens/s, maximize",
-        "excluded: 4 proxy result(s) (ppl outside its guardrail)",
+        "excluded: 5 proxy result(s) (ppl outside its guardrail)",
         "Proxies never rank: this is no ranking",
         "digest of ben: 2 inbox message(s)",
         f"Stopped the backend (pid {backend_pid}, exit 0); no process left.",
     ):
         assert seen in out, f"{seen!r} missing from:\n{out}"
-    # The proxies differ by submission; two of them tie within the spec's noise margin; lineage is a chain.
+    # The job: ben copies the first example into its bucket, launches it, follows it to its end, files it.
+    job = re.search(r"^job ben:\n((?:  .*\n)+)", out, re.MULTILINE)
+    assert job is not None, out
+    step = job.group(1)
+    assert "ben copied challenge_gemma/examples/valid/bf16_baseline/ to jobs/bf16_baseline/ of " in step
+    launched = re.search(r'POST /v1/jobs \{"agent_id": "ben", "submission": "jobs/bf16_baseline", "track": '
+                         r'"lossless"\} -> (job-\d+-\d+): queued', step)  # fmt: skip
+    assert launched is not None, step
+    job_id = launched.group(1)
+    assert f"{job_id} ended succeeded (exit 0), charged to ben's quota: summary written, valid" in step
+    assert re.search(r"summary: tps [\d.]+, ppl [\d.]+; valid; proxy \(a CPU stand-in's numbers: never ranked\)", step)
+    assert f"its log, the last 1 line(s) (GET /v1/jobs/{job_id}/logs):" in step
+    assert re.search(r"\| valid: [\d.]+ tokens/s, ppl [\d.]+ \(proxy: never ranks\)", step)  # the harness's own line
+    assert "ben's job quota: 1 of 5 used in 24 h" in step
+    filed = re.search(rf"result (r\S+) by ben: tps [\d.]+ \(proxy\), from {job_id}; builds on (r\S+), the local", step)
+    assert filed is not None, step
+    ben = collab / ".collab" / "hub" / "buckets" / "my-collab" / "gemma-collab-ben"
+    assert json.loads((ben / "jobs" / "bf16_baseline" / "submission.json").read_text(encoding="utf-8"))
+    result = (ben / "results" / "job-bf16_baseline.md").read_text(encoding="utf-8")
+    assert f"job: {job_id}\nproxy: true\n" in result and "they are not a claim" in result
+    # The proxies differ by submission, the job's equals the local run of its submission; ties share a
+    # place within the spec's noise margin; lineage is a chain.
     rows = re.findall(r"^ +(=?\d+) +(\w+) +([\d.]+) +(r\S+) +(\S+) +(\S.*)$", out, re.MULTILINE)
     by_label = {row[5]: row for row in rows}
     assert set(by_label) >= {"bf16_baseline", "int4_qat", "int4_qat_mtp", "int4_qat_mtp + async scheduling"}
-    scores = [float(row[2]) for row in rows]
+    assert by_label["bf16_baseline (job)"][3] == filed.group(1)
+    assert by_label["bf16_baseline (job)"][4] == filed.group(2) == by_label["bf16_baseline"][3]
+    scores = [float(row[2]) for row in rows if row[5] != "bf16_baseline (job)"]
     assert len(set(scores)) == len(scores) and scores == sorted(scores, reverse=True)
     assert by_label["int4_qat_mtp + async scheduling"][0] == by_label["int4_qat_mtp"][0] == "=1"
-    assert [row[0] for row in rows[2:]] == ["3", "4"]
+    assert [row[0] for row in rows[2:]] == ["3", "=4", "=4"]
     assert re.search(r"tie: cleo's r\S+ is 0\.\d+% from ada's r\S+, inside the noise margin \(1\.41%\)", out)
+    assert re.search(r"tie: ben's r\S+ is 0\.00% from ada's r\S+, inside the noise margin", out)
     lineage = re.search(r"lineage: (.+)$", out, re.MULTILINE)
     assert lineage is not None and lineage.group(1).count(" -> ") == 3, out
     assert re.search(r" - +cleo +[\d.]+ +r\S+ +r\S+ +int4_qat_mtp \+ eager mode \(negative\)", out)
@@ -120,6 +168,7 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
     assert re.search(r"^ +1 +eve +247\.1 \(pending verification\)$", out, re.MULTILINE)
     assert "FAILED" not in out
     assert not alive(backend_pid)
+    assert job_processes(collab / ".collab" / "jobs") == []
     for token in local_tokens(local_target(collab)).values():
         assert token not in out
 
