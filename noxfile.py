@@ -79,8 +79,10 @@ def render(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Render the Gemma collab, install it on its own, validate it, and run it here with scripted agents.
 
-    Arguments go to the demo: `nox -s demo -- --seconds 120` keeps it up longer, `-- --port 8001`
-    when port 8000 is taken. Ctrl-C ends it early; it stops every process it started.
+    The Gemma collab has jobs on by default, so one agent also runs a benchmark job on the local
+    backend (the harness on its CPU stand-in). Arguments go to the demo: `nox -s demo -- --seconds
+    120` keeps it up longer, `-- --port 8001` when port 8000 is taken. Ctrl-C ends it early; it
+    stops every process it started.
     """
     dest = BUILD / "demo"
     session.install("copier==9.19.1")
