@@ -13,7 +13,8 @@ from collab_backend.identity import Identity
 MAX_TOKEN_CHARS = 512
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    """The running backend's parts (async: a plain lookup needs no worker thread)."""
     ctx: Context = request.app.state.ctx
     return ctx
 

@@ -129,3 +129,39 @@ def test_the_response_says_how_it_ranked() -> None:
         "and shares its rank"
     )
     assert ranking["guardrails"] == [{"field": "ppl", "min": None, "max": 2.42}]
+
+
+def test_async_reads_rank_again_off_the_event_loop_only_when_something_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import dataclasses
+    import threading
+
+    from collab_backend.record.state import State
+    from collab_backend.services import leaderboard
+
+    state, spec, cache = State(), scoring(), leaderboard.LeaderboardCache()
+    state.apply(dataclasses.replace(result("r1", "a", 300), seq=1))
+    ranked_in: list[str] = []
+    real_rank = leaderboard.rank
+
+    def spying_rank(*args: Any) -> Any:
+        ranked_in.append(threading.current_thread().name)
+        return real_rank(*args)
+
+    monkeypatch.setattr(leaderboard, "rank", spying_rank)
+
+    async def read() -> list[dict[str, Any]]:
+        board = await cache.current(state, spec)
+        return list(board.board["boards"][0]["standings"])
+
+    loop_thread = threading.current_thread().name
+    assert [s["result_id"] for s in asyncio.run(read())] == ["r1"]
+    assert len(ranked_in) == 1 and ranked_in[0] != loop_thread
+    asyncio.run(read())
+    assert len(ranked_in) == 1  # nothing changed: no ranking at all
+    state.apply(dataclasses.replace(result("r2", "b", 310), seq=2))
+    assert cache.stale(state)
+    assert [s["result_id"] for s in asyncio.run(read())] == ["r2", "r1"]
+    assert len(ranked_in) == 2 and ranked_in[1] != loop_thread

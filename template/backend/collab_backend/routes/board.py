@@ -53,7 +53,7 @@ def post_broadcast(body: BroadcastCreate, ctx: ContextDep, user: CurrentUser) ->
 
 
 @router.get("/messages", response_model=MessagePage)
-def list_messages(
+async def list_messages(
     ctx: ContextDep,
     limit: Limit = 50,
     before: Cursor = None,
@@ -75,7 +75,7 @@ def list_messages(
 
 
 @router.get("/messages/{message_id}")
-def get_message(message_id: str, ctx: ContextDep) -> MessagePublic:
+async def get_message(message_id: str, ctx: ContextDep) -> MessagePublic:
     """One message."""
     state = ctx.record.state
     if message_id not in state.position:
@@ -84,7 +84,7 @@ def get_message(message_id: str, ctx: ContextDep) -> MessagePublic:
 
 
 @router.get("/messages/{message_id}/thread")
-def get_thread(message_id: str, ctx: ContextDep, limit: Limit = 200, after: Cursor = None) -> dict[str, Any]:
+async def get_thread(message_id: str, ctx: ContextDep, limit: Limit = 200, after: Cursor = None) -> dict[str, Any]:
     """A thread: its first message and the replies, oldest first."""
     state = ctx.record.state
     if message_id not in state.position:
@@ -96,7 +96,7 @@ def get_thread(message_id: str, ctx: ContextDep, limit: Limit = 200, after: Curs
 
 
 @router.get("/channels")
-def list_channels(ctx: ContextDep) -> dict[str, Any]:
+async def list_channels(ctx: ContextDep) -> dict[str, Any]:
     """Every channel, with how many messages it holds."""
     state = ctx.record.state
     return {
@@ -114,7 +114,9 @@ def create_channel(body: ChannelCreate, ctx: ContextDep, user: CurrentUser) -> C
 
 
 @router.get("/inbox/{handle}", response_model=MessagePage)
-def inbox(handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None) -> JSONResponse:
+async def inbox(
+    handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None
+) -> JSONResponse:
     """Messages that mention a handle or refer to its messages (no storage call, known or not)."""
     positions = ctx.record.state.inbox.get(handle, [])
     items, cursor = ctx.record.state.page(positions, limit=limit, before=before, after=after)

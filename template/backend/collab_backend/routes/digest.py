@@ -20,7 +20,7 @@ RECENT = 5
 
 
 @router.get("/digest/{agent_id}", response_model=None)
-def digest(
+async def digest(
     agent_id: str,
     ctx: ContextDep,
     since: Annotated[str | None, Query(max_length=64, description="last inbox message id already seen")] = None,
@@ -39,7 +39,7 @@ def digest(
         for name in followed_channels(state, agent_id)
     }
     announcements, _ = state.page(state.announcements, limit=10)
-    cache = ctx.leaderboard.get(state, ctx.spec.scoring)
+    cache = await ctx.leaderboard.current(state, ctx.spec.scoring)
     return JSONResponse(
         {
             "leaderboard": [

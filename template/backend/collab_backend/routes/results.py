@@ -91,14 +91,14 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
 
 
 @router.get("/leaderboard", response_model=None)
-def get_leaderboard(
+async def get_leaderboard(
     ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     track: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """The ranking per track (a page of it), with ties, flags, exclusions and the rules used."""
-    cache = ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring)
+    cache = await ctx.leaderboard.current(ctx.record.state, ctx.spec.scoring)
     if track is not None and track not in [b["track"] for b in cache.board["boards"]]:
         raise APIError("NOT_FOUND", f"no track {track!r}", None)
     if (limit, offset, track) == (DEFAULT_PAGE, 0, None):

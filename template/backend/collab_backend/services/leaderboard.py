@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from collab_backend.record.entries import ResultEntry, VerdictEntry
 from collab_backend.spec import Noise, Scoring
 
@@ -171,6 +173,16 @@ class LeaderboardCache:
         self.board: dict[str, Any] = {}
         self.body = b""
         self.by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+
+    def stale(self, state: Any) -> bool:
+        """Whether `get` would rank again (a result or a verdict changed since the last ranking)."""
+        return (id(state), state.results_version) != self._key
+
+    async def current(self, state: Any, scoring: Scoring) -> LeaderboardCache:
+        """`get` for async endpoints: a ranking to redo runs in a worker thread, not on the event loop."""
+        if self.stale(state):
+            await run_in_threadpool(self.get, state, scoring)
+        return self.get(state, scoring)
 
     def get(self, state: Any, scoring: Scoring) -> LeaderboardCache:
         key = (id(state), state.results_version)
