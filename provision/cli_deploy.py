@@ -95,10 +95,10 @@ def add_verbs(verbs: Any) -> None:
             "plan",
             _plan,
             "read the collab's resources on the Hub and show the changes still needed",
-            "Read back the live state of every resource of the collab (token identity and org roles, "
-            "buckets, Spaces: settings, variables, secret names, code, stage) and show the actions that "
-            "would bring it to challenge.yaml. Exit 0 when in sync, 2 when changes are pending, 1 on an "
-            "error or a blocker.",
+            "Read back the live state of every resource of the collab (token identity, org roles and the "
+            "token's permissions, buckets, Spaces: settings, variables, secret names, code, stage, the seed "
+            "files, and with jobs on the Jobs settings) and show the actions that would bring it to "
+            "challenge.yaml. Exit 0 when in sync, 2 when changes are pending, 1 on an error or a blocker.",
         ),
         (
             "apply",
