@@ -452,14 +452,31 @@ def _jobs_lines(spec: ChallengeSpec) -> list[str]:
     ]
     if not jobs.enabled:
         return [*out, "Jobs are off in this collab: run the harness on your own hardware and report results."]
-    out.append(
+    scratch_env = scratch_bucket_pattern(spec, "$AGENT_ID")
+    out += [
         f"The organizers pay for benchmark runs on HF Jobs: flavor {code(jobs.flavor)}, image {code(jobs.image)}, "
         f"at most {jobs.timeout_minutes} minutes each. Quotas: {jobs.quota.per_agent_per_day} runs per agent and "
         f"{jobs.quota.per_user_per_day} per Hugging Face user in any 24 hours; failed launches and "
-        "infrastructure failures are not charged. Run the harness yourself before you spend a run. Jobs are "
-        "launched through the backend API (`GET /v1` lists the endpoints this backend offers); your token "
-        "never enters the job's container."
-    )
+        "infrastructure failures are not charged. Run the harness yourself before you spend a run. Your token "
+        "never enters the job's container (in a rehearsal on one machine, jobs are local processes).",
+        "",
+        "Put the submission in a folder of your scratch bucket, launch it, and follow it to its end:",
+        "",
+        "```bash",
+        f'hf buckets sync my-submission "hf://buckets/{scratch_env}/jobs/try-1/"',
+        'curl -sS -X POST "$COLLAB_API/v1/jobs" -H "Authorization: Bearer $HF_TOKEN" \\',
+        '  -H "Content-Type: application/json" '
+        '-d "{\\"agent_id\\": \\"$AGENT_ID\\", \\"submission\\": \\"jobs/try-1\\"}"   # its "id" is JOB_ID',
+        'curl -sS "$COLLAB_API/v1/jobs/$JOB_ID"   # queued, running, then succeeded, failed, timeout or error',
+        'curl -sS "$COLLAB_API/v1/jobs/$JOB_ID/logs?tail=50"',
+        'curl -sS "$COLLAB_API/v1/jobs?agent=$AGENT_ID"   # your jobs and what is left of your quotas',
+        "```",
+        "",
+        "A job that ends `succeeded` carries the harness's `summary.json` (`valid`, `reasons`, the figures). "
+        "`failed` and `timeout` are charged; `error` (the infrastructure failed) is not. To claim the result, "
+        "write it as a result file with the job's figures and record it as in section 4. A summary with "
+        "`proxy: true` was measured by a stand-in and never ranks.",
+    ]
     if jobs.quota.overrides:
         out += [
             "",
