@@ -115,9 +115,14 @@ def _public_data(args: argparse.Namespace) -> Path:
     if args.data_dir is not None:
         return Path(args.data_dir)
     if args.engine == "vllm":
-        if PUBLIC_DATA.is_dir():
+        # data/ also carries the bundled sample (data/sample/): the public set is there only once the
+        # organizers built it with scripts/ and uploaded it beside the harness.
+        if (PUBLIC_DATA / "prompts.json").is_file():
             return PUBLIC_DATA
-        raise InfrastructureError(f"no public set: {PUBLIC_DATA} is missing; pass --data-dir")
+        raise InfrastructureError(
+            f"no public set: {PUBLIC_DATA / 'prompts.json'} is missing (the organizers build it with "
+            "challenge_gemma/scripts/ and upload it to the harness folder's data/); pass --data-dir"
+        )
     for folder in SAMPLE_DATA:
         if folder.is_dir():
             return folder

@@ -414,3 +414,18 @@ def test_usage_errors_exit_2() -> None:
     help_text = run("--help").stdout
     for flag in ("--submission-dir", "--state-dir", "--private-dir", "--engine", "--ppl-cap", "--params"):
         assert flag in help_text
+
+
+def test_a_seeded_harness_without_the_public_set_names_what_is_missing(tmp_path: Path) -> None:
+    # As provisioning lays it out: the harness with the bundled sample in data/, no public set yet.
+    harness = tmp_path / "harness"
+    shutil.copytree(HARNESS, harness, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "challenge_gemma" / "data", harness / "data")
+    done = subprocess.run(
+        [sys.executable, str(harness / "run.py"), "--submission-dir", str(EXAMPLES / "valid" / "bf16_baseline"),
+         "--state-dir", str(tmp_path / "state"), "--engine", "vllm", "--ppl-cap", "2.42"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "prompts.json is missing" in done.stderr and "scripts/" in done.stderr
+    assert not (tmp_path / "state" / "summary.json").exists()
