@@ -232,3 +232,32 @@ def test_loading_leaves_the_garbage_collector_as_it_found_it(roomy: World) -> No
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_merge_interrupted_before_its_parts_were_deleted_loads_each_entry_once(roomy: World) -> None:
+    from collab_backend.record.entries import encode
+    from collab_backend.record.store import Segment
+    from collab_backend.storage import Add
+
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        for i in range(MERGE_AT + 5):
+            roomy.record.clock.now += 61 if i % 40 == 39 else 0  # type: ignore[attr-defined]
+            client.post("/v1/messages", json={"agent_id": "speedy", "body": f"{i}"}, headers=auth(token))
+        merged = next(s for s in roomy.record.segments if s.level == 1)
+        log = list(roomy.record.state.log)
+    assert len(log) > merged.last + 3
+    # Segments left behind: parts inside the merged one's range, and one that straddles its end.
+    central = roomy.spec.storage.central_bucket
+    for first, last in ((merged.first, merged.first + 2), (merged.first + 3, merged.first + 9),
+                        (merged.last - 2, merged.last + 3)):  # fmt: skip
+        body = "".join(encode(e) + "\n" for e in log[first - 1 : last])
+        roomy.storage.batch(central, [Add(Segment(first, last, 0).path, body.encode())])
+    again = _restart(roomy)
+    try:
+        assert [e.seq for e in again.state.log] == list(range(1, len(log) + 1))
+        ids = [m.id for m in again.state.messages]
+        assert len(ids) == len(set(ids)) == MERGE_AT + 5
+    finally:
+        again.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from collab_backend.record.entries import (
@@ -72,18 +72,25 @@ class State:
         """Add an entry (the next in sequence) and return how to take it back."""
         return self._apply(entry)
 
-    def load(self, entry: Entry) -> None:
-        """Add an entry read back from the index (nothing to undo: it is durable).
+    def load_many(self, entries: Iterable[Entry]) -> None:
+        """Add entries read back from the index, in order (nothing to undo: they are durable).
 
-        Messages, nearly all of a large record, take a path without the undo bookkeeping: a
-        restart loads a million of them.
+        Entries already loaded (the overlap of a merge interrupted by a crash) are skipped.
         """
-        if isinstance(entry, MessageEntry) and entry.seq == self.seq + 1:
-            self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
-            self.log.append(entry)
-            self._index_message(entry)
-            return
-        self._apply(entry)
+        index, log = self._index_message, self.log
+        seq, last_ts = self.seq, self.last_ts
+        for entry in entries:
+            if entry.seq != seq + 1:
+                continue
+            if type(entry) is MessageEntry:  # nearly all of a large record: no undo bookkeeping
+                seq, last_ts = entry.seq, max(last_ts, entry.ts)
+                log.append(entry)
+                index(entry)
+                continue
+            self.seq, self.last_ts = seq, last_ts
+            self._apply(entry)
+            seq, last_ts = self.seq, self.last_ts
+        self.seq, self.last_ts = seq, last_ts
 
     def _apply(self, entry: Entry) -> Undo:
         if entry.seq != self.seq + 1:

@@ -140,9 +140,11 @@ class Record:
             for segment in found:
                 if segment.last <= self.state.seq:
                     continue
-                for data in parse_segment(self.storage.read(self.bucket, segment.path)):
-                    if data["seq"] == self.state.seq + 1:
-                        self.state.load(decode_data(data))
+                segment_start = self.state.seq  # a wider segment read before may cover part of this one
+                parsed = parse_segment(self.storage.read(self.bucket, segment.path))
+                self.state.load_many(decode_data(data) for data in parsed if data["seq"] > segment_start)
+                if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
+                    log.error("index segment %s does not continue entry %d", segment.path, segment_start)
                 self.segments.append(segment)
         finally:
             if self.state.seq - before >= FREEZE_AT:
