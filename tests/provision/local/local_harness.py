@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,9 +11,27 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 60.0
+
+
+def run_cli(capsys: Any, collab: Path, *argv: str) -> tuple[int, str]:
+    """`collab <argv> --target local <collab>` in process: its exit code and output, checked for leaked tokens."""
+    from provision.cli import main
+    from provision.local import IDENTITY_FILE
+
+    code = main([*argv, "--target", "local", str(collab)])
+    captured = capsys.readouterr()
+    output = str(captured.out + captured.err)
+    try:
+        tokens = list(json.loads((collab / IDENTITY_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        tokens = []
+    for token in tokens:
+        assert token not in output, "a local token leaked into the output"
+    return code, output
 
 
 class Proc:

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from local_harness import run_cli
 
-from provision.cli import main
 from provision.local import IDENTITY_FILE, local_target, local_tokens
 
 CENTRAL = "my-collab/gemma-collab-main-bucket"
@@ -17,16 +17,7 @@ AUDIT = "my-collab-admin/gemma-collab-audit-bucket"
 
 
 def run(capsys: pytest.CaptureFixture[str], collab: Path, *argv: str) -> tuple[int, str]:
-    code = main([*argv, "--target", "local", str(collab)])
-    captured = capsys.readouterr()
-    output = captured.out + captured.err
-    try:
-        tokens = list(json.loads((collab / IDENTITY_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        tokens = []
-    for token in tokens:
-        assert token not in output, "a local token leaked into the output"
-    return code, output
+    return run_cli(capsys, collab, *argv)
 
 
 def test_plan_apply_plan(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:

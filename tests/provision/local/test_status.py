@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from local_harness import Proc, alive, stop
+from local_harness import Proc, alive, run_cli, stop
 
 from provision.cli import main
 from provision.local import IDENTITY_FILE
@@ -24,16 +24,7 @@ CENTRAL = "my-collab/gemma-collab-main-bucket"
 
 
 def status(capsys: pytest.CaptureFixture[str], collab: Path, *extra: str) -> tuple[int, str]:
-    code = main(["status", "--target", "local", *extra, str(collab)])
-    captured = capsys.readouterr()
-    output = captured.out + captured.err
-    try:
-        tokens = list(json.loads((collab / IDENTITY_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        tokens = []
-    for token in tokens:
-        assert token not in output, "a local token leaked into the output"
-    return code, output
+    return run_cli(capsys, collab, "status", *extra)
 
 
 def line(output: str, address: str) -> str:
