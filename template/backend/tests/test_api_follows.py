@@ -112,5 +112,43 @@ def test_the_number_of_followed_channels_is_bounded(roomy: World, monkeypatch: p
             assert client.put(f"/v1/agents/speedy/follows/{name}", headers=auth(token)).status_code == 200
         refused = client.put("/v1/agents/speedy/follows/a3", headers=auth(token))
         assert refused.status_code == 422 and "at most 3" in refused.json()["error"]["message"]
-        assert len(client.get("/v1/digest/speedy").json()["channels"]) <= 3
+        # Every explicit follow is shown, the newest included; `general` gives way to them.
+        assert list(client.get("/v1/digest/speedy").json()["channels"]) == ["results", "a1", "a2"]
+        client.delete("/v1/agents/speedy/follows/a1", headers=auth(token))
+        assert client.get("/v1/agents/speedy/follows").json()["channels"] == ["general", "results", "a2"]
     assert MAX_FOLLOWED == 50
+
+
+def test_concurrent_follows_cannot_pass_the_cap(roomy: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collab_backend.errors import APIError
+
+    monkeypatch.setattr(follows, "MAX_FOLLOWED", 3)
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        names = [f"c{i}" for i in range(8)]
+        for name in names:
+            _open_channel(client, token, name)
+        identity = roomy.ctx.identity.identify(token)
+        # Hold the writer so that all eight requests pass the quick check before any is written.
+        gate, batch = threading.Event(), roomy.storage.batch
+        monkeypatch.setattr(roomy.storage, "batch", lambda *a, **k: (gate.wait(10), batch(*a, **k))[1])
+
+        def follow(name: str) -> str:
+            try:
+                follows.set_follow(roomy.ctx, identity, "speedy", name, True)
+                return "ok"
+            except APIError as exc:
+                return exc.code
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = [pool.submit(follow, name) for name in names]
+            time.sleep(0.3)
+            gate.set()
+            results = [o.result(timeout=10) for o in outcomes]
+        assert sorted(results) == ["VALIDATION_FAILED"] * 5 + ["ok"] * 3
+        assert sum(roomy.record.state.follows["speedy"].values()) == 3

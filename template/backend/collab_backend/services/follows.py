@@ -20,16 +20,24 @@ RECENT_OWN = 50  # posts of its own that make a channel followed without asking
 
 
 def followed_channels(state: State, agent_id: str) -> list[str]:
-    """The channels an agent's digest shows, in a stable order, at most MAX_FOLLOWED."""
-    explicit = state.follows.get(agent_id, {})
+    """The channels an agent's digest shows: `general` first, then those followed, then those posted in.
+
+    An explicit follow is never cut; `general` and the channels posted in fill what is left of
+    MAX_FOLLOWED.
+    """
+    # One C-level copy: the writer thread may add a follow while a reader is here.
+    explicit = dict(state.follows.get(agent_id, {}))
     own = state.by_author.get(agent_id, [])
-    candidates = [
-        DEFAULT_CHANNEL,
-        *(name for name, on in explicit.items() if on),
-        *(state.messages[p].channel for p in reversed(own[-RECENT_OWN:])),
-    ]
-    chosen = [c for c in dict.fromkeys(candidates) if explicit.get(c, True) and c in state.channels]
-    return chosen[:MAX_FOLLOWED]
+    followed = [name for name, on in explicit.items() if on]
+    posted = (state.messages[p].channel for p in reversed(own[-RECENT_OWN:]))
+    implicit = [c for c in dict.fromkeys([DEFAULT_CHANNEL, *posted]) if c not in explicit and c in state.channels]
+    shown = set(followed) | set(implicit[: max(0, MAX_FOLLOWED - len(followed))])
+    return [c for c in dict.fromkeys([DEFAULT_CHANNEL, *followed, *implicit]) if c in shown]
+
+
+def _check_room(state: State, agent: str, follow: bool) -> None:
+    if follow and sum(state.follows.get(agent, {}).values()) >= MAX_FOLLOWED:
+        raise APIError("VALIDATION_FAILED", f"an agent follows at most {MAX_FOLLOWED} channels", "unfollow one first")
 
 
 def set_follow(ctx: Context, identity: Identity, agent_id: str, channel: str, follow: bool) -> list[str]:
@@ -43,11 +51,11 @@ def set_follow(ctx: Context, identity: Identity, agent_id: str, channel: str, fo
         raise APIError("CHANNEL_UNKNOWN", f"no channel {channel!r}", "list them: GET /v1/channels")
     if state.follows.get(agent, {}).get(channel) == follow:
         return followed_channels(state, agent)
-    if follow and sum(state.follows.get(agent, {}).values()) >= MAX_FOLLOWED:
-        raise APIError("VALIDATION_FAILED", f"an agent follows at most {MAX_FOLLOWED} channels", "unfollow one first")
+    _check_room(state, agent, follow)  # a quick refusal; checked again in the writer
     ctx.limits.raw_posts.acquire(agent)
 
     def build(state: State, seq: int, ts: float) -> FollowEntry:
+        _check_room(state, agent, follow)  # so concurrent follows cannot pass the cap together
         return FollowEntry(seq, ts, agent, channel, follow)
 
     try:

@@ -181,13 +181,14 @@ class LeaderboardCache:
     async def current(self, state: Any, scoring: Scoring) -> LeaderboardCache:
         """`get` for async endpoints: a ranking to redo runs in a worker thread, not on the event loop."""
         if self.stale(state):
-            await run_in_threadpool(self.get, state, scoring)
-        return self.get(state, scoring)
+            return await run_in_threadpool(self.get, state, scoring)
+        return self
 
     def get(self, state: Any, scoring: Scoring) -> LeaderboardCache:
         key = (id(state), state.results_version)
         if key != self._key:
-            board = rank(state.results.values(), state.verdicts, scoring)
+            # list() copies in one C call: the writer thread may add a result while this ranks.
+            board = rank(list(state.results.values()), state.verdicts, scoring)
             by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
             for b in board["boards"]:
                 for standing in b["standings"]:

@@ -34,7 +34,7 @@ class UsageRanking:
     def get(self, state: State) -> UsageRanking:
         key = (id(state), state.usage_version)
         if key != self._key:
-            everyone = [usage_of(state, agent) for agent in state.token_stats]
+            everyone = [usage_of(state, agent) for agent in list(state.token_stats)]  # a C-level copy: writes go on
             everyone.sort(key=lambda u: -(u["input_tokens"] + u["output_tokens"]))
             self.items, self._key = everyone, key
             self.totals = {
