@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,10 @@ class FakeHub:
         """Make the next `times` calls of `method` raise the library's error for `status`."""
         self._failures.setdefault(method, []).append(_Failure(status, times, message))
 
+    def fail_network(self, method: str, *, times: int = 1, message: str = "injected connection failure") -> None:
+        """Make the next `times` calls of `method` raise a transport error (not an HTTP answer, not an OSError)."""
+        self._failures.setdefault(method, []).append(_Failure(0, times, message))
+
     def fail_paths(self, paths: Iterable[str], error: str = "injected operation failure") -> None:
         """Make batch operations on these destination paths fail while the others apply."""
         for path in paths:
@@ -274,6 +278,8 @@ class FakeHub:
             failure.times -= 1
             if failure.times <= 0:
                 pending.pop(0)
+            if failure.status == 0:
+                raise httpx2.ConnectError(failure.message, request=httpx2.Request("GET", url))
             if failure.status == 404 and "/buckets/" in url:
                 raise bucket_not_found(url.split("/api/buckets/", 1)[1])
             if failure.status == 404 and "/spaces/" in url:
@@ -949,8 +955,21 @@ class FakeHub:
                 and all(job.labels.get(k) == v for k, v in (labels or {}).items())
             ]
 
-    def advance_job(self, job_id: str, stage: str, *, logs: Iterable[str] = (), message: str | None = None) -> None:
-        """Move a job to `stage` (RUNNING, COMPLETED, ERROR...), adding log lines: what its container did."""
+    def advance_job(
+        self,
+        job_id: str,
+        stage: str,
+        *,
+        logs: Iterable[str] = (),
+        message: str | None = None,
+        exit_status: int | None = None,
+        ran_s: float | None = None,
+    ) -> None:
+        """Move a job to `stage` (RUNNING, COMPLETED, ERROR...), adding log lines: what its container did.
+
+        `exit_status` is what the job's command wrote to `/state/exit_status` (the file lands in the
+        bucket folder mounted at `/state`); `ran_s` backdates its start so it ran that long.
+        """
         with self._lock:
             job = self.jobs[job_id]
             now = datetime.now(UTC)
@@ -958,8 +977,15 @@ class FakeHub:
             job.logs += list(logs)
             if stage != "SCHEDULING" and job.started_at is None and stage != "CANCELED":
                 job.started_at = now
+            if ran_s is not None:
+                job.started_at = now - timedelta(seconds=ran_s)
             if stage in JOB_TERMINAL:
                 job.finished_at = now
+            if exit_status is not None:
+                volume = next(v for v in job.volumes if v.mount_path == "/state")
+                folder = (volume.path or "").strip("/")
+                path = f"{folder}/exit_status" if folder else "exit_status"
+                self._store(self.buckets[volume.source], path, f"{exit_status}\n".encode(), now)
 
 
 def _matches(name: str, patterns: list[str] | str | None, *, default: bool) -> bool:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from huggingface_hub.errors import JobNotFoundError
 from jobs_world import summary_bytes
 
 from collab_backend.jobs.base import MARKER_KEY, TOOL, LauncherError, LaunchRequest, job_labels
-from collab_backend.jobs.hub import HubLauncher
+from collab_backend.jobs.hub import _WRAPPER, TIMEOUT_LABEL, HubLauncher
+from collab_backend.services.job_endings import judge
 from collab_backend.storage import Add, FileInfo
 from collab_backend.storage.hub import HubStorage
 from collab_testing.hub import ADMIN_TOKEN, FakeHub
@@ -58,9 +62,11 @@ def test_a_job_gets_mounts_labels_and_a_command_and_never_the_token(hub: FakeHub
         "/submission": (AGENT, "sub", True),
         "/state": (AUDIT, "jobs/job-1800000000000-7/state", False),
     }
-    assert job.command == ["python3", "/harness/run.py", "--submission-dir", "/submission", "--state-dir", "/state",
-                           "--job-id", "job-1800000000000-7", "--ppl-cap", "2.42"]  # fmt: skip
+    assert job.command[:3] == ["sh", "-c", _WRAPPER]
+    assert job.command[3:] == ["python3", "/harness/run.py", "--submission-dir", "/submission", "--state-dir", "/state",
+                               "--job-id", "job-1800000000000-7", "--ppl-cap", "2.42"]  # fmt: skip
     assert job.labels[MARKER_KEY] == TOOL and job.labels["collab_job"] == "job-1800000000000-7"
+    assert job.labels[TIMEOUT_LABEL] == "2700"
     assert job.labels["collab_agent"] == "speedy"
     everything = json.dumps([job.command, job.labels, job.env, job.secrets, [v.to_dict() for v in job.volumes]])
     assert ADMIN_TOKEN not in everything and "hf_" not in everything
@@ -153,3 +159,70 @@ def test_the_fake_raises_the_librarys_job_errors(hub: FakeHub) -> None:
     info = hub.run_job(image="python:3.12", command=["true"], namespace="acme", token=ADMIN_TOKEN,
                        volumes=[Volume(type="bucket", source=AUDIT, path="empty", mount_path="/x")])  # fmt: skip
     assert info.status.stage == "ERROR" and "empty" in (info.status.message or "")
+
+
+def test_the_wrapper_records_the_harness_exit_status_and_exits_with_it(tmp_path: Path) -> None:
+    script = _WRAPPER.replace("/state/", f"{tmp_path}/")
+    done = subprocess.run(["sh", "-c", script, sys.executable, "-c", "import sys; print(sys.argv[1:]); sys.exit(7)",
+                           "a b", "$HOME", ";true"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 7 and done.stdout.strip() == "['a b', '$HOME', ';true']"
+    assert (tmp_path / "exit_status").read_text() == "7\n"
+
+
+JOB = "job-1800000000000-7"
+
+
+def test_a_crash_on_the_hub_is_charged_like_a_local_one(hub: FakeHub, launcher: HubLauncher) -> None:
+    handle = launcher.launch(request())
+    hub.advance_job(handle, "ERROR", message="Job failed with exit code: 1", exit_status=1, ran_s=30)
+    ended = launcher.poll(JOB, handle)
+    assert (ended.exit_code, ended.timed_out) == (1, False)
+    outcome = judge(ended)
+    assert (outcome.status, outcome.charged, outcome.exit_code) == ("failed", True, 1)
+
+
+def test_exit_3_on_the_hub_stays_an_infrastructure_failure(hub: FakeHub, launcher: HubLauncher) -> None:
+    handle = launcher.launch(request())
+    hub.advance_job(handle, "ERROR", exit_status=3, ran_s=30)
+    outcome = judge(launcher.poll(JOB, handle))
+    assert (outcome.status, outcome.charged, outcome.exit_code) == ("error", False, 3)
+
+
+def test_a_run_the_hub_killed_at_its_timeout_is_a_charged_timeout(hub: FakeHub, launcher: HubLauncher) -> None:
+    handle = launcher.launch(request())
+    hub.advance_job(handle, "ERROR", message="Job timed out", ran_s=2700)  # no exit status: the container was killed
+    ended = launcher.poll(JOB, handle)
+    assert ended.exit_code is None and ended.timed_out
+    outcome = judge(ended)
+    assert (outcome.status, outcome.charged) == ("timeout", True)
+
+
+def test_a_container_killed_early_without_an_exit_status_is_refunded(hub: FakeHub, launcher: HubLauncher) -> None:
+    handle = launcher.launch(request())
+    hub.advance_job(handle, "ERROR", message="node lost", ran_s=60)
+    outcome = judge(launcher.poll(JOB, handle))
+    assert (outcome.status, outcome.charged) == ("error", False)
+
+
+def test_a_garbled_exit_status_counts_as_none(hub: FakeHub, launcher: HubLauncher) -> None:
+    handle = launcher.launch(request())
+    HubStorage(hub, token=ADMIN_TOKEN).batch(AUDIT, [Add(f"jobs/{JOB}/state/exit_status", b"x" * 100)])
+    hub.advance_job(handle, "ERROR", ran_s=60)
+    assert launcher.poll(JOB, handle).exit_code is None
+
+
+def test_transport_failures_become_launcher_errors(hub: FakeHub, launcher: HubLauncher) -> None:
+    hub.fail_network("run_job")
+    with pytest.raises(LauncherError, match="could not be reached"):
+        launcher.launch(request())
+    handle = launcher.launch(request())
+    for method in ("inspect_job", "fetch_job_logs", "cancel_job", "list_jobs"):
+        hub.fail_network(method)
+    with pytest.raises(LauncherError):
+        launcher.poll(JOB, handle)
+    with pytest.raises(LauncherError):
+        launcher.logs(handle, 5)
+    with pytest.raises(LauncherError):
+        launcher.cancel(handle)
+    with pytest.raises(LauncherError):
+        launcher.find(JOB)

@@ -7,16 +7,22 @@ so a job never writes the central bucket: the backend publishes the summary once
 environment variable and no secret is passed, so the organizers' token never enters the
 container; it only authenticates the backend's own calls. The Hub enforces the timeout; the
 backend cancels a job that overstays it anyway.
+
+The Hub reports a stage, not the harness's exit status, so the command runs the harness through
+`sh -c`, which writes the harness's exit status to `/state/exit_status` when it exits; `poll`
+reads it back from the state folder. A run without that file was killed with its container: if
+it ran to about its timeout (carried by the `collab_timeout_s` label), it timed out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from itertools import islice
 from typing import Any, Protocol
 
 from huggingface_hub import Volume
-from huggingface_hub.errors import HfHubHTTPError, JobNotFoundError
+from huggingface_hub.errors import JobNotFoundError
 
 from collab_backend.jobs.base import LauncherError, LaunchRequest, Progress, redact
 from collab_backend.jobs.paths import state_folder
@@ -25,6 +31,13 @@ from collab_backend.storage import Add, Storage, StorageError
 
 TERMINAL = frozenset({"COMPLETED", "CANCELED", "ERROR", "DELETED"})
 MAX_MESSAGE = 500
+MAX_EXIT_STATUS_BYTES = 64
+TIMEOUT_LABEL = "collab_timeout_s"
+TIMED_OUT_SHARE = 0.95  # a killed run that ran this share of its timeout was stopped by it
+EXIT_STATUS_FILE = "exit_status"
+# Runs the harness ("$0" is the Python, "$@" the script and its options: never interpolated), then
+# records its exit status in the state folder and exits with it.
+_WRAPPER = '"$0" "$@"; status=$?; echo "$status" > /state/' + EXIT_STATUS_FILE + '; exit "$status"'
 
 
 class HubJobsClient(Protocol):
@@ -72,6 +85,15 @@ def _describe(exc: Exception) -> str:
     return f"the Hub answered {status}: {text}" if status else f"the Hub could not be reached: {text}"
 
 
+def _ran_to_timeout(info: Any) -> bool:
+    """Whether a run the Hub ended ran for about its timeout (the label says how long that was)."""
+    raw = (info.labels or {}).get(TIMEOUT_LABEL, "")
+    started, finished = info.started_at, info.finished_at
+    if not raw.isdecimal() or not isinstance(started, datetime) or not isinstance(finished, datetime):
+        return False
+    return (finished - started).total_seconds() >= int(raw) * TIMED_OUT_SHARE
+
+
 class HubLauncher:
     """Runs the harness as HF Jobs in the challenge org; handles are Hub job ids."""
 
@@ -105,8 +127,8 @@ class HubLauncher:
         ]  # fmt: skip
 
     def command(self, request: LaunchRequest) -> list[str]:
-        return [self.python, f"/harness/{request.entrypoint}", "--submission-dir", "/submission",
-                "--state-dir", "/state", *request.options]  # fmt: skip
+        return ["sh", "-c", _WRAPPER, self.python, f"/harness/{request.entrypoint}", "--submission-dir",
+                "/submission", "--state-dir", "/state", *request.options]  # fmt: skip
 
     def launch(self, request: LaunchRequest) -> str:
         # A mounted folder must hold a file, or the job fails to start.
@@ -117,9 +139,10 @@ class HubLauncher:
         try:
             info = self.api.run_job(
                 image=self.image, command=self.command(request), flavor=self.flavor, timeout=request.timeout_s,
-                labels=request.labels, volumes=self.volumes(request), namespace=self.namespace, token=self.token,
+                labels={**request.labels, TIMEOUT_LABEL: str(request.timeout_s)}, volumes=self.volumes(request),
+                namespace=self.namespace, token=self.token,
             )  # fmt: skip
-        except (HfHubHTTPError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure of the client (HTTP, transport, validation)
             raise LauncherError(_describe(exc)) from None
         return str(info.id)
 
@@ -128,7 +151,7 @@ class HubLauncher:
             info = self.api.inspect_job(job_id=handle, namespace=self.namespace, token=self.token)
         except JobNotFoundError:
             return Progress("lost", message="the Hub does not know the job", started=False)
-        except (HfHubHTTPError, OSError) as exc:
+        except Exception as exc:
             raise LauncherError(_describe(exc)) from None
         status = info.status
         stage = str(getattr(status.stage, "value", status.stage))
@@ -136,10 +159,25 @@ class HubLauncher:
         if stage not in TERMINAL:
             return Progress("running" if stage == "RUNNING" else "queued", stage=stage, message=message)
         summary, problem = self._summary(job_id)
+        code = self._exit_status(job_id)
+        started = info.started_at is not None
+        timed_out = code is None and started and _ran_to_timeout(info)
         return Progress(
-            "ended", stage=stage, message=message, canceled=stage in ("CANCELED", "DELETED"),
-            started=info.started_at is not None, summary=summary, summary_error=problem,
+            "ended", stage=stage, message=message, exit_code=code, timed_out=timed_out,
+            canceled=stage in ("CANCELED", "DELETED"), started=started, summary=summary, summary_error=problem,
         )  # fmt: skip
+
+    def _exit_status(self, job_id: str) -> int | None:
+        """The harness's exit status, as the command's wrapper wrote it; None when it did not."""
+        path = f"{state_folder(job_id)}/{EXIT_STATUS_FILE}"
+        try:
+            info = self.storage.stat(self.state_bucket, [path]).get(path)
+            if info is None or info.size > MAX_EXIT_STATUS_BYTES:
+                return None
+            text = self.storage.read(self.state_bucket, path).decode("ascii", "replace").strip()
+        except StorageError as exc:
+            raise LauncherError(f"could not read the job's exit status: {exc}") from None
+        return int(text) if text.isdecimal() and len(text) <= 3 else None
 
     def _summary(self, job_id: str) -> tuple[bytes | None, str]:
         path = state_folder(job_id) + "/summary.json"
@@ -159,7 +197,7 @@ class HubLauncher:
             return [redact(str(line)) for line in islice(lines, tail)]
         except JobNotFoundError:
             return []
-        except (HfHubHTTPError, OSError) as exc:
+        except Exception as exc:
             raise LauncherError(_describe(exc)) from None
 
     def cancel(self, handle: str) -> None:
@@ -167,14 +205,14 @@ class HubLauncher:
             self.api.cancel_job(job_id=handle, namespace=self.namespace, token=self.token)
         except JobNotFoundError:
             return
-        except (HfHubHTTPError, OSError) as exc:
+        except Exception as exc:
             raise LauncherError(_describe(exc)) from None
 
     def find(self, job_id: str) -> str | None:
         try:
             for info in self.api.list_jobs(labels={"collab_job": job_id}, namespace=self.namespace, token=self.token):
                 return str(info.id)
-        except (HfHubHTTPError, OSError) as exc:
+        except Exception as exc:
             raise LauncherError(_describe(exc)) from None
         return None
 

@@ -4,8 +4,8 @@ The monitor (a thread) polls the runs still going, cancels those far past their 
 records each ending: the end entry (status, charge, reason, the summary checked against the
 job summary schema) and the log's tail in the central bucket. A run that ends in an
 infrastructure failure is refunded by its end entry (`charged: false`): no summary and the
-harness's exit status 3, a stage `ERROR` (or a cancel) on the Hub without a summary, a run the
-launcher lost, a launch that never started.
+harness's exit status 3 (or 0), a Hub run killed with its container (no exit status) before
+about its timeout, a cancel, a run the launcher lost, a launch that never started.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def judge(progress: Progress) -> Outcome:
         return Outcome("error", False, "the job did not start before its timeout", code)
     if progress.canceled:
         return Outcome("error", False, f"the run was canceled ({progress.stage})", code)
-    if code is None:  # the Hub reports a stage, not the harness's exit status
+    if code is None:  # a Hub run whose container was killed before its command wrote the exit status
         detail = f": {progress.message}" if progress.message else ""
         return Outcome("error", False, f"the job ended {progress.stage} without a summary{detail}")
     if code == 3:

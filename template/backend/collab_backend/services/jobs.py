@@ -10,8 +10,9 @@ the launcher start the run; if it cannot, an end entry refunds the charge.
 Quotas count charged launches in the last 24 hours (a sliding window): per agent
 (`jobs.quota.per_agent_per_day`, or its entry in `overrides`) and per HF user over all of its
 agents (`per_user_per_day`). A run that ends in an infrastructure failure is refunded by its end
-entry (`charged: false`): no summary and the harness's exit status 3, a stage `ERROR` (or a
-cancel) on the Hub without a summary, a run the launcher lost, a launch that never started.
+entry (`charged: false`): no summary and the harness's exit status 3 (or 0), a Hub run killed
+with its container (no exit status) before about its timeout, a cancel, a run the launcher lost,
+a launch that never started.
 
 How runs end is `job_endings`; reading them is `job_views`.
 """
