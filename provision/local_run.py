@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib.util
+import ipaddress
 import json
 import os
 import signal
@@ -45,6 +46,7 @@ LOG_TAIL_LINES = 20
 PROCESS_FILE = f"{STATE_DIR}/processes.json"
 LOG_FILE = f"{STATE_DIR}/logs/backend.log"
 HEALTH_TIMEOUT = 2.0
+MAX_PID = 4_194_304  # Linux's highest pid_max: a larger recorded PID is no process of ours
 # The backend must not receive the organizers' Hub token: local mode reads folders only.
 _WITHHELD_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
@@ -78,11 +80,11 @@ def check_port(host: str, port: int) -> None:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this PID runs (a reaped child does not, nor a zombie waiting to be reaped)."""
-    if pid <= 0:
+    if not 0 < pid <= MAX_PID:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True  # it exists, under another user
@@ -103,6 +105,24 @@ def healthz(url: str, *, timeout: float = HEALTH_TIMEOUT) -> str | None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return str(getattr(reason, "strerror", None) or reason)
+
+
+def _own_address(host: str) -> bool:
+    """An IP address of this machine's (loopback, a wildcard or an interface's), or `localhost`."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if address.is_loopback or address.is_unspecified:
+        return True
+    try:
+        with socket.socket(socket.AF_INET6 if address.version == 6 else socket.AF_INET) as probe:
+            probe.bind((host, 0))  # binds only to an address this machine has
+    except OSError:
+        return False
+    return True
 
 
 def loopback_url(host: str, port: int) -> str:
@@ -136,7 +156,11 @@ class ProcessRecord:
         ints = (record.pid, record.port, record.started_by)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             return None
-        return record if all(isinstance(v, str) for v in (record.name, record.host, record.url)) else None
+        if not all(isinstance(v, str) for v in (record.name, record.host, record.url)):
+            return None
+        pids_ok = all(0 < v <= MAX_PID for v in (record.pid, record.started_by))
+        # Only an address of this machine's own: the file must not send status's check elsewhere.
+        return record if pids_ok and 0 < record.port < 65536 and _own_address(record.host) else None
 
 
 def read_processes(collab_dir: Path) -> list[ProcessRecord]:

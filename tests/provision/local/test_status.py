@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -106,6 +107,44 @@ def test_an_unreadable_process_file_is_an_error(collab: Path, capsys: pytest.Cap
     capsys.readouterr()
     code, out = status(capsys, collab)
     assert code == 1 and f"collab status: {PROCESS_FILE} is not readable JSON" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pid", 2**31),
+        ("pid", -1),
+        ("started_by", 2**40),
+        ("port", 70000),
+        ("host", "example.org"),
+        ("host", "10.9.8.7"),
+        (None, None),
+    ],
+)
+def test_a_forged_process_record_is_refused_not_followed(
+    collab: Path, capsys: pytest.CaptureFixture[str], field: str | None, value: object
+) -> None:
+    # A record that names a PID no process can have, or an address not of this machine, would
+    # crash the liveness check or send the health check elsewhere.
+    assert main(["apply", "--target", "local", str(collab)]) == 0
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID no process has now
+    record = {"name": "backend", "pid": gone.pid, "host": "127.0.0.1", "port": 8000, "url": "http://127.0.0.1:8000",
+              "started_at": "2026-11-21T00:00:00Z", "started_by": 4243, "log": ".collab/logs/backend.log"}  # fmt: skip
+    if field is not None:
+        record[field] = value
+    (collab / PROCESS_FILE).write_text(json.dumps({"processes": [record]}), encoding="utf-8")
+    capsys.readouterr()
+    code, out = status(capsys, collab)
+    assert "Traceback" not in out
+    if field is None:  # the same record unforged is read (its process is long gone: stale)
+        assert code == 2 and "stale" in out
+    else:
+        assert code == 1 and "does not hold process records" in out
+
+
+def test_a_pid_out_of_range_is_not_alive() -> None:
+    assert not pid_alive(2**31) and not pid_alive(2**63) and not pid_alive(0) and not pid_alive(-5)
 
 
 def test_running_orphaned_stale_and_cleanly_stopped(
