@@ -167,4 +167,6 @@ def check_permission(token: TokenScopes, permission: Permission, org: str) -> tu
     unknown = [p for p in held if p not in KNOWN_PERMISSIONS]
     if unknown:
         return "unconfirmed", f"its scope for {org} lists permission names this kit does not know: {', '.join(unknown)}"
+    if token.problem:  # an entry this kit could not read may be the one that grants it
+        return "unconfirmed", token.problem
     return "missing", f"its scope for {org} holds {', '.join(held) or 'nothing'}"

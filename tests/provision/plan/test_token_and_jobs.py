@@ -164,6 +164,19 @@ ODD_WHOAMI: list[Any] = [
             }
         }
     },
+    {  # an entry this kit cannot read beside a readable one for the same org: it may grant Jobs
+        "auth": {
+            "accessToken": {
+                "role": "fineGrained",
+                "fineGrained": {
+                    "scoped": [
+                        {"entity": {"type": "org", "name": ORG}, "permissions": ["repo.content.read"]},
+                        {"entity": {"type": "org", "name": ORG}, "perms": ["job.write"]},
+                    ]
+                },
+            }
+        }
+    },
 ]
 
 
