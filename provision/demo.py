@@ -64,7 +64,7 @@ from provision.challenge_types import ChallengeType, load_type
 from provision.demo_guide import Guide, GuideError, read_guide
 from provision.errors import ProvisionError
 from provision.local import ORGANIZER, LocalTarget, local_target, local_tokens
-from provision.local_run import DEFAULT_HOST, LocalCollab, backend_env, bring_up, pid_alive, urls
+from provision.local_run import DEFAULT_HOST, LocalCollab, backend_env, bring_up, pid_alive, urls, without_tokens
 from provision.seed import README_PATH
 
 HARNESS_TIMEOUT = 120.0
@@ -188,7 +188,7 @@ def run_harness(kind: ChallengeType, submission: Path, state: Path) -> dict[str,
     try:
         done = subprocess.run(
             [*command, *kind.cpu_args], cwd=kind.harness_dir, capture_output=True, text=True,
-            timeout=HARNESS_TIMEOUT, check=False,
+            timeout=HARNESS_TIMEOUT, check=False, env=without_tokens(),
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise DemoError(f"the harness ran over {HARNESS_TIMEOUT:.0f} s on {submission.name}") from None

@@ -51,6 +51,11 @@ MAX_PID = 4_194_304  # Linux's highest pid_max: a larger recorded PID is no proc
 _WITHHELD_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
+def without_tokens(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment (or `environ`) without the Hub token: local processes need none."""
+    return {k: v for k, v in (os.environ if environ is None else environ).items() if k not in _WITHHELD_ENV}
+
+
 class LocalRunError(ProvisionError):
     """A local process could not be started, or stopped running."""
 
@@ -232,7 +237,7 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
     """
     from provision.challenge_types import load_type  # deferred: loading a type imports its package
 
-    env = {k: v for k, v in os.environ.items() if k not in _WITHHELD_ENV}
+    env = without_tokens()
     backend = target.collab_dir / "backend"
     env.update(
         {

@@ -86,7 +86,7 @@ def tie_margin_words(noise: Noise, unit: str) -> str:
     formula = f"max({number(noise.min_margin)}, {number(noise.z)} x {number(noise.sigma)} x sqrt 2)"
     if noise.kind == "relative":
         return (
-            f"two scores tie when they differ by at most {formula} = {base:.4g} of the better score ({base * 100:.3g}%)"
+            f"two scores tie when they differ by at most {formula} = {base:.4g} of the larger score ({base * 100:.3g}%)"
         )
     shown_unit = f" {plain(unit)}" if unit else ""
     return f"two scores tie when they differ by at most {formula} = {base:.4g}{shown_unit}"

@@ -85,7 +85,7 @@ def test_invalid_results_and_their_descendants_are_hidden() -> None:
 
 
 def test_ties_within_the_noise_model_share_a_rank_and_do_not_chain() -> None:
-    # relative sigma 0.4%, z 2.5: margin = 2.5 * 0.004 * sqrt2 ~= 1.41% of the better score
+    # relative sigma 0.4%, z 2.5: margin = 2.5 * 0.004 * sqrt2 ~= 1.41% of the larger score
     spec = scoring(noise="{kind: relative, sigma: 0.004, z: 2.5}")
     rs = [result("a", "a", 315.0), result("b", "b", 312.0), result("c", "c", 310.0), result("d", "d", 300.0)]
     assert standings(rank(rs, {}, spec)) == [(1, "a", True), (1, "b", True), (3, "c", False), (4, "d", False)]

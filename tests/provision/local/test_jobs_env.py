@@ -33,3 +33,25 @@ def test_local_jobs_run_the_types_stand_in_in_the_collabs_state_folder(
 def test_cpu_args_set_by_the_organizer_are_kept(collab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLLAB_JOBS_CPU_ARGS", "[]")  # e.g. a machine with the real hardware
     assert backend_env(local_target(collab))["COLLAB_JOBS_CPU_ARGS"] == "[]"
+
+
+def test_the_demos_own_harness_runs_get_no_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import subprocess
+
+    from provision import demo
+    from provision.challenge_types import load_type
+    from provision.local_run import without_tokens
+
+    assert without_tokens({"HF_TOKEN": "hf_x", "HUGGING_FACE_HUB_TOKEN": "hf_y", "PATH": "/bin"}) == {"PATH": "/bin"}
+    monkeypatch.setenv("HF_TOKEN", "hf_demo_secret")
+    seen: dict[str, object] = {}
+
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        seen.update(kwargs)
+        return subprocess.CompletedProcess(command, 3, "", "")
+
+    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    with pytest.raises(demo.DemoError):
+        demo.run_harness(load_type("tsp"), tmp_path / "submission", tmp_path / "state")
+    env = seen["env"]
+    assert isinstance(env, dict) and "HF_TOKEN" not in env and "PATH" in env

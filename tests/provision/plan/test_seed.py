@@ -89,7 +89,7 @@ def test_gemma_readme_holds_every_value_of_the_spec(collab: Path) -> None:
         *[f"`{t.name}` ({t.label}): {t.description}" for t in s.tracks],
         *[f"| `{f}` | required |" for f in s.required_fields if f not in ("ppl", "track")],
         "one of `lossless`, `lossy`; required",
-        "max(0.01, 2.5 x 0.004 x sqrt 2) = 0.01414 of the better score (1.41%)",
+        "max(0.01, 2.5 x 0.004 x sqrt 2) = 0.01414 of the larger score (1.41%)",
         f"Mode `{v.mode}`",
         f"relative tolerance of {v.tolerance} (10%)",
         "`quality_gate` ≤ 0",
