@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
-from jobs_world import JOBS_YAML, PLAIN_HARNESS, ScriptedLauncher, seed_harness, summary_bytes, with_launcher
+from jobs_world import (
+    JOBS_YAML,
+    PLAIN_HARNESS,
+    ScriptedLauncher,
+    seed_harness,
+    summary_bytes,
+    wait_for,
+    with_launcher,
+)
 
 from collab_backend.context import Context, Limits
 from collab_backend.jobs.base import LauncherError, Progress, Runs
@@ -314,6 +322,55 @@ def test_live_logs_come_from_the_launcher_bounded_and_redacted(
     assert logs["complete"] is False and logs["lines"][0] == "key hf_[redacted]" and len(logs["lines"][1]) == 2000
     for bad in (0, 1001, "x"):
         assert code(jc.get(f"/v1/jobs/{job}/logs", params={"tail": bad})) == "VALIDATION_FAILED"
+
+
+def test_concurrent_live_log_reads_make_one_launcher_call(
+    jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = launch(jc, alice).json()["id"]
+    calls: list[str] = []
+    gate = threading.Event()
+
+    def slow_logs(handle: str, tail: int) -> list[str]:
+        calls.append(handle)
+        gate.wait(10)  # slower than the cache's lifetime would allow if it were stamped before the fetch
+        return ["working"]
+
+    monkeypatch.setattr(launcher, "logs", slow_logs)
+    monkeypatch.setattr("collab_backend.services.job_views.LIVE_LOG_TTL", 0.2)
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(jc.get, f"/v1/jobs/{job}/logs") for _ in range(8)]
+        wait_for(lambda: len(calls) >= 1)
+        threading.Timer(0.5, gate.set).start()
+        results = [a.result() for a in answers]
+    assert len(calls) == 1
+    assert all(r.status_code == 200 and r.json()["lines"] == ["working"] for r in results)
+
+
+def test_live_log_fetches_are_capped_over_all_jobs(
+    jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = launch(jc, alice).json()["id"], launch(jc, alice).json()["id"]
+    jw.ctx.runs.max_live_fetches = 1
+    calls: list[str] = []
+    gate = threading.Event()
+
+    def slow_logs(handle: str, tail: int) -> list[str]:
+        calls.append(handle)
+        gate.wait(10)
+        return [f"from {handle}"]
+
+    monkeypatch.setattr(launcher, "logs", slow_logs)
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(jc.get, f"/v1/jobs/{first}/logs")
+        wait_for(lambda: len(calls) == 1)
+        refused = jc.get(f"/v1/jobs/{second}/logs")
+        assert refused.status_code == 503 and code(refused) == "JOBS_UNAVAILABLE"
+        assert refused.headers["Retry-After"] == "2"
+        gate.set()
+        assert held.result().json()["lines"] == ["from run-1"]
+    assert calls == ["run-1"] and jw.ctx.runs.live_fetches == 0
+    assert jc.get(f"/v1/jobs/{second}/logs").json()["lines"] == ["from run-2"]
 
 
 # -- refusals and attacks -----------------------------------------------------------------------

@@ -132,4 +132,7 @@ class Runs:
     harness: tuple[str, frozenset[str]] | None = None  # (entrypoint hash, the options it accepts)
     logs: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)  # ended jobs' stored logs
     live_logs: dict[str, tuple[float, int, list[str]]] = field(default_factory=dict)  # (when, tail, lines)
+    live_fetching: dict[str, threading.Event] = field(default_factory=dict)  # one live-log fetch per job
+    live_fetches: int = 0  # live-log fetches in flight, all jobs together
+    max_live_fetches: int = 4
     loaded: bool = False  # `active` was rebuilt from the record

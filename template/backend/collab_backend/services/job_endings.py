@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from collab_backend.context import Context
 from collab_backend.errors import APIError
-from collab_backend.jobs.base import LauncherError, Progress, redact
+from collab_backend.jobs.base import LauncherError, Progress, Runs, redact
 from collab_backend.jobs.paths import job_path
 from collab_backend.jobs.summary import SummaryProblem, parse_summary
 from collab_backend.record.entries import JobEntry
@@ -106,6 +106,14 @@ def record_end(ctx: Context, launch: JobEntry, outcome: Outcome) -> JobEntry | N
         return None
 
 
+def remember_log(runs: Runs, job: str, lines: list[str]) -> None:
+    """Cache an ended job's log lines, the oldest entries leaving past LOG_CACHE; call with `runs.lock` held."""
+    runs.logs[job] = lines
+    runs.logs.move_to_end(job)
+    while len(runs.logs) > LOG_CACHE:
+        runs.logs.popitem(last=False)
+
+
 def clip_line(line: str) -> str:
     return redact(line[:MAX_LINE_CHARS])
 
@@ -131,9 +139,7 @@ def settle(ctx: Context, launch: JobEntry, handle: str | None, outcome: Outcome)
         runs.handles.pop(job, None)
         runs.stages.pop(job, None)
         runs.live_logs.pop(job, None)
-        runs.logs[job] = lines
-        while len(runs.logs) > LOG_CACHE:
-            runs.logs.popitem(last=False)
+        remember_log(runs, job, lines)
     if handle is not None and ctx.launcher is not None:
         ctx.launcher.release(handle)
     return True

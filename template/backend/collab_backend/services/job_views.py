@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_left
 from typing import Any
@@ -11,12 +12,13 @@ from collab_backend.errors import APIError
 from collab_backend.jobs.base import LauncherError
 from collab_backend.jobs.paths import job_path
 from collab_backend.record.entries import JobEntry, iso
-from collab_backend.services.job_endings import LOG_CACHE, clip_line, run_handle
+from collab_backend.services.job_endings import LOG_CACHE, clip_line, remember_log, run_handle
 from collab_backend.services.jobs import is_charged, quota_of
 from collab_backend.storage import NotFound, StorageError
 
 DEFAULT_LOG_LINES = 200
 LIVE_LOG_TTL = 3.0
+LIVE_LOG_WAIT = 15.0  # how long a reader waits for another reader's fetch of the same log
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -103,30 +105,64 @@ def job_logs(ctx: Context, job: str, tail: int) -> dict[str, Any]:
             except StorageError:
                 raise APIError("STORAGE_UNAVAILABLE", "the job's log could not be read", "retry shortly") from None
             with runs.lock:
-                runs.logs[job] = lines
-                while len(runs.logs) > LOG_CACHE:
-                    runs.logs.popitem(last=False)
+                remember_log(runs, job, lines)
     else:
         lines = _live_logs(ctx, job, events, tail)
     return {"id": job, "status": _status(ctx, events), "complete": ended, "lines": lines[-tail:]}
 
 
+def _busy() -> APIError:
+    return APIError("JOBS_UNAVAILABLE", "the job's log is being read for others; try again shortly", "retry in 2 s",
+                    headers={"Retry-After": "2"})  # fmt: skip
+
+
 def _live_logs(ctx: Context, job: str, events: list[JobEntry], tail: int) -> list[str]:
+    """A running job's log from the launcher, fetched once per job at a time.
+
+    At most `runs.max_live_fetches` fetches run at once over all jobs; each answer is cached
+    LIVE_LOG_TTL seconds from when it arrived. Readers beyond the cap get the cached lines (however
+    old) or JOBS_UNAVAILABLE.
+    """
     handle = run_handle(ctx, events)
-    if handle is None or ctx.launcher is None:
+    launcher = ctx.launcher
+    if handle is None or launcher is None:
         return []
     runs = ctx.runs
-    now = time.monotonic()
     with runs.lock:
         cached = runs.live_logs.get(job)
-    if cached is not None and now - cached[0] < LIVE_LOG_TTL and cached[1] >= tail:
+        if cached is not None and time.monotonic() - cached[0] < LIVE_LOG_TTL and cached[1] >= tail:
+            return cached[2]
+        pending = runs.live_fetching.get(job)
+        if pending is None:
+            if runs.live_fetches >= runs.max_live_fetches:
+                if cached is not None:
+                    return cached[2]
+                raise _busy()
+            pending = runs.live_fetching[job] = threading.Event()
+            runs.live_fetches += 1
+            mine = True
+        else:
+            mine = False
+    if not mine:  # another reader fetches this log: take what it brings
+        pending.wait(LIVE_LOG_WAIT)
+        with runs.lock:
+            cached = runs.live_logs.get(job)
+        if cached is None:
+            raise _busy()
         return cached[2]
+    want = max(tail, DEFAULT_LOG_LINES)
     try:
-        lines = [clip_line(line) for line in ctx.launcher.logs(handle, tail)]
+        lines = [clip_line(line) for line in launcher.logs(handle, want)]
     except LauncherError as exc:
         raise APIError("JOBS_UNAVAILABLE", f"the job's log could not be read: {exc}", "retry shortly") from None
-    with runs.lock:
-        runs.live_logs[job] = (now, tail, lines)
-        while len(runs.live_logs) > LOG_CACHE:
-            runs.live_logs.pop(next(iter(runs.live_logs)))
+    else:
+        with runs.lock:
+            runs.live_logs[job] = (time.monotonic(), want, lines)  # timestamped once the lines are here
+            while len(runs.live_logs) > LOG_CACHE:
+                runs.live_logs.pop(next(iter(runs.live_logs)))
+    finally:
+        with runs.lock:
+            runs.live_fetching.pop(job, None)
+            runs.live_fetches -= 1
+        pending.set()
     return lines
