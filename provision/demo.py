@@ -660,11 +660,18 @@ def _environment(name: str, value: str) -> Iterator[None]:
 
 
 def job_processes(jobs_dir: Path) -> list[int]:
-    """PIDs of processes running in the local job launcher's folders (none once the backend stopped them)."""
+    """PIDs of harness runs of the local job launcher (none once the backend stopped them).
+
+    A harness run works in a job's folder and runs a file copied there; a shell that merely sits
+    in that folder does not match.
+    """
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            if Path(os.readlink(entry / "cwd")).is_relative_to(jobs_dir):
+            if not Path(os.readlink(entry / "cwd")).is_relative_to(jobs_dir):
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if any(Path(os.fsdecode(arg)).is_relative_to(jobs_dir) for arg in argv[1:] if arg.startswith(b"/")):
                 found.append(int(entry.name))
     return sorted(found)
 

@@ -55,3 +55,24 @@ def test_the_demos_own_harness_runs_get_no_token(monkeypatch: pytest.MonkeyPatch
         demo.run_harness(load_type("tsp"), tmp_path / "submission", tmp_path / "state")
     env = seen["env"]
     assert isinstance(env, dict) and "HF_TOKEN" not in env and "PATH" in env
+
+
+def test_only_harness_runs_count_as_left_over_job_processes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from provision.demo import job_processes
+
+    jobs = tmp_path / "jobs"
+    run_dir = jobs / "job-1" / "harness"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.py").write_text("import time\ntime.sleep(60)\n", encoding="utf-8")
+    harness = subprocess.Popen([sys.executable, str(run_dir / "run.py")], cwd=run_dir)
+    bystander = subprocess.Popen(["sleep", "60"], cwd=run_dir)  # e.g. a shell sitting in the folder
+    try:
+        assert job_processes(jobs) == [harness.pid]
+    finally:
+        for proc in (harness, bystander):
+            proc.kill()
+            proc.wait()
+    assert job_processes(jobs) == []
