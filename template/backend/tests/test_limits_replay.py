@@ -95,7 +95,11 @@ def _charged(world: World) -> dict[tuple[str, str], int]:
 
 
 def test_every_write_is_replayed_against_the_limiter_and_key_that_charged_it(roomy: World) -> None:
-    """charge_of must say, for each kind of write, exactly what the service charged."""
+    """charge_of must say, for each kind of write here, exactly what the service charged.
+
+    Job launches are checked in test_api_jobs (they need a launcher); verdicts and broadcasts are
+    organizers' and charge nothing (the broadcast here shows it).
+    """
     world = roomy
     with TestClient(world.app) as client:
         alice = world.user("alice")
