@@ -156,3 +156,58 @@ def test_a_plain_harness_runs_with_the_two_folders_only(storage: LocalStorage, t
         assert launcher.poll("job-1800000000000-1", handle).exit_code == 0
     finally:
         launcher.close()
+
+
+def test_concurrent_launches_never_start_more_than_max_running(storage: LocalStorage, tmp_path: Path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = submit(storage, "sleep")
+    launcher = LocalLauncher(storage, workdir=tmp_path / "many", max_running=1, kill_grace_s=1.0)
+    barrier = threading.Barrier(8)
+
+    def one(i: int) -> str | None:
+        barrier.wait()
+        try:
+            return launcher.launch(request(files, job_id=f"job-1800000000000-{i}"))
+        except LauncherError:
+            return None
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            started = [h for h in pool.map(one, range(8)) if h is not None]
+        assert len(started) == 1
+    finally:
+        assert len(launcher.close()) == 1
+
+
+def test_a_file_changed_after_the_check_refuses_the_launch(storage: LocalStorage, launcher: LocalLauncher) -> None:
+    files = submit(storage, "ok")
+    storage.batch(AGENT, [Add("sub/mode.txt", b"o" * 5_000_000)])  # grown after the check
+    with pytest.raises(LauncherError, match="changed after the launch checked it"):
+        launcher.launch(request(files))
+    same_size = submit(storage, "ok")
+    storage.batch(AGENT, [Add("sub/mode.txt", b"no")])  # same size, other content
+    with pytest.raises(LauncherError, match="changed"):
+        launcher.launch(request(same_size))
+    handle = launcher.launch(request(submit(storage, "ok")))  # a failed launch left no slot taken
+    wait_for(lambda: launcher.poll("job-1800000000000-1", handle).state == "ended")
+
+
+def test_the_group_is_signalled_only_while_the_child_is_unreaped(
+    storage: LocalStorage, launcher: LocalLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, bool]] = []
+    real = os.killpg
+
+    def spy(pgid: int, sig: int) -> None:
+        seen.append((pgid, Path(f"/proc/{pgid}").exists()))  # a reaped child has no /proc entry
+        real(pgid, sig)
+
+    monkeypatch.setattr("collab_backend.jobs.local.os.killpg", spy)
+    for mode, job in (("ok", "job-1800000000000-1"), ("sleep", "job-1800000000000-2")):
+        handle = launcher.launch(request(submit(storage, mode), job_id=job))
+        if mode == "sleep":
+            launcher.cancel(handle)
+        wait_for(lambda h=handle, j=job: launcher.poll(j, h).state == "ended")  # type: ignore[misc]
+    assert len(seen) >= 4 and all(unreaped for _, unreaped in seen)

@@ -1,11 +1,14 @@
 """Local mode's launcher: the harness as a subprocess of the backend, on this machine.
 
 Each run gets a private folder (mode 0700) holding copies of the harness (the central bucket's
-harness folder) and of the submission (exactly the files the launch checked), an empty state
+harness folder) and of the submission (exactly the files the launch checked: a file whose size
+or hash changed since refuses the launch), an empty state
 folder, a home folder and the log. The child starts in its own session with an environment that
 carries no token: only a short list of harmless variables passes (PATH, locale, time zone, GPU
 selection), and none whose name looks like a credential. A waiter thread per run stops it at the
 timeout (SIGTERM to its process group, whose id is the child's PID, then SIGKILL) and reaps it.
+The group is only signalled while the child is unreaped (its exit is seen with `waitid(WNOWAIT)`),
+so its PID cannot have been reused. A slot of `max_running` is reserved before the copy starts.
 `close()` stops and reaps every run still going and removes the folders.
 
 Local mode is a rehearsal, not a sandbox: the harness runs as the backend's user.
@@ -73,6 +76,8 @@ class _Run:
     timed_out: bool = False
     canceled: bool = False
     waiter: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)  # signalling vs reaping
+    reaped: bool = False
 
     @property
     def log_path(self) -> Path:
@@ -99,6 +104,7 @@ class LocalLauncher:
         self.max_running, self.max_timeout_s, self.kill_grace_s = max_running, max_timeout_s, kill_grace_s
         self._workdir, self._own_workdir = workdir, workdir is None
         self._runs: dict[str, _Run] = {}
+        self._reserved = 0  # launches between the check of max_running and their run's registration
         self._lock = threading.Lock()
         self._closed = False
 
@@ -117,16 +123,26 @@ class LocalLauncher:
         with self._lock:
             if self._closed:
                 raise LauncherError("the backend is stopping")
-            running = sum(1 for run in self._runs.values() if not run.done.is_set())
+            running = self._reserved + sum(1 for run in self._runs.values() if not run.done.is_set())
             if running >= self.max_running:
                 raise LauncherError(f"{running} local job(s) are running, the most this machine runs at once")
-            base = self._base()
-        root = Path(tempfile.mkdtemp(prefix=f"{request.job_id}-", dir=base))
+            self._reserved += 1
+        registered = False
         try:
-            return self._start(request, root)
-        except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
+            with self._lock:
+                base = self._base()
+            root = Path(tempfile.mkdtemp(prefix=f"{request.job_id}-", dir=base))
+            try:
+                handle = self._start(request, root)
+                registered = True
+                return handle
+            except BaseException:
+                shutil.rmtree(root, ignore_errors=True)
+                raise
+        finally:
+            if not registered:
+                with self._lock:
+                    self._reserved -= 1
 
     def _start(self, request: LaunchRequest, root: Path) -> str:
         harness, submission, state, home = (root / name for name in ("harness", "submission", "state", "home"))
@@ -134,9 +150,7 @@ class LocalLauncher:
             folder.mkdir()
         try:
             self._copy_harness(request, harness)
-            base = request.submission_path + "/"
-            for info in request.submission_files:
-                self._write(submission, info.path[len(base) :], request.submission_bucket, info.path)
+            self._copy_submission(request, submission)
         except StorageError as exc:
             raise LauncherError(f"could not copy the job's files: {exc}") from None
         entry = harness / request.entrypoint
@@ -159,6 +173,7 @@ class LocalLauncher:
         run.waiter = threading.Thread(target=self._wait, args=(run,), name=f"job-{process.pid}", daemon=True)
         with self._lock:
             self._runs[request.job_id] = run
+            self._reserved -= 1  # the slot is the run's now
         run.waiter.start()
         log.info("job %s started as PID %d", request.job_id, process.pid)
         return request.job_id
@@ -177,39 +192,76 @@ class LocalLauncher:
                 return
             cursor = page.next_cursor
 
-    def _write(self, folder: Path, relative: str, bucket: str, path: str) -> None:
+    def _copy_submission(self, request: LaunchRequest, submission: Path) -> None:
+        """Copy exactly what the launch checked: a file whose size or hash changed since refuses the launch."""
+        bucket, base = request.submission_bucket, request.submission_path + "/"
+        now = self.storage.stat(bucket, [info.path for info in request.submission_files])
+        for checked in request.submission_files:
+            current = now.get(checked.path)
+            if current is None or current.size != checked.size or (checked.hash and current.hash != checked.hash):
+                raise LauncherError(f"{checked.path} changed after the launch checked it; launch again")
+            self._write(submission, checked.path[len(base) :], bucket, checked.path, size=checked.size)
+
+    def _write(self, folder: Path, relative: str, bucket: str, path: str, *, size: int | None = None) -> None:
         check_path(relative)  # bucket paths obey the path rules; checked again before touching the disk
         destination = folder / relative
         if not destination.resolve().is_relative_to(folder.resolve()):
             raise LauncherError(f"{relative} leaves the job's folder")
+        data = self.storage.read(bucket, path)
+        if size is not None and len(data) != size:
+            raise LauncherError(f"{path} changed after the launch checked it; launch again")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(self.storage.read(bucket, path))
+        destination.write_bytes(data)
 
     # -- watching -----------------------------------------------------------------------------
     def _wait(self, run: _Run) -> None:
         try:
-            run.process.wait(timeout=max(0.0, run.deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
-            log.warning("job %s ran past its timeout; stopping PID %d", run.job_id, run.process.pid)
+            if not self._exited(run, max(0.0, run.deadline - time.monotonic())):
+                run.timed_out = True
+                log.warning("job %s ran past its timeout; stopping PID %d", run.job_id, run.process.pid)
         finally:
             self._stop(run)  # reaps the child, and ends anything it left behind in its group
             run.done.set()
 
+    @staticmethod
+    def _exited(run: _Run, timeout: float | None) -> bool:
+        """Whether the child exited within `timeout` seconds (None: wait for it), without reaping it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            with run.lock:
+                if run.reaped:
+                    return True
+                try:
+                    seen = os.waitid(os.P_PID, run.process.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+                except ChildProcessError:
+                    return True
+            if seen is not None:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.2)
+
+    @staticmethod
+    def _signal(run: _Run, sig: signal.Signals) -> None:
+        """Signal the run's process group, only while its leader is unreaped (so its PID is still its own)."""
+        with run.lock:
+            if not run.reaped:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(run.process.pid, sig)
+
     def _stop(self, run: _Run) -> None:
         """SIGTERM, then SIGKILL, to the run's process group (its id is the child's PID); then reap."""
-        pid = run.process.pid
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
-            try:
-                run.process.wait(timeout=self.kill_grace_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)  # whatever the harness spawned and left behind
-        run.process.wait()
+        self._signal(run, signal.SIGTERM)
+        if not self._exited(run, self.kill_grace_s):
+            self._signal(run, signal.SIGKILL)
+            self._exited(run, None)
+        self._signal(run, signal.SIGKILL)  # whatever the harness spawned and left behind
+        with run.lock:
+            if not run.reaped:
+                run.process.wait()
+                run.reaped = True
 
     def _run(self, handle: str) -> _Run | None:
         with self._lock:
