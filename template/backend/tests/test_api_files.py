@@ -115,3 +115,24 @@ def test_no_agent_can_write_into_the_jobs_harness(tmp_path, clock) -> None:  # t
         refused = client.post("/v1/shared-resources/sync", json=body, headers=auth(token))
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
         assert world.storage.stat(world.spec.storage.central_bucket, ["shared_resources/harness/run.py"]) == {}
+
+
+def test_sync_size_caps_refuse_a_big_file_and_a_big_total(storage_kind: str, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    from backend_world import SPEC_YAML, make_spec
+
+    tight = World(
+        storage_kind, tmp_path, make_spec(SPEC_YAML + "storage: {max_file_bytes: 10, max_sync_bytes: 15}\n"), clock
+    )
+    with TestClient(tight.app) as client:
+        token = tight.user("alice")
+        tight.agent(client, token, "speedy")
+        tight.write(
+            token, tight.bucket_of("speedy"), {"big/a.bin": b"x" * 11, "sum/a.bin": b"x" * 8, "sum/b.bin": b"x" * 8}
+        )
+        for source, message in (("big/", "big/a.bin is over 10 bytes"), ("sum/", "the files total more than 15 bytes")):
+            refused = client.post(
+                "/v1/artifacts/sync", json={"agent_id": "speedy", "source": source}, headers=auth(token)
+            )
+            assert refused.status_code == 413 and refused.json()["error"]["code"] == "BODY_TOO_LARGE"
+            assert message in refused.json()["error"]["message"]
+        assert not tight.storage.list(tight.spec.storage.central_bucket, "artifacts/").items

@@ -479,3 +479,21 @@ def test_the_self_description_says_how_jobs_run(jw: World, jc: TestClient) -> No
     assert jobs["enabled"] is True and jobs["launch"] == "POST /v1/jobs"
     assert jobs["timeout_minutes"] == 1 and jobs["quota"] == {"per_agent_per_day": 3, "per_user_per_day": 5}
     assert jobs["flavor"] == jw.spec.jobs.flavor
+
+
+def test_submission_size_caps_are_refused_before_the_charge(
+    storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher
+) -> None:
+    tight_yaml = JOBS_YAML + "storage: {max_file_bytes: 10, max_sync_bytes: 15}\n"
+    world = with_launcher(World(storage_kind, tmp_path, make_spec(tight_yaml), clock), launcher)
+    seed_harness(world)
+    with TestClient(world.app) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        world.write(token, world.bucket_of("speedy"), {"big/a": b"x" * 11, "sum/a": b"x" * 8, "sum/b": b"x" * 8})
+        for folder, message in (("big", "big/a is over 10 bytes"), ("sum", "the files total more than 15 bytes")):
+            refused = launch(client, token, submission=folder)
+            assert refused.status_code == 413 and code(refused) == "BODY_TOO_LARGE"
+            assert message in refused.json()["error"]["message"]
+        assert client.get("/v1/jobs", params={"agent": "speedy"}).json()["items"] == []
+        assert launcher.requests == []

@@ -18,6 +18,7 @@ from collab_backend.identity import Identity
 from collab_backend.record.entries import FileCopyEntry
 from collab_backend.record.state import State
 from collab_backend.services.registry import agent_of
+from collab_backend.services.sources import check_sizes, list_bounded
 from collab_backend.storage import Copy, FileInfo, check_path
 
 Area = Literal["artifacts", "shared_resources", "taskforce", "traces"]
@@ -27,17 +28,7 @@ def _source_files(ctx: Context, bucket: str, source: str) -> list[FileInfo]:
     """The files under a folder (ending in '/') or the single file `source` of the agent's bucket."""
     if source.endswith("/"):
         check_path(source[:-1])
-        found: list[FileInfo] = []
-        cursor = None
-        cap = ctx.spec.storage.max_sync_files
-        while True:
-            page = ctx.storage.list(bucket, source, cursor=cursor)
-            found += page.items
-            if len(found) > cap:
-                raise APIError("VALIDATION_FAILED", f"{source} holds more than {cap} files", "sync a smaller folder")
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
+        return list_bounded(ctx, bucket, source, too_many="VALIDATION_FAILED", hint="sync a smaller folder")
     check_path(source)
     info = ctx.storage.stat(bucket, [source]).get(source)
     if info is None:
@@ -54,12 +45,7 @@ def sync_files(
     if not ctx.storage.bucket_exists(bucket):
         raise APIError("SCRATCH_BUCKET_MISSING", f"bucket {bucket} does not exist", None)
     files = _source_files(ctx, bucket, source)
-    limits = ctx.spec.storage
-    too_big = [f.path for f in files if f.size > limits.max_file_bytes]
-    if too_big:
-        raise APIError("BODY_TOO_LARGE", f"{too_big[0]} is over {limits.max_file_bytes} bytes", "share it elsewhere")
-    if sum(f.size for f in files) > limits.max_sync_bytes:
-        raise APIError("BODY_TOO_LARGE", f"the files total more than {limits.max_sync_bytes} bytes", "sync less")
+    check_sizes(ctx, files, hint="sync less, or share large files elsewhere")
     base = source if source.endswith("/") else source.rsplit("/", 1)[0] + "/" if "/" in source else ""
     plan = []
     for f in files:

@@ -34,6 +34,7 @@ from collab_backend.record.entries import JobEntry
 from collab_backend.record.state import State
 from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
+from collab_backend.services.sources import check_sizes, list_bounded
 from collab_backend.storage import FileInfo, NotFound, check_path
 
 log = logging.getLogger("collab_backend.jobs")
@@ -118,24 +119,10 @@ def _folder(submission: str) -> str:
 
 
 def _submission_files(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo, ...]:
-    limits = ctx.spec.storage
-    found: list[FileInfo] = []
-    cursor = None
-    while True:
-        page = ctx.storage.list(bucket, folder + "/", cursor=cursor)
-        found += page.items
-        if len(found) > limits.max_sync_files:
-            raise APIError("BODY_TOO_LARGE", f"{folder}/ holds more than {limits.max_sync_files} files", None)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    found = list_bounded(ctx, bucket, folder + "/", too_many="BODY_TOO_LARGE", hint=None)
     if not found:
         raise APIError("SUBMISSION_NOT_FOUND", f"{bucket} has no files under {folder}/", "write the submission first")
-    too_big = [f.path for f in found if f.size > limits.max_file_bytes]
-    if too_big:
-        raise APIError("BODY_TOO_LARGE", f"{too_big[0]} is over {limits.max_file_bytes} bytes", None)
-    if sum(f.size for f in found) > limits.max_sync_bytes:
-        raise APIError("BODY_TOO_LARGE", f"the submission holds more than {limits.max_sync_bytes} bytes", None)
+    check_sizes(ctx, found, hint=None)
     return tuple(found)
 
 

@@ -56,3 +56,32 @@ def read_text(ctx: Context, source: Source) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise APIError("NOT_UTF8", f"{source.path} is not UTF-8 text", "save it as UTF-8") from None
+
+
+def list_bounded(ctx: Context, bucket: str, folder: str, *, too_many: str, hint: str | None) -> list[FileInfo]:
+    """Every file under `folder` (ending in '/'), refused with the code `too_many` past the sync cap.
+
+    The listing stops at the first page over `storage.max_sync_files`: a huge folder costs a few
+    pages, not all of them.
+    """
+    cap = ctx.spec.storage.max_sync_files
+    found: list[FileInfo] = []
+    cursor = None
+    while True:
+        page = ctx.storage.list(bucket, folder, cursor=cursor)
+        found += page.items
+        if len(found) > cap:
+            raise APIError(too_many, f"{folder} holds more than {cap} files", hint)
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def check_sizes(ctx: Context, files: list[FileInfo], *, hint: str | None) -> None:
+    """BODY_TOO_LARGE for a file over `storage.max_file_bytes` or a total over `max_sync_bytes`."""
+    limits = ctx.spec.storage
+    too_big = [f.path for f in files if f.size > limits.max_file_bytes]
+    if too_big:
+        raise APIError("BODY_TOO_LARGE", f"{too_big[0]} is over {limits.max_file_bytes} bytes", hint)
+    if sum(f.size for f in files) > limits.max_sync_bytes:
+        raise APIError("BODY_TOO_LARGE", f"the files total more than {limits.max_sync_bytes} bytes", hint)
