@@ -1,10 +1,12 @@
 """Suite-wide options: tests needing the live Hub or a GPU run only when asked for.
 
 They are reported as skipped with the flag that enables them, never counted as passing.
+`--update-goldens` rewrites the recorded texts the `golden` fixture compares against.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,9 @@ OPT_IN = {
 def pytest_addoption(parser: pytest.Parser) -> None:
     for flag, help_text in OPT_IN.values():
         parser.addoption(flag, action="store_true", default=False, help=f"run tests that {help_text}")
+    parser.addoption(
+        "--update-goldens", action="store_true", default=False, help="rewrite recorded texts instead of comparing"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -38,3 +43,22 @@ def example_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("example") / "collab"
     copier.run_copy(str(ROOT), dest, defaults=True, vcs_ref="HEAD", quiet=True)
     return dest / "challenge.yaml"
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[Path, str], None]:
+    """Compare a generated text with its recorded copy, byte for byte.
+
+    With `--update-goldens` the copy is rewritten instead: for an intended change of the text,
+    whose diff then shows in review.
+    """
+
+    def check(recorded: Path, text: str) -> None:
+        if request.config.getoption("--update-goldens"):
+            recorded.write_bytes(text.encode("utf-8"))
+            return
+        assert recorded.is_file(), f"{recorded} is missing; record it with --update-goldens"
+        expected = recorded.read_bytes().decode("utf-8")
+        assert text == expected, f"differs from {recorded}; if the change is intended, rerun with --update-goldens"
+
+    return check

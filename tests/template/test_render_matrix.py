@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,10 +32,12 @@ from template_harness import (
     render,
 )
 
-from provision.challenge_types import registered
-from provision.spec import check_spec
+from provision.challenge_types import load_type, registered
+from provision.onboarding import render_readme
+from provision.spec import check_spec, load_spec
 
 MODELINE = "# yaml-language-server: $schema=./schemas/challenge.schema.json"
+READMES = REPO / "tests" / "provision" / "onboarding" / "matrix"
 TYPES = sorted(registered())
 MODES = ("manual", "eval-space", "jobs")
 
@@ -167,6 +170,18 @@ def rendered_from_templates() -> list[str]:
         relative = source.relative_to(REPO / "template").as_posix().removesuffix(".jinja")
         out.append(".copier-answers.yml" if "_copier_conf.answers_file" in relative else relative)
     return out
+
+
+def test_onboarding_readme_is_the_recorded_one(
+    rendered: tuple[Combo, Path], golden: Callable[[Path, str], None]
+) -> None:
+    combo, collab = rendered
+    spec = load_spec(collab / "challenge.yaml").spec
+    golden(READMES / f"{combo.id}.md", render_readme(spec, load_type(spec.challenge.type).task_section(spec)))
+
+
+def test_every_recorded_readme_is_a_rendered_combination() -> None:
+    assert sorted(p.stem for p in READMES.glob("*.md")) == sorted(c.id for c in RENDERED)
 
 
 def test_no_template_syntax_left(rendered: tuple[Combo, Path]) -> None:
