@@ -52,7 +52,7 @@ def docs(session: nox.Session) -> None:
     with (ROOT / "docs" / "challenge-spec.md").open("w", encoding="utf-8") as out:
         session.run("python", "-m", "provision.spec.reference", stdout=out)
     with (ROOT / "docs" / "cli.md").open("w", encoding="utf-8") as out:
-        session.run("python", "-m", "provision.cli_reference", stdout=out)
+        session.run("python", "-m", "provision.cli.reference", stdout=out)
 
 
 @nox.session(default=False)

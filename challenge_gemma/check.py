@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from provision.challenge_types import CheckResult
-from provision.plugins.claims import check_claimed_fields, is_number
+from provision.challenge_types.claims import check_claimed_fields, is_number
 
 if TYPE_CHECKING:
     from provision.spec import ChallengeSpec

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from challenge_tsp.harness.run import Instance, load_instance, tour_length, tour_problems
 from provision.challenge_types import CheckResult
-from provision.plugins.claims import check_claimed_fields
+from provision.challenge_types.claims import check_claimed_fields
 
 if TYPE_CHECKING:
     from provision.spec import ChallengeSpec

@@ -46,7 +46,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from provision.token_scopes import COLLAB_PERMISSIONS  # the permission names are assumed in one place
+from provision.hub.token_scopes import COLLAB_PERMISSIONS  # the permission names are assumed in one place
 
 ENDPOINT = "https://huggingface.co"
 ADMIN_TOKEN = "hf_test_organizer_token"  # a conventional token for tests that seed an organizer

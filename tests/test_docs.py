@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from provision.cli import build_parser
-from provision.cli_reference import render_cli_reference
+from provision.cli.reference import render_cli_reference
 from provision.spec.reference import render_reference
 from provision.spec.schema import load_schema, resolve
 

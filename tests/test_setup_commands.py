@@ -35,8 +35,8 @@ from pathlib import Path
 import pytest
 
 from collab_testing.hub import FakeHub
-from provision.apply import WaitPolicy
 from provision.cli import main
+from provision.plan.apply import WaitPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "SETUP.md"
@@ -337,8 +337,8 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub()
     fake.add_user(USER, TOKEN, {ORG: "admin", ADMIN_ORG: "admin"})
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr("provision.hub_client.connect", lambda: fake)
-    monkeypatch.setattr("provision.cli_deploy.WaitPolicy", functools.partial(WaitPolicy, sleep=lambda _s: None))
+    monkeypatch.setattr("provision.hub.client.connect", lambda: fake)
+    monkeypatch.setattr("provision.cli.deploy.WaitPolicy", functools.partial(WaitPolicy, sleep=lambda _s: None))
     return fake
 
 

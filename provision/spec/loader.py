@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision import challenge_types
+from provision.challenge_types import registry as challenge_types
 from provision.errors import SpecError
 from provision.migrations import CURRENT_SPEC_VERSION
 from provision.migrations.renames import RENAMES

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from challenge_newtype.harness.run import TARGETS_FILE, load_targets, mean_absolute_error, prediction_problems
 from provision.challenge_types import CheckResult
-from provision.plugins.claims import check_claimed_fields
+from provision.challenge_types.claims import check_claimed_fields
 
 if TYPE_CHECKING:
     from provision.spec import ChallengeSpec

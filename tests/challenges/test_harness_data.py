@@ -15,10 +15,10 @@ import pytest
 from type_conformance import run_harness, seeded_harness
 
 from provision.challenge_types import ChallengeType, CheckResult, load_type
-from provision.desired import IGNORED_SOURCES
+from provision.challenge_types.contract import HARNESS_DATA
 from provision.errors import ChallengeTypeError
-from provision.plugins.contract import HARNESS_DATA
-from provision.seed import SeedError, type_harness_files
+from provision.plan.desired import IGNORED_SOURCES
+from provision.plan.seed import SeedError, type_harness_files
 
 
 def _never(filename: str, frontmatter: Any, body: str, spec: Any) -> CheckResult:

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 from type_conformance import ConformanceSuite, fragment
 
-from provision import challenge_types
-from provision.challenge_types import ChallengeType, load_type
+from provision.challenge_types import ChallengeType, load_type, scaffold
+from provision.challenge_types import registry as challenge_types
+from provision.challenge_types.scaffold import ScaffoldError, scaffold_type
 from provision.cli import main
-from provision.plugins import scaffold
-from provision.plugins.scaffold import ScaffoldError, scaffold_type
 
 NAME = "knap"
 TITLE = 'Pack "it" \\ well: ü'

@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from provision.challenge_types import ChallengeType, CheckResult
-from provision.desired import IGNORED_SOURCES
+from provision.challenge_types.contract import HARNESS_DATA, unresolved_references
 from provision.paths import schemas_dir
-from provision.plugins.contract import HARNESS_DATA, unresolved_references
-from provision.seed import type_harness_files
+from provision.plan.desired import IGNORED_SOURCES
+from provision.plan.seed import type_harness_files
 from provision.spec import ChallengeSpec, check_spec
 
 REPO = Path(__file__).resolve().parents[2]

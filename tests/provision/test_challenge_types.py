@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from provision import challenge_types
 from provision.challenge_types import (
     ENTRY_POINT_GROUP,
     ChallengeType,
     CheckResult,
-    check_entry_point,
     load_type,
     registered,
 )
+from provision.challenge_types import registry as challenge_types
+from provision.challenge_types.claims import check_claimed_fields, is_number
+from provision.challenge_types.contract import render_task
+from provision.challenge_types.registry import check_entry_point
 from provision.errors import ChallengeTypeError
-from provision.plugins.claims import check_claimed_fields, is_number
-from provision.plugins.contract import render_task
 from provision.spec import ChallengeSpec, load_spec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from collab_backend.main import create_app
-from provision.onboarding import _API
+from provision.onboarding.readme import _API
 
 
 def _shape(path: str) -> str:

@@ -33,7 +33,7 @@ from template_harness import (
 )
 
 from provision.challenge_types import load_type, registered
-from provision.onboarding import render_readme
+from provision.onboarding.readme import render_readme
 from provision.spec import check_spec, load_spec
 
 MODELINE = "# yaml-language-server: $schema=./schemas/challenge.schema.json"

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from template_harness import REPO, files_under
 
-from provision.plugins.contract import schema_registry
+from provision.challenge_types.contract import schema_registry
 
 GEMMA_ID = "urn:agent-collabs:schema:gemma-"
 # The sample set's files, each naming its format (`gemma-prompts` -> gemma-prompts.schema.json).

@@ -20,7 +20,7 @@ START_TIMEOUT = 60.0
 def run_cli(capsys: Any, collab: Path, *argv: str) -> tuple[int, str]:
     """`collab <argv> --target local <collab>` in process: its exit code and output, checked for leaked tokens."""
     from provision.cli import main
-    from provision.local import IDENTITY_FILE
+    from provision.local.target import IDENTITY_FILE
 
     code = main([*argv, "--target", "local", str(collab)])
     captured = capsys.readouterr()

@@ -13,9 +13,9 @@ import pytest
 from local_harness import Proc, alive, stop
 
 from provision.cli import main
-from provision.demo import job_processes
-from provision.demo_guide import Call, GuideError, JobCalls, read_guide
-from provision.local import local_target, local_tokens
+from provision.demo.guide import Call, GuideError, JobCalls, read_guide
+from provision.demo.run import job_processes
+from provision.local.target import local_target, local_tokens
 
 CENTRAL = "my-collab/gemma-collab-main-bucket"
 REQUIRED = ("tps", "ppl", "method", "track")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.local import local_target
-from provision.local_run import backend_env
+from provision.local.processes import backend_env
+from provision.local.target import local_target
 
 
 def test_local_jobs_run_the_types_stand_in_in_the_collabs_state_folder(
@@ -38,9 +38,9 @@ def test_cpu_args_set_by_the_organizer_are_kept(collab: Path, monkeypatch: pytes
 def test_the_demos_own_harness_runs_get_no_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import subprocess
 
-    from provision import demo
     from provision.challenge_types import load_type
-    from provision.local_run import without_tokens
+    from provision.demo import run as demo
+    from provision.local.processes import without_tokens
 
     assert without_tokens({"HF_TOKEN": "hf_x", "HUGGING_FACE_HUB_TOKEN": "hf_y", "PATH": "/bin"}) == {"PATH": "/bin"}
     monkeypatch.setenv("HF_TOKEN", "hf_demo_secret")
@@ -61,7 +61,7 @@ def test_only_harness_runs_count_as_left_over_job_processes(tmp_path: Path) -> N
     import subprocess
     import sys
 
-    from provision.demo import job_processes
+    from provision.demo.run import job_processes
 
     jobs = tmp_path / "jobs"
     run_dir = jobs / "job-1" / "harness"

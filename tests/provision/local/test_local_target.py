@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from local_harness import run_cli
 
-from provision.local import IDENTITY_FILE, local_target, local_tokens
+from provision.local.target import IDENTITY_FILE, local_target, local_tokens
 
 CENTRAL = "my-collab/gemma-collab-main-bucket"
 AUDIT = "my-collab-admin/gemma-collab-audit-bucket"

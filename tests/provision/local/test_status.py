@@ -18,8 +18,8 @@ import pytest
 from local_harness import Proc, alive, run_cli, stop
 
 from provision.cli import main
-from provision.local import IDENTITY_FILE
-from provision.local_run import PROCESS_FILE, ProcessRecord, pid_alive, record_process
+from provision.local.processes import PROCESS_FILE, ProcessRecord, pid_alive, record_process
+from provision.local.target import IDENTITY_FILE
 
 CENTRAL = "my-collab/gemma-collab-main-bucket"
 

@@ -18,7 +18,7 @@ import pytest
 from local_harness import Proc, alive, stop
 
 from provision.cli import main
-from provision.local import IDENTITY_FILE, local_target, local_tokens
+from provision.local.target import IDENTITY_FILE, local_target, local_tokens
 
 
 def result_file(spec: dict, parents: list[str]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from provision.challenge_types import load_type
-from provision.onboarding import render_readme
+from provision.onboarding.readme import render_readme
 from provision.spec import load_spec
 
 CASES = Path(__file__).parent / "cases"

@@ -31,5 +31,5 @@ def hub() -> FakeHub:
 def env(monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Iterator[dict[str, str]]:
     """HF_TOKEN set, and the CLI's Hub client is the fake."""
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr("provision.hub_client.connect", lambda: hub)
+    monkeypatch.setattr("provision.hub.client.connect", lambda: hub)
     yield {"HF_TOKEN": TOKEN}

@@ -29,12 +29,12 @@ import pytest
 import yaml
 
 from collab_testing.hub import FakeUser
-from provision.apply import WaitPolicy
-from provision.desired import Desired
-from provision.observe import known_job_flavors
-from provision.onboarding import VERIFICATION_INDEX
-from provision.seed import README_PATH
-from provision.token_scopes import parse_whoami
+from provision.hub.token_scopes import parse_whoami
+from provision.onboarding.readme import VERIFICATION_INDEX
+from provision.plan.apply import WaitPolicy
+from provision.plan.desired import Desired
+from provision.plan.observe import known_job_flavors
+from provision.plan.seed import README_PATH
 
 TOKEN = "hf_provisionTestToken0123456789abcdef"  # noqa: S105  # a fake token: what every test scans output for
 ORG, ADMIN_ORG, USER = "my-collab", "my-collab-admin", "organizer"

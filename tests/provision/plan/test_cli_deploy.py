@@ -89,7 +89,7 @@ def test_errors_exit_1_with_a_hint_and_no_traceback(
 def test_a_refused_token(
     collab: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("provision.hub_client.connect", lambda: hub)
+    monkeypatch.setattr("provision.hub.client.connect", lambda: hub)
     monkeypatch.setenv("HF_TOKEN", TOKEN + "x")
     code, out = run(capsys, "plan", str(collab))
     assert code == 1 and "refused the token (HF_TOKEN): HTTP 401" in out
@@ -98,7 +98,7 @@ def test_a_refused_token(
 def test_token_from_dotenv_and_no_token_at_all(
     collab: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("provision.hub_client.connect", lambda: hub)
+    monkeypatch.setattr("provision.hub.client.connect", lambda: hub)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token-file"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from provision.deploy import prepare
-from provision.hub_client import connect
-from provision.render_plan import plan_json
+from provision.hub.client import connect
+from provision.plan.session import prepare
+from provision.plan.views import plan_json
 
 
 @pytest.mark.hub

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from plan_harness import TOKEN, load_cases, observed_from_case, patch_spec
 
-from provision.desired import desired_state
-from provision.observe import Observed
-from provision.plan import compute_plan
-from provision.render_plan import plan_json, render_plan_text
+from provision.plan.compute import compute_plan
+from provision.plan.desired import desired_state
+from provision.plan.observe import Observed
+from provision.plan.views import plan_json, render_plan_text
 from provision.spec import load_spec
 
 

@@ -20,15 +20,15 @@ import pytest
 from plan_harness import ORG, TOKEN, no_wait, patch_spec
 
 from collab_testing.hub import FakeHub
-from provision.apply import apply_plan
 from provision.cli import main
-from provision.deploy import Session, prepare
-from provision.desired import IGNORED_SOURCES, desired_state, space_url
-from provision.observe import observe
-from provision.onboarding import HANDSHAKE_FILE, VERIFICATION_INDEX, plain
-from provision.plan import compute_plan
-from provision.render_plan import DIFF_LINES, plan_json, render_plan_text
-from provision.seed import README_PATH, RECORD_PATH, HarnessFile, harness_files
+from provision.onboarding.readme import HANDSHAKE_FILE, VERIFICATION_INDEX, plain
+from provision.plan.apply import apply_plan
+from provision.plan.compute import compute_plan
+from provision.plan.desired import IGNORED_SOURCES, desired_state, space_url
+from provision.plan.observe import observe
+from provision.plan.seed import README_PATH, RECORD_PATH, HarnessFile, harness_files
+from provision.plan.session import Session, prepare
+from provision.plan.views import DIFF_LINES, plan_json, render_plan_text
 from provision.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -237,7 +237,7 @@ def test_an_organizer_edit_survives_apply_until_the_flag(
     assert central_text(hub, README_PATH) == edited
 
     # The CLI: plan shows it (exit 0: in sync), apply keeps it, apply --overwrite-readme replaces it.
-    monkeypatch.setattr("provision.hub_client.connect", lambda: hub)
+    monkeypatch.setattr("provision.hub.client.connect", lambda: hub)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert main(["plan", str(collab)]) == 0
     out = capsys.readouterr().out

@@ -16,9 +16,7 @@ from plan_harness import ADMIN_ORG, ORG, TOKEN
 
 from collab_testing.hub import FakeHub
 from provision.cli import main
-from provision.observe import known_job_flavors
-from provision.paths import CHALLENGE_SCHEMA, schemas_dir
-from provision.token_scopes import (
+from provision.hub.token_scopes import (
     JOB_WRITE,
     KNOWN_PERMISSIONS,
     REPO_WRITE,
@@ -26,6 +24,8 @@ from provision.token_scopes import (
     check_permission,
     parse_whoami,
 )
+from provision.paths import CHALLENGE_SCHEMA, schemas_dir
+from provision.plan.observe import known_job_flavors
 
 WITHOUT_JOBS = {
     "global": [],

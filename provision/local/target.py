@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.desired import BUCKET_MARKER_PATH, TOOL, Desired, DesiredBucket, desired_state
 from provision.errors import ProvisionError
-from provision.folder_hub import FolderBuckets
-from provision.observe import ObservedBucket
+from provision.local.folder_hub import FolderBuckets
 from provision.paths import spec_path
-from provision.plan import ActionKind, Blocker, Change, plan_bucket, plan_seed_actions
-from provision.render_plan import SYMBOLS, diff_lines, show_value
-from provision.seed import ObservedSeed, apply_seed, observe_seed
+from provision.plan.compute import ActionKind, Blocker, Change, plan_bucket, plan_seed_actions
+from provision.plan.desired import BUCKET_MARKER_PATH, TOOL, Desired, DesiredBucket, desired_state
+from provision.plan.observe import ObservedBucket
+from provision.plan.seed import ObservedSeed, apply_seed, observe_seed
+from provision.plan.views import SYMBOLS, diff_lines, show_value
 from provision.spec import LoadedSpec, load_spec
 
 STATE_DIR = ".collab"  # git-ignored in every rendered collab

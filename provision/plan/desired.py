@@ -21,7 +21,7 @@ from provision.errors import ProvisionError
 from provision.spec import LoadedSpec
 
 if TYPE_CHECKING:
-    from provision.seed import DesiredSeed
+    from provision.plan.seed import DesiredSeed
 
 MARKER_KEY = "COLLAB_MANAGED_BY"
 SPEC_KEY = "COLLAB_SPEC"
@@ -213,7 +213,7 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             )
         )
     orgs = (spec.challenge.org, spec.challenge.admin_org)
-    from provision.seed import desired_seed  # deferred: the seed renders through the challenge type
+    from provision.plan.seed import desired_seed  # deferred: the seed renders through the challenge type
 
     seed = desired_seed(loaded, IGNORED_SOURCES)
     jobs = None

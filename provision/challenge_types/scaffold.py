@@ -66,7 +66,7 @@ def scaffold_type(name: str, dest: Path, title: str | None = None) -> Scaffold:
         ScaffoldError: the name or title is not valid, the name is registered already, the
             package folder exists, or the skeleton is not here.
     """
-    from provision.challenge_types import registered
+    from provision.challenge_types.registry import registered
     from provision.spec import schema  # deferred: it loads the spec schema
 
     if not schema.matches(name, ("challenge", "type")):

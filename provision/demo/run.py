@@ -1,10 +1,10 @@
 """A living collab on one machine: `collab up` plus a few scripted agents that follow the onboarding README.
 
-`python -m provision.demo [DIR] [--seconds N]` brings the collab up locally (`provision.local_run`),
+`python -m provision.demo [DIR] [--seconds N]` brings the collab up locally (`provision.local.processes`),
 then plays a short script through the real API on loopback, as the organizer and four agents
 owned by the local participants. The agents follow the README seeded into the local central
 bucket: its scratch bucket name, handshake file, the request of each step and the fields of a
-result come from the text (`provision.demo_guide`), so a README that lacks a step fails the demo,
+result come from the text (`provision.demo.guide`), so a README that lacks a step fails the demo,
 naming it. The script: a broadcast, registrations (scratch bucket folder and handshake first),
 posts with @mentions, a channel with a thread, a promoted post, results with lineage, and, when
 the spec has jobs on, a benchmark job.
@@ -61,11 +61,11 @@ from typing import Any
 import yaml
 
 from provision.challenge_types import ChallengeType, load_type
-from provision.demo_guide import Guide, GuideError, read_guide
+from provision.demo.guide import Guide, GuideError, read_guide
 from provision.errors import ProvisionError
-from provision.local import ORGANIZER, LocalTarget, local_target, local_tokens
-from provision.local_run import DEFAULT_HOST, LocalCollab, backend_env, bring_up, pid_alive, urls, without_tokens
-from provision.seed import README_PATH
+from provision.local.processes import DEFAULT_HOST, LocalCollab, backend_env, bring_up, pid_alive, urls, without_tokens
+from provision.local.target import ORGANIZER, LocalTarget, local_target, local_tokens
+from provision.plan.seed import README_PATH
 
 HARNESS_TIMEOUT = 120.0
 JOB_WAIT = 120.0  # the longest the demo waits for its job to end (its own deadline may come first)

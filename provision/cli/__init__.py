@@ -12,10 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from provision import __version__, cli_deploy, cli_destroy, cli_local, migrations
+from provision import __version__, migrations
+from provision.challenge_types.scaffold import next_steps, scaffold_type
+from provision.cli import deploy as cli_deploy
+from provision.cli import destroy as cli_destroy
+from provision.cli import local as cli_local
 from provision.errors import ProvisionError
 from provision.paths import spec_path
-from provision.plugins.scaffold import next_steps, scaffold_type
 from provision.spec import check_spec
 
 

@@ -1,6 +1,6 @@
 """The local target's processes: the backend as a child process on this machine, started and stopped by PID.
 
-`LocalCollab` applies nothing itself: `bring_up` applies the local target (`provision.local`),
+`LocalCollab` applies nothing itself: `bring_up` applies the local target (`provision.local.target`),
 checks the port, starts the backend (`python -m uvicorn collab_backend.main:app` in the collab's
 `backend/`, with the environment the backend Space gets, pointed at the folder hub and the local
 identity file), and waits until `/v1/healthz` answers. The child runs in its own session, so a
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.local import STATE_DIR, LocalTarget, LocalTargetError, apply_local, plan_local
+from provision.local.target import STATE_DIR, LocalTarget, LocalTargetError, apply_local, plan_local
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

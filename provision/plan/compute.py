@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from provision.desired import (
+from provision.hub.token_scopes import JOB_WRITE, READ_ROLE, REPO_WRITE, Permission, Verdict, check_permission
+from provision.plan.desired import (
     BUCKET_MARKER_PATH,
     FINGERPRINT_KEY,
     JOBS_KEY,
@@ -28,9 +29,8 @@ from provision.desired import (
     DesiredJobs,
     DesiredSpace,
 )
-from provision.observe import Observed, ObservedBucket, ObservedSpace
-from provision.seed import DesiredSeed, ObservedSeed, plan_seed
-from provision.token_scopes import JOB_WRITE, READ_ROLE, REPO_WRITE, Permission, Verdict, check_permission
+from provision.plan.observe import Observed, ObservedBucket, ObservedSpace
+from provision.plan.seed import DesiredSeed, ObservedSeed, plan_seed
 
 # "kept": something the organizers changed by hand that the tool leaves alone (nothing to apply).
 ActionKind = Literal["create", "update", "no-op", "kept"]

@@ -2,7 +2,7 @@
 
 A bundled type registers exactly like a third-party one, in its distribution's metadata, so the
 registry never names a package. Looking names up reads metadata only; a type is imported, and its
-declaration checked, when it is loaded. The contract itself lives in `provision.plugins.contract`
+declaration checked, when it is loaded. The contract itself lives in `provision.challenge_types.contract`
 and is re-exported here, so a type needs only this module.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import fields
 from importlib.metadata import EntryPoint, entry_points
 
+from provision.challenge_types.contract import ChallengeType, CheapCheck, CheckResult, Verdict
 from provision.errors import ChallengeTypeError
-from provision.plugins.contract import ChallengeType, CheapCheck, CheckResult, Verdict
 from provision.spec.problems import did_you_mean
 
 __all__ = [

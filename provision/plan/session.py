@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.credentials import Identity, Token, check_identity, find_token
-from provision.desired import Desired, desired_state
-from provision.hub_client import HubClient
-from provision.observe import Observed, observe
+from provision.hub.client import HubClient
+from provision.hub.credentials import Identity, Token, check_identity, find_token
 from provision.paths import spec_path
-from provision.plan import Plan, compute_plan
+from provision.plan.compute import Plan, compute_plan
+from provision.plan.desired import Desired, desired_state
+from provision.plan.observe import Observed, observe
 from provision.spec import LoadedSpec, load_spec
 
 

@@ -14,11 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from provision.desired import BUCKET_MARKER_PATH, IGNORED_SOURCES, MARKER_KEY, SPACE_SDK, TOOL, Desired, DesiredSpace
 from provision.errors import ProvisionError
-from provision.hub_client import HubAccessError, HubClient, hub_errors
-from provision.plan import Action, Change, Plan
-from provision.seed import apply_seed
+from provision.hub.client import HubAccessError, HubClient, hub_errors
+from provision.plan.compute import Action, Change, Plan
+from provision.plan.desired import (
+    BUCKET_MARKER_PATH,
+    IGNORED_SOURCES,
+    MARKER_KEY,
+    SPACE_SDK,
+    TOOL,
+    Desired,
+    DesiredSpace,
+)
+from provision.plan.seed import apply_seed
 
 INTERMEDIATE_STAGES = frozenset({"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"})
 FAILED_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from provision import hub_client
-from provision.apply import WaitPolicy, apply_plan
-from provision.deploy import Session, prepare
 from provision.errors import ProvisionError
-from provision.hub_client import HubClient
-from provision.render_plan import healthy, plan_json, render_plan_text, render_status_text, status_json
+from provision.hub import client as hub_client
+from provision.hub.client import HubClient
+from provision.plan.apply import WaitPolicy, apply_plan
+from provision.plan.session import Session, prepare
+from provision.plan.views import healthy, plan_json, render_plan_text, render_status_text, status_json
 
 
 def _prepare(args: argparse.Namespace, hub: HubClient) -> Session | None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from provision.desired import JOBS_KEY
-from provision.observe import Observed, ObservedSpace
-from provision.plan import ERROR_STAGES, Action, Change, Plan
+from provision.plan.compute import ERROR_STAGES, Action, Change, Plan
+from provision.plan.desired import JOBS_KEY
+from provision.plan.observe import Observed, ObservedSpace
 
 FORMAT_VERSION = 1
 SYMBOLS = {"create": "+ create", "update": "~ update", "no-op": "= no-op", "kept": "! kept"}

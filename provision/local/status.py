@@ -1,9 +1,9 @@
 """`collab status --target local`: health and drift of every local resource, and of the running backend.
 
-The resources are the local plan's (`provision.local.plan_local`): the folder hub's central and
+The resources are the local plan's (`provision.local.target.plan_local`): the folder hub's central and
 audit buckets, the central bucket's seed files and the identity file; each gets its health, read
 from the folders, and its drift, the fields the plan would change. The backend is what
-`.collab/processes.json` records (`provision.local_run`): each entry's pid must be alive and its
+`.collab/processes.json` records (`provision.local.processes`): each entry's pid must be alive and its
 `/v1/healthz` must answer on loopback; an entry whose process is gone is reported as stale.
 
 Exit codes as for the Hub's status: 0 healthy and in sync, 2 drift or unhealthy, 1 error. A backend
@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from provision.folder_hub import FolderBuckets
-from provision.local import (
+from provision.local.folder_hub import FolderBuckets
+from provision.local.processes import PROCESS_FILE, ProcessRecord, healthz, loopback_url, pid_alive, read_processes
+from provision.local.target import (
     HUB_DIR,
     IDENTITY_FILE,
     IDENTITY_MODE,
@@ -31,11 +32,10 @@ from provision.local import (
     plan_local,
     read_identities,
 )
-from provision.local_run import PROCESS_FILE, ProcessRecord, healthz, loopback_url, pid_alive, read_processes
-from provision.onboarding import VERIFICATION_INDEX
-from provision.plan import Blocker
-from provision.render_plan import FORMAT_VERSION
-from provision.seed import README_PATH, ObservedSeed, observe_seed, sha256
+from provision.onboarding.readme import VERIFICATION_INDEX
+from provision.plan.compute import Blocker
+from provision.plan.seed import README_PATH, ObservedSeed, observe_seed, sha256
+from provision.plan.views import FORMAT_VERSION
 
 ProcessState = Literal["running", "unhealthy", "orphaned", "stale"]
 

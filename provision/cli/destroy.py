@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from provision import hub_client
-from provision.deploy import prepare
-from provision.destroy import destroy, plan_destroy
 from provision.errors import ProvisionError
+from provision.hub import client as hub_client
+from provision.plan.destroy import destroy, plan_destroy
+from provision.plan.session import prepare
 
 
 def _destroy(args: argparse.Namespace) -> int:

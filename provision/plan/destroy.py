@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provision.deploy import Session
-from provision.desired import MARKER_KEY
-from provision.hub_client import HubClient, hub_errors
+from provision.hub.client import HubClient, hub_errors
+from provision.plan.desired import MARKER_KEY
+from provision.plan.session import Session
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from provision.desired import TOOL
+from provision.challenge_types.contract import HARNESS_DATA
 from provision.errors import ProvisionError
-from provision.hub_client import BucketFilesClient, hub_errors
-from provision.onboarding import VERIFICATION_INDEX, render_readme
-from provision.plugins.contract import HARNESS_DATA
+from provision.hub.client import BucketFilesClient, hub_errors
+from provision.onboarding.readme import VERIFICATION_INDEX, render_readme
+from provision.plan.desired import TOOL
 from provision.spec import LoadedSpec
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.hub_client import HubAccessError, HubClient, hub_errors
-from provision.token_scopes import TokenScopes, parse_whoami
+from provision.hub.client import HubAccessError, HubClient, hub_errors
+from provision.hub.token_scopes import TokenScopes, parse_whoami
 
 
 class CredentialsError(ProvisionError):

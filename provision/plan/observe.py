@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.credentials import Identity
-from provision.desired import BUCKET_MARKER_PATH, Desired, DesiredBucket, DesiredSpace
-from provision.hub_client import HubClient, hub_errors
-from provision.seed import ObservedSeed, observe_seed
+from provision.hub.client import HubClient, hub_errors
+from provision.hub.credentials import Identity
+from provision.plan.desired import BUCKET_MARKER_PATH, Desired, DesiredBucket, DesiredSpace
+from provision.plan.seed import ObservedSeed, observe_seed
 
 
 @dataclass(frozen=True)

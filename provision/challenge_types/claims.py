@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from provision.plugins.contract import CheckResult
+from provision.challenge_types.contract import CheckResult
 
 if TYPE_CHECKING:
     from provision.spec.model import Bounds, ChallengeSpec

@@ -1,0 +1,27 @@
+"""Challenge types as plug-ins: the contract a type declares, the helpers its hooks use, the scaffold.
+
+`provision.challenge_types` is the registry in front of this package; the contract itself is
+documented hook by hook in docs/challenge-types.md.
+"""
+
+from provision.challenge_types.registry import (
+    ENTRY_POINT_GROUP,
+    ChallengeType,
+    CheapCheck,
+    CheckResult,
+    Verdict,
+    load_type,
+    registered,
+    unknown_type_hint,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ChallengeType",
+    "CheapCheck",
+    "CheckResult",
+    "Verdict",
+    "load_type",
+    "registered",
+    "unknown_type_hint",
+]

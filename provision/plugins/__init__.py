@@ -1,5 +1,0 @@
-"""Challenge types as plug-ins: the contract a type declares, the helpers its hooks use, the scaffold.
-
-`provision.challenge_types` is the registry in front of this package; the contract itself is
-documented hook by hook in docs/challenge-types.md.
-"""
