@@ -29,9 +29,10 @@ from typing import Any
 
 from provision.errors import ProvisionError
 from provision.local.folder_hub import FolderBuckets
+from provision.naming import BUCKET_MARKER_PATH, TOOL
 from provision.paths import spec_path
 from provision.plan.compute import ActionKind, Blocker, Change, plan_bucket, plan_seed_actions
-from provision.plan.desired import BUCKET_MARKER_PATH, TOOL, Desired, DesiredBucket, desired_state
+from provision.plan.desired import Desired, DesiredBucket, desired_state
 from provision.plan.observe import ObservedBucket
 from provision.plan.seed import ObservedSeed, apply_seed, observe_seed
 from provision.plan.views import SYMBOLS, diff_lines, show_value

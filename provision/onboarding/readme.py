@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Iterable
 
-from provision.plan.desired import space_url
+from provision.naming import space_url
 from provision.spec.model import ChallengeSpec, Metric, Noise, Rate
 
 #: The file an agent writes into its scratch bucket to prove it owns it (the backend reads it).

@@ -16,16 +16,9 @@ from dataclasses import dataclass, field
 
 from provision.errors import ProvisionError
 from provision.hub.client import HubAccessError, HubClient, hub_errors
+from provision.naming import BUCKET_MARKER_PATH, MARKER_KEY, TOOL
 from provision.plan.compute import Action, Change, Plan
-from provision.plan.desired import (
-    BUCKET_MARKER_PATH,
-    IGNORED_SOURCES,
-    MARKER_KEY,
-    SPACE_SDK,
-    TOOL,
-    Desired,
-    DesiredSpace,
-)
+from provision.plan.desired import IGNORED_SOURCES, SPACE_SDK, Desired, DesiredSpace
 from provision.plan.seed import apply_seed
 
 INTERMEDIATE_STAGES = frozenset({"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"})

@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from provision.hub.token_scopes import JOB_WRITE, READ_ROLE, REPO_WRITE, Permission, Verdict, check_permission
+from provision.naming import BUCKET_MARKER_PATH, MARKER_KEY, TOOL
 from provision.plan.desired import (
-    BUCKET_MARKER_PATH,
     FINGERPRINT_KEY,
     JOBS_KEY,
-    MARKER_KEY,
     SPACE_SDK,
-    TOOL,
     Desired,
     DesiredBucket,
     DesiredJobs,

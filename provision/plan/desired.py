@@ -2,9 +2,10 @@
 
 Nothing here is typed twice: ids, hardware and sleep times are the spec's (already defaulted by
 the loader), and the Space variable `COLLAB_SPEC` is the loader's fully defaulted document. The
-only values decided here are the kit's own conventions: the ownership marker, which Spaces hold
-the token, their visibility, which source files are uploaded, and the backend's launcher
-(`COLLAB_JOBS`: `hub` when jobs are on, `off` when they are not, never left to its default).
+only values decided here are the kit's own conventions: where the ownership marker goes (its
+names are `provision.naming`'s), which Spaces hold the token, their visibility, which source files
+are uploaded, and the backend's launcher (`COLLAB_JOBS`: `hub` when jobs are on, `off` when they
+are not, never left to its default). The central bucket's seed is the seed module's to describe.
 """
 
 from __future__ import annotations
@@ -12,24 +13,18 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from provision.errors import ProvisionError
+from provision.naming import MARKER_KEY, TOOL, marker_value
+from provision.plan.seed import DesiredSeed, desired_seed
 from provision.spec import LoadedSpec
 
-if TYPE_CHECKING:
-    from provision.plan.seed import DesiredSeed
-
-MARKER_KEY = "COLLAB_MANAGED_BY"
 SPEC_KEY = "COLLAB_SPEC"
 FINGERPRINT_KEY = "COLLAB_TOKEN_FINGERPRINT"
 JOBS_KEY = "COLLAB_JOBS"  # the backend's launcher: "hub" (HF Jobs) when jobs are on, "off" when not
 TOKEN_SECRET = "HF_TOKEN"  # noqa: S105  # the secret's name, not a value
-BUCKET_MARKER_PATH = ".collab/deployment.json"
-TOOL = "agent-collab-kit"
 SPACE_SDK = "docker"
 # Never uploaded: caches, and anything that may hold credentials. Same patterns for the local
 # listing and for upload_folder, so what the plan compares is what apply uploads.
@@ -110,16 +105,6 @@ class Desired:
     @property
     def marker(self) -> str:
         return marker_value(self.collab)
-
-
-def marker_value(collab: str) -> str:
-    """The ownership mark's value: the tool and the collab it belongs to."""
-    return f"{TOOL} {collab}"
-
-
-def space_url(space_id: str) -> str:
-    """The address a Space serves at: `https://{owner}-{name}.hf.space`, lowercase, '.' and '_' as '-'."""
-    return "https://" + re.sub(r"[/._]", "-", space_id.lower()) + ".hf.space"
 
 
 def token_fingerprint(token: str, space_id: str) -> str:
@@ -213,8 +198,6 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             )
         )
     orgs = (spec.challenge.org, spec.challenge.admin_org)
-    from provision.plan.seed import desired_seed  # deferred: the seed renders through the challenge type
-
     seed = desired_seed(loaded, IGNORED_SOURCES)
     jobs = None
     if spec.jobs.enabled:

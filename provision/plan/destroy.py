@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provision.hub.client import HubClient, hub_errors
-from provision.plan.desired import MARKER_KEY
+from provision.naming import MARKER_KEY
 from provision.plan.session import Session
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from provision.hub.client import HubClient, hub_errors
 from provision.hub.credentials import Identity
-from provision.plan.desired import BUCKET_MARKER_PATH, Desired, DesiredBucket, DesiredSpace
+from provision.naming import BUCKET_MARKER_PATH
+from provision.plan.desired import Desired, DesiredBucket, DesiredSpace
 from provision.plan.seed import ObservedSeed, observe_seed
 
 

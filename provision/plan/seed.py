@@ -29,17 +29,15 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from provision.challenge_types import ChallengeType, load_type
 from provision.challenge_types.contract import HARNESS_DATA
 from provision.errors import ProvisionError
 from provision.hub.client import BucketFilesClient, hub_errors
+from provision.naming import TOOL
 from provision.onboarding.readme import VERIFICATION_INDEX, render_readme
-from provision.plan.desired import TOOL
 from provision.spec import LoadedSpec
-
-if TYPE_CHECKING:
-    from provision.challenge_types import ChallengeType
 
 README_PATH = "README.md"
 RECORD_PATH = ".collab/seed.json"
@@ -130,8 +128,6 @@ def desired_seed(loaded: LoadedSpec, ignored: tuple[str, ...]) -> DesiredSeed:
         ChallengeTypeError: the type is not registered or its task section does not render.
         SeedError: the type's harness folder, or its declared data folder, is missing.
     """
-    from provision.challenge_types import load_type
-
     spec = loaded.spec
     kind = load_type(spec.challenge.type)
     readme = render_readme(spec, kind.task_section(spec))

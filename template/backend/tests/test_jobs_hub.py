@@ -74,8 +74,8 @@ def test_a_job_gets_mounts_labels_and_a_command_and_never_the_token(hub: FakeHub
 
 
 def test_the_marker_is_the_one_provisioning_uses() -> None:
-    from provision.plan.desired import MARKER_KEY as PROVISION_KEY
-    from provision.plan.desired import TOOL as PROVISION_TOOL
+    from provision.naming import MARKER_KEY as PROVISION_KEY
+    from provision.naming import TOOL as PROVISION_TOOL
 
     assert (MARKER_KEY, TOOL) == (PROVISION_KEY, PROVISION_TOOL)
 

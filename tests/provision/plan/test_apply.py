@@ -11,8 +11,9 @@ from plan_harness import ORG, TOKEN, no_wait, patch_spec
 from collab_testing.hub import FakeHub
 from provision.hub.client import HubAccessError
 from provision.hub.credentials import CredentialsError
+from provision.naming import MARKER_KEY
 from provision.plan.apply import ApplyError, SpaceFailedError, WaitPolicy, apply_plan
-from provision.plan.desired import FINGERPRINT_KEY, MARKER_KEY, SPEC_KEY, token_fingerprint
+from provision.plan.desired import FINGERPRINT_KEY, SPEC_KEY, token_fingerprint
 from provision.plan.session import Session, prepare
 
 BACKEND = f"{ORG}/gemma-collab-backend"

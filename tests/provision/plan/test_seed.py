@@ -21,10 +21,11 @@ from plan_harness import ORG, TOKEN, no_wait, patch_spec
 
 from collab_testing.hub import FakeHub
 from provision.cli import main
+from provision.naming import space_url
 from provision.onboarding.readme import HANDSHAKE_FILE, VERIFICATION_INDEX, plain
 from provision.plan.apply import apply_plan
 from provision.plan.compute import compute_plan
-from provision.plan.desired import IGNORED_SOURCES, desired_state, space_url
+from provision.plan.desired import IGNORED_SOURCES, desired_state
 from provision.plan.observe import observe
 from provision.plan.seed import README_PATH, RECORD_PATH, HarnessFile, harness_files
 from provision.plan.session import Session, prepare
