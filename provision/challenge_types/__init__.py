@@ -4,16 +4,9 @@
 documented hook by hook in docs/challenge-types.md.
 """
 
-from provision.challenge_types.registry import (
-    ENTRY_POINT_GROUP,
-    ChallengeType,
-    CheapCheck,
-    CheckResult,
-    Verdict,
-    load_type,
-    registered,
-    unknown_type_hint,
-)
+from provision.challenge_types.contract import ChallengeType, CheapCheck, CheckResult, Verdict
+from provision.challenge_types.registry import load_type
+from provision.spec.type_names import ENTRY_POINT_GROUP, registered, unknown_type_hint
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from provision.errors import ChallengeTypeError
+from provision.paths import schemas_dir
+from provision.spec import schema as spec_schema
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -227,8 +229,6 @@ class ChallengeType:
         Raises:
             ChallengeTypeError: a schema file cannot be read, has no `$id`, or takes an `$id` already taken.
         """
-        from provision.paths import schemas_dir
-
         files = sorted(self.schemas_dir.glob("*.json")) if self.schemas_dir.is_dir() else []
         return schema_registry([*sorted(schemas_dir().glob("*.json")), *files], root=self.package_dir.parent)
 
@@ -338,11 +338,9 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
     Files are checked for where they are, not whether they exist yet: a type loads while its
     harness is still being written, and the conformance suite insists on the files themselves.
     """
-    from provision.spec import schema  # deferred: the spec package imports the registry
-
     problems: list[str] = []
     name = declared.name
-    if not isinstance(name, str) or not schema.matches(name, ("challenge", "type")):
+    if not isinstance(name, str) or not spec_schema.matches(name, ("challenge", "type")):
         problems.append(f"name {name!r}: a type name is lowercase letters, digits and '_', starting with a letter")
     for key, limit in (("title", 80), ("summary", 120)):
         value = getattr(declared, key)

@@ -1,47 +1,19 @@
 """The registry of challenge types: plug-ins found through the `collab.challenge_types` entry point.
 
 A bundled type registers exactly like a third-party one, in its distribution's metadata, so the
-registry never names a package. Looking names up reads metadata only; a type is imported, and its
-declaration checked, when it is loaded. The contract itself lives in `provision.challenge_types.contract`
-and is re-exported here, so a type needs only this module.
+registry never names a package. Looking names up reads metadata only (`provision.spec.type_names`,
+where the spec loader reads them too); a type is imported, and its declaration checked, when it
+is loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
-from provision.challenge_types.contract import ChallengeType, CheapCheck, CheckResult, Verdict
+from provision.challenge_types.contract import ChallengeType
 from provision.errors import ChallengeTypeError
-from provision.spec.problems import did_you_mean
-
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "ChallengeType",
-    "CheapCheck",
-    "CheckResult",
-    "Verdict",
-    "load_type",
-    "registered",
-    "unknown_type_hint",
-]
-
-ENTRY_POINT_GROUP = "collab.challenge_types"
-
-
-def registered() -> dict[str, EntryPoint]:
-    """Every registered challenge type by name, without importing any."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def unknown_type_hint(name: str) -> str:
-    """Say what to write instead of an unregistered type name."""
-    names = sorted(registered())
-    if not names:
-        return "no challenge type is registered: install this collab with `pip install -e .` first"
-    guess = did_you_mean(name, names)
-    prefix = f"did you mean '{guess}'? " if guess else ""
-    return f"{prefix}registered types: {', '.join(names)}"
+from provision.spec import type_names
 
 
 def load_type(name: str) -> ChallengeType:
@@ -57,9 +29,9 @@ def load_type(name: str) -> ChallengeType:
         ChallengeTypeError: the name is not registered, its entry point does not import, or what
             it points at is not a sound `ChallengeType` named `name`.
     """
-    entry = registered().get(name)
+    entry = type_names.registered().get(name)
     if entry is None:
-        raise ChallengeTypeError(f"unknown challenge type '{name}'; {unknown_type_hint(name)}")
+        raise ChallengeTypeError(f"unknown challenge type '{name}'; {type_names.unknown_type_hint(name)}")
     return check_entry_point(entry)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from provision.errors import ProvisionError
 from provision.paths import PACKAGE_DIR
+from provision.spec import schema, type_names
 
 SKELETON_NAME = "newtype"
 SKELETON_TITLE = "New challenge type"
@@ -66,15 +67,12 @@ def scaffold_type(name: str, dest: Path, title: str | None = None) -> Scaffold:
         ScaffoldError: the name or title is not valid, the name is registered already, the
             package folder exists, or the skeleton is not here.
     """
-    from provision.challenge_types.registry import registered
-    from provision.spec import schema  # deferred: it loads the spec schema
-
     if not schema.matches(name, ("challenge", "type")):
         raise ScaffoldError(
             f"{name!r} is not a type name: use lowercase letters, digits and '_', starting with a letter, "
             "at most 32 characters (it becomes challenge.type and the package challenge_<name>)"
         )
-    if name in registered():
+    if name in type_names.registered():
         raise ScaffoldError(f"a challenge type named '{name}' is registered already; choose another name")
     title = title if title is not None else f"{name.replace('_', ' ').capitalize()} challenge"
     if not title.strip() or len(title) > 80 or _CONTROL.search(title):

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.challenge_types import registry as challenge_types
-from provision.errors import SpecError
 from provision.migrations import CURRENT_SPEC_VERSION
 from provision.migrations.renames import RENAMES
 from provision.paths import spec_path
-from provision.spec import rules, schema
+from provision.spec import rules, schema, type_names
 from provision.spec.derive import Derived, apply_defaults
 from provision.spec.model import ChallengeSpec
-from provision.spec.problems import Problem, json_path, show_value, sort_problems
+from provision.spec.problems import Problem, SpecError, json_path, show_value, sort_problems
 from provision.spec.source import SourceMap, YamlSourceError, parse_yaml
 
 
@@ -224,11 +222,7 @@ def _type_problems(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
     """An unregistered challenge type (a malformed one is the schema's to report)."""
     challenge = data.get("challenge")
     name = challenge.get("type") if isinstance(challenge, dict) else None
-    if (
-        not isinstance(name, str)
-        or not schema.matches(name, ("challenge", "type"))
-        or name in challenge_types.registered()
-    ):
+    if not isinstance(name, str) or not schema.matches(name, ("challenge", "type")) or name in type_names.registered():
         return []
     return [
         smap.problem(
@@ -237,7 +231,7 @@ def _type_problems(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
             code="unknown_type",
             found=repr(name),
             expected="a registered challenge type",
-            hint=challenge_types.unknown_type_hint(name),
+            hint=type_names.unknown_type_hint(name),
         )
     ]
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from provision.errors import ProvisionError
+
 Severity = Literal["error", "warning"]
 JsonPath = tuple[str | int, ...]
 
@@ -106,3 +108,14 @@ class Problem:
 def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
     """Order problems as a reader meets them in the file, errors before warnings at one spot."""
     return sorted(problems, key=lambda p: (p.file, p.line, p.col, p.severity != "error", p.message))
+
+
+class SpecError(ProvisionError, ValueError):
+    """The challenge spec could not be loaded; `problems` says every reason at once."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        first = errors[0].render() if errors else "invalid challenge spec"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(first + more)

@@ -17,9 +17,9 @@ import pytest
 from type_conformance import ConformanceSuite, fragment
 
 from provision.challenge_types import ChallengeType, load_type, scaffold
-from provision.challenge_types import registry as challenge_types
 from provision.challenge_types.scaffold import ScaffoldError, scaffold_type
 from provision.cli import main
+from provision.spec import type_names
 
 NAME = "knap"
 TITLE = 'Pack "it" \\ well: ü'
@@ -27,15 +27,15 @@ TITLE = 'Pack "it" \\ well: ü'
 
 def _register(monkeypatch: pytest.MonkeyPatch, root: Path, name: str) -> None:
     """Make challenge_<name> in `root` importable and registered, as `pip install -e .` would."""
-    real = challenge_types.registered
+    real = type_names.registered
 
     def with_new_type() -> dict[str, EntryPoint]:
         found = real()
-        found[name] = EntryPoint(name, f"challenge_{name}:challenge_type", challenge_types.ENTRY_POINT_GROUP)
+        found[name] = EntryPoint(name, f"challenge_{name}:challenge_type", type_names.ENTRY_POINT_GROUP)
         return found
 
     monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setattr(challenge_types, "registered", with_new_type)
+    monkeypatch.setattr(type_names, "registered", with_new_type)
 
 
 @pytest.fixture(scope="class")

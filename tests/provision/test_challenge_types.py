@@ -18,12 +18,11 @@ from provision.challenge_types import (
     load_type,
     registered,
 )
-from provision.challenge_types import registry as challenge_types
 from provision.challenge_types.claims import check_claimed_fields, is_number
 from provision.challenge_types.contract import render_task
 from provision.challenge_types.registry import check_entry_point
 from provision.errors import ChallengeTypeError
-from provision.spec import ChallengeSpec, load_spec
+from provision.spec import ChallengeSpec, load_spec, type_names
 
 
 def _never(filename: str, frontmatter: Any, body: str, spec: Any) -> CheckResult:
@@ -147,9 +146,7 @@ def test_a_declaration_error_at_import_names_the_entry_point(tmp_path: Path, mon
 
 
 def test_the_registered_name_must_be_the_declared_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        challenge_types, "registered", lambda: {"other": _entry("other", "challenge_tsp:challenge_type")}
-    )
+    monkeypatch.setattr(type_names, "registered", lambda: {"other": _entry("other", "challenge_tsp:challenge_type")})
     with pytest.raises(ChallengeTypeError, match="calls itself 'tsp'"):
         load_type("other")
 

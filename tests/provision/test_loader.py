@@ -12,10 +12,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from provision.errors import SpecError
 from provision.spec import ChallengeSpec, check_spec, load_spec
 from provision.spec.derive import apply_defaults
 from provision.spec.model import Bounds
+from provision.spec.problems import SpecError
 from provision.spec.schema import load_schema, resolve
 
 MINIMAL = """\
