@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collab_backend.audit import AuditLog
 from collab_backend.identity import IdentityProvider
 from collab_backend.jobs.base import Launcher, Runs
-from collab_backend.limits import RateLimiter
+from collab_backend.limits import Limits
 from collab_backend.record.store import Record
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.usage_view import UsageRanking
 from collab_backend.spec import ChallengeSpec
 from collab_backend.storage import Storage
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The spec's rate limits, enforced per key."""
-
-    raw_posts: RateLimiter
-    promotions: RateLimiter
-    registrations: RateLimiter
-
-    @classmethod
-    def from_spec(cls, spec: ChallengeSpec, clock: Callable[[], float] = time.monotonic) -> Limits:
-        board = spec.board
-        return cls(
-            RateLimiter("raw posts", board.raw_posts, clock),
-            RateLimiter("promotions", board.promotions, clock),
-            RateLimiter("registrations", board.registrations, clock),
-        )
 
 
 @dataclass

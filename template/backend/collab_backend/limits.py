@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collab_backend import naming
@@ -33,10 +35,9 @@ from collab_backend.record.entries import (
     TaskforceNoteEntry,
     TokenStatsEntry,
 )
-from collab_backend.spec import Rate
+from collab_backend.spec import ChallengeSpec, Rate
 
 if TYPE_CHECKING:
-    from collab_backend.context import Limits
     from collab_backend.record.state import State
 
 MAX_KEYS = 100_000
@@ -84,6 +85,24 @@ class RateLimiter:
             events = self._events.get(key)
             if events:
                 events.pop()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The spec's rate limits, enforced per key."""
+
+    raw_posts: RateLimiter
+    promotions: RateLimiter
+    registrations: RateLimiter
+
+    @classmethod
+    def from_spec(cls, spec: ChallengeSpec, clock: Callable[[], float] = time.monotonic) -> Limits:
+        board = spec.board
+        return cls(
+            RateLimiter("raw posts", board.raw_posts, clock),
+            RateLimiter("promotions", board.promotions, clock),
+            RateLimiter("registrations", board.registrations, clock),
+        )
 
 
 def charge_of(entry: Entry, state: State) -> tuple[str, str] | None:

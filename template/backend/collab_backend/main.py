@@ -17,12 +17,12 @@ from huggingface_hub import HfApi
 from collab_backend import __version__, errors
 from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
-from collab_backend.context import Context, Limits
+from collab_backend.context import Context
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
 from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.jobs.hub import HubLauncher
 from collab_backend.jobs.local import LocalLauncher
-from collab_backend.limits import replay
+from collab_backend.limits import Limits, replay
 from collab_backend.record.store import Record
 from collab_backend.routes import agents, board, digest, files, jobs, meta, results, usage
 from collab_backend.services.board import ensure_spec_channels

@@ -16,8 +16,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from collab_backend.audit import AuditLog
-from collab_backend.context import Context, Limits
+from collab_backend.context import Context
 from collab_backend.identity import HubIdentity, LocalIdentity
+from collab_backend.limits import Limits
 from collab_backend.main import create_app
 from collab_backend.record.store import Record
 from collab_backend.spec import ChallengeSpec

@@ -22,8 +22,9 @@ from jobs_world import (
     with_launcher,
 )
 
-from collab_backend.context import Context, Limits
+from collab_backend.context import Context
 from collab_backend.jobs.base import LauncherError, Progress, Runs
+from collab_backend.limits import Limits
 from collab_backend.main import create_app
 from collab_backend.record.entries import JobEntry
 from collab_backend.record.store import Record

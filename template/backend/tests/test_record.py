@@ -161,7 +161,8 @@ def test_promotion_dedup_survives_a_restart(roomy: World) -> None:
         assert first.status_code == 201
     roomy2 = World.__new__(World)
     roomy2.__dict__.update(roomy.__dict__)
-    from collab_backend.context import Context, Limits
+    from collab_backend.context import Context
+    from collab_backend.limits import Limits
     from collab_backend.main import create_app
 
     record = Record(roomy.storage, roomy.spec.storage.central_bucket, clock=roomy.record.clock)
