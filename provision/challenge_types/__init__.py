@@ -1,7 +1,10 @@
-"""Challenge types as plug-ins: the contract a type declares, the helpers its hooks use, the scaffold.
+"""Challenge types as plug-ins: the contract a type declares, the registry, claim helpers, the scaffold.
 
-`provision.challenge_types` is the registry in front of this package; the contract itself is
-documented hook by hook in docs/challenge-types.md.
+`contract` is what a type declares and how the declaration is checked (docs/challenge-types.md
+describes it hook by hook); `registry` loads a registered type; `claims` holds checks a type's
+cheap check may reuse; `scaffold` writes a new type (`collab new-type`). A type imports its names
+from here. Imports the spec (the names it may take live in `provision.spec.type_names`),
+`provision.errors` and `provision.paths`.
 """
 
 from provision.challenge_types.contract import ChallengeType, CheapCheck, CheckResult, Verdict

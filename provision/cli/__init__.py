@@ -1,7 +1,10 @@
 """`collab`: the thin command line in front of the provisioning library.
 
 Each verb parses its arguments, calls one library function and turns the outcome into output
-and an exit code: 0 success, 1 a problem the user must fix (printed without a traceback).
+and an exit code: 0 success, 1 a problem the user must fix (printed without a traceback). This
+module holds the parser and the spec verbs; `deploy` adds plan, apply and status on the Hub,
+`local` the local target and `up`, `destroy` the teardown; `reference` writes docs/cli.md from
+the parser. The top layer: it may import every room of the library, and none imports it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Copier runs `python -m provision.migrations` after every `copier update` (see copier.yml); it is
 idempotent, decides by the file's own `spec_version` rather than by template versions, and edits
 text in place so the owner's comments survive. Standard library and PyYAML only: it runs in
-Copier's interpreter.
+Copier's interpreter, and it imports nothing of the kit outside this package.
 """
 
 from __future__ import annotations
