@@ -39,7 +39,7 @@ def test_the_demos_own_harness_runs_get_no_token(monkeypatch: pytest.MonkeyPatch
     import subprocess
 
     from provision.challenge_types import load_type
-    from provision.demo import run as demo
+    from provision.demo import agents as demo
     from provision.local.processes import without_tokens
 
     assert without_tokens({"HF_TOKEN": "hf_x", "HUGGING_FACE_HUB_TOKEN": "hf_y", "PATH": "/bin"}) == {"PATH": "/bin"}
