@@ -165,7 +165,7 @@ def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False, o
 
 
 def plan_seed_actions(seed: DesiredSeed, seen: ObservedSeed, *, overwrite_readme: bool) -> list[Action]:
-    """The central bucket's seed as actions (README, harness, verification index); see provision/seed.py."""
+    """The central bucket's seed as actions (README, harness, verification index); see seed.py."""
     return [
         Action(
             step.address,

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from collab_backend.storage import FileInfo
 
-# The ownership mark of everything the kit creates (provision/desired.py's MARKER_KEY and TOOL;
+# The ownership mark of everything the kit creates (provision/naming.py's MARKER_KEY and TOOL;
 # a test keeps them equal). Job labels allow only letters, digits, '-' and '_'.
 MARKER_KEY = "COLLAB_MANAGED_BY"
 TOOL = "agent-collab-kit"
