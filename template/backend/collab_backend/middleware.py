@@ -3,8 +3,8 @@
 1. `AuditTrail`: every write request (POST, PUT, DELETE) and its outcome go to the audit log; one
    that changed the record as an event of its own, any other (refused, or asking for what already
    held) counted with its kind, so no caller can grow the log faster than the record.
-2. `BodyLimit`: bodies over the collab's size are refused, by header and while streaming; a
-   `Content-Length` that is not a number is a malformed request.
+2. `BodyLimit`: a `Content-Length` that is not a number is a malformed request; bodies of writes
+   over the collab's size are refused, by header and while streaming.
 3. `JsonGuard`: a JSON body must be UTF-8, nest at most `MAX_JSON_DEPTH` levels and hold no text
    the record cannot store (a lone surrogate, a NUL), wherever it sits in the body.
 
@@ -103,6 +103,9 @@ class BodyLimit:
         if declared is not None and not (declared.isdigit() and declared.isascii()):
             error = APIError("MALFORMED_REQUEST", "the Content-Length header is not a number", "send the body's size")
             await refuse(scope, send, error)
+            return
+        if scope["method"] in _READS:  # no route reads a body there
+            await self.app(scope, receive, send)
             return
         if declared is not None and int(declared) > self.limit:
             await refuse(scope, send, self._too_large())
