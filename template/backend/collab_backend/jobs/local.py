@@ -40,6 +40,7 @@ MAX_HARNESS_FILES = 10_000
 MAX_LOG_READ = 256 * 1024
 _PASSED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "SYSTEMROOT", "LD_LIBRARY_PATH"})
 _PASSED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_")
+_SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local"})
 _CREDENTIAL = re.compile(r"TOKEN|SECRET|PASS|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
 
 
@@ -74,7 +75,7 @@ def _local_paths(root: Path) -> list[tuple[str, str]]:
     """
     pairs = {str(root): "", str(root.resolve()): ""}
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
-        if len(prefix) > 1:
+        if prefix not in _SYSTEM_PREFIXES:  # a system Python's /usr says nothing about this machine
             pairs.setdefault(prefix, "<python>")
     return sorted(pairs.items(), key=lambda pair: -len(pair[0]))
 
