@@ -147,7 +147,8 @@ class Server:
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+             "--http", "collab_backend.server:H11Protocol"],
             env=env,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"

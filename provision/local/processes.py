@@ -292,10 +292,10 @@ class LocalCollab:
             )
         check_port(self.host, self.port)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:  # appended: the log of a run that crashed outlives the restart
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--host", self.host,
-                 "--port", str(self.port), "--log-level", "warning"],
+                 "--port", str(self.port), "--log-level", "warning", "--http", "collab_backend.server:H11Protocol"],
                 cwd=backend, env=backend_env(self.target), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

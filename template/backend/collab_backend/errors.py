@@ -9,6 +9,7 @@ and never sees a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from collab_backend.storage import AccessDenied, InvalidPath, StorageError, Unavailable
+from collab_backend.storage import AccessDenied, InvalidPath, StorageError, TooLarge, Unavailable
 
 log = logging.getLogger("collab_backend")
 
@@ -25,7 +26,8 @@ CODES: dict[str, tuple[int, str]] = {
     "VALIDATION_FAILED": (422, "the request's body, query or path does not match the API"),
     "INVALID_PATH": (422, "a path-like field is not a safe relative path"),
     "BODY_TOO_LARGE": (413, "the request body is larger than the collab allows"),
-    "NOT_UTF8": (400, "text must be UTF-8"),
+    "NOT_UTF8": (400, "text must be UTF-8 (a lone surrogate, half of a UTF-16 pair, is not)"),
+    "MALFORMED_REQUEST": (400, "the HTTP request itself is malformed (e.g. its Content-Length)"),
     "UNAUTHENTICATED": (401, "no token, or the Hub does not know the token"),
     "FORBIDDEN": (403, "the token's user may not do this"),
     "NOT_FOUND": (404, "the thing named does not exist"),
@@ -91,6 +93,17 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method the API answers on the request's path (the `Allow` header of a 405), from its OpenAPI."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Route every failure through the envelope."""
 
@@ -112,11 +125,20 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404:
             return _respond(APIError("ROUTE_NOT_FOUND", "no such endpoint", "GET /v1 lists the endpoints"), request)
         if exc.status_code == 405:
+            allowed = ", ".join(allowed_methods(app, request)) or (exc.headers or {}).get("Allow", "")
             return _respond(
-                APIError("METHOD_NOT_ALLOWED", "method not allowed here", "GET /v1 lists the endpoints"), request
-            )
+                APIError(
+                    "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here; allowed: {allowed}",
+                    "GET /v1 lists the endpoints", headers={"Allow": allowed},
+                ),
+                request,
+            )  # fmt: skip
         if exc.status_code == 400:  # the framework could not decode the body at all
-            return _respond(APIError("NOT_UTF8", "the body could not be decoded", "send UTF-8 encoded JSON"), request)
+            if isinstance(exc.__cause__, UnicodeDecodeError):
+                error = APIError("NOT_UTF8", "the body could not be decoded", "send UTF-8 encoded JSON")
+            else:
+                error = APIError("MALFORMED_REQUEST", "the body could not be parsed", "send a JSON object")
+            return _respond(error, request)
         return JSONResponse(envelope("VALIDATION_FAILED", str(exc.detail), None), status_code=exc.status_code)
 
     @app.exception_handler(InvalidPath)
@@ -125,10 +147,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
+        if isinstance(exc, TooLarge):
+            return _respond(APIError("BODY_TOO_LARGE", str(exc), "share a smaller file"), request)
         if isinstance(exc, AccessDenied):
             log.error("storage access denied: %s", exc)
             return _respond(
-                APIError("STORAGE_DENIED", "the backend's Hub token was refused", "organizers: check HF_TOKEN")
+                APIError("STORAGE_DENIED", "the backend's Hub token was refused", "organizers: check HF_TOKEN"), request
             )
         if not isinstance(exc, Unavailable):
             log.error("storage error: %s", exc)

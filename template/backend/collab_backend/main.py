@@ -1,4 +1,4 @@
-"""The ASGI app: wiring, lifespan, the request-size guard, and the routers.
+"""The ASGI app: wiring, lifespan, the guards every request passes (middleware.py), and the routers.
 
 `create_app(ctx)` serves a prepared context (tests, local mode); `app` reads its settings from
 the environment (the Space).
@@ -6,10 +6,8 @@ the environment (the Space).
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from huggingface_hub import HfApi
@@ -23,6 +21,8 @@ from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.jobs.hub import HubLauncher
 from collab_backend.jobs.local import LocalLauncher
 from collab_backend.limits import Limits, replay
+from collab_backend.middleware import AuditTrail, BodyLimit, JsonGuard
+from collab_backend.openapi import document_errors
 from collab_backend.record.store import Record
 from collab_backend.routes import agents, board, digest, files, jobs, meta, results, usage
 from collab_backend.services.board import ensure_spec_channels
@@ -30,96 +30,6 @@ from collab_backend.services.job_endings import JobMonitor
 from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class BodyLimit:
-    """Refuse request bodies over `limit` bytes, by header and while streaming, with the envelope."""
-
-    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
-        self.app, self._limit = app, limit
-
-    @property
-    def limit(self) -> int:
-        return self._limit()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
-            return
-        seen = 0
-        too_big = False
-
-        async def limited() -> Message:
-            nonlocal seen, too_big
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    too_big = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if too_big and not started:
-                return  # the app answered a cut-off body; the 413 below replaces its answer
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking)
-        except Exception:
-            if not too_big:
-                raise
-        if too_big and not started:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(errors.envelope("BODY_TOO_LARGE", f"request bodies are limited to {self.limit} bytes", None))
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body.encode()})
-
-
-class AuditTrail:
-    """Record every write request (POST, PUT, DELETE) and its outcome in the audit log."""
-
-    def __init__(self, app: ASGIApp, audit: Callable[[], AuditLog | None]) -> None:
-        self.app, self.audit = app, audit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def watching(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watching)
-        finally:
-            log = self.audit()
-            if log is not None:
-                state = scope.get("state") or {}
-                log.record(
-                    method=scope["method"], path=scope["path"], status=status,
-                    accepted=200 <= status < 300, code=state.get("error_code"), user=state.get("audit_user"),
-                )  # fmt: skip
 
 
 def build_context(settings: Settings) -> Context:
@@ -132,7 +42,10 @@ def build_context(settings: Settings) -> Context:
     else:
         if settings.local_root is None or settings.identity_file is None:  # Settings refuses this already
             raise ValueError("local mode needs COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE")
-        storage, identity = LocalStorage(settings.local_root), LocalIdentity(settings.identity_file)
+        # No file a service accepts is larger than these, so none larger is ever read to hash it.
+        bound = max(settings.spec.storage.max_file_bytes, settings.spec.board.max_message_bytes)
+        storage = LocalStorage(settings.local_root, max_hashed_bytes=bound)
+        identity = LocalIdentity(settings.identity_file)
     spec = settings.spec
     record = Record(storage, spec.storage.central_bucket, commit_interval=settings.commit_interval_ms / 1000)
     audit = AuditLog(storage, spec.storage.audit_bucket)
@@ -185,9 +98,12 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     errors.install(app)
     for module in (meta, agents, board, digest, results, files, usage, jobs):
         app.include_router(module.router)
+    # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.
+    app.add_middleware(JsonGuard)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
-    app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)
     app.add_middleware(BodyLimit, limit=lambda: 4 * app.state.ctx.spec.board.max_message_bytes + 16_384)
+    app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)
+    document_errors(app)
     return app
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from collab_backend.audit import AuditLog
@@ -134,3 +136,39 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def documented_statuses(app: Any) -> Callable[[httpx.Response], None]:
+    """A response hook: every answer of an operation uses a status its OpenAPI entry lists.
+
+    Every app has the same routes, so their document is built once per session.
+    """
+    if not _OPERATIONS:
+        _OPERATIONS.extend(_operations(app))
+    operations = _OPERATIONS
+
+    def check(response: httpx.Response) -> None:
+        request = response.request
+        for pattern, method, statuses in operations:
+            if method == request.method and pattern.match(request.url.path):
+                assert str(response.status_code) in statuses, (
+                    f"{method} {request.url.path} answered {response.status_code}, not listed in its OpenAPI entry"
+                )
+                return
+
+    return check
+
+
+_OPERATIONS: list[tuple[re.Pattern[str], str, set[str]]] = []
+
+
+def _operations(app: Any) -> list[tuple[re.Pattern[str], str, set[str]]]:
+    return [
+        (
+            re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+            method.upper(),
+            set(op["responses"]),
+        )
+        for path, methods in app.openapi()["paths"].items()
+        for method, op in methods.items()
+    ]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_world import Clock, World, make_spec
+from backend_world import Clock, World, documented_statuses, make_spec
 from fastapi.testclient import TestClient
 
 from collab_backend.storage.hub import HubStorage
@@ -54,4 +54,5 @@ def world(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
     with TestClient(world.app, raise_server_exceptions=False) as test_client:
+        test_client.event_hooks["response"].append(documented_statuses(world.app))
         yield test_client

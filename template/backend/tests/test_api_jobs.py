@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_world import Clock, World, auth, make_spec
+from backend_world import Clock, World, auth, documented_statuses, make_spec
 from fastapi.testclient import TestClient
 from jobs_world import (
     JOBS_YAML,
@@ -49,6 +49,7 @@ def jw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLaunch
 @pytest.fixture
 def jc(jw: World) -> Iterator[TestClient]:
     with TestClient(jw.app, raise_server_exceptions=False) as client:
+        client.event_hooks["response"].append(documented_statuses(jw.app))
         yield client
 
 

@@ -76,7 +76,8 @@ def test_stopping_the_backend_stops_its_runs_and_refunds_them(local_world: World
         token = _agent(local_world, client, "sleep")
         job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub"}, headers=auth(token)).json()
         wait_for(lambda: "sleeping" in client.get(f"/v1/jobs/{job['id']}/logs").json()["lines"])
-        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "running"
+        # "running" once the monitor has looked at the run (it polls every 0.05 s: under load, later)
+        wait_for(lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] == "running")
         launcher = local_world.ctx.launcher
         assert isinstance(launcher, LocalLauncher)
         pid = launcher._runs[job["id"]].process.pid

@@ -59,7 +59,7 @@ def test_submit_list_and_rank(world: World, client: TestClient, alice: str) -> N
     ("kwargs", "message"),
     [
         ({"tps": "fast"}, "`tps` must be a finite number"),
-        ({"tps": ".nan"}, "`tps` must be a finite number"),
+        ({"tps": ".nan"}, "`tps` holds a number that is not finite"),
         ({"tps": "true"}, "`tps` must be a finite number"),
         ({"status": "maybe"}, "`status`"),
         ({"parents": "[r-nope]"}, "unknown parent"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -85,7 +86,18 @@ def test_a_run_gets_copies_the_cpu_args_and_no_token(storage: LocalStorage, laun
     text = json.dumps(env) + "\n".join(lines)
     for name, value in SECRETS.items():
         assert name not in env and value not in text
-    root = Path(env["HOME"]).parent
+    run = launcher._run(handle)
+    assert run is not None
+    root = run.root
+    # The log shows the run's folders as a Hub job's, never this machine's paths.
+    assert (
+        env["HOME"] == "/home"
+        and "--submission-dir" in argv
+        and argv[argv.index("--submission-dir") + 1] == "/submission"
+    )
+    assert str(root) not in "\n".join(lines)
+    if sys.prefix not in ("/", "/usr", "/usr/local"):  # a virtualenv's path is this machine's; a system /usr is not
+        assert sys.prefix not in "\n".join(lines)
     assert (root / "harness" / "lib" / "x.txt").read_bytes() == b"x"
     assert (root / "submission" / "deep" / "a.json").read_bytes() == b"{}"
     assert os.stat(root).st_mode & 0o077 == 0  # private to the backend's user

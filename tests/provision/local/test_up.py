@@ -99,6 +99,9 @@ def test_render_apply_up_register_post_result_leaderboard_down(
 
 
 def test_sigterm_stops_it_too(collab: Path, port: int) -> None:
+    log = collab / ".collab" / "logs" / "backend.log"  # the log of an earlier run, say one that crashed
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("Traceback of the run before\n", encoding="utf-8")
     up = Proc("provision.cli", "up", str(collab), "--port", str(port))
     backend_pid = None
     try:
@@ -106,6 +109,7 @@ def test_sigterm_stops_it_too(collab: Path, port: int) -> None:
         up.process.send_signal(signal.SIGTERM)
         assert up.finish(timeout=30) == 0
         assert not alive(backend_pid)
+        assert log.read_text(encoding="utf-8").startswith("Traceback of the run before\n")  # appended to, not truncated
     finally:
         stop(up, backend_pid)
 

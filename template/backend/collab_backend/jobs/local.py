@@ -32,7 +32,7 @@ from pathlib import Path
 
 from collab_backend.jobs.base import LauncherError, LaunchRequest, Progress, redact
 from collab_backend.jobs.summary import MAX_SUMMARY_BYTES
-from collab_backend.storage import Storage, StorageError, check_path
+from collab_backend.storage import Storage, StorageError, TooLarge, check_path
 
 log = logging.getLogger("collab_backend.jobs")
 
@@ -40,6 +40,7 @@ MAX_HARNESS_FILES = 10_000
 MAX_LOG_READ = 256 * 1024
 _PASSED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "SYSTEMROOT", "LD_LIBRARY_PATH"})
 _PASSED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_")
+_SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local"})
 _CREDENTIAL = re.compile(r"TOKEN|SECRET|PASS|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
 
 
@@ -64,6 +65,19 @@ def job_environment(home: Path, base: dict[str, str] | None = None) -> dict[str,
         }
     )
     return env
+
+
+def _local_paths(root: Path) -> list[tuple[str, str]]:
+    """The backend's own paths a run's output may show, longest first, and what a reader sees instead.
+
+    The run's folder is dropped, so `<root>/harness/run.py` reads `/harness/run.py` as in a Hub
+    job; the backend's Python installation (its executable, its packages) reads `<python>`.
+    """
+    pairs = {str(root): "", str(root.resolve()): ""}
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        if prefix not in _SYSTEM_PREFIXES:  # a system Python's /usr says nothing about this machine
+            pairs.setdefault(prefix, "<python>")
+    return sorted(pairs.items(), key=lambda pair: -len(pair[0]))
 
 
 @dataclass
@@ -207,7 +221,10 @@ class LocalLauncher:
         destination = folder / relative
         if not destination.resolve().is_relative_to(folder.resolve()):
             raise LauncherError(f"{relative} leaves the job's folder")
-        data = self.storage.read(bucket, path)
+        try:
+            data = self.storage.read(bucket, path, max_bytes=size)
+        except TooLarge:
+            raise LauncherError(f"{path} changed after the launch checked it; launch again") from None
         if size is not None and len(data) != size:
             raise LauncherError(f"{path} changed after the launch checked it; launch again")
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +312,14 @@ class LocalLauncher:
                 text = source.read().decode("utf-8", "replace")
         except OSError:
             return []
-        return [redact(line) for line in text.splitlines()[-tail:]]
+        return [redact(self._neutral(run, line)) for line in text.splitlines()[-tail:]]
+
+    @staticmethod
+    def _neutral(run: _Run, line: str) -> str:
+        """A log line without this machine's paths: the run's folders read as the Hub's (`/harness`, ...)."""
+        for local, shown in _local_paths(run.root):
+            line = line.replace(local, shown)
+        return line
 
     def cancel(self, handle: str) -> None:
         run = self._run(handle)

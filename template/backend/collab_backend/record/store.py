@@ -14,6 +14,11 @@ entries in order (so checks such as "is this agent id free" see the writes befor
 At start the index is read back; the files of entries in unmerged segments are checked and any
 missing one rewritten, so a crash between steps 1 and 2 loses nothing, and since every path is
 derived from the entry, nothing is written twice.
+
+The writer survives whatever one batch does: an entry that cannot be encoded, a builder's bug, a
+storage adapter's bug. The requests of that batch get an error, the state is rolled back to
+before them, and the writer takes the next batch. `problem()` says when it cannot write (it
+stopped, one batch has held it too long, or its last index write failed); `/v1/healthz` reports it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -46,13 +52,39 @@ _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
 FREEZE_AT = 100_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
+STALL_AFTER = 30.0  # seconds one batch may hold the writer before it counts as stalled (retries take ~10 s)
+POLL = 1.0  # how often a waiting request looks whether the writer is still alive
+# The sequence numbers of the entries written on behalf of the current request (set by the
+# audit middleware around a request; a writer's thread copies the context, so it sees the list).
+request_writes: ContextVar[list[int] | None] = ContextVar("collab_request_writes", default=None)
+
+
+class Unchanged(Exception):
+    """Raised by a builder to write nothing: what it would write already holds (`found`, if any)."""
+
+    def __init__(self, found: Any = None) -> None:
+        super().__init__("unchanged")
+        self.found = found
+
+
+def _writer_error(message: str) -> APIError:
+    return APIError("STORAGE_UNAVAILABLE", message, "retry in a few seconds; organizers: see the backend's log")
 
 
 @dataclass
 class _Pending:
-    build: Builder | None
+    build: Builder | None  # None: a file-only write (`files`), or a ping (no files)
     done: Future[Any]
     files: dict[str, bytes] | None = None
+
+
+@dataclass
+class _Built:
+    pending: _Pending
+    entry: Entry
+    undo: Callable[[], None]
+    line: bytes
+    files: dict[str, bytes]
 
 
 @dataclass
@@ -102,6 +134,10 @@ class Record:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.commits = 0
+        self.stall_after = STALL_AFTER
+        self._busy_since: float | None = None  # monotonic time the batch now being committed started
+        self._stopped_by: str | None = None  # why the writer thread ended, if it ended by an error
+        self.last_failure: str | None = None  # the last index write's failure, until one succeeds
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -170,77 +206,186 @@ class Record:
     # -- writing ----------------------------------------------------------------------------
     def write(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> E:
         """Queue one write and wait until it is durable; errors from `build` are re-raised."""
-        if self._thread is None:
-            raise RuntimeError("the record is not open")
-        pending = _Pending(build, Future())
-        self._queue.put(pending)
-        return cast(E, pending.done.result(timeout=timeout))
+        entry = cast(E, self._submit(_Pending(build, Future()), timeout))
+        seen = request_writes.get()
+        if seen is not None:
+            seen.append(entry.seq)
+        return entry
+
+    def write_new(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> tuple[E, bool]:
+        """Like `write`, and True; or what already holds and False when `build` raised Unchanged."""
+        try:
+            return self.write(build, timeout), True
+        except Unchanged as same:
+            return cast(E, same.found), False
 
     def write_files(self, files: dict[str, bytes], timeout: float = 60.0) -> None:
         """Write derived files (e.g. the verification index) in order with the entries' writes."""
-        if self._thread is None:
+        self._submit(_Pending(None, Future(), files), timeout)
+
+    def _submit(self, pending: _Pending, timeout: float) -> Any:
+        """Queue `pending` and wait for its answer, failing fast if the writer stops meanwhile."""
+        thread = self._thread
+        if thread is None:
             raise RuntimeError("the record is not open")
-        pending = _Pending(None, Future(), files)
+        if not thread.is_alive():
+            raise _writer_error(f"the record's writer stopped ({self._stopped_by or 'no reason recorded'})")
         self._queue.put(pending)
-        pending.done.result(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return pending.done.result(timeout=max(0.0, min(POLL, deadline - time.monotonic())))
+            except TimeoutError:
+                if not thread.is_alive():
+                    raise _writer_error(
+                        f"the record's writer stopped ({self._stopped_by or 'no reason recorded'})"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise APIError(
+                        "STORAGE_UNAVAILABLE",
+                        f"the record's writer did not answer within {timeout:.0f} s",
+                        "the write may still be recorded: look before you retry",
+                    ) from None
+
+    def problem(self) -> str | None:
+        """Why the writer cannot write now, or None: it stopped, one batch holds it too long, or the store refuses."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return f"the record's writer is not running ({self._stopped_by or 'stopped'})"
+        busy = self._busy_since
+        if busy is not None and time.monotonic() - busy > self.stall_after:
+            return f"the record's writer has been stuck on one batch for {time.monotonic() - busy:.0f} s"
+        if self.last_failure is not None:
+            return f"the last index write failed: {self.last_failure}"
+        return None
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = time.monotonic() + self.commit_interval
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._commit(batch)
+        batch: list[_Pending] = []
+        try:
+            while True:
+                batch, stop = self._take()
+                if batch:
+                    self._busy_since = time.monotonic()
+                    try:
+                        self._commit(batch)
+                    except Exception as exc:  # a bug in one batch: its requests get an error, the writer goes on
+                        log.exception("a batch of %d write(s) failed; the writer goes on", len(batch))
+                        self._fail(batch, APIError("INTERNAL", f"the write failed: {type(exc).__name__}", None))
+                    finally:
+                        self._busy_since = None
+                if stop:
                     return
-                batch.append(more)
-            self._commit(batch)
+        except BaseException as exc:
+            self._stopped_by = f"{type(exc).__name__}: {exc}"
+            log.critical("the record's writer stopped: %s", self._stopped_by)
+            self._fail(batch, _writer_error(f"the record's writer stopped ({self._stopped_by})"))
+            raise
+        finally:
+            self._drain()
+
+    def _take(self) -> tuple[list[_Pending], bool]:
+        """The next batch: every request waiting now or within the commit interval; and whether to stop after it."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        deadline = time.monotonic() + self.commit_interval
+        while len(batch) < self.max_batch:
+            try:
+                more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
+
+    def _drain(self) -> None:
+        """Answer whatever is still queued once the writer ends (closed, or stopped by an error)."""
+        reason = self._stopped_by or "the backend is stopping"
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if pending is not None:
+                self._fail([pending], _writer_error(f"the record's writer stopped ({reason})"))
+
+    @staticmethod
+    def _fail(batch: list[_Pending], error: Exception) -> None:
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_exception(error)
+
+    def _side_write(self, pending: _Pending) -> None:
+        """A file-only write, or a ping: answered in order with the entries around it."""
+        if pending.files:
+            self._unwritten.update(pending.files)
+            self._guarded(self._flush_files, "writing files")
+        pending.done.set_result(None)
+
+    def _build(self, pending: _Pending, build: Builder) -> _Built | None:
+        """Build, encode and apply one entry; on any failure answer its request and return None."""
+        ts = max(self.clock(), self.state.last_ts)
+        try:
+            entry = build(self.state, self.state.seq + 1, ts)
+        except Exception as exc:  # an APIError or Unchanged for the requester, or a bug in one builder
+            pending.done.set_exception(exc)
+            return None
+        try:  # what cannot be encoded is refused before it touches the state
+            line, files = encode(entry).encode(), entry.files()
+            undo = self.state.apply(entry)
+        except Exception as exc:
+            log.exception("entry %s could not be stored", type(entry).__name__)
+            pending.done.set_exception(APIError("INTERNAL", f"the entry could not be stored: {exc}", None))
+            return None
+        return _Built(pending, entry, undo, line, files)
 
     def _commit(self, batch: list[_Pending]) -> None:
-        built: list[tuple[_Pending, Entry, Callable[[], None]]] = []
+        built: list[_Built] = []
         for pending in batch:
-            if pending.build is None:  # a file-only write
-                self._unwritten.update(pending.files or {})
-                self._flush_files()
-                pending.done.set_result(None)
-                continue
-            ts = max(self.clock(), self.state.last_ts)
-            try:
-                entry = pending.build(self.state, self.state.seq + 1, ts)
-            except Exception as exc:  # an APIError for the requester, or a bug in one builder
-                pending.done.set_exception(exc)
-                continue
-            built.append((pending, entry, self.state.apply(entry)))
+            if pending.build is None:
+                self._side_write(pending)
+            else:
+                done = self._build(pending, pending.build)
+                if done is not None:
+                    built.append(done)
         if not built:
             return
-        entries = [entry for _, entry, _ in built]
-        segment = Segment(entries[0].seq, entries[-1].seq, 0)
-        data = ("\n".join(encode(e) for e in entries) + "\n").encode()
+        segment = Segment(built[0].entry.seq, built[-1].entry.seq, 0)
+        data = b"\n".join(b.line for b in built) + b"\n"
         try:
             self._retrying(lambda: self.storage.batch(self.bucket, [Add(segment.path, data)]))
-        except StorageError as exc:
-            for pending, _, undo in reversed(built):
-                undo()
-                pending.done.set_exception(
-                    APIError("STORAGE_UNAVAILABLE", "the write could not be stored", "retry in a few seconds")
-                )
+        except Exception as exc:  # nothing of the batch is durable: take it all back
+            for item in reversed(built):
+                item.undo()
+            self.last_failure = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, StorageError):
+                error = _writer_error("the write could not be stored")
+            else:
+                log.exception("index write failed")
+                error = APIError("INTERNAL", "the write could not be stored", None)
+            self._fail([item.pending for item in built], error)
             log.error("index write failed, %d request(s) refused: %s", len(built), exc)
             return
+        self.last_failure = None
         self.segments.append(segment)
         self.commits += 1
-        for entry in entries:
-            self._unwritten.update(entry.files())
-        self._flush_files()
-        for pending, entry, _ in built:
-            pending.done.set_result(entry)
+        for item in built:
+            self._unwritten.update(item.files)
+        self._guarded(self._flush_files, "writing files")  # what fails is retried with the next commit
+        for item in built:
+            item.pending.done.set_result(item.entry)
         if not self._unwritten:
-            self._maybe_merge()
+            self._guarded(self._maybe_merge, "merging index segments")
+
+    @staticmethod
+    def _guarded(step: Callable[[], None], what: str) -> None:
+        """Run a step after the durable point: its failure is logged, never turned into a refused write."""
+        try:
+            step()
+        except Exception:
+            log.exception("%s failed; retried later", what)
 
     def _flush_files(self) -> None:
         files = dict(self._unwritten)

@@ -20,6 +20,7 @@ from collab_backend.models import (
     PromoteCreate,
     page_of,
 )
+from collab_backend.openapi import answers
 from collab_backend.services import board
 
 router = APIRouter(prefix="/v1", tags=["board"])
@@ -27,7 +28,13 @@ Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=64, description="a message id from a previous page")]
 
 
-@router.post("/messages", status_code=201)
+@router.post(
+    "/messages",
+    status_code=201,
+    responses=answers(
+        "NOT_ORG_MEMBER", "AGENT_NOT_REGISTERED", "RATE_LIMITED", "CHANNEL_UNKNOWN", "THREAD_UNKNOWN", "FANOUT_EXCEEDED"
+    ),
+)
 def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
     """Post as one of your agents (`agent_id`), or as yourself when you belong to the org."""
     if body.agent_id is None:
@@ -37,7 +44,21 @@ def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> Mes
     return MessagePublic.of(entry)
 
 
-@router.post("/messages/promote", status_code=201)
+@router.post(
+    "/messages/promote",
+    status_code=201,
+    responses=answers(
+        "AGENT_NOT_REGISTERED",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "RATE_LIMITED",
+        "CHANNEL_UNKNOWN",
+        "THREAD_UNKNOWN",
+        "FANOUT_EXCEEDED",
+        unchanged="that content was promoted before: the first message",
+        model=MessagePublic,
+    ),
+)
 def promote_message(body: PromoteCreate, ctx: ContextDep, user: CurrentUser, response: Response) -> MessagePublic:
     """Copy a post from your agent's bucket onto the board (200 when it was already promoted)."""
     entry, new = board.promote(ctx, user, body.agent_id, body.path)
@@ -46,7 +67,7 @@ def promote_message(body: PromoteCreate, ctx: ContextDep, user: CurrentUser, res
     return MessagePublic.of(entry)
 
 
-@router.post("/broadcasts", status_code=201)
+@router.post("/broadcasts", status_code=201, responses=answers("NOT_ORGANIZER", "CHANNEL_UNKNOWN"))
 def post_broadcast(body: BroadcastCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
     """An organizers' announcement (admins of the challenge org)."""
     return MessagePublic.of(board.broadcast(ctx, user, body.body, body.channel))
@@ -74,7 +95,7 @@ async def list_messages(
     return JSONResponse(page_of(items, cursor))
 
 
-@router.get("/messages/{message_id}")
+@router.get("/messages/{message_id}", responses=answers("NOT_FOUND"))
 async def get_message(message_id: str, ctx: ContextDep) -> MessagePublic:
     """One message."""
     state = ctx.record.state
@@ -83,7 +104,7 @@ async def get_message(message_id: str, ctx: ContextDep) -> MessagePublic:
     return MessagePublic.of(state.messages[state.position[message_id]])
 
 
-@router.get("/messages/{message_id}/thread")
+@router.get("/messages/{message_id}/thread", responses=answers("NOT_FOUND"))
 async def get_thread(message_id: str, ctx: ContextDep, limit: Limit = 200, after: Cursor = None) -> dict[str, Any]:
     """A thread: its first message and the replies, oldest first."""
     state = ctx.record.state
@@ -107,7 +128,11 @@ async def list_channels(ctx: ContextDep) -> dict[str, Any]:
     }
 
 
-@router.post("/channels", status_code=201)
+@router.post(
+    "/channels",
+    status_code=201,
+    responses=answers("AGENT_NOT_REGISTERED", "CHANNELS_CLOSED", "CHANNEL_EXISTS", "RATE_LIMITED"),
+)
 def create_channel(body: ChannelCreate, ctx: ContextDep, user: CurrentUser) -> ChannelPublic:
     """Open a new channel as one of your agents."""
     return ChannelPublic.of(board.create_channel(ctx, user, body.agent_id, body.name, body.description))

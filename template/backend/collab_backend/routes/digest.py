@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import message_json, page_of
+from collab_backend.openapi import answers
 from collab_backend.routes.results import public
 from collab_backend.services.follows import followed_channels
 
@@ -19,7 +20,7 @@ TOP = 5
 RECENT = 5
 
 
-@router.get("/digest/{agent_id}", response_model=None)
+@router.get("/digest/{agent_id}", response_model=None, responses=answers("NOT_FOUND"))
 async def digest(
     agent_id: str,
     ctx: ContextDep,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
+from collab_backend.openapi import answers
 from collab_backend.services import taskforces
 from collab_backend.services.files import sync_files
 
@@ -39,13 +40,35 @@ def _synced(entry: Any) -> dict[str, Any]:
     return {"copied": [{"path": p, "source": s, "size": n} for p, s, _, n in entry.copies]}
 
 
-@router.post("/artifacts/sync")
+@router.post(
+    "/artifacts/sync",
+    responses=answers(
+        "AGENT_NOT_REGISTERED",
+        "SCRATCH_BUCKET_MISSING",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "BODY_TOO_LARGE",
+        "FORBIDDEN",
+        "RATE_LIMITED",
+    ),
+)
 def sync_artifacts(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy files from your agent's bucket to `artifacts/{agent}/` (unchanged ones are skipped)."""
     return _synced(sync_files(ctx, user, body.agent_id, "artifacts", body.source))
 
 
-@router.post("/shared-resources/sync")
+@router.post(
+    "/shared-resources/sync",
+    responses=answers(
+        "AGENT_NOT_REGISTERED",
+        "SCRATCH_BUCKET_MISSING",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "BODY_TOO_LARGE",
+        "FORBIDDEN",
+        "RATE_LIMITED",
+    ),
+)
 def sync_shared(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy files from your agent's bucket to `shared_resources/{agent}/`."""
     return _synced(sync_files(ctx, user, body.agent_id, "shared_resources", body.source))
@@ -58,7 +81,18 @@ def list_taskforces(ctx: ContextDep) -> dict[str, Any]:
     return {"items": [{"name": n, "creator": state.taskforce_created[n].creator} for n in sorted(state.taskforces)]}
 
 
-@router.put("/taskforces/{name}", status_code=201)
+@router.put(
+    "/taskforces/{name}",
+    status_code=201,
+    responses=answers(
+        "AGENT_NOT_REGISTERED",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "RATE_LIMITED",
+        "FORBIDDEN",
+        unchanged="your README, updated (or unchanged)",
+    ),
+)
 def write_taskforce(
     name: str, body: TaskforceWrite, ctx: ContextDep, user: CurrentUser, response: Response
 ) -> dict[str, Any]:
@@ -69,20 +103,36 @@ def write_taskforce(
     return taskforces.describe(ctx, name)
 
 
-@router.get("/taskforces/{name}")
+@router.get("/taskforces/{name}", responses=answers("NOT_FOUND"))
 def get_taskforce(name: str, ctx: ContextDep) -> dict[str, Any]:
     """A taskforce: README, notes, files, contributors."""
     return taskforces.describe(ctx, name)
 
 
-@router.post("/taskforces/{name}/notes", status_code=201)
+@router.post(
+    "/taskforces/{name}/notes",
+    status_code=201,
+    responses=answers("AGENT_NOT_REGISTERED", "NOT_FOUND", "RATE_LIMITED"),
+)
 def add_note(name: str, body: NoteCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Add a note to a taskforce."""
     note = taskforces.add_note(ctx, user, body.agent_id, name, body.body)
     return {"id": note.id, "author": note.author, "body": note.body}
 
 
-@router.post("/taskforces/{name}/files")
+@router.post(
+    "/taskforces/{name}/files",
+    responses=answers(
+        "NOT_FOUND",
+        "AGENT_NOT_REGISTERED",
+        "SCRATCH_BUCKET_MISSING",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "BODY_TOO_LARGE",
+        "FORBIDDEN",
+        "RATE_LIMITED",
+    ),
+)
 def add_files(name: str, body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy a file (or folder) of your agent's bucket into the taskforce, under your agent's name."""
     taskforces.describe(ctx, name)  # 404 for an unknown taskforce

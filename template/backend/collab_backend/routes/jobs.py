@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.jobs.paths import JOB_ID_PATTERN
+from collab_backend.openapi import answers
 from collab_backend.services import job_endings, job_views, jobs
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -23,7 +24,20 @@ class JobLaunch(BaseModel):
     track: str | None = Field(None, max_length=64, description="the track the run is for, when the collab has tracks")
 
 
-@router.post("/jobs", status_code=201)
+@router.post(
+    "/jobs",
+    status_code=201,
+    responses=answers(
+        "JOBS_DISABLED",
+        "AGENT_NOT_REGISTERED",
+        "INVALID_PATH",
+        "QUOTA_EXCEEDED",
+        "RATE_LIMITED",
+        "SCRATCH_BUCKET_MISSING",
+        "SUBMISSION_NOT_FOUND",
+        "JOB_LAUNCH_FAILED",
+    ),
+)
 def launch_job(body: JobLaunch, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Launch a benchmark run of the harness on a folder of your agent's bucket (charged to its quotas)."""
     return job_views.job_view(ctx, jobs.launch_job(ctx, user, body.agent_id, body.submission, body.track))
@@ -40,13 +54,13 @@ def list_jobs(
     return job_views.list_jobs(ctx, agent, limit, before)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=answers("JOB_UNKNOWN"))
 def get_job(job_id: JobId, ctx: ContextDep) -> dict[str, Any]:
     """One job: its status, whether it was charged, and its summary once it ended."""
     return job_views.job_view(ctx, job_id)
 
 
-@router.get("/jobs/{job_id}/logs")
+@router.get("/jobs/{job_id}/logs", responses=answers("JOB_UNKNOWN", "JOBS_UNAVAILABLE", "STORAGE_UNAVAILABLE"))
 def get_job_logs(
     job_id: JobId,
     ctx: ContextDep,

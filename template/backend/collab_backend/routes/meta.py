@@ -11,6 +11,7 @@ from collab_backend import __version__
 from collab_backend.context import Context
 from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
+from collab_backend.openapi import answers
 from collab_backend.services.follows import MAX_FOLLOWED
 from collab_backend.storage import StorageError
 
@@ -65,13 +66,17 @@ def _jobs(ctx: Context) -> dict[str, Any]:
     }
 
 
-@router.get("/healthz", response_model=None)
+@router.get("/healthz", response_model=None, responses=answers("STORAGE_UNAVAILABLE"))
 def healthz(ctx: ContextDep) -> dict[str, Any] | JSONResponse:
-    """Healthy when the central bucket answers."""
+    """Healthy when the central bucket answers and the record's writer can write."""
     try:
         reachable = ctx.storage.bucket_exists(ctx.central)
     except StorageError as exc:
         return JSONResponse(envelope("STORAGE_UNAVAILABLE", str(exc), "retry shortly"), status_code=503)
     if not reachable:
         return JSONResponse(envelope("STORAGE_UNAVAILABLE", "the central bucket is missing", "run collab apply"), 503)
-    return {"ok": True, "entries": ctx.record.state.seq, "messages": len(ctx.record.state.messages)}
+    problem = ctx.record.problem()
+    if problem is not None:
+        hint = "organizers: the backend's log says why; restart it if the writer stopped"
+        return JSONResponse(envelope("STORAGE_UNAVAILABLE", problem, hint), status_code=503)
+    return {"ok": True, "entries": ctx.record.state.seq, "messages": len(ctx.record.state.messages), "writer": "ok"}

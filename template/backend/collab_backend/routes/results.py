@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
+from collab_backend.openapi import answers
 from collab_backend.record.entries import ResultEntry, iso
 from collab_backend.services.leaderboard import DEFAULT_PAGE
 from collab_backend.services.results import promote_result, set_verdict
@@ -51,7 +52,17 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
     }
 
 
-@router.post("/results", status_code=201)
+@router.post(
+    "/results",
+    status_code=201,
+    responses=answers(
+        "AGENT_NOT_REGISTERED",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "RATE_LIMITED",
+        unchanged="that content was recorded before: the first result",
+    ),
+)
 def submit_result(body: ResultPromote, ctx: ContextDep, user: CurrentUser, response: Response) -> dict[str, Any]:
     """Record a result from your agent's bucket (200 when that content was already recorded)."""
     entry, new = promote_result(ctx, user, body.agent_id, body.path)
@@ -72,7 +83,7 @@ def list_results(
     return {"items": [public(ctx, state.results[i]) for i in reversed(ids[-limit:])]}
 
 
-@router.get("/results/{result_id}")
+@router.get("/results/{result_id}", responses=answers("NOT_FOUND"))
 def get_result(result_id: str, ctx: ContextDep) -> dict[str, Any]:
     """One result."""
     entry = ctx.record.state.results.get(result_id)
@@ -81,7 +92,7 @@ def get_result(result_id: str, ctx: ContextDep) -> dict[str, Any]:
     return public(ctx, entry)
 
 
-@router.put("/results/{result_id}/verdict")
+@router.put("/results/{result_id}/verdict", responses=answers("NOT_ORGANIZER", "NOT_FOUND", "VERDICT_CHANGED"))
 def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Organizers set a verdict; a human verdict always wins over a verifier's."""
     if not user.is_admin(ctx.spec.challenge.org):
@@ -90,7 +101,7 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
     return get_result(result_id, ctx)
 
 
-@router.get("/leaderboard", response_model=None)
+@router.get("/leaderboard", response_model=None, responses=answers("NOT_FOUND"))
 async def get_leaderboard(
     ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_PAGE,

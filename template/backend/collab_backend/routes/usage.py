@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
+from collab_backend.openapi import answers
 from collab_backend.routes.files import SyncCreate, _synced
 from collab_backend.services.files import sync_files
 from collab_backend.services.usage import report_tokens
@@ -27,13 +28,24 @@ class TokensReport(BaseModel):
     cost_usd: float = Field(0.0, ge=0, le=1e9, allow_inf_nan=False)
 
 
-@router.post("/traces/sync")
+@router.post(
+    "/traces/sync",
+    responses=answers(
+        "AGENT_NOT_REGISTERED",
+        "SCRATCH_BUCKET_MISSING",
+        "INVALID_PATH",
+        "SOURCE_NOT_FOUND",
+        "BODY_TOO_LARGE",
+        "FORBIDDEN",
+        "RATE_LIMITED",
+    ),
+)
 def sync_traces(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy trace files from your agent's bucket to `traces/{agent}/`."""
     return _synced(sync_files(ctx, user, body.agent_id, "traces", body.source))
 
 
-@router.post("/token-stats", status_code=201)
+@router.post("/token-stats", status_code=201, responses=answers("AGENT_NOT_REGISTERED", "RATE_LIMITED"))
 def post_tokens(body: TokensReport, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Report tokens your agent used (self-reported; shown, never ranked)."""
     entry = report_tokens(ctx, user, body.agent_id, body.model, body.input_tokens, body.output_tokens, body.cost_usd)
@@ -51,7 +63,7 @@ def list_tokens(
     return {"items": ranking.items[offset : offset + limit], "totals": ranking.totals}
 
 
-@router.get("/token-stats/{agent_id}")
+@router.get("/token-stats/{agent_id}", responses=answers("NOT_FOUND"))
 def get_tokens(agent_id: str, ctx: ContextDep) -> dict[str, Any]:
     """One agent's reported usage."""
     if agent_id not in ctx.record.state.agents:

@@ -14,16 +14,17 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-import yaml
-
 from collab_backend import naming
 from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import ChannelEntry, MessageEntry
 from collab_backend.record.state import State
+from collab_backend.record.store import Unchanged
+from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import locate, read_text
+from collab_backend.text import is_surrogate, unstorable
 
 E = TypeVar("E", MessageEntry, ChannelEntry)
 MENTION = re.compile(r"(?<![\w@/.-])@([a-z][a-z0-9-]{1,38}[a-z0-9])(?![\w-])")
@@ -37,11 +38,15 @@ def message_id(seq: int, ts: float) -> str:
     return f"{int(ts * 1000):013d}-{seq:08d}"
 
 
-def check_body(ctx: Context, body: str) -> str:
-    """Bound the body to the spec's size cap (UTF-8 bytes)."""
+def check_body(ctx: Context, body: str, what: str = "the message body") -> str:
+    """Bound the body to the spec's size cap (UTF-8 bytes); refuse text the record cannot store."""
     cap = ctx.spec.board.max_message_bytes
     if not body.strip():
-        raise APIError("VALIDATION_FAILED", "the message body is empty", "write something")
+        raise APIError("VALIDATION_FAILED", f"{what} is empty", "write something")
+    problem = unstorable(body)
+    if problem:
+        code = "NOT_UTF8" if is_surrogate(problem) else "VALIDATION_FAILED"
+        raise APIError(code, f"{what} holds {problem}, which the record cannot store", "remove it")
     if len(body.encode("utf-8")) > cap:
         raise APIError("BODY_TOO_LARGE", f"the message is larger than {cap} bytes", "shorten it, or share a file")
     return body
@@ -77,7 +82,6 @@ def _message_builder(
     refs: Sequence[str],
     attribution: Literal["raw", "promoted"] = "raw",
     source: dict[str, str] | None = None,
-    client_fields: dict[str, Any] | None = None,
 ) -> Callable[[State, int, float], MessageEntry]:
     if len(refs) > MAX_REFS:
         raise APIError("FANOUT_EXCEEDED", f"at most {MAX_REFS} refs", None)
@@ -94,7 +98,7 @@ def _message_builder(
         mentions, notify = _recipients(state, body, [*refs, *([thread] if thread else [])], author, cap)
         return MessageEntry(
             seq, ts, message_id(seq, ts), author, user, channel, body, role, root, mentions,
-            tuple(dict.fromkeys(refs)), attribution, source, dict(client_fields or {}), notify,
+            tuple(dict.fromkeys(refs)), attribution, source, {}, notify,
         )  # fmt: skip
 
     return build
@@ -146,23 +150,39 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
     """Copy a Markdown post from the agent's own bucket onto the board; True when new.
 
     Promoting the same content of the same file twice returns the first message (also after a
-    restart: the key is in the index).
+    restart: the key is in the index; and for concurrent promotions: the writer decides). Only
+    the fields the server checks and stamps are stored; other frontmatter fields are dropped.
     """
     author = agent_of(ctx, identity, agent_id)
     src = locate(ctx, author, path)
-    done = ctx.record.state.promoted.get(src.key)
-    if done is not None:
-        return ctx.record.state.messages[ctx.record.state.position[done]], False
+    state = ctx.record.state
+    done = state.promoted.get(src.key)
+    if done is not None:  # a quick answer; the writer checks again
+        return state.messages[state.position[done]], False
     text = read_text(ctx, src)
     fields, body = split_frontmatter(text)
     check_body(ctx, body)
     channel, thread, refs = _post_fields(fields)
     ctx.limits.promotions.acquire(src.bucket)
-    build = _message_builder(
+    build_message = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
-        attribution="promoted", source=src.record(), client_fields=fields,
+        attribution="promoted", source=src.record(),
     )  # fmt: skip
-    return _write(ctx, build, release=lambda: ctx.limits.promotions.release(src.bucket)), True
+
+    def build(state: State, seq: int, ts: float) -> MessageEntry:
+        first = state.promoted.get(src.key)
+        if first is not None:
+            raise Unchanged(state.messages[state.position[first]])
+        return build_message(state, seq, ts)
+
+    try:
+        entry, new = ctx.record.write_new(build)
+    except APIError:
+        ctx.limits.promotions.release(src.bucket)
+        raise
+    if not new:
+        ctx.limits.promotions.release(src.bucket)
+    return entry, new
 
 
 def _post_fields(fields: dict[str, Any]) -> tuple[str, str | None, list[str]]:
@@ -174,44 +194,6 @@ def _post_fields(fields: dict[str, Any]) -> tuple[str, str | None, list[str]]:
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
         raise APIError("VALIDATION_FAILED", "frontmatter `refs` must be a list of message ids", None)
     return channel, thread, refs
-
-
-MAX_FRONTMATTER_DEPTH = 16
-
-
-def _check_frontmatter_shape(header: str) -> None:
-    """Refuse aliases and deep nesting before building anything.
-
-    A few KB of YAML aliases can stand for billions of values once written out as JSON (the
-    index and the files are JSON and YAML without aliases), so a header may use none.
-    """
-    depth = 0
-    for event in yaml.parse(header, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise APIError("VALIDATION_FAILED", "the frontmatter may not use YAML aliases (*name)", "write values out")
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_FRONTMATTER_DEPTH:
-                raise APIError("VALIDATION_FAILED", f"the frontmatter nests deeper than {MAX_FRONTMATTER_DEPTH}", None)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-def split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
-    """A client's `---` YAML header (safe-loaded, mapping only) and the body after it."""
-    if not text.startswith("---\n"):
-        return {}, text
-    end = text.find("\n---\n", 4)
-    if end < 0:
-        return {}, text
-    try:
-        _check_frontmatter_shape(text[4:end])
-        fields = yaml.safe_load(text[4:end]) or {}
-    except yaml.YAMLError:
-        raise APIError("VALIDATION_FAILED", "the frontmatter is not valid YAML", "fix or remove the header") from None
-    if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
-        raise APIError("VALIDATION_FAILED", "the frontmatter must be a mapping of text keys", None)
-    return fields, text[end + 5 :].lstrip("\n")
 
 
 def create_channel(ctx: Context, identity: Identity, agent_id: str, name: str, description: str) -> ChannelEntry:

@@ -17,6 +17,7 @@ from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import FileCopyEntry
 from collab_backend.record.state import State
+from collab_backend.record.store import Unchanged
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import check_sizes, list_bounded
 from collab_backend.storage import Copy, FileInfo, check_path
@@ -28,11 +29,14 @@ def _source_files(ctx: Context, bucket: str, source: str) -> list[FileInfo]:
     """The files under a folder (ending in '/') or the single file `source` of the agent's bucket."""
     if source.endswith("/"):
         check_path(source[:-1])
-        return list_bounded(ctx, bucket, source, too_many="VALIDATION_FAILED", hint="sync a smaller folder")
+        found = list_bounded(ctx, bucket, source, too_many="VALIDATION_FAILED", hint="sync a smaller folder")
+        if not found:
+            raise APIError("SOURCE_NOT_FOUND", f"{bucket} has no files under {source}", "write the files first")
+        return found
     check_path(source)
     info = ctx.storage.stat(bucket, [source]).get(source)
     if info is None:
-        raise APIError("SOURCE_NOT_FOUND", f"{source} is not in {bucket}", None)
+        raise APIError("SOURCE_NOT_FOUND", f"{source} is not in {bucket}", "name a folder with a trailing '/'")
     return [info]
 
 
@@ -63,6 +67,13 @@ def sync_files(
     ctx.storage.batch(ctx.central, [Copy(bucket, f.path, f.hash, dest) for dest, f in plan])
 
     def build(state: State, seq: int, ts: float) -> FileCopyEntry:
-        return FileCopyEntry(seq, ts, agent, area, tuple((dest, f.path, f.hash, f.size) for dest, f in plan))
+        # Decided again here: a concurrent sync of the same files records them once.
+        fresh = [(dest, f) for dest, f in plan if (state.copies.get(dest) or ("", "", ""))[2] != f.hash]
+        if not fresh:
+            raise Unchanged
+        return FileCopyEntry(seq, ts, agent, area, tuple((dest, f.path, f.hash, f.size) for dest, f in fresh))
 
-    return ctx.record.write(build)
+    entry, new = ctx.record.write_new(build)
+    if not new:
+        ctx.limits.promotions.release(bucket)
+    return entry

@@ -12,6 +12,7 @@ from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import FollowEntry
 from collab_backend.record.state import State
+from collab_backend.record.store import Unchanged
 from collab_backend.services.board import DEFAULT_CHANNEL
 from collab_backend.services.registry import agent_of
 
@@ -55,12 +56,16 @@ def set_follow(ctx: Context, identity: Identity, agent_id: str, channel: str, fo
     ctx.limits.raw_posts.acquire(agent)
 
     def build(state: State, seq: int, ts: float) -> FollowEntry:
+        if state.follows.get(agent, {}).get(channel) == follow:  # a concurrent request did it already
+            raise Unchanged
         _check_room(state, agent, follow)  # so concurrent follows cannot pass the cap together
         return FollowEntry(seq, ts, agent, channel, follow)
 
     try:
-        ctx.record.write(build)
+        _, new = ctx.record.write_new(build)
     except APIError:
         ctx.limits.raw_posts.release(agent)
         raise
+    if not new:
+        ctx.limits.raw_posts.release(agent)
     return followed_channels(ctx.record.state, agent)

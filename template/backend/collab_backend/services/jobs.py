@@ -35,7 +35,7 @@ from collab_backend.record.state import State
 from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import check_sizes, list_bounded
-from collab_backend.storage import FileInfo, NotFound, check_path
+from collab_backend.storage import FileInfo, NotFound, TooLarge, check_path
 
 log = logging.getLogger("collab_backend.jobs")
 
@@ -138,9 +138,9 @@ def _harness_options(ctx: Context) -> frozenset[str]:
     if cached is not None and cached[0] == info.hash:
         return cached[1]
     try:
-        text = ctx.storage.read(ctx.central, path).decode("utf-8", "replace")
-    except NotFound:
-        raise APIError("JOB_LAUNCH_FAILED", f"{path} vanished from the central bucket", None) from None
+        text = ctx.storage.read(ctx.central, path, max_bytes=MAX_HARNESS_BYTES).decode("utf-8", "replace")
+    except (NotFound, TooLarge):
+        raise APIError("JOB_LAUNCH_FAILED", f"{path} vanished from the central bucket or grew", None) from None
     options = frozenset(_OPTION.findall(text))
     ctx.runs.harness = (info.hash, options)
     return options

@@ -15,37 +15,46 @@ from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import AgentEntry
 from collab_backend.record.state import State
-from collab_backend.storage import NotFound
+from collab_backend.record.store import Unchanged
+from collab_backend.storage import NotFound, TooLarge
 
 MAX_HANDSHAKE_BYTES = 1024
 
 
 def register_agent(ctx: Context, identity: Identity, agent_id: str) -> tuple[AgentEntry, bool]:
-    """Register (or re-register) `agent_id` for the caller; True when newly bound."""
+    """Register `agent_id` for the caller (True), or confirm the caller's own binding (False).
+
+    A confirmation writes nothing and costs no storage call: the binding is for good, so asking
+    again, however often, cannot grow the record.
+    """
     problem = naming.agent_id_problem(agent_id)
     if problem:
         raise APIError(problem, f"cannot register {agent_id!r}", "agent ids look like `my-agent-7`")
     existing = ctx.record.state.agents.get(agent_id)
     if existing and existing.user != identity.user:
         raise APIError("AGENT_TAKEN", f"{agent_id} belongs to another user", "choose another agent id")
+    if existing:
+        return existing, False
     bucket = naming.scratch_bucket(ctx.spec, agent_id)
     _check_handshake(ctx, bucket, identity.user)
-    if existing is None:
-        ctx.limits.registrations.acquire(identity.user)
+    ctx.limits.registrations.acquire(identity.user)
 
     def build(state: State, seq: int, ts: float) -> AgentEntry:
         current = state.agents.get(agent_id)
         if current and current.user != identity.user:
             raise APIError("AGENT_TAKEN", f"{agent_id} belongs to another user", "choose another agent id")
+        if current:  # a concurrent registration of the same id by the same user won
+            raise Unchanged(current)
         return AgentEntry(seq, ts, agent_id, identity.user, bucket)
 
     try:
-        entry = ctx.record.write(build)
+        entry, new = ctx.record.write_new(build)
     except APIError:
-        if existing is None:
-            ctx.limits.registrations.release(identity.user)
+        ctx.limits.registrations.release(identity.user)
         raise
-    return entry, existing is None
+    if not new:
+        ctx.limits.registrations.release(identity.user)
+    return entry, new
 
 
 def _check_handshake(ctx: Context, bucket: str, user: str) -> None:
@@ -63,7 +72,12 @@ def _check_handshake(ctx: Context, bucket: str, user: str) -> None:
     if info.size > MAX_HANDSHAKE_BYTES:
         raise APIError("HANDSHAKE_MISMATCH", "the handshake file is too large", "it holds only your HF user name")
     try:
-        named = ctx.storage.read(bucket, naming.HANDSHAKE_FILE).decode("utf-8", "replace").strip()
+        raw = ctx.storage.read(bucket, naming.HANDSHAKE_FILE, max_bytes=MAX_HANDSHAKE_BYTES)
+        named = raw.decode("utf-8", "replace").strip()
+    except TooLarge:
+        raise APIError(
+            "HANDSHAKE_MISMATCH", "the handshake file is too large", "it holds only your HF user name"
+        ) from None
     except NotFound:
         raise APIError("HANDSHAKE_MISSING", f"{bucket} has no {naming.HANDSHAKE_FILE}", None) from None
     if named != user:

@@ -22,7 +22,9 @@ from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import MessageEntry, ResultEntry, VerdictEntry, iso
 from collab_backend.record.state import State
-from collab_backend.services.board import message_id, split_frontmatter
+from collab_backend.record.store import Unchanged
+from collab_backend.services.board import message_id
+from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import locate, read_text
 from collab_backend.storage import StorageError
@@ -30,7 +32,7 @@ from collab_backend.storage import StorageError
 log = logging.getLogger("collab_backend.results")
 FINGERPRINT = re.compile(r"^[A-Za-z0-9:._/+=-]{1,128}\Z")
 MAX_PARENTS = 20
-SERVER_FIELDS = {"id", "agent", "user", "submitted_at", "source"}
+STAMPED = {"status", "track", "parents", "fingerprint"}  # checked, then written by the server from the entry
 Verdict = Literal["pending", "valid", "invalid"]
 
 
@@ -42,7 +44,12 @@ def _number(fields: dict[str, Any], name: str) -> float:
 
 
 def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
-    """Validate a result's frontmatter against the spec; return the normalised parts."""
+    """Validate a result's frontmatter against the spec; return the normalised parts.
+
+    `client_fields` holds what the result file keeps of the frontmatter besides the fields the
+    server stamps: the score and the metrics as the numbers it read, and the spec's other
+    required fields. Anything else (a `verdict: valid`, a `verified: true`) is dropped.
+    """
     scoring = ctx.spec.scoring
     missing = [f for f in (scoring.score_field, *scoring.required_fields) if f not in fields]
     if missing:
@@ -67,8 +74,11 @@ def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
         raise APIError(
             "VALIDATION_FAILED", "`fingerprint` (what was run, e.g. sha256:<hash of the submission>) is required", None
         )
+    score = _number(fields, scoring.score_field)
+    kept = {name: fields[name] for name in scoring.required_fields if name not in STAMPED}
     return {
-        "score": _number(fields, scoring.score_field),
+        "score": score,
+        "client_fields": {**kept, scoring.score_field: score, **metrics},
         "metrics": metrics,
         "status": status,
         "track": track,
@@ -78,32 +88,40 @@ def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple[ResultEntry, bool]:
-    """Record a result from the agent's bucket; the same content again returns the first (False)."""
+    """Record a result from the agent's bucket; the same content again returns the first (False).
+
+    The writer decides what is the same, so concurrent submissions of one file record it once.
+    """
     agent = agent_of(ctx, identity, agent_id)
     src = locate(ctx, agent, path)
     state = ctx.record.state
     done = state.promoted_results.get(src.key)
-    if done is not None:
+    if done is not None:  # a quick answer; the writer checks again
         return state.results[done], False
     text = read_text(ctx, src)
     fields, body = split_frontmatter(text)
     parts = check_result_fields(ctx, fields)
-    client = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
     source = src.record()
     ctx.limits.promotions.acquire(src.bucket)
 
     def build(state: State, seq: int, ts: float) -> ResultEntry:
+        first = state.promoted_results.get(src.key)
+        if first is not None:
+            raise Unchanged(state.results[first])
         unknown = [p for p in parts["parents"] if p not in state.results]
         if unknown:
             raise APIError("VALIDATION_FAILED", f"unknown parent result(s): {', '.join(unknown[:5])}", None)
         return ResultEntry(seq, ts, f"r{message_id(seq, ts)}", agent, identity.user, body=body, source=source,
-                           client_fields=client, **parts)  # fmt: skip
+                           **parts)  # fmt: skip
 
     try:
-        return ctx.record.write(build), True
+        entry, new = ctx.record.write_new(build)
     except APIError:
         ctx.limits.promotions.release(src.bucket)
         raise
+    if not new:
+        ctx.limits.promotions.release(src.bucket)
+    return entry, new
 
 
 def set_verdict(
@@ -183,8 +201,8 @@ def ingest_index_edits(ctx: Context) -> int:
     changed = 0
     for rid, item in edited.items() if isinstance(edited, dict) else []:
         fields = item if isinstance(item, dict) else {"verdict": item}
-        verdict, reason = fields.get("verdict"), str(fields.get("reason", ""))[:500]
-        by = str(fields.get("by", ""))
+        verdict, reason = fields.get("verdict"), _storable_text(fields.get("reason", ""))[:500]
+        by = _storable_text(fields.get("by", ""))
         state = ctx.record.state
         if rid not in state.results or verdict not in ("pending", "valid", "invalid"):
             continue
@@ -194,6 +212,11 @@ def ingest_index_edits(ctx: Context) -> int:
         if set_verdict(ctx, rid, verdict, by if by.startswith("human:") else "human:index-file", reason):
             changed += 1
     return changed
+
+
+def _storable_text(value: Any) -> str:
+    """A hand-edited value as text the record can store (lone surrogates and NULs replaced)."""
+    return str(value).encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
 
 
 def sync_index_file(ctx: Context) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from collab_backend import naming
 from collab_backend.context import Context
 from collab_backend.errors import APIError
-from collab_backend.storage import FileInfo, NotFound, check_path
+from collab_backend.storage import FileInfo, NotFound, TooLarge, check_path
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,28 @@ def locate(ctx: Context, agent: str, path: str) -> Source:
 
 
 def read_text(ctx: Context, source: Source) -> str:
-    """The source's text, refused when over the spec's message size or not UTF-8."""
+    """The source's text, refused when over the spec's message size, not UTF-8, or holding a NUL.
+
+    The size is checked against the located size and again by the store before it reads (the
+    file may have grown since), so no more than the cap is ever read.
+    """
     cap = ctx.spec.board.max_message_bytes
+    too_large = APIError("BODY_TOO_LARGE", f"{source.path} is larger than {cap} bytes", None)
     if source.info.size > cap:
-        raise APIError("BODY_TOO_LARGE", f"{source.path} is larger than {cap} bytes", None)
+        raise too_large
     try:
-        raw = ctx.storage.read(source.bucket, source.path)
+        raw = ctx.storage.read(source.bucket, source.path, max_bytes=cap)
     except NotFound:
         raise APIError("SOURCE_NOT_FOUND", f"{source.path} vanished from {source.bucket}", None) from None
+    except TooLarge:
+        raise too_large from None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise APIError("NOT_UTF8", f"{source.path} is not UTF-8 text", "save it as UTF-8") from None
+    if "\x00" in text:
+        raise APIError("VALIDATION_FAILED", f"{source.path} holds a NUL character (byte 0)", "save it as text")
+    return text
 
 
 def list_bounded(ctx: Context, bucket: str, folder: str, *, too_many: str, hint: str | None) -> list[FileInfo]:

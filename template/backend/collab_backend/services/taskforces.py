@@ -11,6 +11,7 @@ from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import TaskforceEntry, TaskforceNoteEntry
 from collab_backend.record.state import State
+from collab_backend.record.store import Unchanged
 from collab_backend.services.board import check_body, message_id
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import locate, read_text
@@ -20,11 +21,14 @@ NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?\Z")
 
 def _readme(ctx: Context, agent: str, path: str) -> tuple[str, dict[str, str]]:
     src = locate(ctx, agent, path)
-    return check_body(ctx, read_text(ctx, src)), src.record()
+    return check_body(ctx, read_text(ctx, src), "the README"), src.record()
 
 
 def write_readme(ctx: Context, identity: Identity, agent_id: str, name: str, path: str) -> tuple[TaskforceEntry, bool]:
-    """Create a taskforce (True) or update its README (False); only the creator may update it."""
+    """Create a taskforce (True) or update its README (False); only the creator may update it.
+
+    The same README content again writes nothing. Both decisions are the writer's.
+    """
     agent = agent_of(ctx, identity, agent_id)
     if not NAME.match(name) or "--" in name:
         raise APIError("VALIDATION_FAILED", f"bad taskforce name {name!r}", "lowercase letters, digits and '-'")
@@ -35,14 +39,19 @@ def write_readme(ctx: Context, identity: Identity, agent_id: str, name: str, pat
         created = state.taskforce_created.get(name)
         if created is not None and created.creator != agent:
             raise APIError("FORBIDDEN", f"the README of {name!r} belongs to {created.creator}", "add a note instead")
+        current = state.taskforces.get(name)
+        if current is not None and current.source == source:
+            raise Unchanged(current)
         return TaskforceEntry(seq, ts, name, agent, readme, source)
 
-    new = name not in ctx.record.state.taskforces
     try:
-        return ctx.record.write(build), new
+        entry, written = ctx.record.write_new(build)
     except APIError:
         ctx.limits.promotions.release(source["bucket"])
         raise
+    if not written:
+        ctx.limits.promotions.release(source["bucket"])
+    return entry, written and ctx.record.state.taskforce_created[name] is entry
 
 
 def add_note(ctx: Context, identity: Identity, agent_id: str, name: str, body: str) -> TaskforceNoteEntry:

@@ -42,6 +42,10 @@ class Unavailable(StorageError):
     """The store failed or timed out (5xx, 429, network); retrying later may work."""
 
 
+class TooLarge(StorageError):
+    """The file is larger than the reader asked to read (`read(..., max_bytes=)`)."""
+
+
 class PartialWrite(StorageError):
     """Some operations of a batch failed; the others may have applied."""
 
@@ -114,8 +118,8 @@ class Storage(Protocol):
         """Info for the paths that exist; missing ones are simply absent from the result."""
         ...
 
-    def read(self, bucket: str, path: str) -> bytes:
-        """The content of one file; raises NotFound."""
+    def read(self, bucket: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        """The content of one file; raises NotFound, or TooLarge when it holds more than `max_bytes`."""
         ...
 
     def batch(self, bucket: str, ops: Sequence[Op]) -> None:

@@ -27,6 +27,7 @@ from collab_backend.storage.base import (
     Page,
     PartialWrite,
     StorageError,
+    TooLarge,
     Unavailable,
     check_bucket,
     check_limit,
@@ -149,8 +150,8 @@ class HubStorage:
         found = _mapped(bucket, lambda: list(self.client.get_bucket_paths_info(bucket, wanted, token=self.token)))
         return {f.path: _info(f) for f in found if f.path in set(wanted)}
 
-    def read(self, bucket: str, path: str) -> bytes:
-        """Download one file through a private temporary folder."""
+    def read(self, bucket: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        """Download one file through a private temporary folder; TooLarge past `max_bytes`, unread."""
         check_bucket(bucket)
         check_path(path)
         with tempfile.TemporaryDirectory(prefix="collab-read-") as tmp:
@@ -162,7 +163,12 @@ class HubStorage:
                 ),
             )
             try:
-                return target.read_bytes()
+                with target.open("rb") as source:
+                    size = source.seek(0, 2)
+                    if max_bytes is not None and size > max_bytes:
+                        raise TooLarge(f"{bucket}/{path} is larger than {max_bytes} bytes")
+                    source.seek(0)
+                    return source.read(size)
             except FileNotFoundError:
                 raise NotFound(f"{bucket}/{path} not found") from None
 

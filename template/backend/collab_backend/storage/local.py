@@ -3,15 +3,28 @@
 Layout under the root: `buckets/<namespace>/<name>/<path>`. A bucket exists when its folder
 does. Writes go to a temporary file in the same folder and are renamed into place, so a reader
 never sees half a file; a batch is applied operation by operation, like the Hub's. Hashes are
-SHA-256 of the content, cached per (size, mtime) so repeated stats do not reread files.
+SHA-256 of the content, computed in chunks and cached per (size, mtime) so repeated stats do not
+reread files.
+
+Participants own folders here, so a bucket may hold what the Hub cannot: a symlink, a hard link
+to a file elsewhere, a named pipe, a device, a sparse file of any size. Only regular files with
+one name are files: a symlink or a hard link (link count above one) on a path is refused
+(InvalidPath); anything not a regular file is absent from stats and listings. A file is opened
+without following links and without blocking, checked on the opened descriptor (fstat), and
+read no further than the size seen there, after the caller's size cap; a file larger than
+`max_hashed_bytes` is never read to hash it (its hash names its size and time, and a copy of it
+is refused).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from collab_backend.storage.base import (
@@ -25,6 +38,7 @@ from collab_backend.storage.base import (
     Op,
     Page,
     PartialWrite,
+    TooLarge,
     check_bucket,
     check_limit,
     check_path,
@@ -32,13 +46,19 @@ from collab_backend.storage.base import (
 )
 
 _TMP_PREFIX = ".collab-tmp-"
+_CHUNK = 1 << 20
+# The schema's largest `storage.max_file_bytes`: no file a collab accepts is larger, so no hash
+# the backend compares is of a larger file (build_context passes the spec's own, smaller bound).
+MAX_HASHED_BYTES = 5 * 2**30
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class LocalStorage:
     """A folder standing in for the org's buckets."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_hashed_bytes: int = MAX_HASHED_BYTES) -> None:
         self.root = root.resolve()
+        self.max_hashed_bytes = max_hashed_bytes
         self._hashes: dict[Path, tuple[int, int, str]] = {}
 
     # -- paths ------------------------------------------------------------------------------
@@ -73,22 +93,88 @@ class LocalStorage:
         """Whether the bucket's folder exists."""
         return self.bucket_dir(bucket).is_dir()
 
+    @staticmethod
+    def _regular(file: Path, named: str) -> os.stat_result | None:
+        """The file's lstat when it is a regular file with one name; None when absent or not a file.
+
+        A hard link is refused like a symlink: its other name may lie outside the bucket.
+        """
+        try:
+            st = os.lstat(file)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_nlink > 1:
+            raise InvalidPath(f"path is a hard link (a file with another name): {named!r}")
+        return st
+
+    @contextmanager
+    def _opened(self, file: Path, named: str) -> Iterator[tuple[int, os.stat_result]]:
+        """The file opened for reading (no link followed, never blocking) and its fstat, checked like `_regular`."""
+        if self._regular(file, named) is None:
+            raise NotFound(f"{named} is not a file")
+        try:
+            fd = os.open(file, _OPEN_FLAGS)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(f"{named} not found") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink put in its place since
+                raise InvalidPath(f"path leads through a symlink: {named!r}") from None
+            raise
+        try:
+            st = os.fstat(fd)  # what was opened, whatever the path names now
+            if not stat.S_ISREG(st.st_mode):
+                raise NotFound(f"{named} is not a file")
+            if st.st_nlink > 1:
+                raise InvalidPath(f"path is a hard link (a file with another name): {named!r}")
+            yield fd, st
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _chunks(fd: int, size: int) -> Iterator[bytes]:
+        """The file's content in chunks, never past `size` bytes (a file growing meanwhile is cut there)."""
+        left = size
+        while left > 0:
+            chunk = os.read(fd, min(left, _CHUNK))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+    def _digest(self, fd: int, st: os.stat_result) -> str:
+        if st.st_size > self.max_hashed_bytes:  # never read whole: no copy or check may use it
+            return f"unhashed:{st.st_size}:{st.st_mtime_ns}"
+        digest = hashlib.sha256()
+        for chunk in self._chunks(fd, st.st_size):
+            digest.update(chunk)
+        return digest.hexdigest()
+
     def _info(self, base: Path, file: Path) -> FileInfo:
-        st = file.stat()
-        cached = self._hashes.get(file)
-        if cached and cached[:2] == (st.st_size, st.st_mtime_ns):
-            digest = cached[2]
-        else:
-            digest = hashlib.sha256(file.read_bytes()).hexdigest()
-            self._hashes[file] = (st.st_size, st.st_mtime_ns, digest)
-        return FileInfo(file.relative_to(base).as_posix(), st.st_size, digest, st.st_mtime)
+        named = file.relative_to(base).as_posix()
+        with self._opened(file, named) as (fd, st):
+            cached = self._hashes.get(file)
+            if cached and cached[:2] == (st.st_size, st.st_mtime_ns):
+                digest = cached[2]
+            else:
+                digest = self._digest(fd, st)
+                self._hashes[file] = (st.st_size, st.st_mtime_ns, digest)
+        return FileInfo(named, st.st_size, digest, st.st_mtime)
 
     def _walk(self, folder: Path) -> Iterator[Path]:
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames.sort()
             for name in filenames:
                 file = Path(dirpath) / name
-                if not name.startswith(_TMP_PREFIX) and not file.is_symlink():  # never followed out
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                try:
+                    st = os.lstat(file)
+                except FileNotFoundError:
+                    continue
+                # Symlinks are never followed out, and pipes, devices and hard links are not files here.
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                     yield file
 
     def list(self, bucket: str, prefix: str = "", *, cursor: str | None = None, limit: int = MAX_PAGE) -> Page:
@@ -103,26 +189,35 @@ class LocalStorage:
         if cursor is not None:
             paths = [p for p in paths if p > cursor]
         page = paths[:limit]
-        items = [self._info(base, base / p) for p in page]
+        items = []
+        for path in page:
+            try:
+                items.append(self._info(base, base / path))
+            except NotFound:  # gone, or replaced by something that is not a file, since the walk
+                continue
         return Page(items, page[-1] if len(paths) > limit else None)
 
     def stat(self, bucket: str, paths: Iterable[str]) -> dict[str, FileInfo]:
-        """Info for the given paths that exist."""
+        """Info for the given paths that are files."""
         base = self.bucket_dir(bucket)
         found = {}
         for path in paths:
             file = self._file(bucket, path)
-            if file.is_file():
+            if self._regular(file, path) is None:
+                continue
+            try:
                 found[path] = self._info(base, file)
+            except NotFound:
+                continue
         return found
 
-    def read(self, bucket: str, path: str) -> bytes:
-        """The content of a file."""
+    def read(self, bucket: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        """The content of a file, its size checked against `max_bytes` before a byte is read."""
         file = self._file(bucket, path)
-        try:
-            return file.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"{bucket}/{path} not found") from None
+        with self._opened(file, f"{bucket}/{path}") as (fd, st):
+            if max_bytes is not None and st.st_size > max_bytes:
+                raise TooLarge(f"{bucket}/{path} is larger than {max_bytes} bytes")
+            return b"".join(self._chunks(fd, st.st_size))
 
     # -- writes -----------------------------------------------------------------------------
     def batch(self, bucket: str, ops: Sequence[Op]) -> None:
@@ -149,21 +244,34 @@ class LocalStorage:
             raise PartialWrite(failures)
 
     def _copy(self, op: Copy, target: Path) -> None:
+        """Copy in chunks, hashing as it goes; the copy replaces the target only if the hash matches."""
         source = self._file(op.src_bucket, op.src_path)
-        try:
-            data = source.read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"{op.src_bucket}/{op.src_path} not found") from None
-        if hashlib.sha256(data).hexdigest() != op.src_hash:
-            raise NotFound(f"{op.src_bucket}/{op.src_path} no longer has content {op.src_hash[:12]}")
-        self._write(target, data)
+        named = f"{op.src_bucket}/{op.src_path}"
+        with self._opened(source, named) as (fd, st):
+            if st.st_size > self.max_hashed_bytes:
+                raise NotFound(f"{named} is too large to copy ({st.st_size} bytes)")
+            digest = hashlib.sha256()
 
-    def _write(self, target: Path, data: bytes) -> None:
+            def chunks() -> Iterator[bytes]:
+                for chunk in self._chunks(fd, st.st_size):
+                    digest.update(chunk)
+                    yield chunk
+
+            self._write(target, chunks(), check=lambda: digest.hexdigest() == op.src_hash)
+        if digest.hexdigest() != op.src_hash:
+            raise NotFound(f"{named} no longer has content {op.src_hash[:12]}")
+
+    def _write(self, target: Path, data: bytes | Iterable[bytes], check: Callable[[], bool] | None = None) -> None:
+        """Write to a temporary file beside `target`, then rename it into place (unless `check` says no)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                for chunk in [data] if isinstance(data, bytes) else data:
+                    out.write(chunk)
+            if check is not None and not check():
+                Path(tmp).unlink(missing_ok=True)
+                return
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

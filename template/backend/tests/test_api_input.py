@@ -1,0 +1,215 @@
+"""What a request or a promoted file may bring in: values the record cannot store are refused at the
+door (naming the field) or normalised, bodies that break the framing get the envelope, and the
+central files keep only what the backend accepts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from backend_world import SPEC_YAML, Clock, World, auth, make_spec
+from fastapi.testclient import TestClient
+from test_api_errors import assert_envelope
+
+from collab_backend.middleware import MAX_JSON_DEPTH
+from collab_backend.server import H11Protocol
+
+# What comes in is checked before any storage call: one adapter is enough.
+pytestmark = pytest.mark.parametrize("storage_kind", ["local"])
+
+
+@pytest.fixture
+def alice(world: World, client: TestClient) -> str:
+    token = world.user("alice", role="admin")
+    world.agent(client, token, "speedy")
+    return token
+
+
+def promote(world: World, client: TestClient, token: str, text: bytes, path: str = "post.md"):  # type: ignore[no-untyped-def]
+    world.write(token, world.bucket_of("speedy"), {path: text})
+    return client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": path}, headers=auth(token))
+
+
+def central_text(world: World, path: str) -> str:
+    return world.storage.read(world.spec.storage.central_bucket, path).decode()
+
+
+# -- frontmatter -------------------------------------------------------------------------------------
+def test_a_post_with_a_date_is_promoted_and_the_writer_goes_on(world: World, client: TestClient, alice: str) -> None:
+    dated = promote(world, client, alice, b"---\ndate: 2026-01-05\nwhen: 2026-01-05 10:30:00\n---\nsee you then")
+    assert dated.status_code == 201, dated.text  # normalised to text, then dropped: not a field of a post
+    after = client.post("/v1/messages", json={"agent_id": "speedy", "body": "after"}, headers=auth(alice))
+    assert after.status_code == 201 and client.get("/v1/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "field", "says"),
+    [
+        (b'note: "\\ud800"', "note", "lone surrogate"),
+        (b'note: "a\\0b"', "note", "NUL"),
+        (b"blob: !!binary aGVsbG8=", "blob", "bytes value"),
+        (b"tags: !!set {a, b}", "tags", "set value"),
+        (b"big: 123456789012345678901234567890", "big", "64 bits"),
+        (b"ratio: .inf", "ratio", "not finite"),
+        (b"deep: {1: x}", "deep", "key that is not text"),
+        (b'list: [ok, "\\udfff"]', "list[1]", "lone surrogate"),
+    ],
+)
+def test_unstorable_frontmatter_is_refused_naming_the_field(
+    world: World, client: TestClient, alice: str, header: bytes, field: str, says: str
+) -> None:
+    answer = promote(world, client, alice, b"---\n" + header + b"\n---\nbody")
+    assert_envelope(answer, 422, "VALIDATION_FAILED")
+    error = answer.json()["error"]
+    assert f"`{field}`" in error["message"] and says in error["message"] and error["hint"]
+    assert client.get("/v1/healthz").status_code == 200
+
+
+def test_a_result_keeps_dates_as_iso_text(tmp_path: Path, clock: Clock, storage_kind: str) -> None:
+    spec = make_spec(
+        SPEC_YAML.replace("scoring: {score_field: tps}", "scoring: {score_field: tps, required_fields: [day, at]}")
+    )
+    world = World(storage_kind, tmp_path, spec, clock)
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        text = b"---\ntps: 10\nfingerprint: sha256:ab\nday: 2026-01-05\nat: 2026-01-05T10:30:00Z\n---\nrun"
+        world.write(token, world.bucket_of("speedy"), {"r.md": text})
+        answer = client.post("/v1/results", json={"agent_id": "speedy", "path": "r.md"}, headers=auth(token))
+        assert answer.status_code == 201, answer.text
+        stored = central_text(world, f"results/{answer.json()['id']}-speedy.md")
+        assert "day: '2026-01-05'" in stored and "at: '2026-01-05T10:30:00+00:00'" in stored
+        assert client.get("/v1/healthz").status_code == 200
+
+
+def test_a_nul_in_a_promoted_body_is_refused(world: World, client: TestClient, alice: str) -> None:
+    assert_envelope(promote(world, client, alice, b"hello\x00world"), 422, "VALIDATION_FAILED")
+
+
+# -- central files hold only what the backend accepts, as it stamped it -----------------------------
+def test_result_files_drop_forged_fields_and_keep_the_numbers_read(
+    world: World, client: TestClient, alice: str
+) -> None:
+    text = b"---\ntps: 12\nfingerprint: sha256:ab\nverdict: valid\nverified: true\nagent: someone\n---\nrun"
+    world.write(alice, world.bucket_of("speedy"), {"r.md": text})
+    answer = client.post("/v1/results", json={"agent_id": "speedy", "path": "r.md"}, headers=auth(alice))
+    assert answer.status_code == 201, answer.text
+    stored = central_text(world, f"results/{answer.json()['id']}-speedy.md")
+    assert "verdict" not in stored and "verified" not in stored and "someone" not in stored
+    assert "tps: 12.0" in stored and "agent: speedy" in stored
+    index = "".join(
+        central_text(world, f.path)
+        for f in world.storage.list(world.spec.storage.central_bucket, ".collab/index/").items
+    )
+    assert "verified" not in index
+
+
+def test_message_files_drop_fields_the_server_does_not_stamp(world: World, client: TestClient, alice: str) -> None:
+    answer = promote(world, client, alice, b"---\nagent: someone-else\nvia: organizers\nchannel: general\n---\nhi")
+    assert answer.status_code == 201, answer.text
+    stored = central_text(world, f"message_board/{answer.json()['id']}-speedy.md")
+    assert "via:" not in stored and "someone-else" not in stored and "author: speedy" in stored
+
+
+# -- request bodies ---------------------------------------------------------------------------------
+RAW = b'"\\ud800 half a pair"'
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", b'{"agent_id": "speedy", "body": ' + RAW + b"}"),
+        ("/v1/messages", b'{"body": ' + RAW + b"}"),
+        ("/v1/broadcasts", b'{"body": ' + RAW + b"}"),
+        ("/v1/taskforces/plan/notes", b'{"agent_id": "speedy", "body": ' + RAW + b"}"),
+        ("/v1/agents", b'{"agent_id": "ok", "\\udc00": 1}'),
+    ],
+)
+def test_a_lone_surrogate_in_a_json_body_is_a_400_envelope(
+    client: TestClient, alice: str, path: str, body: bytes
+) -> None:
+    headers = {**auth(alice), "content-type": "application/json"}
+    answer = client.post(path, content=body, headers=headers)
+    assert_envelope(answer, 400, "NOT_UTF8")
+    assert "surrogate" in answer.json()["error"]["message"]
+
+
+def test_a_nul_in_a_json_body_is_refused_and_never_written(world: World, client: TestClient, alice: str) -> None:
+    answer = client.post("/v1/messages", json={"agent_id": "speedy", "body": "a\x00b"}, headers=auth(alice))
+    assert_envelope(answer, 422, "VALIDATION_FAILED")
+    assert "`body`" in answer.json()["error"]["message"]
+    files = world.storage.list(world.spec.storage.central_bucket, "message_board/").items
+    assert not any(b"\x00" in world.storage.read(world.spec.storage.central_bucket, f.path) for f in files)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 1000, 10_000])
+def test_deeply_nested_json_is_a_validation_error(client: TestClient, alice: str, depth: int) -> None:
+    body = b'{"agent_id": ' + b"[" * depth + b"]" * depth + b"}"
+    answer = client.post("/v1/agents", content=body, headers={**auth(alice), "content-type": "application/json"})
+    assert_envelope(answer, 422, "VALIDATION_FAILED")
+    assert "nests deeper" in answer.json()["error"]["message"]
+
+
+def test_a_malformed_content_length_is_a_400_envelope(client: TestClient, alice: str) -> None:
+    answer = client.post("/v1/agents", content=b"{}", headers={**auth(alice), "content-length": "12abc"})
+    assert_envelope(answer, 400, "MALFORMED_REQUEST")
+
+
+@pytest.fixture
+def served(world: World) -> Iterator[int]:
+    """The app served by uvicorn with the backend's protocol class, on an ephemeral loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(world.app, http=H11Protocol, log_level="critical", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.01)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_a_request_the_server_cannot_parse_gets_the_envelope(served: int) -> None:
+    with socket.create_connection(("127.0.0.1", served), timeout=10) as conn:
+        conn.sendall(b"POST /v1/agents HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}")
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"]["code"] == "MALFORMED_REQUEST"
+
+
+def test_405_names_every_allowed_method(client: TestClient) -> None:
+    answer = client.post("/v1/agents/speedy/follows/general")
+    assert_envelope(answer, 405, "METHOD_NOT_ALLOWED")
+    assert answer.headers["allow"] == "DELETE, PUT"
+    assert client.delete("/v1/messages").headers["allow"] == "GET, POST"
+
+
+def test_a_sync_of_a_missing_folder_is_source_not_found(client: TestClient, alice: str) -> None:
+    for source in ("nothing-here/", "nothing.txt"):
+        answer = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": source}, headers=auth(alice))
+        assert_envelope(answer, 422, "SOURCE_NOT_FOUND")
+
+
+# -- the OpenAPI document ---------------------------------------------------------------------------
+def test_openapi_lists_each_error_status_with_its_codes(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    register = document["paths"]["/v1/agents"]["post"]["responses"]
+    assert set(register) == {"200", "201", "400", "401", "409", "413", "422", "429", "500", "503"}
+    assert register["409"]["x-error-codes"] == ["AGENT_TAKEN"]
+    assert register["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    health = document["paths"]["/v1/healthz"]["get"]["responses"]
+    assert set(health) == {"200", "400", "500", "503"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
