@@ -7,6 +7,7 @@ command. Each session installs what it needs into its own environment.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -53,6 +54,29 @@ def docs(session: nox.Session) -> None:
         session.run("python", "-m", "provision.spec.reference", stdout=out)
     with (ROOT / "docs" / "cli.md").open("w", encoding="utf-8") as out:
         session.run("python", "-m", "provision.cli.reference", stdout=out)
+
+
+@nox.session(default=False, venv_backend="virtualenv")
+def vllm_surface(session: nox.Session) -> None:
+    """Snapshot the pinned vLLM's argument surface into challenge_gemma/vllm_surface/surface.json.
+
+    Downloads the vLLM wheel of the job image's version from the package index without installing
+    it, and reads its Python source with `ast` (no vLLM import). `-- 0.34.0` reads another version.
+    Then run the tests: test_gemma_vllm_surface.py reports every name, value and field to decide.
+    """
+    reader = ROOT / "challenge_gemma" / "vllm_surface" / "vllm_surface.py"
+    version = session.posargs[0] if session.posargs else None
+    if version is None:
+        version = str(session.run("python", str(reader), "--pinned", silent=True)).strip()
+    with tempfile.TemporaryDirectory() as scratch:
+        session.run(
+            "python", "-m", "pip", "download", f"vllm=={version}",
+            "--no-deps", "--only-binary=:all:", "--dest", scratch,
+        )  # fmt: skip
+        wheels = sorted(Path(scratch).glob("vllm-*.whl"))
+        if len(wheels) != 1:
+            session.error(f"expected one vLLM wheel, found {[w.name for w in wheels]}")
+        session.run("python", str(reader), str(wheels[0]))
 
 
 @nox.session(default=False)

@@ -3,11 +3,13 @@
 A submission folder holds `submission.json` (format in
 `challenge_gemma/schemas/gemma-submission.schema.json`) and, optionally, the weights it points
 at. The config names a model (a Hub repository id, or a `./relative` folder inside the
-submission), vLLM engine arguments and a speculative-decoding config. Every key must be on the
-allowlist below; a denylist names the settings known to be lossy or to break the measurement,
-with the reason, because an allowlist miss alone would not tell a participant *why*. Settings the
-evaluator owns (tokenization, prefix caching, logprob mode, statistics) may be left out or set to
-the evaluator's value, never to another one.
+submission), vLLM engine arguments and a speculative-decoding config. The rules for those come
+from vLLM 0.33's own argument surface (`vllm_args.py`: the allowlist and the evaluator's own
+settings; `vllm_denied.py`: everything else, each with its reason): every key must be on the
+allowlist, a refused key or value says why, and settings the evaluator owns (tokenization, prefix
+caching, logprob mode, statistics) may be left out or set to the evaluator's value, never to
+another one. `engine_kwargs` is the one assembly of the `vllm.LLM` arguments, which every engine
+receives.
 
 Checking never raises for bad input: it returns every reason at once, and the harness writes them
 into an invalid summary.
@@ -17,13 +19,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gemma_eval.vllm_args import (
+    ENGINE_ARGS,
+    EVALUATOR_OWNED,
+    METHODS_NEEDING_MODEL,
+    SPECULATIVE_ARGS,
+    Check,
+    Keys,
+    evaluator_settings,
+    revision_problem,
+    speculative_methods,
+)
+from gemma_eval.vllm_denied import DENIED, SPECULATIVE_DENIED
 
 CONFIG_NAME = "submission.json"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -31,149 +45,6 @@ MAX_DEPTH = 6
 FORMAT = "gemma-submission"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-_REVISION = re.compile(r"^(?:[0-9a-f]{40}|[A-Za-z0-9][A-Za-z0-9_.-]{0,99})$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-Check = Callable[[Any], str | None]
-
-
-def _enum(*allowed: Any) -> Check:
-    return lambda v: None if v in allowed and not isinstance(v, bool) else f"must be one of {list(allowed)}"
-
-
-def _boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-def _int(lo: int, hi: int) -> Check:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-        return None if ok else f"must be an integer from {lo} to {hi}"
-
-    return check
-
-
-def _num(lo: float, hi: float) -> Check:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
-        return None if ok else f"must be a number from {lo} to {hi}"
-
-    return check
-
-
-def _name(v: Any) -> str | None:
-    return None if isinstance(v, str) and _NAME.match(v) else f"must be a lowercase name matching {_NAME.pattern}"
-
-
-def _json_object(v: Any) -> str | None:
-    return None if isinstance(v, dict) else "must be an object"
-
-
-def _revision(v: Any) -> str | None:
-    return None if isinstance(v, str) and _REVISION.match(v) else "must be a commit hash or a branch or tag name"
-
-
-def _modalities(v: Any) -> str | None:
-    # Zeroing a modality skips loading its encoder, a memory trick the rules forbid: the model
-    # must stay the whole multimodal model.
-    if not isinstance(v, dict) or not v:
-        return "must be an object of modality limits"
-    for name, limit in v.items():
-        count = limit.get("count") if isinstance(limit, dict) else limit
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            return f"must keep every modality enabled ({name!r} would be {limit!r}); zero limits are not allowed"
-    return None
-
-
-# vLLM 0.33 engine arguments a submission may set, with the values allowed.
-ENGINE_ARGS: dict[str, Check] = {
-    "dtype": _enum("auto", "bfloat16", "float16", "half", "float32"),
-    "quantization": _name,
-    "kv_cache_dtype": _enum("auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"),
-    "max_model_len": _int(1, 131072),  # the lower bound comes from the parameters, checked below
-    "gpu_memory_utilization": _num(0.05, 0.98),
-    "kv_cache_memory_bytes": _int(1, 1 << 40),
-    "enforce_eager": _boolean,
-    "compilation_config": lambda v: (
-        None if isinstance(v, dict | int) and not isinstance(v, bool) else "must be an object"
-    ),
-    "attention_config": _json_object,
-    "max_num_seqs": _int(1, 1024),
-    "max_num_batched_tokens": _int(16, 65536),
-    "block_size": _enum(8, 16, 32, 64, 128, 256),
-    "async_scheduling": _boolean,
-    "enable_chunked_prefill": _boolean,
-    "cpu_offload_gb": _num(0, 64),
-    "model_impl": _enum("auto", "vllm", "transformers"),
-    "load_format": _enum("auto", "safetensors", "pt", "npcache", "gguf", "bitsandbytes", "sharded_state"),
-    "limit_mm_per_prompt": _modalities,
-    "tensor_parallel_size": _enum(1),
-    "pipeline_parallel_size": _enum(1),
-}
-
-# Speculative-decoding keys a submission may set.
-SPECULATIVE_ARGS: dict[str, Check] = {
-    "model": lambda v: None if isinstance(v, str) else "must be a Hub repository id or a ./relative folder",
-    "revision": _revision,
-    "method": _enum("mtp", "eagle", "eagle3", "draft_model", "ngram", "suffix", "medusa", "mlp_speculator", "dspark"),
-    "num_speculative_tokens": _int(1, 16),
-    "draft_tensor_parallel_size": _enum(1),
-    "quantization": _name,
-    "attention_backend": lambda v: None if isinstance(v, str) and v.isidentifier() else "must be a backend name",
-    "rejection_sample_method": _enum("standard"),  # others are denied below, with their reason
-    "draft_sample_method": _enum("greedy"),
-    "parallel_drafting": _boolean,
-    "prompt_lookup_min": _int(1, 64),
-    "prompt_lookup_max": _int(1, 64),
-    "suffix_decoding_max_tree_depth": _int(1, 256),
-    "suffix_decoding_max_cached_requests": _int(0, 100000),
-    "suffix_decoding_max_spec_factor": _num(0, 64),
-    "suffix_decoding_min_token_prob": _num(0, 1),
-}
-
-# Settings the evaluator sets itself; a submission may only repeat the evaluator's value.
-EVALUATOR_OWNED: dict[str, tuple[Any, str]] = {
-    "enable_prefix_caching": (False, "prefix caching is forced off: timed passes repeat the same prompts"),
-    "logprobs_mode": ("raw_logprobs", "PPL and the decode checks need raw log-probabilities"),
-    "disable_log_stats": (False, "per-request engine statistics feed the diagnostics"),
-    "seed": (0, "the evaluator fixes the seed"),
-    "max_logprobs": (20, "the evaluator sets the logprob limit"),
-    "per_request_spec_decode_metrics": ("summary", "the evaluator reads speculative-decoding counters"),
-    "tokenizer": (None, "the evaluator owns tokenization: prompts arrive as token ids"),
-    "tokenizer_revision": (None, "the evaluator owns tokenization"),
-    "tokenizer_mode": (None, "the evaluator owns tokenization"),
-    "skip_tokenizer_init": (None, "the evaluator decodes spot-check answers with its own tokenizer"),
-}
-
-# Known lossy or measurement-breaking settings, each with the reason it is refused.
-DENIED: dict[str, str] = {
-    "logits_processors": "custom logits processors can change greedy choices on the decode path only",
-    "trust_remote_code": "it would run code from a model repository inside the evaluator",
-    "hf_overrides": "it rewrites the model's architecture config; ship a checkpoint instead",
-    "worker_cls": "custom worker code is not a declarative setting",
-    "worker_extension_cls": "custom worker code is not a declarative setting",
-    "distributed_executor_backend": "one GPU, one process layout: the evaluator chooses it",
-    "generation_config": "sampling is fixed by the evaluator (greedy, explicit parameters)",
-    "spec_method": "write speculative settings under speculative_config",
-    "spec_model": "write speculative settings under speculative_config",
-    "spec_tokens": "write speculative settings under speculative_config",
-    "speculative_config": "write speculative settings under the top-level speculative_config key",
-    "model": "the model is the top-level model key",
-    "revision": "the revision is the top-level revision key",
-}
-
-SPECULATIVE_DENIED: dict[str, str] = {
-    "rejection_sample_method": "only 'standard' rejection sampling keeps the target model's greedy output; "
-    "'synthetic' accepts drafts at preset rates regardless of correctness and 'fly'/'block' relax acceptance",
-    "enable_adaptive_verification": "not shown to be lossless; ask the organizers to review it first",
-    "code_revision": "remote code is not allowed",
-    "trust_remote_code": "it would run code from a model repository inside the evaluator",
-}
-
-_DENIED_PREFIXES = {
-    "synthetic_": "synthetic acceptance settings fake draft acceptance (a benchmarking knob, lossy)",
-    "fly_": "'fly' acceptance settings relax draft verification (documented as lossy)",
-}
 
 TOP_LEVEL = {"format", "version", "model", "revision", "engine_args", "speculative_config", "description"}
 
@@ -262,7 +133,7 @@ def _check_document(doc: Any, root: Path, min_model_len: int) -> tuple[list[str]
     if label:
         labels[model] = label
     revision = doc.get("revision")
-    if revision is not None and (problem := _revision(revision)):
+    if revision is not None and (problem := revision_problem(revision)):
         reasons.append(f"revision: {problem}")
     description = doc.get("description", "")
     if not isinstance(description, str) or len(description) > 2000:
@@ -291,20 +162,13 @@ def _check_document(doc: Any, root: Path, min_model_len: int) -> tuple[list[str]
 def _check_engine_args(args: Mapping[str, Any], min_model_len: int, reasons: list[str]) -> None:
     for key, value in args.items():
         where = f"engine_args.{key}"
-        if (why := _denied(key)) is not None:
-            reasons.append(f"{where}: denied: {why}")
-        elif key in EVALUATOR_OWNED:
+        if key in EVALUATOR_OWNED:
             expected, why = EVALUATOR_OWNED[key]
             if expected is None or value != expected or isinstance(value, bool) != isinstance(expected, bool):
                 shown = "left out" if expected is None else json.dumps(expected)
                 reasons.append(f"{where} = {json.dumps(value)}: denied: {why}; it must be {shown}")
-        elif key in ENGINE_ARGS:
-            if problem := ENGINE_ARGS[key](value):
-                reasons.append(f"{where}: {problem}")
         else:
-            reasons.append(
-                f"{where}: not on the allowlist of engine arguments; allowed: {', '.join(sorted(ENGINE_ARGS))}"
-            )
+            _check_key(where, key, value, ENGINE_ARGS, DENIED, reasons)
     length = args.get("max_model_len")
     if isinstance(length, int) and not isinstance(length, bool) and length < min_model_len:
         reasons.append(
@@ -312,32 +176,62 @@ def _check_engine_args(args: Mapping[str, Any], min_model_len: int, reasons: lis
         )
 
 
+def _check_key(
+    where: str,
+    key: str,
+    value: Any,
+    allowed: Mapping[str, Check | Keys],
+    denied: Mapping[str, str],
+    reasons: list[str],
+) -> None:
+    """One key of an allowlisted object: allowed with a valid value, denied with its reason, or unknown."""
+    if key in denied:
+        reasons.append(f"{where}: denied: {denied[key]}")
+    elif key not in allowed:
+        reasons.append(f"{where}: unknown: vLLM 0.33 has no such setting; allowed: {', '.join(sorted(allowed))}")
+    elif isinstance(rule := allowed[key], Keys):
+        if rule.also is not None and rule.also(value) is None:
+            return
+        if not isinstance(value, dict):
+            reasons.append(f"{where}: must be an object")
+            return
+        for sub, sub_value in value.items():
+            _check_key(f"{where}.{sub}", sub, sub_value, rule.allowed, rule.denied, reasons)
+    elif problem := rule(value):
+        reasons.append(f"{where}: {problem}")
+
+
 def _check_speculative(spec: Any, root: Path, reasons: list[str], labels: dict[str, str]) -> dict[str, Any] | None:
     if not isinstance(spec, dict):
         reasons.append("speculative_config: must be an object")
         return None
     out = dict(spec)
+    before = len(reasons)
     for key, value in spec.items():
         where = f"speculative_config.{key}"
-        prefix_reason = next((why for p, why in _DENIED_PREFIXES.items() if key.startswith(p)), None)
-        if prefix_reason:
-            reasons.append(f"{where}: denied: {prefix_reason}")
-        elif key == "rejection_sample_method" and value != "standard":
-            reasons.append(f"{where} = {json.dumps(value)}: denied: {SPECULATIVE_DENIED[key]}")
-        elif key in SPECULATIVE_DENIED and key != "rejection_sample_method":
-            reasons.append(f"{where}: denied: {SPECULATIVE_DENIED[key]}")
-        elif key not in SPECULATIVE_ARGS:
-            reasons.append(f"{where}: not on the allowlist; allowed: {', '.join(sorted(SPECULATIVE_ARGS))}")
-        elif key == "model":
+        if key == "model":
             resolved, label = _check_model(value, root, where, reasons)
             out["model"] = resolved
             if label:
                 labels[resolved] = label
-        elif problem := SPECULATIVE_ARGS[key](value):
-            reasons.append(f"{where}: {problem}")
+        else:
+            _check_key(where, key, value, SPECULATIVE_ARGS, SPECULATIVE_DENIED, reasons)
     if "model" not in spec and "method" not in spec:
         reasons.append("speculative_config: needs a draft model or a method")
+    elif len(reasons) == before:
+        _check_method(out, reasons)
     return out
+
+
+def _check_method(spec: Mapping[str, Any], reasons: list[str]) -> None:
+    """The method vLLM 0.33 will run, resolved its way from the config as written, must be allowed."""
+    methods, how = speculative_methods(spec)
+    for method in methods:
+        if method in METHODS_NEEDING_MODEL and "model" not in spec:
+            reasons.append(f"speculative_config: method {method!r} needs a draft model; name it in `model`")
+        elif problem := SPECULATIVE_ARGS["method"](method):
+            may = "would" if len(methods) == 1 else "may"
+            reasons.append(f"speculative_config: vLLM 0.33 {may} run method {method!r} here ({how}); {problem}")
 
 
 def _check_model(value: Any, root: Path, where: str, reasons: list[str]) -> tuple[str, str | None]:
@@ -370,15 +264,6 @@ def _check_local(value: str, root: Path, where: str, reasons: list[str]) -> tupl
         reasons.append(f"{where}: {value!r} is not a folder in the submission")
         return "", None
     return str(target), f"submission:{value}"
-
-
-def _denied(key: str) -> str | None:
-    if key in DENIED:
-        return DENIED[key]
-    for prefix, why in _DENIED_PREFIXES.items():
-        if key.startswith(prefix):
-            return why
-    return None
 
 
 def _digest(folder: Path) -> tuple[str | None, int, str | None]:
@@ -426,6 +311,10 @@ def _refuse_constant(name: str) -> Any:
 def engine_kwargs(submission: Submission, *, default_max_num_batched_tokens: int) -> dict[str, Any]:
     """The `vllm.LLM` keyword arguments: the submission's allowed settings plus the evaluator's own.
 
+    The one assembly every engine receives: vLLM starts with exactly these, and the CPU stand-ins
+    record them (and refuse what vLLM 0.33 would refuse at start), so a run on a stand-in tests
+    the arguments a GPU run would use.
+
     Args:
         submission: A checked submission.
         default_max_num_batched_tokens: Used when the submission leaves it out.
@@ -439,7 +328,7 @@ def engine_kwargs(submission: Submission, *, default_max_num_batched_tokens: int
     if submission.speculative_config:
         kwargs["speculative_config"] = dict(submission.speculative_config)
     kwargs.setdefault("max_num_batched_tokens", default_max_num_batched_tokens)
-    kwargs.update({key: value for key, (value, _) in EVALUATOR_OWNED.items() if value is not None})
+    kwargs.update(evaluator_settings(speculative=bool(submission.speculative_config)))
     return kwargs
 
 

@@ -2,7 +2,7 @@
 
 The harness runs from its own folder in a job (`python3 run.py`), so its package `gemma_eval` is
 put on sys.path here, the same way, before any test module imports it; the organizer scripts'
-folder too.
+folder and the vLLM surface reader too.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gemma_helpers import HARNESS, SAMPLE, SCRIPTS, SHORT
+from gemma_helpers import HARNESS, SAMPLE, SCRIPTS, SHORT, VLLM_SURFACE
 
-for folder in (HARNESS, SCRIPTS):
+for folder in (HARNESS, SCRIPTS, VLLM_SURFACE):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 

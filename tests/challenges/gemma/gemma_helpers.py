@@ -9,6 +9,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 HARNESS = ROOT / "challenge_gemma" / "harness"
 SCRIPTS = ROOT / "challenge_gemma" / "scripts"
+VLLM_SURFACE = ROOT / "challenge_gemma" / "vllm_surface"
 SAMPLE = ROOT / "challenge_gemma" / "data" / "sample"
 EXAMPLES = ROOT / "challenge_gemma" / "examples"
 SCHEMAS = ROOT / "challenge_gemma" / "schemas"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from typing import Any
 
 import pytest
@@ -10,9 +12,11 @@ from gemma_eval.budget import Deadline
 from gemma_eval.data import Prompt
 from gemma_eval.engines import open_engine
 from gemma_eval.engines.fake import ASYNC_SCHEDULING_FACTOR, FakeEngine, simulated_cost
+from gemma_eval.errors import EngineFailure
 from gemma_eval.params import Params
 from gemma_eval.protocol import measure_tps, tps_figures
-from gemma_eval.submission import check_submission
+from gemma_eval.submission import check_submission, engine_kwargs, sanitize
+from gemma_eval.vllm_args import start_problems
 from gemma_helpers import EXAMPLES
 
 PROMPTS = [Prompt(f"p{i}", "test", tuple(range(20 + i, 60 + 2 * i))) for i in range(10)]
@@ -105,3 +109,61 @@ def test_the_example_submissions_reach_the_clock_through_open_engine() -> None:
     assert scores["bf16_baseline"].settings == ()
     assert scores["int4_qat"].settings == ("4bit weights",)
     assert scores["int4_qat_mtp"].draft_tokens == 7
+
+
+def fake_vllm(monkeypatch: pytest.MonkeyPatch, started: list[dict[str, Any]]) -> None:
+    """Stand-ins for vllm, torch and transformers: LLM records its arguments and refuses them as vLLM 0.33 does."""
+
+    class LLM:
+        def __init__(self, **kwargs: Any) -> None:
+            if problems := start_problems(kwargs):
+                raise ValueError(problems[0])
+            started.append(kwargs)
+            self.llm_engine = None
+
+        def get_tokenizer(self) -> None:
+            return None
+
+    cuda = types.SimpleNamespace(is_available=lambda: True, get_device_name=lambda _: "stand-in GPU")
+    modules = {
+        "vllm": types.SimpleNamespace(LLM=LLM, SamplingParams=dict, TokensPrompt=dict, __version__="0.33.0"),
+        "torch": types.SimpleNamespace(cuda=cuda, version=types.SimpleNamespace(cuda="12.9"), __version__="2.14.0"),
+        "transformers": types.SimpleNamespace(__version__="5.20.2"),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+@pytest.mark.parametrize("name", ["bf16_baseline", "int4_qat", "int4_qat_mtp"])
+def test_the_vllm_engine_and_the_fake_engine_get_one_assembly(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The baseline path on the fake engine is the vLLM path: the same LLM arguments, the same start rules."""
+    params = Params()
+    submission = check_submission(EXAMPLES / "valid" / name, min_model_len=params.min_model_len).submission
+    assert submission is not None
+    fake = open_engine("fake", submission, params)
+    started: list[dict[str, Any]] = []
+    fake_vllm(monkeypatch, started)
+    real = open_engine("vllm", submission, params)
+    expected = engine_kwargs(submission, default_max_num_batched_tokens=params.default_max_num_batched_tokens)
+    assert started == [expected], "vLLM gets the assembly unchanged"
+    assert real.info.engine_args == fake.info.engine_args == sanitize(expected, submission.labels)
+    assert ("per_request_spec_decode_metrics" in expected) == (name == "int4_qat_mtp")
+
+
+def test_stand_ins_refuse_what_vllm_refuses_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Had the assembly kept the speculative counters for every submission, the baseline would fail here too."""
+    submission = check_submission(EXAMPLES / "valid" / "bf16_baseline", min_model_len=4096).submission
+    assert submission is not None
+
+    def with_counters(*, speculative: bool) -> dict[str, Any]:
+        return {"per_request_spec_decode_metrics": "summary"}
+
+    monkeypatch.setattr("gemma_eval.submission.evaluator_settings", with_counters)
+    for kind in ("fake", "transformers"):
+        with pytest.raises(EngineFailure, match="requires speculative decoding"):
+            open_engine(kind, submission, Params())
+    started: list[dict[str, Any]] = []
+    fake_vllm(monkeypatch, started)
+    with pytest.raises(EngineFailure, match="vLLM did not start with this config: ValueError"):
+        open_engine("vllm", submission, Params())
+    assert started == []

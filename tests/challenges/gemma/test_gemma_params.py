@@ -21,6 +21,7 @@ MARKDOWN = [
     ROOT / "challenge_gemma" / "data" / "README.md",
     ROOT / "challenge_gemma" / "scripts" / "README.md",
     ROOT / "challenge_gemma" / "examples" / "README.md",
+    ROOT / "challenge_gemma" / "vllm_surface" / "README.md",
 ]
 
 

@@ -43,7 +43,10 @@ def test_valid_examples_pass_the_harness_and_the_schema(example: Path) -> None:
     [
         ("relaxed_acceptance", ["rejection_sample_method", "synthetic_acceptance_rates", "prefix caching", "raw log"]),
         ("model_outside_submission", ["'..'"]),
-        ("unlisted_engine_arg", ["hf_overrides", "logits processors", "swap_space: not on the allowlist"]),
+        (
+            "unlisted_engine_arg",
+            ["hf_overrides", "logits processors", "swap_space: unknown: vLLM 0.33 has no such setting"],
+        ),
     ],
 )
 def test_invalid_examples_are_refused_with_their_reasons(example: str, expected: list[str]) -> None:
@@ -60,30 +63,75 @@ def test_invalid_examples_are_refused_with_their_reasons(example: str, expected:
         ({"logprobs_mode": "processed_logprobs"}, "raw log-probabilities"),
         ({"logprobs_mode": "raw_logits"}, "raw log-probabilities"),
         ({"enable_prefix_caching": True}, "prefix caching is forced off"),
+        ({"per_request_spec_decode_metrics": "summary"}, "vLLM 0.33 refuses it without"),
         ({"logits_processors": ["pkg.Processor"]}, "custom logits processors"),
         ({"trust_remote_code": True}, "run code from a model repository"),
         ({"hf_overrides": {"num_hidden_layers": 30}}, "rewrites the model's architecture"),
-        ({"synthetic_acceptance_length": 3}, "synthetic acceptance"),
-        ({"fly_threshold": 0.3}, "'fly' acceptance"),
+        ({"model_class_overrides": {"Gemma4ForCausalLM": "pkg.Fast"}}, "code to import and run"),
+        ({"kv_sharing_fast_prefill": True}, "incorrect logits for prompt tokens"),
+        ({"override_generation_config": {"temperature": 0.5}}, "sampling is fixed by the evaluator"),
+        ({"quantization_config": {"linear": {}}}, "open-ended per-layer quantization"),
+        ({"language_model_only": True}, "whole multimodal model"),
+        ({"enable_lora": True}, "LoRA adapters change the model"),
+        ({"data_parallel_size": 2}, "one GPU in one process"),
+        # synthetic_* and fly_* are speculative settings; as engine arguments vLLM 0.33 has none of them.
+        ({"synthetic_acceptance_length": 3}, "vLLM 0.33 has no such setting"),
+        ({"fly_window_size": 3}, "vLLM 0.33 has no such setting"),
+        ({"swap_space": 4}, "vLLM 0.33 has no such setting"),
         ({"tokenizer": "someone/else"}, "the evaluator owns tokenization"),
         ({"skip_tokenizer_init": True}, "its own tokenizer"),
+        ({"chat_template": "{{ messages }}"}, "prompts arrive as token ids"),
         ({"disable_log_stats": True}, "per-request engine statistics"),
         ({"seed": False}, "the evaluator fixes the seed"),
-        ({"spec_model": "x/y"}, "under speculative_config"),
+        ({"spec_model": "x/y"}, "under the top-level speculative_config"),
         ({"speculative_config": {"model": "x/y"}}, "top-level speculative_config"),
-        ({"load_format": "dummy"}, "must be one of"),
+        ({"load_format": "dummy"}, "'dummy' is refused: random weights"),
+        ({"load_format": "gguf"}, "must be one of"),
+        ({"load_format": "bitsandbytes"}, "must be one of"),
+        ({"quantization": "bitsandbytes"}, "must be one of"),
+        ({"quantization": "fbgemm_fp8"}, "deprecated in vLLM 0.33"),
+        ({"kv_cache_dtype": "turboquant_4bit_nc"}, "not yet reviewed"),
+        ({"attention_backend": "CUSTOM"}, "code to import and run"),
         ({"tensor_parallel_size": 2}, "must be one of [1]"),
         ({"limit_mm_per_prompt": {"image": 0, "audio": 1}}, "zero limits are not allowed"),
         ({"limit_mm_per_prompt": {"image": {"count": 0}}}, "zero limits are not allowed"),
         ({"max_model_len": 2048}, "below 4096"),
         ({"gpu_memory_utilization": 1.5}, "from 0.05 to 0.98"),
         ({"max_num_seqs": True}, "must be an integer"),
-        ({"enable_lora": True}, "not on the allowlist"),
+        ({"compilation_config": {"backend": "pkg.compile"}}, "compilation_config.backend: denied: it names a compiler"),
+        ({"compilation_config": {"inductor_passes": {"p": "pkg.p"}}}, "code to import and run"),
+        ({"compilation_config": {"inductor_compile_config": {}}}, "open-ended config"),
+        ({"compilation_config": {"levels": 3}}, "compilation_config.levels: unknown"),
+        ({"compilation_config": {"mode": 5}}, "must be one of [0, 1, 2, 3]"),
+        ({"compilation_config": {"custom_ops": ["all", "evil op"]}}, "'+op' or '-op'"),
+        ({"compilation_config": 7}, "must be an object"),
+        ({"compilation_config": True}, "must be an object"),
+        ({"attention_config": {"use_non_causal": True}}, "bidirectional attention"),
+        ({"attention_config": {"backend": "NO_ATTENTION"}}, "it skips attention"),
+        ({"attention_config": {"backend_per_kind": {"mamba": "FLASH_ATTN"}}}, "other model families"),
+        ({"attention_config": {"flex_attn_block_m": 24}}, "power of two"),
+        ({"attention_config": "FLASH_ATTN"}, "must be an object"),
     ],
 )
 def test_engine_args_denied_with_a_reason(tmp_path: Path, engine_args: dict[str, Any], fragment: str) -> None:
     reasons = reasons_for(tmp_path, BASE | {"engine_args": engine_args})
     assert any(fragment in r for r in reasons), reasons
+
+
+def test_allowed_engine_args_pass(tmp_path: Path) -> None:
+    args = {
+        "quantization": "compressed-tensors",
+        "kv_cache_dtype": "fp8",
+        "compilation_config": {"mode": 3, "cudagraph_mode": "FULL_DECODE_ONLY", "cudagraph_capture_sizes": [1, 2]},
+        "attention_config": {"backend": "TRITON_ATTN", "backend_per_kind": {"sliding_window": "FLASH_ATTN"}},
+        "optimization_level": 3,
+        "performance_mode": "interactivity",
+        "linear_backend": "marlin",
+        "load_format": "safetensors",
+        "async_scheduling": True,
+    }
+    assert reasons_for(tmp_path, BASE | {"engine_args": args}) == []
+    assert reasons_for(tmp_path, BASE | {"engine_args": {"compilation_config": 0}}) == [], "an integer mode"
 
 
 def test_evaluator_owned_settings_may_repeat_the_evaluator_value(tmp_path: Path) -> None:
@@ -98,18 +146,31 @@ def test_evaluator_owned_settings_may_repeat_the_evaluator_value(tmp_path: Path)
             {"model": "google/gemma-4-E4B-it-assistant", "rejection_sample_method": "synthetic"},
             "accepts drafts at preset rates",
         ),
-        ({"model": "google/gemma-4-E4B-it-assistant", "rejection_sample_method": "fly"}, "relax acceptance"),
-        ({"model": "google/gemma-4-E4B-it-assistant", "rejection_sample_method": "block"}, "relax acceptance"),
-        ({"model": "google/gemma-4-E4B-it-assistant", "synthetic_acceptance_rates": [0.9]}, "fake draft acceptance"),
-        ({"model": "google/gemma-4-E4B-it-assistant", "fly_margin": 0.5}, "relax draft verification"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "rejection_sample_method": "fly"}, "lossy by vLLM's own"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "rejection_sample_method": "block"}, "relaxes per-token"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "rejection_sample_method": "fast"}, "must be one of"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "synthetic_acceptance_rates": [0.9]}, "fakes draft acceptance"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "fly_window_size": 3}, "relaxes draft verification"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "fly_margin": 0.5}, "vLLM 0.33 has no such setting"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "trust_remote_code": True}, "vLLM 0.33 has no such setting"),
         (
             {"model": "google/gemma-4-E4B-it-assistant", "enable_adaptive_verification": True},
             "not shown to be lossless",
         ),
+        ({"model": "google/gemma-4-E4B-it-assistant", "draft_lm_head_quantization": "fp8"}, "Gemma 4's MTP drafter"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "use_heterogeneous_vocab": True}, "owns tokenization"),
         ({"model": "google/gemma-4-E4B-it-assistant", "draft_sample_method": "random"}, "must be one of"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "draft_sample_method": "probabilistic"}, "not shown"),
         ({"model": "google/gemma-4-E4B-it-assistant", "num_speculative_tokens": 0}, "from 1 to 16"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "method": "medusa"}, "must be one of"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "method": "mlp_speculator"}, "must be one of"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "method": "gemma4_mtp"}, "write 'mtp'"),
+        ({"model": "google/gemma-4-E4B-it-assistant", "method": "custom_class"}, "code to import and run"),
+        ({"method": "suffix", "num_speculative_tokens": 8}, "arctic-inference"),
+        ({"method": "eagle3", "num_speculative_tokens": 3}, "method 'eagle3' needs a draft model"),
         ({"num_speculative_tokens": 4}, "needs a draft model or a method"),
         ({"model": "../drafter"}, "neither a Hub repository id"),
+        ({"model": "pkg.MyProposer"}, "neither a Hub repository id"),
         ("mtp", "must be an object"),
     ],
 )
@@ -126,6 +187,8 @@ def test_standard_speculative_decoding_is_allowed(tmp_path: Path) -> None:
     }
     assert reasons_for(tmp_path, BASE | {"speculative_config": spec}) == []
     assert reasons_for(tmp_path, BASE | {"speculative_config": {"method": "ngram", "prompt_lookup_max": 4}}) == []
+    eagle3 = {"model": "org/gemma-4-eagle3-head", "method": "mtp", "num_speculative_tokens": 3}
+    assert reasons_for(tmp_path, BASE | {"speculative_config": eagle3}) == [], "vLLM runs it as eagle3: allowed"
 
 
 @pytest.mark.parametrize(
@@ -246,7 +309,70 @@ def test_engine_kwargs_force_the_evaluator_settings(tmp_path: Path) -> None:
     assert kwargs["logprobs_mode"] == "raw_logprobs"
     assert kwargs["disable_log_stats"] is False
     assert kwargs["max_num_batched_tokens"] == 1024, "a submission's own chunk size is kept"
-    assert "tokenizer" not in kwargs, "the vLLM engine adds the official tokenizer itself"
+    assert kwargs["tokenizer"] == "google/gemma-4-E4B-it", "the official tokenizer, in the one assembly"
+    assert "per_request_spec_decode_metrics" not in kwargs, "vLLM 0.33 refuses it without speculative decoding"
     default = check_submission(write(tmp_path / "sub2", BASE), min_model_len=4096).submission
     assert default is not None
     assert engine_kwargs(default, default_max_num_batched_tokens=512)["max_num_batched_tokens"] == 512
+    spec = BASE | {"speculative_config": {"model": "google/gemma-4-E4B-it-assistant", "num_speculative_tokens": 7}}
+    drafted = check_submission(write(tmp_path / "sub3", spec), min_model_len=4096).submission
+    assert drafted is not None
+    assert engine_kwargs(drafted, default_max_num_batched_tokens=512)["per_request_spec_decode_metrics"] == "summary"
+
+
+def _denied_cases() -> list[tuple[str, dict[str, Any], str]]:
+    from gemma_eval import vllm_denied
+
+    draft = {"model": "google/gemma-4-E4B-it-assistant", "num_speculative_tokens": 3}
+    cases = [(f"engine_args.{k}", {"engine_args": {k: True}}, why) for k, why in vllm_denied.DENIED.items()]
+    cases += [
+        (f"speculative_config.{k}", {"speculative_config": draft | {k: True}}, why)
+        for k, why in vllm_denied.SPECULATIVE_DENIED.items()
+    ]
+    for where, table in (
+        ("compilation_config", vllm_denied.COMPILATION_DENIED),
+        ("attention_config", vllm_denied.ATTENTION_DENIED),
+    ):
+        cases += [(f"engine_args.{where}.{k}", {"engine_args": {where: {k: True}}}, why) for k, why in table.items()]
+    return cases
+
+
+@pytest.mark.parametrize(("where", "doc", "why"), _denied_cases(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_denied_setting_is_refused_with_its_reason(
+    tmp_path: Path, where: str, doc: dict[str, Any], why: str
+) -> None:
+    reasons = reasons_for(tmp_path, BASE | doc)
+    assert f"{where}: denied: {why}" in reasons, reasons
+
+
+def _value_cases() -> list[tuple[str, str, object, bool]]:
+    from gemma_eval.vllm_args import ALLOWED_VALUES
+    from gemma_eval.vllm_denied import DENIED_VALUES
+
+    engine_level = {
+        "dtype": "dtype",
+        "quantization": "quantization",
+        "kv_cache_dtype": "kv_cache_dtype",
+        "load_format": "load_format",
+        "model_impl": "model_impl",
+        "attention_backend": "attention_backend",
+        "linear_backend": "linear_backend",
+        "optimization_level": "optimization_level",
+        "performance_mode": "performance_mode",
+    }
+    cases = []
+    for key, values in engine_level.items():
+        cases += [(key, values, v, True) for v in ALLOWED_VALUES[values]]
+        cases += [(key, values, v, False) for v in DENIED_VALUES.get(values, {})]
+    return cases
+
+
+@pytest.mark.parametrize(("key", "values", "value", "allowed"), _value_cases())
+def test_every_value_is_allowed_or_refused_with_its_reason(
+    tmp_path: Path, key: str, values: str, value: object, allowed: bool
+) -> None:
+    from gemma_eval.vllm_denied import DENIED_VALUES
+
+    reasons = reasons_for(tmp_path, BASE | {"engine_args": {key: value}})
+    expected = [] if allowed else [f"engine_args.{key}: {value!r} is refused: {DENIED_VALUES[values][str(value)]}"]
+    assert reasons == expected

@@ -2,14 +2,18 @@
 
 `vllm` is the real engine and the only one whose numbers rank. `transformers` (a tiny random
 Gemma 4 on CPU) and `fake` (a seeded sparse model with a simulated clock) are stand-ins for tests
-and the local demo: they check the submission's config like vLLM would, but serve their own model.
+and the local demo: they get the same `vllm.LLM` arguments vLLM would (`engine_kwargs`), refuse
+them where vLLM 0.33's start-up rules would (`vllm_args.start_problems`), record them, and serve
+their own model.
 """
 
 from __future__ import annotations
 
 from gemma_eval.engines.base import Engine
+from gemma_eval.errors import EngineFailure
 from gemma_eval.params import Params
 from gemma_eval.submission import Submission, engine_kwargs, sanitize
+from gemma_eval.vllm_args import start_problems
 
 KINDS = ("vllm", "transformers", "fake")
 
@@ -32,13 +36,15 @@ def open_engine(kind: str, submission: Submission, params: Params) -> Engine:
         from gemma_eval.engines.vllm_engine import VllmEngine
 
         return VllmEngine(kwargs, labels=submission.labels)
+    if kind not in KINDS:
+        raise ValueError(f"unknown engine {kind!r}; choose one of {', '.join(KINDS)}")
+    if problems := start_problems(kwargs):
+        raise EngineFailure(f"vLLM would not start with this config: {'; '.join(problems)}")
     shown = sanitize(kwargs, submission.labels)
     if kind == "transformers":
         from gemma_eval.engines.transformers_engine import TransformersEngine
 
         return TransformersEngine(engine_args=shown)
-    if kind == "fake":
-        from gemma_eval.engines.fake import FakeEngine
+    from gemma_eval.engines.fake import FakeEngine
 
-        return FakeEngine(engine_args=shown)
-    raise ValueError(f"unknown engine {kind!r}; choose one of {', '.join(KINDS)}")
+    return FakeEngine(engine_args=shown)

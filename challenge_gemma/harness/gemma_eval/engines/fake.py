@@ -42,11 +42,11 @@ SPEC_METHODS: dict[str, tuple[float, float]] = {
     "mtp": (0.8, 0.04),
     "eagle": (0.75, 0.05),
     "eagle3": (0.78, 0.05),
-    "medusa": (0.6, 0.03),
-    "mlp_speculator": (0.6, 0.03),
+    "dflash": (0.75, 0.05),
+    "dspark": (0.78, 0.05),
     "draft_model": (0.7, 0.15),
     "ngram": (0.45, 0.0),
-    "suffix": (0.45, 0.0),
+    "ngram_gpu": (0.45, 0.0),
 }
 DEFAULT_SPEC_METHOD = (0.7, 0.1)  # a drafter model named without a method
 _FOUR_BIT = re.compile(r"w4a16|w4a8|int4|4bit|awq|gptq|nvfp4|mxfp4|bnb|bitsandbytes", re.IGNORECASE)

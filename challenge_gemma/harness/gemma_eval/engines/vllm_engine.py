@@ -1,11 +1,13 @@
 """The real engine: vLLM 0.33 in-process, batch 1, greedy. The only module that imports vllm.
 
-The submission's checked arguments become `vllm.LLM(...)` keyword arguments, plus what the
-evaluator owns: prefix caching off, raw logprobs, per-request statistics on, seed 0, and the
-official tokenizer (prompts arrive as ids; the tokenizer only decodes spot-check answers, so a
-submission cannot ship one that rewrites them). Every request passes explicit `SamplingParams`,
-because vLLM's defaults (temperature 1, 16 tokens, or the model's generation config) are not the
-protocol.
+It starts `vllm.LLM(**kwargs)` with exactly the arguments `submission.engine_kwargs` assembled:
+the submission's checked settings plus what the evaluator owns (prefix caching off, raw logprobs,
+per-request statistics on, seed 0, the speculative-decoding counters when a drafter runs, and the
+official tokenizer: prompts arrive as ids and the tokenizer only decodes spot-check answers, so a
+submission cannot ship one that rewrites them). Every request passes explicit `SamplingParams`
+(`generation_sampling`, `score_sampling`), because vLLM's defaults (temperature 1, 16 tokens, or
+the model's generation config) are not the protocol. The sampling arguments and the output fields
+read here are held against vLLM 0.33's source by the snapshot test (surface.json).
 
 - `generate`: `TokensPrompt` ids in, `outputs[0].token_ids` out; EOS ignored for timed requests.
   Engine timestamps (`metrics.first_token_ts`, `last_token_ts`, engine-core monotonic) and the
@@ -28,9 +30,9 @@ from typing import Any
 from gemma_eval.engines.base import EngineInfo, Generation, SpecStats, TokenScore
 from gemma_eval.errors import EngineFailure, InfrastructureError
 from gemma_eval.submission import sanitize
+from gemma_eval.vllm_args import TOKENIZER
 
 FAMILY = "gemma-4-E4B-it"
-TOKENIZER = "google/gemma-4-E4B-it"
 VOCAB_SIZE = 262144
 
 # Hub errors that mean the submission named something that is not there.
@@ -41,7 +43,7 @@ class VllmEngine:
     """vLLM's offline `LLM`, driven one request at a time.
 
     Args:
-        kwargs: `vllm.LLM` arguments from `submission.engine_kwargs` (the evaluator's settings included).
+        kwargs: `vllm.LLM` arguments from `submission.engine_kwargs` (the evaluator's settings and tokenizer included).
         labels: Local paths and how to show them in the summary.
     """
 
@@ -60,7 +62,7 @@ class VllmEngine:
             raise InfrastructureError(f"vllm is not installed in this image: {exc}") from exc
         self._sampling = SamplingParams
         self._prompt = TokensPrompt
-        arguments = {**kwargs, "tokenizer": TOKENIZER}
+        arguments = dict(kwargs)
         try:
             self._llm = LLM(**arguments)
         except Exception as exc:  # whatever the config breaks is classified below
@@ -92,45 +94,14 @@ class VllmEngine:
         self, prompt_ids: Sequence[int], max_new_tokens: int, *, ignore_eos: bool, stop_token_ids: Sequence[int] = ()
     ) -> Generation:
         """One greedy request; see the module docstring."""
-        sampling = self._sampling(
-            n=1,
-            temperature=0.0,
-            max_tokens=max_new_tokens,
-            ignore_eos=ignore_eos,
-            stop_token_ids=None if ignore_eos else list(stop_token_ids),
-            seed=0,
-            detokenize=False,
-        )
-        output = self._run(prompt_ids, sampling)
-        completion = output.outputs[0]
-        metrics = getattr(output, "metrics", None)
-        first = _number(getattr(metrics, "first_token_ts", None))
-        last = _number(getattr(metrics, "last_token_ts", None))
-        return Generation(
-            token_ids=tuple(int(t) for t in completion.token_ids),
-            ttft_s=_number(getattr(metrics, "first_token_latency", None)),
-            decode_s=last - first if first is not None and last is not None else None,
-            spec=_spec_stats(getattr(completion, "spec_decode_metrics", None)),
-        )
+        sampling = self._sampling(**generation_sampling(max_new_tokens, ignore_eos, stop_token_ids))
+        return read_generation(self._run(prompt_ids, sampling))
 
     def score(self, token_ids: Sequence[int], start: int) -> list[TokenScore]:
         """Teacher-forced scores from `prompt_logprobs=1`; see the module docstring."""
         ids = [int(t) for t in token_ids]
-        sampling = self._sampling(n=1, temperature=0.0, max_tokens=1, prompt_logprobs=1, detokenize=False)
-        rows = self._run(ids, sampling).prompt_logprobs or []
-        scores = []
-        # A short or missing row yields fewer or unusable scores, which the callers' checks reject.
-        for t in range(max(start, 1), min(len(ids), len(rows))):
-            row = rows[t] or {}
-            chosen = row.get(ids[t])
-            top = min(row.items(), key=lambda item: item[1].rank, default=None)
-            if chosen is None or top is None:
-                scores.append(TokenScore(ids[t], math.nan, 0, -1, math.nan))
-                continue
-            scores.append(
-                TokenScore(ids[t], float(chosen.logprob), int(chosen.rank), int(top[0]), float(top[1].logprob))
-            )
-        return scores
+        rows = self._run(ids, self._sampling(**score_sampling())).prompt_logprobs or []
+        return read_scores(rows, ids, start)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text with the official tokenizer, special tokens dropped."""
@@ -152,6 +123,53 @@ class VllmEngine:
         if len(outputs) != 1:
             raise EngineFailure(f"vLLM returned {len(outputs)} outputs for one request")
         return outputs[0]
+
+
+def generation_sampling(max_new_tokens: int, ignore_eos: bool, stop_token_ids: Sequence[int]) -> dict[str, Any]:
+    """`SamplingParams` of one greedy request: explicit, so no default of vLLM's or the model's applies."""
+    return {
+        "n": 1,
+        "temperature": 0.0,
+        "max_tokens": max_new_tokens,
+        "ignore_eos": ignore_eos,
+        "stop_token_ids": None if ignore_eos else list(stop_token_ids),
+        "seed": 0,
+        "detokenize": False,
+    }
+
+
+def score_sampling() -> dict[str, Any]:
+    """`SamplingParams` of one teacher-forced scoring request: the prompt's top-1 and own logprobs."""
+    return {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 1, "detokenize": False}
+
+
+def read_generation(output: Any) -> Generation:
+    """A `RequestOutput` of one greedy request, as the harness's `Generation`."""
+    completion = output.outputs[0]
+    metrics = getattr(output, "metrics", None)
+    first = _number(getattr(metrics, "first_token_ts", None))
+    last = _number(getattr(metrics, "last_token_ts", None))
+    return Generation(
+        token_ids=tuple(int(t) for t in completion.token_ids),
+        ttft_s=_number(getattr(metrics, "first_token_latency", None)),
+        decode_s=last - first if first is not None and last is not None else None,
+        spec=_spec_stats(getattr(completion, "spec_decode_metrics", None)),
+    )
+
+
+def read_scores(rows: Sequence[Any], ids: Sequence[int], start: int) -> list[TokenScore]:
+    """Scores of positions `start` on from `prompt_logprobs` rows (id -> `Logprob(logprob, rank, ...)`)."""
+    scores = []
+    # A short or missing row yields fewer or unusable scores, which the callers' checks reject.
+    for t in range(max(start, 1), min(len(ids), len(rows))):
+        row = rows[t] or {}
+        chosen = row.get(ids[t])
+        top = min(row.items(), key=lambda item: item[1].rank, default=None)
+        if chosen is None or top is None:
+            scores.append(TokenScore(ids[t], math.nan, 0, -1, math.nan))
+            continue
+        scores.append(TokenScore(ids[t], float(chosen.logprob), int(chosen.rank), int(top[0]), float(top[1].logprob)))
+    return scores
 
 
 def _start_failure(exc: Exception) -> Exception:
