@@ -24,7 +24,7 @@ from collab_backend.jobs.hub import HubLauncher
 from collab_backend.jobs.local import LocalLauncher
 from collab_backend.limits import replay
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, digest, files, jobs, meta, results, usage
+from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, profiles, results, usage
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.storage import Storage
@@ -183,7 +183,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, board, digest, results, files, usage, jobs):
+    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse):
         app.include_router(module.router)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
     app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)
