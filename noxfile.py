@@ -32,7 +32,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy, strict, over provision/, the challenge types, the backend and the Hub fake."""
-    session.install("-e", ".[dev]", "-r", "template/backend/requirements.txt")
+    session.install("-e", ".[dev]", "-r", "template/backend/requirements.txt", "-r", "template/dashboard/requirements.txt")
     session.run("mypy")
 
 

@@ -58,10 +58,13 @@ async def get_stats(ctx: ContextDep) -> dict[str, Any]:
 
 @router.get("/changes")
 async def get_changes(
-    ctx: ContextDep, since: Annotated[int, Query(ge=0, description="a `seq` seen before")]
+    ctx: ContextDep, since: Annotated[int | None, Query(ge=0, description="a `seq` seen before")] = None
 ) -> dict[str, Any]:
-    """How many entries of each kind were written after entry `since` (a cheap poll for live pages)."""
-    return changes_since(ctx.record.state, since)
+    """What was written after entry `since`, counted by kind (a cheap poll); without `since`, just `seq`."""
+    state = ctx.record.state
+    if since is None:
+        return {"since": None, "seq": state.seq, "kinds": {}, "channels": {}, "truncated": False}
+    return changes_since(state, since)
 
 
 @router.get("/series")
