@@ -14,6 +14,7 @@ its page: O(page) per read, O(n log n) per change.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -128,6 +129,7 @@ class ResultViews:
     def __init__(self) -> None:
         self._key: tuple[int, int] | None = None
         self.built = _Built()
+        self._lock = threading.Lock()  # one rebuild at a time: concurrent readers wait for it, not redo it
 
     async def current(self, state: State, scoring: Scoring) -> _Built:
         """The lookups for the state as it is; a rebuild runs in a worker thread, off the event loop."""
@@ -136,12 +138,13 @@ class ResultViews:
         return self.built
 
     def get(self, state: State, scoring: Scoring) -> _Built:
-        key = (id(state), state.results_version)
-        if key != self._key:
-            # C-level copies: the writer thread may add a result while this builds.
-            order, results, verdicts = list(state.result_order), dict(state.results), dict(state.verdicts)
-            self.built, self._key = build(order, results, verdicts, scoring), key
-        return self.built
+        with self._lock:
+            key = (id(state), state.results_version)
+            if key != self._key:
+                # C-level copies: the writer thread may add a result while this builds.
+                order, results, verdicts = list(state.result_order), dict(state.results), dict(state.verdicts)
+                self.built, self._key = build(order, results, verdicts, scoring), key
+            return self.built
 
 
 def node(state: State, built: _Built, rid: str, frontier: set[str] | None = None) -> dict[str, Any]:
