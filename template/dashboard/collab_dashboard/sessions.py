@@ -5,8 +5,9 @@ post on their behalf, so it must be somewhere; it stays here, in memory, and nev
 cookie, a page or a script. The cookie is `HttpOnly`, `SameSite=Lax`, and on a Space `Secure`
 with the `__Host-` prefix. A session expires after `session_hours` (or when its OAuth token
 does), signing in replaces the session id (no fixation), signing out deletes it, and at most
-`max_sessions` are kept (the least recently used go first). A restart of the dashboard signs
-everyone out.
+`max_sessions` signed-in sessions and as many anonymous ones (a form's CSRF token before sign-in)
+are kept, each kind apart, the least recently used going first: a flood of anonymous visits can
+never push a signed-in person out. A restart of the dashboard signs everyone out.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class SessionStore:
 
     def __init__(self, lifetime_s: float, max_sessions: int, clock: Callable[[], float] = time.time) -> None:
         self.lifetime_s, self.max_sessions, self.clock = lifetime_s, max_sessions, clock
-        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._signed: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, session_id: str | None) -> Session | None:
@@ -64,14 +66,16 @@ class SessionStore:
         if not session_id:
             return None
         with self._lock:
-            session = self._items.get(session_id)
-            if session is None:
-                return None
-            if session.expires < self.clock():
-                del self._items[session_id]
-                return None
-            self._items.move_to_end(session_id)
-            return session
+            for items in (self._signed, self._anonymous):
+                session = items.get(session_id)
+                if session is None:
+                    continue
+                if session.expires < self.clock():
+                    del items[session_id]
+                    return None
+                items.move_to_end(session_id)
+                return session
+            return None
 
     def create(self, viewer: Viewer | None = None, expires: float | None = None) -> Session:
         """A new session (anonymous, or signed in as `viewer`) with fresh id and CSRF token."""
@@ -82,16 +86,18 @@ class SessionStore:
             expires=min(lifetime_end, expires) if expires else lifetime_end,
             viewer=viewer,
         )
+        items = self._signed if viewer is not None else self._anonymous
         with self._lock:
-            self._items[session.id] = session
-            while len(self._items) > self.max_sessions:
-                self._items.popitem(last=False)
+            items[session.id] = session
+            while len(items) > self.max_sessions:
+                items.popitem(last=False)
         return session
 
     def drop(self, session_id: str) -> None:
         """Forget a session (sign-out, or its id being replaced at sign-in)."""
         with self._lock:
-            self._items.pop(session_id, None)
+            self._signed.pop(session_id, None)
+            self._anonymous.pop(session_id, None)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._signed) + len(self._anonymous)
