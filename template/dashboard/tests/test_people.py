@@ -102,7 +102,24 @@ def test_a_member_posts_and_replies_with_autocomplete_handles(fresh: Collab) -> 
     )
     assert reply.headers["location"] == f"/threads/{message['id']}"
     replies = fresh.api.get(f"/v1/messages/{message['id']}/thread").json()["items"]
-    assert [r["body"] for r in replies] == ["and K=7"]
+    assert [(r["body"], r["channel"]) for r in replies] == [("and K=7", "general")]
+    kernels = client.get("/board?channel=kernels").text
+    client.post("/post", data={"csrf": csrf_of(kernels), "body": "kernel talk", "channel": "kernels", "next": "/board"})
+    root = fresh.api.get("/v1/messages", params={"channel": "kernels"}).json()["items"][0]["id"]
+    page = client.get(f"/threads/{root}").text
+    client.post(
+        "/post",
+        data={
+            "csrf": csrf_of(page),
+            "body": "a reply stays in its channel",
+            "thread": root,
+            "channel": "kernels",
+            "next": f"/threads/{root}",
+        },
+    )
+    [kernel_reply] = fresh.api.get(f"/v1/messages/{root}/thread").json()["items"]
+    assert kernel_reply["channel"] == "kernels"
+    assert 'name="channel" value="kernels"' in page
     inbox = sign_in(fresh, "alice").get("/board/me")  # alice's own handle is human-alice: not mentioned
     assert "Nobody has mentioned you yet" in inbox.text
 
