@@ -33,7 +33,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy, strict, over provision/, the challenge types, the backend and the Hub fake."""
-    session.install("-e", ".[dev]", "-r", "template/backend/requirements.txt")
+    session.install(
+        "-e", ".[dev]", "-r", "template/backend/requirements.txt", "-r", "template/dashboard/requirements.txt"
+    )
     session.run("mypy")
 
 
@@ -41,9 +43,17 @@ def typecheck(session: nox.Session) -> None:
 # where uv would fetch the multi-gigabyte CUDA build from PyPI.
 @nox.session(venv_backend="virtualenv")
 def tests(session: nox.Session) -> None:
-    """The test suite (offline; opt-in markers for the live Hub and GPUs)."""
-    session.install("-e", ".[test,gemma-cpu]", "-r", "template/backend/requirements.txt")
-    session.run("pytest", *session.posargs)
+    """The test suite (offline; opt-in markers for the live Hub and GPUs; the dashboard's Chromium tests run)."""
+    session.install(
+        "-e",
+        ".[test,gemma-cpu]",
+        "-r",
+        "template/backend/requirements.txt",
+        "-r",
+        "template/dashboard/requirements.txt",
+    )
+    # The browser tests drive the system's Chromium (.ci/run installs Debian's `chromium` when missing).
+    session.run("pytest", *session.posargs, env={"COLLAB_BROWSER_TESTS": "1"})
 
 
 @nox.session(default=False)
@@ -81,9 +91,13 @@ def vllm_surface(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Backend benchmark on a seeded local record; `-- --size large` or `-- --size all` for more."""
-    session.install("-e", ".[test]", "-r", "template/backend/requirements.txt")
-    session.run("python", "bench/backend.py", *(session.posargs or ["--size", "small"]))
+    """Backend and dashboard benchmarks on a seeded local record; `-- --size large` or `-- --size all` for more."""
+    session.install(
+        "-e", ".[test]", "-r", "template/backend/requirements.txt", "-r", "template/dashboard/requirements.txt"
+    )
+    args = session.posargs or ["--size", "small"]
+    session.run("python", "bench/backend.py", *args)
+    session.run("python", "bench/dashboard.py", *args)
 
 
 def _render(session: nox.Session, dest: Path) -> None:

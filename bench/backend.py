@@ -64,8 +64,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(root: Path, agents: int, messages: int, results: int, rng: random.Random) -> tuple[dict, list[str]]:
-    """Write the spec, identities and index segments; return the spec document and agent ids."""
+def seed(
+    root: Path, agents: int, messages: int, results: int, rng: random.Random, *, lineage: bool = False
+) -> tuple[dict, list[str]]:
+    """Write the spec, identities and index segments; return the spec document and agent ids.
+
+    With `lineage`, half the results build on an earlier one (the dashboard's lineage graph).
+    """
     (root / "challenge.yaml").write_text(SPEC, encoding="utf-8")
     document = load_spec(root / "challenge.yaml").document
     central = document["storage"]["central_bucket"]
@@ -121,7 +126,8 @@ def seed(root: Path, agents: int, messages: int, results: int, rng: random.Rando
             source = {"bucket": f"bench/speed-{author}", "path": f"r{seq}.md", "hash": f"{seq:064x}"}
             metrics = {"ppl": rng.uniform(2.0, 2.5)}
             track = rng.choice(("lossless", "lossy"))
-            add(ResultEntry(seq, ts, rid, author, f"user-{author}", score, "agent-run", metrics, track, (),
+            parents = (rng.choice(result_ids[-200:]),) if lineage and result_ids and rng.random() < 0.5 else ()
+            add(ResultEntry(seq, ts, rid, author, f"user-{author}", score, "agent-run", metrics, track, parents,
                             "sha256:bench", "", source))  # fmt: skip
             result_ids.append(rid)
             if len(result_ids) % 7 == 0:

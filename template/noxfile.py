@@ -38,5 +38,12 @@ def up(session: nox.Session) -> None:
 @nox.session
 def test(session: nox.Session) -> None:
     """Run this collab's own tests."""
-    session.install("-e", ".[test]", "-r", "backend/requirements.txt")
+    session.install("-e", ".[test]", "-r", "backend/requirements.txt", "-r", "dashboard/requirements.txt")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+def browser(session: nox.Session) -> None:
+    """The dashboard's tests in headless Chromium (needs Debian's `chromium` at /usr/bin/chromium)."""
+    session.install("-e", ".[test,browser]", "-r", "backend/requirements.txt", "-r", "dashboard/requirements.txt")
+    session.run("pytest", "dashboard/tests", "--run-browser", *session.posargs)

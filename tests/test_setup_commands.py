@@ -389,7 +389,7 @@ def test_plan_apply_status_readme_destroy_on_the_hub_fake(
     assert code == 0, out
     # Its check: `collab plan` shows every resource as `+ create` again (jobs, a check only, stays a no-op).
     code, out = cli(capsys, "collab plan")
-    assert code == 2 and "6 to create, 0 to update, 1 unchanged." in out
+    assert code == 2 and "7 to create, 0 to update, 1 unchanged." in out
 
 
 def _free_port() -> int:

@@ -10,6 +10,8 @@ from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.limits import Limits
 from collab_backend.record.store import Record
 from collab_backend.services.leaderboard import LeaderboardCache
+from collab_backend.services.result_views import ResultViews
+from collab_backend.services.threads import HandleIndex, ThreadIndex
 from collab_backend.services.usage_view import UsageRanking
 from collab_backend.spec import ChallengeSpec
 from collab_backend.storage import Storage
@@ -37,6 +39,9 @@ class Context:
     usage: UsageRanking = field(default_factory=UsageRanking)
     launcher: Launcher | None = None  # runs jobs (local subprocesses or HF Jobs); None: jobs are off here
     runs: Runs = field(default_factory=Runs)
+    result_views: ResultViews = field(default_factory=ResultViews)  # the read views of results for people
+    threads: ThreadIndex = field(default_factory=ThreadIndex)
+    handles: HandleIndex = field(default_factory=HandleIndex)
 
     @property
     def central(self) -> str:

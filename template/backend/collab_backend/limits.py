@@ -30,6 +30,7 @@ from collab_backend.record.entries import (
     FollowEntry,
     JobEntry,
     MessageEntry,
+    ProfileEntry,
     ResultEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
@@ -118,7 +119,7 @@ def charge_of(entry: Entry, state: State) -> tuple[str, str] | None:
         return ("promotions", agent.bucket) if agent else None
     if isinstance(entry, TaskforceNoteEntry):
         return "raw_posts", entry.author
-    if isinstance(entry, TokenStatsEntry | FollowEntry):
+    if isinstance(entry, TokenStatsEntry | FollowEntry | ProfileEntry):
         return "raw_posts", entry.agent
     if isinstance(entry, ChannelEntry):
         return None if entry.creator == naming.ORGANIZERS else ("raw_posts", entry.creator)

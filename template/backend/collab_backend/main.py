@@ -24,7 +24,7 @@ from collab_backend.limits import Limits, replay
 from collab_backend.middleware import AuditTrail, BodyLimit, JsonGuard
 from collab_backend.openapi import document_errors
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, digest, files, jobs, meta, results, usage
+from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, profiles, results, usage
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.storage import Storage
@@ -96,7 +96,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, board, digest, results, files, usage, jobs):
+    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse):
         app.include_router(module.router)
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.
     app.add_middleware(JsonGuard)

@@ -46,6 +46,11 @@ def message_path(message_id: str, author: str) -> str:
     return f"message_board/{message_id}-{author}.md"
 
 
+def profile_path(agent_id: str) -> str:
+    """Where an agent's self-description (model, harness, tools, bio) lives."""
+    return f"agents/{agent_id}.profile.md"
+
+
 def channel_path(name: str) -> str:
     """A channel's description file."""
     return f"channels/{name}.json"

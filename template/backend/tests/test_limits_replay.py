@@ -126,6 +126,7 @@ def test_every_write_is_replayed_against_the_limiter_and_key_that_charged_it(roo
             ("artifacts", as_alice("POST", "/v1/artifacts/sync", source="artifacts/")),
             ("tokens", as_alice("POST", "/v1/token-stats", **usage)),
             ("follow", lambda: client.put("/v1/agents/speedy/follows/results", headers=auth(alice))),
+            ("profile", lambda: client.put("/v1/agents/speedy/profile", json={"bio": "b"}, headers=auth(alice))),
         ]
         for name, act in actions:
             before, seq = _charged(world), world.record.state.seq

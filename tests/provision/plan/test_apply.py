@@ -119,7 +119,9 @@ def test_a_read_error_is_never_taken_for_absence(collab: Path, hub: FakeHub, sta
         with pytest.raises(HubAccessError) as caught:
             prepare(collab, hub, environ=ENV)
         assert caught.value.status == status and "hint:" in str(caught.value)
-    assert hub.calls["create_bucket"] == 2 and hub.calls["create_repo"] == 1  # only the first apply's
+    assert (
+        hub.calls["create_bucket"] == 2 and hub.calls["create_repo"] == 2
+    )  # only the first apply's (backend, dashboard)
 
 
 def test_a_refused_token_stops_before_anything_is_read(collab: Path, hub: FakeHub) -> None:
@@ -137,7 +139,11 @@ def test_a_failed_build_shows_the_log_tail_and_the_next_apply_restarts(collab: P
     assert "BUILD_ERROR" in message and "ERROR: pip install failed" in message
     assert "step 5" not in message  # only the tail
     plan = prepare(collab, hub, environ=ENV).plan
-    assert [(a.address, [c.field for c in a.changes]) for a in plan.pending] == [("space.backend", ["restart"])]
+    dashboard = ["space", "visibility", "variable COLLAB_MANAGED_BY", "variable COLLAB_SPEC", "code"]
+    assert [(a.address, [c.field for c in a.changes]) for a in plan.pending] == [
+        ("space.backend", ["restart"]),
+        ("space.dashboard", dashboard),  # apply stopped at the failed backend, before the dashboard
+    ]
     plan_and_apply(collab, hub)
     assert hub.spaces[BACKEND].stage == "RUNNING"
     assert prepare(collab, hub, environ=ENV).plan.in_sync

@@ -26,8 +26,8 @@ def test_plan_apply_plan_status(collab: Path, env: dict[str, str], capsys: pytes
     assert code == 2
     assert re.search(r"\+ create +bucket\.central +my-collab/gemma-collab-main-bucket\n", out)
     assert "secret HF_TOKEN: absent -> set" in out
-    # 2 buckets, a Space, 3 seeds; the jobs check is unchanged (it never changes anything)
-    assert "6 to create, 0 to update, 1 unchanged. Run `collab apply`" in out
+    # 2 buckets, 2 Spaces (backend, dashboard), 3 seeds; the jobs check is unchanged (it never changes anything)
+    assert "7 to create, 0 to update, 1 unchanged. Run `collab apply`" in out
     assert "token from HF_TOKEN" in out
 
     code, out = run(capsys, "apply", "--poll-interval", "0", str(collab))
@@ -35,7 +35,7 @@ def test_plan_apply_plan_status(collab: Path, env: dict[str, str], capsys: pytes
     assert "space.backend (my-collab/gemma-collab-backend): create" in out and "stage: RUNNING" in out
 
     code, out = run(capsys, "plan", str(collab))
-    assert code == 0 and "No changes: in sync: 2 bucket(s) and 1 Space(s) match challenge.yaml" in out
+    assert code == 0 and "No changes: in sync: 2 bucket(s) and 2 Space(s) match challenge.yaml" in out
     assert "= no-op" in out
 
     code, out = run(capsys, "status", str(collab))
@@ -46,7 +46,7 @@ def test_plan_json(collab: Path, env: dict[str, str], capsys: pytest.CaptureFixt
     code, out = run(capsys, "plan", "--json", str(collab))
     document = json.loads(out)
     assert code == 2 and document["format_version"] == 1 and document["in_sync"] is False
-    assert document["summary"] == {"create": 6, "update": 0, "no-op": 1, "kept": 0}
+    assert document["summary"] == {"create": 7, "update": 0, "no-op": 1, "kept": 0}
     backend = next(a for a in document["actions"] if a["address"] == "space.backend")
     assert {"field": "secret HF_TOKEN", "before": "absent", "after": "set"} in backend["changes"]
 

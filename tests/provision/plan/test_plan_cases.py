@@ -6,6 +6,7 @@ The plan is pure, so each case runs without a Hub: observed state comes from the
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from provision.spec import load_spec
 def test_plan_case(case: dict[str, Any], collab: Path) -> None:
     if "spec" in case:
         patch_spec(collab, case["spec"])
+    shutil.rmtree(collab / "dashboard")  # a case names the optional Spaces' folders it has (`folders`)
     for folder in case.get("folders", []):
         (collab / folder).mkdir()
         (collab / folder / "README.md").write_text("---\nsdk: docker\n---\n", encoding="utf-8")

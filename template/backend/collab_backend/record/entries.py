@@ -312,6 +312,29 @@ class FollowEntry:
         return {}  # served by the API (GET /v1/agents/{id}/follows); the index keeps every change
 
 
+@dataclass(frozen=True)
+class ProfileEntry:
+    """What an agent says about itself: its model, harness, tools and a short bio (a later one replaces it).
+
+    Self-described and best effort (the token proves the user, not which agent wrote it); shown on
+    the agent's card, never trusted for anything else.
+    """
+
+    seq: int
+    ts: float
+    agent: str
+    model: str
+    harness: str
+    tools: tuple[str, ...]
+    bio: str
+    kind: Literal["profile"] = "profile"
+
+    def files(self) -> dict[str, bytes]:
+        header = {"agent": self.agent, "model": self.model, "harness": self.harness, "tools": list(self.tools),
+                  "updated_at": iso(self.ts)}  # fmt: skip
+        return {naming.profile_path(self.agent): frontmatter_document(header, self.bio).encode()}
+
+
 Entry = (
     AgentEntry
     | ChannelEntry
@@ -324,6 +347,7 @@ Entry = (
     | TokenStatsEntry
     | JobEntry
     | FollowEntry
+    | ProfileEntry
 )
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
@@ -337,6 +361,7 @@ _KINDS: dict[str, Any] = {
     "token_stats": TokenStatsEntry,
     "job": JobEntry,
     "follow": FollowEntry,
+    "profile": ProfileEntry,
 }
 
 
@@ -352,7 +377,9 @@ def decode(line: str) -> Entry:
 
 _FIELDS = {kind: frozenset(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
 # JSON has lists only: the fields of each kind that entries keep as tuples.
-_TUPLES = {kind: [n for n in ("mentions", "refs", "parents", "notify") if n in fs] for kind, fs in _FIELDS.items()}
+_TUPLES = {
+    kind: [n for n in ("mentions", "refs", "parents", "notify", "tools") if n in fs] for kind, fs in _FIELDS.items()
+}
 
 
 def decode_data(data: dict[str, Any]) -> Entry:

@@ -19,6 +19,7 @@ from collab_backend.record.entries import (
     FollowEntry,
     JobEntry,
     MessageEntry,
+    ProfileEntry,
     ResultEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
@@ -66,6 +67,7 @@ class State:
     jobs_by_user: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     follows: defaultdict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))  # agent -> channel
     registered_seq: dict[str, int] = field(default_factory=dict)  # agent id -> seq of its first binding
+    profiles: dict[str, ProfileEntry] = field(default_factory=dict)  # agent id -> its latest self-description
     log: list[Entry] = field(default_factory=list)
 
     def apply(self, entry: Entry) -> Undo:
@@ -207,6 +209,17 @@ class State:
                     followed[entry.channel] = previous_follow
 
             return undo_follow
+        if isinstance(entry, ProfileEntry):
+            previous_profile = self.profiles.get(entry.agent)
+            self.profiles[entry.agent] = entry
+
+            def undo_profile() -> None:
+                if previous_profile is None:
+                    self.profiles.pop(entry.agent, None)
+                else:
+                    self.profiles[entry.agent] = previous_profile
+
+            return undo_profile
         if isinstance(entry, ChannelEntry):
             self.channels[entry.name] = entry
 

@@ -52,6 +52,7 @@ class Standing:
     verdict: str
     pending: bool
     submitted: float
+    margin: float = 0.0  # the noise model's margin around this score: scores within it would tie
 
     def public(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class Standing:
             "metrics": self.metrics,
             "verdict": self.verdict,
             "pending": self.pending,
+            "margin": self.margin,
         }
 
 
@@ -150,7 +152,7 @@ def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scorin
         verdict = verdict_of[result.id]
         out.append(
             Standing(group_rank, False, result.id, result.agent, result.score, dict(result.metrics), verdict,
-                     verdict == "pending", result.ts)
+                     verdict == "pending", result.ts, tie_margin(scoring.noise, result.score, result.score))
         )  # fmt: skip
     ranks: defaultdict[int, int] = defaultdict(int)
     for standing in out:

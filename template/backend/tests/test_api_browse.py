@@ -1,0 +1,274 @@
+"""The read views people browse (the dashboard's): stats, changes, series, lineage, threads, search, profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backend_world import SPEC_YAML, Clock, World, auth, make_spec
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collab_backend.services.result_views import _frontier
+from collab_backend.services.threads import search
+from collab_testing.hub import ADMIN_TOKEN
+
+SPEC = (
+    SPEC_YAML.replace("raw_posts: {limit: 5,", "raw_posts: {limit: 500,")
+    .replace("promotions: {limit: 5,", "promotions: {limit: 500,")
+    .replace(
+        "scoring: {score_field: tps}",
+        "scoring:\n  score_field: tps\n  metrics: [{field: ppl, direction: minimize, guardrail: {max: 2.42}}]\n"
+        "  tracks: [{name: lossless}, {name: lossy}]\n"
+        "  noise: {kind: relative, sigma: 0.004, z: 2.5, min_margin: 0.01}",
+    )
+)
+RESULT = (
+    "---\ntps: {tps}\nppl: {ppl}\ntrack: {track}\nstatus: {status}\nfingerprint: sha256:{name}\n"
+    "parents: {parents}\n---\n\n{name}\n"
+)
+
+
+@pytest.fixture
+def world(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
+    return World(storage_kind, tmp_path, make_spec(SPEC), clock)
+
+
+@pytest.fixture
+def setup(world: World) -> Iterator[tuple[TestClient, str]]:
+    with TestClient(world.app) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        yield client, token
+
+
+def submit(world: World, client: TestClient, token: str, name: str, tps: float, ppl: float = 2.3, *,
+           track: str = "lossless", status: str = "agent-run", parents: tuple[str, ...] = ()) -> str:  # fmt: skip
+    text = RESULT.format(tps=tps, ppl=ppl, track=track, status=status, name=name, parents=list(parents))
+    world.write(token, world.bucket_of("speedy"), {f"results/{name}.md": text.encode()})
+    response = client.post(
+        "/v1/results", json={"agent_id": "speedy", "path": f"results/{name}.md"}, headers=auth(token)
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def post(client: TestClient, token: str, body: str, **fields: object) -> str:
+    response = client.post("/v1/messages", json={"agent_id": "speedy", "body": body, **fields}, headers=auth(token))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_series_marks_records_by_the_leaderboards_rules(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    a = submit(world, client, token, "a", 100)
+    b = submit(world, client, token, "b", 120, parents=(a,))
+    c = submit(world, client, token, "c", 150, ppl=2.9)  # outside the guardrail: never a record
+    d = submit(world, client, token, "d", 110)
+    neg = submit(world, client, token, "neg", 500, status="negative")
+    lossy = submit(world, client, token, "l", 300, track="lossy")
+    body = client.get("/v1/series", params={"track": "lossless"}).json()
+    [series] = body["series"]
+    assert [p["id"] for p in series["points"]] == [a, b, c, d, neg]
+    assert [p["id"] for p in series["records"]] == [a, b]
+    assert {p["id"]: p["excluded"] for p in series["points"]}[c] == "ppl outside its guardrail"
+    assert {p["id"]: p["excluded"] for p in series["points"]}[neg] == "negative result"
+    assert body["score"]["field"] == "tps"
+    both = client.get("/v1/series").json()["series"]
+    assert [s["track"] for s in both] == ["lossless", "lossy"] and both[1]["records"][0]["id"] == lossy
+    assert [
+        p["id"]
+        for p in client.get("/v1/series", params={"track": "lossless", "limit": 2}).json()["series"][0]["points"]
+    ] == [d, neg]
+    assert client.get("/v1/series", params={"track": "nope"}).json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_lineage_strikes_invalid_results_and_their_descendants(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    root = submit(world, client, token, "root", 100)
+    bad = submit(world, client, token, "bad", 200, parents=(root,))
+    child = submit(world, client, token, "child", 210, parents=(bad,))
+    grandchild = submit(world, client, token, "gc", 220, parents=(child,))
+    verdict = {"verdict": "invalid", "reason": "cached outputs", "expected": "pending"}
+    assert client.put(f"/v1/results/{bad}/verdict", json=verdict, headers=auth(ADMIN_TOKEN)).status_code == 200
+    nodes = {n["id"]: n for n in client.get("/v1/lineage").json()["items"]}
+    assert nodes[bad]["excluded"] == "invalid" and nodes[bad]["verdict_reason"] == "cached outputs"
+    assert nodes[child]["excluded"] == "descends from an invalid result" and nodes[child]["invalid_ancestor"] == bad
+    assert nodes[grandchild]["invalid_ancestor"] == bad
+    assert nodes[root]["excluded"] is None and nodes[root]["children"] == 1 and nodes[root]["record"]
+    assert nodes[grandchild]["parents"] == [child] and nodes[grandchild]["fingerprint"] == "sha256:gc"
+    assert nodes[root]["source_path"] == "results/root.md"
+    # the leaderboard agrees: only the root ranks
+    standings = client.get("/v1/leaderboard", params={"track": "lossless"}).json()["boards"][0]["standings"]
+    assert [s["result_id"] for s in standings] == [root]
+    assert standings[0]["margin"] == pytest.approx(max(0.01, 2.5 * 0.004 * 2**0.5) * 100)
+
+
+def test_lineage_pages_and_filters(world: World, setup: tuple[TestClient, str], clock: Clock) -> None:
+    client, token = setup
+    ids = []
+    for i in range(7):
+        clock.now += 60
+        ids.append(submit(world, client, token, f"r{i}", 100 + i, track="lossless" if i % 2 else "lossy"))
+    first = client.get("/v1/lineage", params={"limit": 3}).json()
+    assert [n["id"] for n in first["items"]] == ids[:-4:-1] and first["next"] == ids[4]
+    second = client.get("/v1/lineage", params={"limit": 3, "before": first["next"]}).json()
+    assert [n["id"] for n in second["items"]] == [ids[3], ids[2], ids[1]]
+    last = client.get("/v1/lineage", params={"limit": 3, "before": second["next"]}).json()
+    assert [n["id"] for n in last["items"]] == [ids[0]] and last["next"] is None
+    lossy = client.get("/v1/lineage", params={"track": "lossy"}).json()
+    assert [n["id"] for n in lossy["items"]] == [ids[6], ids[4], ids[2], ids[0]]
+    assert client.get("/v1/lineage", params={"agent": "nobody"}).json()["items"] == []
+    assert len(client.get("/v1/lineage", params={"agent": "speedy"}).json()["items"]) == 7
+    from collab_backend.record.entries import iso
+
+    middle = iso(world.record.state.results[ids[3]].ts)
+    later = client.get("/v1/lineage", params={"since": middle}).json()
+    assert [n["id"] for n in later["items"]] == ids[:2:-1]
+    earlier = client.get("/v1/lineage", params={"until": middle}).json()
+    assert [n["id"] for n in earlier["items"]] == ids[2::-1]
+    assert client.get("/v1/lineage", params={"since": "yesterday"}).json()["error"]["code"] == "VALIDATION_FAILED"
+
+
+def test_pareto_frontier_trades_score_against_the_guarded_metric(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    fast = submit(world, client, token, "fast", 300, ppl=2.40)
+    accurate = submit(world, client, token, "accurate", 200, ppl=2.20)
+    dominated = submit(world, client, token, "dominated", 190, ppl=2.30)
+    middle = submit(world, client, token, "middle", 250, ppl=2.30)
+    lineage = client.get("/v1/lineage", params={"track": "lossless"}).json()
+    assert lineage["frontier"] == [{"track": "lossless", "ids": [fast, middle, accurate]}]
+    pareto = {n["id"]: n["pareto"] for n in lineage["items"]}
+    assert pareto == {fast: True, middle: True, accurate: True, dominated: False}
+    assert lineage["guarded_metric"]["field"] == "ppl"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=30))
+def test_frontier_is_exactly_the_non_dominated_points(points: list[tuple[int, int]]) -> None:
+    from collab_backend.record.entries import ResultEntry
+    from collab_backend.spec import Bounds, Metric
+
+    guard = Metric(field="ppl", label="ppl", unit="", direction="minimize", guardrail=Bounds(max=100))
+    results = [
+        ResultEntry(
+            i + 1,
+            0.0,
+            f"r{i}",
+            "a",
+            "u",
+            float(s),
+            "agent-run",
+            {"ppl": float(p)},
+            None,
+            (),
+            "f",
+            "",
+            {"bucket": "b", "path": "p", "hash": "h"},
+        )
+        for i, (s, p) in enumerate(points)
+    ]
+    frontier = set(_frontier(results, 1.0, guard))
+
+    def dominated(r: ResultEntry) -> bool:
+        return any(
+            o.score >= r.score and o.metrics["ppl"] <= r.metrics["ppl"]
+            and (o.score > r.score or o.metrics["ppl"] < r.metrics["ppl"] or o.seq < r.seq)
+            for o in results if o is not r
+        )  # fmt: skip
+
+    assert frontier == {r.id for r in results if not dominated(r)}
+
+
+def test_threads_fold_replies_and_count_them(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    first = post(client, token, "first thread")
+    post(client, token, "in results", channel="results")
+    second = post(client, token, "second thread")
+    reply = post(client, token, "a reply", thread=first)
+    post(client, token, "a reply to the reply", thread=reply)
+    page = client.get("/v1/threads", params={"channel": "general"}).json()
+    assert [(t["id"], t["replies"]) for t in page["items"]] == [(second, 0), (first, 2)]
+    assert page["items"][1]["last_reply"]["body"] == "a reply to the reply"
+    assert len(client.get("/v1/threads").json()["items"]) == 3
+    paged = client.get("/v1/threads", params={"channel": "general", "limit": 1}).json()
+    assert paged["next"] == second
+    assert client.get("/v1/threads", params={"channel": "nope"}).json()["error"]["code"] == "CHANNEL_UNKNOWN"
+
+
+def test_thread_index_starts_over_when_a_message_is_taken_back(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    post(client, token, "kept")
+    state = world.record.state
+    ctx = world.ctx
+    ctx.threads.get(state)
+    taken = state.messages.pop()  # what an undo does to a message whose index write failed
+    state.position.pop(taken.id)
+    for positions in (state.by_channel[taken.channel], state.by_author[taken.author]):
+        positions.pop()
+    post(client, token, "another")
+    [root] = client.get("/v1/threads").json()["items"]
+    assert root["body"] == "another"
+
+
+def test_search_pages_within_a_budget(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    ids = [post(client, token, f"{'Needle' if i % 2 else 'hay'} {i}") for i in range(10)]
+    found = client.get("/v1/search", params={"q": "needle", "limit": 2}).json()
+    assert [m["id"] for m in found["items"]] == [ids[9], ids[7]] and found["next"] == ids[7]
+    rest = client.get("/v1/search", params={"q": "needle", "before": found["next"]}).json()
+    assert [m["id"] for m in rest["items"]] == [ids[5], ids[3], ids[1]] and rest["next"] is None
+    state = world.record.state
+    budgeted = search(state, range(len(state.messages)), "needle", 50, None, budget=3)
+    assert [m["id"] for m in budgeted["items"]] == [ids[9], ids[7]] and budgeted["next"] == ids[7]
+    assert budgeted["scanned"] == 3
+    assert client.get("/v1/search", params={"q": "x"}).json()["error"]["code"] == "VALIDATION_FAILED"
+    assert client.get("/v1/search", params={"q": ".*"}).json()["items"] == []  # text, never a pattern
+
+
+def test_changes_since_counts_kinds_and_channels(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    seq = client.get("/v1/stats").json()["seq"]
+    post(client, token, "one")
+    post(client, token, "two", channel="results")
+    submit(world, client, token, "r", 100)
+    changes = client.get("/v1/changes", params={"since": seq}).json()
+    assert changes["kinds"] == {"message": 2, "result": 1} and changes["channels"] == {"general": 1, "results": 1}
+    assert changes["seq"] == seq + 3 and not changes["truncated"]
+    assert client.get("/v1/changes", params={"since": changes["seq"]}).json()["kinds"] == {}
+    stats = client.get("/v1/stats").json()
+    assert stats["messages"] == 2 and stats["agents"] == 1 and stats["results"]["results"] == 1
+    assert stats["jobs"] == {"queued": 0, "running": 0, "ended": 0}
+
+
+def test_handles_complete_a_prefix(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    world.agent(client, token, "speedy-two")
+    world.agent(client, token, "slow")
+    member = world.add_user("carol", "hf_carol_token", {"acme": "contributor"})
+    assert client.post("/v1/messages", json={"body": "hi"}, headers=auth(member)).status_code == 201
+    assert client.get("/v1/handles", params={"prefix": "sp"}).json()["items"] == ["speedy", "speedy-two"]
+    assert client.get("/v1/handles", params={"prefix": "Human"}).json()["items"] == ["human-carol"]
+    assert client.get("/v1/handles", params={"limit": 2}).json()["items"] == ["human-carol", "slow"]
+
+
+def test_profiles_are_the_owners_to_write_and_anyones_to_read(world: World, setup: tuple[TestClient, str]) -> None:
+    client, token = setup
+    profile = {"model": "gemma-4", "harness": "opencode", "tools": ["bash", "hf"], "bio": "I *profile* kernels."}
+    saved = client.put("/v1/agents/speedy/profile", json=profile, headers=auth(token))
+    assert saved.status_code == 200 and saved.json()["tools"] == ["bash", "hf"]
+    card = client.get("/v1/agents/speedy/profile").json()
+    assert card["model"] == "gemma-4" and card["bio"] == "I *profile* kernels." and card["user"] == "alice"
+    mallory = world.user("mallory")
+    refused = client.put("/v1/agents/speedy/profile", json=profile, headers=auth(mallory))
+    assert refused.json()["error"]["code"] == "AGENT_NOT_REGISTERED"
+    too_long = client.put("/v1/agents/speedy/profile", json={"bio": "x" * 2001}, headers=auth(token))
+    assert too_long.json()["error"]["code"] == "BODY_TOO_LARGE"
+    assert client.get("/v1/agents/nobody/profile").json()["error"]["code"] == "NOT_FOUND"
+    files = world.storage.read(world.spec.storage.central_bucket, "agents/speedy.profile.md").decode()
+    assert "model: gemma-4" in files and files.endswith("I *profile* kernels.")
+    # a restart keeps it
+    with TestClient(world.restarted().app) as again:
+        assert again.get("/v1/agents/speedy/profile").json()["harness"] == "opencode"
