@@ -686,12 +686,16 @@ class FakeHub:
         expand: list[str] | None = None,
         token: str | bool | None = None,
     ) -> SpaceInfo:
-        """Id, sdk, visibility, head commit, files (with their git blob ids) and runtime."""
+        """Id, sdk, visibility, head commit, files and runtime.
+
+        As on the Hub, a file's size and `blobId` come only with `files_metadata`, and a file kept
+        in LFS (`in_lfs`) has the blob id of its pointer, with the content's sha256 under `lfs`.
+        """
         with self._lock:
             space = self._space(repo_id, token, "space_info")
             self._advance(space)
             siblings = [
-                {"rfilename": path, "size": len(data), "blobId": git_blob_id(data)}
+                _sibling(path, data) if files_metadata else {"rfilename": path}
                 for path, data in sorted(space.files.items())
             ]
             runtime = self._runtime(space).raw
@@ -1079,6 +1083,23 @@ class _Info:
     private: bool
     size: int
     total_files: int
+
+
+LFS_THRESHOLD = 10 * 1024 * 1024
+
+
+def in_lfs(data: bytes) -> bool:
+    """Whether the Hub keeps a file in LFS: binary content or over 10 MiB (the fake's rule for the Hub's choice)."""
+    return b"\0" in data or len(data) > LFS_THRESHOLD
+
+
+def _sibling(path: str, data: bytes) -> dict[str, Any]:
+    if not in_lfs(data):
+        return {"rfilename": path, "size": len(data), "blobId": git_blob_id(data)}
+    sha256 = hashlib.sha256(data).hexdigest()
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(data)}\n".encode()
+    lfs = {"sha256": sha256, "size": len(data), "pointerSize": len(pointer)}
+    return {"rfilename": path, "size": len(data), "blobId": git_blob_id(pointer), "lfs": lfs}
 
 
 def _xet_token_url(bucket_url: str) -> str:

@@ -289,3 +289,27 @@ def test_run_job_adds_the_name_label(scripted: ScriptedHub, fake: FakeHub) -> No
     made = fake.run_job(**spec, namespace="acme", token=ADMIN_TOKEN)  # type: ignore[arg-type]
     assert made.labels == sent
     assert set(sent) == {"collab_job", "name"}
+
+
+def test_space_files_in_lfs_report_the_pointer_and_the_sha256(scripted: ScriptedHub, fake: FakeHub) -> None:
+    data = b"\x89PNG\r\n\x1a\n\0binary"
+    fake.create_repo("acme/app", repo_type="space", space_sdk="docker", token=ADMIN_TOKEN)
+    fake.spaces["acme/app"].files = {"logo.png": data, "app.py": b"print(1)\n"}
+    made = {s.rfilename: s for s in fake.space_info("acme/app", files_metadata=True, token=ADMIN_TOKEN).siblings or []}
+    siblings = [
+        {"rfilename": name, "size": s.size, "blobId": s.blob_id}
+        | ({"lfs": {"sha256": s.lfs.sha256, "size": s.lfs.size, "pointerSize": s.lfs.pointer_size}} if s.lfs else {})
+        for name, s in made.items()
+    ]
+    scripted.script[("GET", "/api/spaces/acme/app")] = Answer(200, {"id": "acme/app", "siblings": siblings})
+    real = HfApi(endpoint=scripted.endpoint).space_info("acme/app", files_metadata=True, token=TOKEN)
+    parsed = {s.rfilename: s for s in real.siblings or []}
+    assert made["logo.png"].lfs is not None and made["app.py"].lfs is None  # binary in LFS, text not
+    for name, sibling in made.items():  # the fake's answer is one the library reads back field for field
+        assert (parsed[name].blob_id, parsed[name].size, parsed[name].lfs) == (
+            sibling.blob_id,
+            sibling.size,
+            sibling.lfs,
+        )
+    bare = fake.space_info("acme/app", token=ADMIN_TOKEN).siblings or []
+    assert all(s.blob_id is None and s.size is None for s in bare)  # no metadata unless asked, as on the Hub
