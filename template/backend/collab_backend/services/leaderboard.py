@@ -1,6 +1,7 @@
 """The leaderboard: a pure function of results, verdicts and the spec's scoring rules.
 
-Rules, in order: negative results never rank; an `invalid` verdict hides a result and every
+Rules, in order: negative results never rank; proxy results (a stand-in's figures) never rank,
+whatever their figures; an `invalid` verdict hides a result and every
 result descending from it (through `parents`); a metric outside its guardrail disqualifies; each
 agent keeps its best eligible result per track; `pending` results rank but are flagged. Two
 scores whose difference is within the noise model's margin are a tie, and ties share a rank
@@ -21,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
 from collab_backend.spec import Noise, Scoring
+
+PROXY_RULE = "proxy: a stand-in's figures (a CPU engine, a fake) never rank"
 
 
 def tie_margin(noise: Noise, a: float, b: float) -> float:
@@ -53,6 +56,8 @@ class Standing:
     pending: bool
     submitted: float
     margin: float = 0.0  # the noise model's margin around this score: scores within it would tie
+    basis: str = "claim"  # `job` (measured by the agent's job) or `claim` (typed by the agent)
+    job: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -65,6 +70,8 @@ class Standing:
             "verdict": self.verdict,
             "pending": self.pending,
             "margin": self.margin,
+            "basis": self.basis,
+            "job": self.job,
         }
 
 
@@ -86,6 +93,8 @@ def exclusion(result: ResultEntry, verdict: str, tainted: set[str], scoring: Sco
     """Why a result cannot rank, or None."""
     if result.status == "negative":
         return "negative result"
+    if result.basis == "proxy":
+        return PROXY_RULE
     if verdict == "invalid":
         return "invalid"
     if result.id in tainted:
@@ -136,6 +145,8 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
                 if m.guardrail is not None
             ],
             "pending": "ranked and flagged until verified",
+            "basis": "`job`: figures from the agent's own job's checked summary; `claim`: typed by the agent; "
+            "`proxy`: a stand-in's figures, " + PROXY_RULE.split(": ", 1)[1],
         },
         "boards": boards,
         "excluded": excluded,
@@ -152,7 +163,8 @@ def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scorin
         verdict = verdict_of[result.id]
         out.append(
             Standing(group_rank, False, result.id, result.agent, result.score, dict(result.metrics), verdict,
-                     verdict == "pending", result.ts, tie_margin(scoring.noise, result.score, result.score))
+                     verdict == "pending", result.ts, tie_margin(scoring.noise, result.score, result.score),
+                     result.basis, result.job)
         )  # fmt: skip
     ranks: defaultdict[int, int] = defaultdict(int)
     for standing in out:

@@ -1,7 +1,11 @@
 """Results, verdicts and the verification index.
 
 A result is promoted from the agent's own bucket (never sent raw), checked against the spec
-(score and required fields, metric types, track, lineage, fingerprint) and then immutable.
+(score and required fields, metric types, track, lineage) and then immutable. A result naming
+`job` (its agent's own ended job) takes its score and metrics from the job's checked summary and
+the job's fingerprint; a typed figure that disagrees is refused. Without a job it is a claim, its
+fingerprint computed from the `submission` folder it names (none without one). A stand-in's
+summary (`proxy: true`) makes a `proxy` result, which never ranks.
 Verdicts are `pending | valid | invalid`; a human verdict always wins over a machine one, and a
 human sets one with compare-and-set (`expected`), so two organizers cannot silently overwrite each
 other. `results/verification_status.json` mirrors the verdicts; organizers may also edit it by
@@ -13,26 +17,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from collab_backend import naming
 from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.identity import Identity
-from collab_backend.record.entries import MessageEntry, ResultEntry, VerdictEntry, iso
+from collab_backend.record.entries import JobEntry, MessageEntry, ResultEntry, VerdictEntry, iso
 from collab_backend.record.state import State
 from collab_backend.record.store import Unchanged
 from collab_backend.services.board import message_id
+from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.frontmatter import split_frontmatter
+from collab_backend.services.jobs import submission_files, submission_folder
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import locate, read_text
 from collab_backend.storage import StorageError
 
 log = logging.getLogger("collab_backend.results")
-FINGERPRINT = re.compile(r"^[A-Za-z0-9:._/+=-]{1,128}\Z")
 MAX_PARENTS = 20
-STAMPED = {"status", "track", "parents", "fingerprint"}  # checked, then written by the server from the entry
+FIGURE_TOLERANCE = 1e-6  # a typed figure agrees with the job's when within this relative difference
+STAMPED = {"status", "track", "parents", "fingerprint", "job", "basis", "submission", "proxy"}  # the server's
 Verdict = Literal["pending", "valid", "invalid"]
 
 
@@ -43,14 +49,20 @@ def _number(fields: dict[str, Any], name: str) -> float:
     return float(value)
 
 
-def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
+def check_result_fields(ctx: Context, fields: dict[str, Any], agent: str | None = None) -> dict[str, Any]:
     """Validate a result's frontmatter against the spec; return the normalised parts.
 
-    `client_fields` holds what the result file keeps of the frontmatter besides the fields the
-    server stamps: the score and the metrics as the numbers it read, and the spec's other
-    required fields. Anything else (a `verdict: valid`, a `verified: true`) is dropped.
+    A result naming `job` takes its score and metrics from that job's checked summary (see
+    `measured`); otherwise its typed figures are a claim. `client_fields` holds what the result
+    file keeps of the frontmatter besides the fields the server stamps: the score and the metrics
+    as the numbers it used, and the spec's other required fields. Anything else (a `verdict:
+    valid`, a `verified: true`, a typed `fingerprint`) is dropped.
     """
     scoring = ctx.spec.scoring
+    job_id = fields.get("job")
+    run = measured(ctx, job_id, agent) if job_id is not None else None
+    if run is not None:
+        fields = _figures_of(ctx, fields, run)
     missing = [f for f in (scoring.score_field, *scoring.required_fields) if f not in fields]
     if missing:
         raise APIError(
@@ -61,6 +73,11 @@ def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
     if status not in ("agent-run", "negative"):
         raise APIError("VALIDATION_FAILED", "`status` is `agent-run` or `negative`", None)
     track = fields.get("track")
+    if run is not None and run.launch.track is not None:
+        if track is not None and track != run.launch.track:
+            raise APIError("VALIDATION_FAILED", f"`track` is {track!r} but job {run.launch.job_id} ran for "
+                           f"{run.launch.track!r}", "leave `track` out: the job's track is used")  # fmt: skip
+        track = run.launch.track
     names = [t.name for t in scoring.tracks]
     if names and track not in names:
         raise APIError("VALIDATION_FAILED", f"`track` must be one of: {', '.join(names)}", None)
@@ -69,22 +86,77 @@ def check_result_fields(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
     parents = fields.get("parents", [])
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents) or len(parents) > MAX_PARENTS:
         raise APIError("VALIDATION_FAILED", f"`parents` is a list of at most {MAX_PARENTS} result ids", None)
-    fingerprint = fields.get("fingerprint")
-    if not isinstance(fingerprint, str) or not FINGERPRINT.match(fingerprint):
-        raise APIError(
-            "VALIDATION_FAILED", "`fingerprint` (what was run, e.g. sha256:<hash of the submission>) is required", None
-        )
+    if run is not None and status == "agent-run" and not run.summary["valid"]:
+        reasons = "; ".join(run.summary["reasons"][:3])
+        raise APIError("JOB_NOT_USABLE", f"job {run.launch.job_id} judged the submission invalid: {reasons}",
+                       "fix the submission and run a new job, or record it as `status: negative`")  # fmt: skip
     score = _number(fields, scoring.score_field)
     kept = {name: fields[name] for name in scoring.required_fields if name not in STAMPED}
-    return {
+    parts: dict[str, Any] = {
         "score": score,
         "client_fields": {**kept, scoring.score_field: score, **metrics},
         "metrics": metrics,
         "status": status,
         "track": track,
         "parents": tuple(dict.fromkeys(parents)),
-        "fingerprint": fingerprint,
     }
+    if run is not None:
+        proxy = bool(run.summary["proxy"])
+        return {**parts, "basis": "proxy" if proxy else "job", "job": run.launch.job_id,
+                "fingerprint": run.launch.fingerprint, "submission": run.launch.source}  # fmt: skip
+    return {**parts, "basis": "proxy" if fields.get("proxy") is True else "claim", "job": None}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A job that can back a result: its launch and its checked summary."""
+
+    launch: JobEntry
+    summary: dict[str, Any]
+
+
+def measured(ctx: Context, job_id: Any, agent: str | None) -> Run:
+    """The agent's own ended job with a checked summary, or JOB_NOT_USABLE saying why not."""
+    if not isinstance(job_id, str):
+        raise APIError("VALIDATION_FAILED", "`job` is a job id (job-<digits>-<digits>)", "GET /v1/jobs?agent=<you>")
+    events = ctx.record.state.jobs.get(job_id)
+    if events is None:
+        raise APIError("JOB_NOT_USABLE", f"no job {job_id!r}", "GET /v1/jobs?agent=<your agent> lists yours")
+    launch = events[0]
+    if agent is not None and launch.agent != agent:
+        raise APIError("JOB_NOT_USABLE", f"job {job_id} was launched by agent {launch.agent}, not {agent}",
+                       "name a job of your own agent")  # fmt: skip
+    end = next((e for e in events if e.event == "end"), None)
+    if end is None:
+        raise APIError("JOB_NOT_USABLE", f"job {job_id} has not ended", "wait until GET /v1/jobs/{id} shows it ended")
+    if end.status != "succeeded" or end.summary is None:
+        raise APIError("JOB_NOT_USABLE", f"job {job_id} ended {end.status} without a summary ({end.reason})",
+                       "run a new job")  # fmt: skip
+    return Run(launch, end.summary)
+
+
+def _figures_of(ctx: Context, fields: dict[str, Any], run: Run) -> dict[str, Any]:
+    """The frontmatter with the score and the metrics taken from the run; a typed one must agree."""
+    scoring = ctx.spec.scoring
+    out = dict(fields)
+    for name in (scoring.score_field, *(m.field for m in scoring.metrics)):
+        value = run.summary.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            if name == scoring.score_field and run.summary["valid"]:
+                raise APIError("JOB_NOT_USABLE", f"job {run.launch.job_id}'s summary has no `{name}`", None)
+            continue
+        typed = fields.get(name)
+        if typed is not None and not _agrees(typed, value):
+            said = f"`{name}` is {typed!r} in the result but job {run.launch.job_id} measured {value!r}"
+            raise APIError("FIGURE_MISMATCH", said, "leave the figure out: the backend takes it from the job")
+        out[name] = value
+    return out
+
+
+def _agrees(typed: Any, value: float) -> bool:
+    if isinstance(typed, bool) or not isinstance(typed, int | float):
+        return False
+    return math.isclose(typed, value, rel_tol=FIGURE_TOLERANCE, abs_tol=1e-12)
 
 
 def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple[ResultEntry, bool]:
@@ -100,7 +172,9 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
         return state.results[done], False
     text = read_text(ctx, src)
     fields, body = split_frontmatter(text)
-    parts = check_result_fields(ctx, fields)
+    parts = check_result_fields(ctx, fields, agent)
+    if parts["job"] is None:
+        parts = {**parts, **claimed_run(ctx, agent, fields.get("submission"))}
     source = src.record()
     ctx.limits.promotions.acquire(src.bucket)
 
@@ -122,6 +196,19 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
     if not new:
         ctx.limits.promotions.release(src.bucket)
     return entry, new
+
+
+def claimed_run(ctx: Context, agent: str, submission: Any) -> dict[str, Any]:
+    """A claim's `submission` folder and its fingerprint (both None when it names none)."""
+    if submission is None:
+        return {"fingerprint": None, "submission": None}
+    if not isinstance(submission, str):
+        raise APIError("VALIDATION_FAILED", "`submission` is a folder of your agent's bucket", None)
+    bucket = naming.scratch_bucket(ctx.spec, agent)
+    folder = submission_folder(submission)
+    files = submission_files(ctx, bucket, folder)
+    return {"fingerprint": fingerprint(ctx, files, folder, harness_files(ctx)),
+            "submission": {"bucket": bucket, "path": folder}}  # fmt: skip
 
 
 def set_verdict(
