@@ -14,8 +14,19 @@ from backend_world import Clock, World, auth, documented_statuses, make_spec
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jobs_world import JOBS_YAML, ScriptedLauncher, seed_harness, summary_bytes, with_launcher
+from jobs_world import (
+    JOBS_YAML,
+    ScriptedLauncher,
+    bundled_type,
+    seed_bundled_harness,
+    seed_harness,
+    summary_bytes,
+    upload_files,
+    wait_for,
+    with_launcher,
+)
 
+from collab_backend.jobs.local import LocalLauncher
 from collab_backend.services.job_endings import tick
 
 
@@ -195,3 +206,64 @@ def test_proxies_never_rank_whatever_their_figures(
         reasons = {e["result_id"]: e["reason"] for e in board["excluded"]["items"]}
         assert reasons[result["id"]].startswith("proxy") and reasons[claimed["id"]].startswith("proxy")
         assert "proxy" in board["ranking"]["basis"]
+
+
+# -- the bundled harnesses, run for real by the local launcher ----------------------------------
+TSP_YAML = JOBS_YAML.replace("type: gemma", "type: tsp").replace(
+    "scoring:\n  score_field: tps\n  metrics: [{field: ppl, direction: minimize, guardrail: {max: 2.42}}]\n"
+    "  tracks: [{name: lossless}, {name: lossy}]",
+    "scoring: {score_field: tour_length, direction: minimize, required_fields: [method]}",
+)
+
+
+def _local_world(kind_name: str, spec_text: str, tmp_path: Path, clock: Clock) -> tuple[World, Any]:
+    kind: Any = bundled_type(kind_name)
+    world = World("local", tmp_path, make_spec(spec_text), clock)
+    launcher = LocalLauncher(world.storage, workdir=tmp_path / "runs", cpu_args=tuple(kind.cpu_args))
+    with_launcher(world, launcher, poll_interval=0.05)
+    seed_bundled_harness(world, kind)
+    return world, kind
+
+
+def _local_job(client: TestClient, token: str, track: str | None = None) -> str:
+    body = {"agent_id": "speedy", "submission": "sub", **({"track": track} if track else {})}
+    job = client.post("/v1/jobs", json=body, headers=auth(token))
+    assert job.status_code == 201, job.text
+    wait_for(lambda: client.get(f"/v1/jobs/{job.json()['id']}").json()["ended_at"] is not None)
+    return str(job.json()["id"])
+
+
+def test_a_tsp_tour_measured_by_a_local_job_ranks_and_a_forged_length_is_refused(tmp_path: Path, clock: Clock) -> None:
+    world, kind = _local_world("tsp", TSP_YAML, tmp_path, clock)
+    with TestClient(world.app) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        world.write(token, world.bucket_of("speedy"), upload_files(kind.examples_dir / "valid" / "in-id-order", "sub/"))
+        job = _local_job(client, token)
+        view = client.get(f"/v1/jobs/{job}").json()
+        assert (view["status"], view["valid"], view["proxy"]) == ("succeeded", True, False), view["reason"]
+        length = view["summary"]["tour_length"]
+        forged = promote(world, client, token, {"job": job, "tour_length": length // 2, "method": "id order"},
+                         name="forged", expect=422)  # fmt: skip
+        assert forged["error"]["code"] == "FIGURE_MISMATCH" and str(length) in forged["error"]["message"]
+        result = promote(world, client, token, {"job": job, "method": "id order"})
+        assert (result["score"], result["basis"], result["fingerprint"]) == (length, "job", view["fingerprint"])
+        [standing] = client.get("/v1/leaderboard").json()["boards"][0]["standings"]
+        assert (standing["result_id"], standing["score"], standing["basis"]) == (result["id"], length, "job")
+
+
+def test_the_gemma_cpu_stand_in_makes_a_proxy_result_that_never_ranks(tmp_path: Path, clock: Clock) -> None:
+    world, kind = _local_world("gemma", JOBS_YAML, tmp_path, clock)
+    with TestClient(world.app) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        example = sorted((kind.examples_dir / "valid").iterdir())[0]
+        world.write(token, world.bucket_of("speedy"), upload_files(example, "sub/"))
+        job = _local_job(client, token, track="lossless")
+        view = client.get(f"/v1/jobs/{job}").json()
+        assert (view["status"], view["valid"], view["proxy"]) == ("succeeded", True, True), view["reason"]
+        result = promote(world, client, token, {"job": job, "method": "stand-in"})
+        assert (result["basis"], result["score"]) == ("proxy", view["summary"]["tps"])
+        board = client.get("/v1/leaderboard").json()
+        assert all(not b["standings"] for b in board["boards"])
+        assert board["excluded"]["items"][0]["reason"].startswith("proxy")
