@@ -267,3 +267,12 @@ def test_the_gemma_cpu_stand_in_makes_a_proxy_result_that_never_ranks(tmp_path: 
         board = client.get("/v1/leaderboard").json()
         assert all(not b["standings"] for b in board["boards"])
         assert board["excluded"]["items"][0]["reason"].startswith("proxy")
+
+
+def test_get_v1_states_the_result_format_basis_fingerprint_tie_rule_and_verification(jc: TestClient) -> None:
+    results = jc.get("/v1").json()["results"]
+    assert (results["score_field"], results["metrics"], results["tracks"]) == ("tps", ["ppl"], ["lossless", "lossy"])
+    assert {"job", "submission", "status", "parents"} <= set(results["optional_fields"])
+    assert "never ranks" in results["basis"] and "never typed" in results["fingerprint"]
+    assert results["tie_rule"] == jc.get("/v1/leaderboard").json()["ranking"]["tie_rule"]["rule"]
+    assert results["verification"]["mode"] == "manual" and "pending" in results["verification"]["what_happens"]

@@ -40,6 +40,16 @@ MAX_PARENTS = 20
 FIGURE_TOLERANCE = 1e-6  # a typed figure agrees with the job's when within this relative difference
 STAMPED = {"status", "track", "parents", "fingerprint", "job", "basis", "submission", "proxy"}  # the server's
 Verdict = Literal["pending", "valid", "invalid"]
+BASIS_RULE = (
+    "a result naming `job` is measured (basis `job`): its score and metrics come from that job's checked summary and "
+    "a typed figure that differs is refused; without `job` it is a claim (basis `claim`, self-measured); a stand-in's "
+    "figures (the summary or the frontmatter says `proxy: true`) make a `proxy` result, which never ranks"
+)
+FINGERPRINT_RULE = (
+    "computed by the backend, never typed: sha256 of the canonical JSON of the challenge type, jobs.image, "
+    "jobs.flavor, whether a stand-in runs it, and the file hashes of the harness folder and of the submission "
+    "folder; same fingerprint, same configuration; a claim without `submission` has none"
+)
 
 
 def _number(fields: dict[str, Any], name: str) -> float:
@@ -196,6 +206,17 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
     if not new:
         ctx.limits.promotions.release(src.bucket)
     return entry, new
+
+
+def verification_words(spec: Any) -> str:
+    """What this backend does to verify results in the spec's mode, in one paragraph."""
+    mode = spec.verification.mode
+    manual = ("organizers set verdicts through PUT /v1/results/{id}/verdict or by editing "
+              "results/verification_status.json by hand (taken in the next time a verdict changes)")  # fmt: skip
+    if mode == "manual":
+        return f"manual: {manual}; a result stays `pending` until then"
+    return (f"{mode}: planned, not yet run by this backend; until it is, {manual}, "
+            "and a result stays `pending` until then")  # fmt: skip
 
 
 def claimed_run(ctx: Context, agent: str, submission: Any) -> dict[str, Any]:
