@@ -173,6 +173,8 @@ class VerdictEntry:
     verdict: Literal["pending", "valid", "invalid"]
     by: str
     reason: str = ""
+    job: str | None = None  # the verification re-run that decided it
+    figures: dict[str, float] | None = None  # that re-run's score and metrics (the private figures)
     kind: Literal["verdict"] = "verdict"
 
     @property
@@ -278,6 +280,9 @@ class JobEntry:
     reason: str = ""
     summary: dict[str, Any] | None = None  # end: the harness's summary.json, validated
     fingerprint: str | None = None  # launch: what runs (services/fingerprints.py)
+    purpose: Literal["run", "verify"] = "run"  # launch: an agent's run, or the verifier's re-run of `result`
+    result: str | None = None
+    private: bool = False  # launch: the private set was mounted at /private
     kind: Literal["job"] = "job"
 
     def files(self) -> dict[str, bytes]:
@@ -289,6 +294,9 @@ class JobEntry:
                 "submission": self.source,
                 "track": self.track,
                 "fingerprint": self.fingerprint,
+                "purpose": self.purpose,
+                "result": self.result,
+                "private": self.private,
                 "launched_at": iso(self.ts),
             }
             return {job_path(self.job_id, "job.json"): json.dumps(doc, indent=2).encode()}

@@ -127,7 +127,7 @@ def submission_files(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo, 
     return tuple(found)
 
 
-def _harness_options(ctx: Context) -> frozenset[str]:
+def harness_options_supported(ctx: Context) -> frozenset[str]:
     """The options the harness's entrypoint names (read again only when it changes)."""
     jobs = ctx.spec.jobs
     path = jobs.harness_prefix + jobs.entrypoint
@@ -182,7 +182,7 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     if not ctx.storage.bucket_exists(bucket):
         raise APIError("SCRATCH_BUCKET_MISSING", f"bucket {bucket} does not exist", None)
     files = submission_files(ctx, bucket, folder)
-    supported = _harness_options(ctx)
+    supported = harness_options_supported(ctx)
     run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
 
     def build(state: State, seq: int, ts: float) -> JobEntry:
@@ -198,18 +198,24 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     except APIError:
         ctx.limits.raw_posts.release(agent)
         raise
+    spec = ctx.spec
+    request = LaunchRequest(
+        job_id=launch.job_id, agent=agent, submission_bucket=bucket, submission_path=folder, submission_files=files,
+        central_bucket=ctx.central, harness_prefix=spec.jobs.harness_prefix, entrypoint=spec.jobs.entrypoint,
+        options=harness_options(ctx, launch.job_id, supported), timeout_s=spec.jobs.timeout_minutes * 60,
+        labels=job_labels(spec.challenge.org, spec.challenge.slug, agent, launch.job_id),
+    )  # fmt: skip
+    start_run(ctx, launch, request)
+    return launch.job_id
+
+
+def start_run(ctx: Context, launch: JobEntry, request: LaunchRequest) -> None:
+    """Hand a recorded launch to the launcher; a launch that fails is refunded (JOB_LAUNCH_FAILED)."""
     job, runs, launcher = launch.job_id, ctx.runs, ctx.launcher
-    assert launcher is not None  # checked by _jobs_on  # noqa: S101
+    assert launcher is not None  # checked by the caller  # noqa: S101
     with runs.lock:
         runs.launching.add(job)
         runs.active.add(job)
-    spec = ctx.spec
-    request = LaunchRequest(
-        job_id=job, agent=agent, submission_bucket=bucket, submission_path=folder, submission_files=files,
-        central_bucket=ctx.central, harness_prefix=spec.jobs.harness_prefix, entrypoint=spec.jobs.entrypoint,
-        options=harness_options(ctx, job, supported), timeout_s=spec.jobs.timeout_minutes * 60,
-        labels=job_labels(spec.challenge.org, spec.challenge.slug, agent, job),
-    )  # fmt: skip
     try:
         handle = launcher.launch(request)
     except Exception as exc:
@@ -233,4 +239,3 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     finally:
         with runs.lock:
             runs.launching.discard(job)
-    return job

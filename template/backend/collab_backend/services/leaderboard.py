@@ -58,6 +58,8 @@ class Standing:
     margin: float = 0.0  # the noise model's margin around this score: scores within it would tie
     basis: str = "claim"  # `job` (measured by the agent's job) or `claim` (typed by the agent)
     job: str | None = None
+    public_score: float | None = None  # the result's own figure (claimed or measured by its job)
+    private_score: float | None = None  # the verification re-run's figure, once verified: the one it ranks by
 
     def public(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,8 @@ class Standing:
             "margin": self.margin,
             "basis": self.basis,
             "job": self.job,
+            "public_score": self.public_score,
+            "private_score": self.private_score,
         }
 
 
@@ -114,6 +118,8 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
     verdict_of = {rid: (verdicts[rid].verdict if rid in verdicts else "pending") for rid in by_id}
     tainted = _descendants(by_id, {rid for rid, v in verdict_of.items() if v == "invalid"})
     sign = 1.0 if scoring.direction == "maximize" else -1.0
+    private = {rid: _private_score(verdicts.get(rid), scoring) for rid in by_id}
+    score_of = {rid: p if p is not None else by_id[rid].score for rid, p in private.items()}
     best: dict[tuple[str | None, str], ResultEntry] = {}
     excluded: list[dict[str, str]] = []
     for result in by_id.values():
@@ -124,13 +130,14 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
             continue
         key = (result.track, result.agent)
         held = best.get(key)
-        if held is None or sign * result.score > sign * held.score:
+        if held is None or sign * score_of[result.id] > sign * score_of[held.id]:
             best[key] = result
     tracks: list[str | None] = [t.name for t in scoring.tracks] or [None]
     boards = []
     for track in tracks:
-        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * r.score, r.seq))
-        boards.append({"track": track, "standings": [s.public() for s in _standings(entries, verdict_of, scoring)]})
+        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * score_of[r.id], r.seq))
+        standings = _standings(entries, verdict_of, private, scoring)
+        boards.append({"track": track, "standings": [s.public() for s in standings]})
     return {
         "ranking": {
             "score_field": scoring.score_field,
@@ -145,6 +152,7 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
                 if m.guardrail is not None
             ],
             "pending": "ranked and flagged until verified",
+            "verified": "a result verified by a re-run ranks by the re-run's figure (`private_score`)",
             "basis": "`job`: figures from the agent's own job's checked summary; `claim`: typed by the agent; "
             "`proxy`: a stand-in's figures, " + PROXY_RULE.split(": ", 1)[1],
         },
@@ -153,18 +161,29 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
     }
 
 
-def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scoring: Scoring) -> list[Standing]:
+def _private_score(verdict: VerdictEntry | None, scoring: Scoring) -> float | None:
+    """A verified result's re-run figure (the private one), which it ranks by; None without one."""
+    if verdict is None or verdict.verdict != "valid" or not verdict.figures:
+        return None
+    return verdict.figures.get(scoring.score_field)
+
+
+def _standings(
+    entries: list[ResultEntry], verdict_of: Mapping[str, str], private: Mapping[str, float | None], scoring: Scoring
+) -> list[Standing]:
     out: list[Standing] = []
-    leader: ResultEntry | None = None
+    leader = 0.0
     group_rank = 0
     for position, result in enumerate(entries, start=1):
-        if leader is None or abs(leader.score - result.score) > tie_margin(scoring.noise, leader.score, result.score):
-            leader, group_rank = result, position
+        own = private[result.id]
+        score = own if own is not None else result.score
+        if position == 1 or abs(leader - score) > tie_margin(scoring.noise, leader, score):
+            leader, group_rank = score, position
         verdict = verdict_of[result.id]
         out.append(
-            Standing(group_rank, False, result.id, result.agent, result.score, dict(result.metrics), verdict,
-                     verdict == "pending", result.ts, tie_margin(scoring.noise, result.score, result.score),
-                     result.basis, result.job)
+            Standing(group_rank, False, result.id, result.agent, score, dict(result.metrics), verdict,
+                     verdict == "pending", result.ts, tie_margin(scoring.noise, score, score),
+                     result.basis, result.job, result.score, own)
         )  # fmt: skip
     ranks: defaultdict[int, int] = defaultdict(int)
     for standing in out:

@@ -210,13 +210,25 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
 
 def verification_words(spec: Any) -> str:
     """What this backend does to verify results in the spec's mode, in one paragraph."""
-    mode = spec.verification.mode
+    verification = spec.verification
     manual = ("organizers set verdicts through PUT /v1/results/{id}/verdict or by editing "
               "results/verification_status.json by hand (taken in the next time a verdict changes)")  # fmt: skip
-    if mode == "manual":
+    if verification.mode == "manual":
         return f"manual: {manual}; a result stays `pending` until then"
-    return (f"{mode}: planned, not yet run by this backend; until it is, {manual}, "
-            "and a result stays `pending` until then")  # fmt: skip
+    if verification.mode == "eval-space":
+        return f"eval-space: planned, not yet run by this backend; until it is, {manual}"
+    return (
+        "jobs: a pending result that would take first place in its track over the verified champion (outside the "
+        "champion's tie group; with no champion, ranked first) is re-run by the backend on the organizers' budget "
+        f"({verification.runs_per_day} re-runs in any 24 h, never an agent's quota), on its submission folder, with "
+        "the private set read-only at /private when the organizers uploaded one (else the public set, said in the "
+        "reason); one re-run per fingerprint, "
+        "shared by every result with it. `valid` when the re-run is valid, passes the guards and its figure is within "
+        f"a relative {verification.tolerance:g} of the result's, widened by the tie margin; `invalid` otherwise, with "
+        "the reason; an infrastructure failure leaves it `pending` with the reason, retried after 1 and 2 minutes (3 "
+        "tries). A verified result ranks by the re-run's figure (`private_score`). A claim naming no `submission` "
+        f"cannot be re-run: it stays `pending` until the organizers rule. Always: {manual}; a human verdict wins"
+    )
 
 
 def claimed_run(ctx: Context, agent: str, submission: Any) -> dict[str, Any]:
@@ -233,9 +245,21 @@ def claimed_run(ctx: Context, agent: str, submission: Any) -> dict[str, Any]:
 
 
 def set_verdict(
-    ctx: Context, result_id: str, verdict: Verdict, by: str, reason: str = "", expected: str | None = None
+    ctx: Context,
+    result_id: str,
+    verdict: Verdict,
+    by: str,
+    reason: str = "",
+    expected: str | None = None,
+    *,
+    job: str | None = None,
+    figures: dict[str, float] | None = None,
 ) -> VerdictEntry | None:
-    """Record a verdict; None when nothing changed (same verdict, or a machine against a human)."""
+    """Record a verdict; None when nothing changed (same verdict, or a machine against a human).
+
+    A machine may record `pending` with a reason (why a re-run has not decided yet); it writes
+    again only when the reason changes.
+    """
     human = by.startswith("human:")
 
     def build(state: State, seq: int, ts: float) -> VerdictEntry:
@@ -249,11 +273,11 @@ def set_verdict(
             )
         if current and current.human and not human:
             raise _Unchanged
-        if current and current.verdict == verdict and current.human == human:
+        if current and current.verdict == verdict and current.human == human and (human or current.reason == reason):
             raise _Unchanged
-        if current is None and verdict == "pending":
+        if current is None and verdict == "pending" and (human or not reason):
             raise _Unchanged
-        return VerdictEntry(seq, ts, result_id, verdict, by, reason)
+        return VerdictEntry(seq, ts, result_id, verdict, by, reason, job, figures)
 
     try:
         entry = ctx.record.write(build)
