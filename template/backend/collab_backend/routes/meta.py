@@ -76,6 +76,7 @@ def _results(ctx: Context) -> dict[str, Any]:
             "mode": verification.mode,
             "tolerance": verification.tolerance,
             "what_happens": verification_words(ctx.spec),
+            "index_problem": ctx.watch.index_problem,
         },
     }
 
@@ -109,4 +110,6 @@ def healthz(ctx: ContextDep) -> dict[str, Any] | JSONResponse:
     if problem is not None:
         hint = "organizers: the backend's log says why; restart it if the writer stopped"
         return JSONResponse(envelope("STORAGE_UNAVAILABLE", problem, hint), status_code=503)
-    return {"ok": True, "entries": ctx.record.state.seq, "messages": len(ctx.record.state.messages), "writer": "ok"}
+    state, index = ctx.record.state, ctx.watch.index_problem
+    return {"ok": True, "entries": state.seq, "messages": len(state.messages), "writer": "ok",
+            "warnings": [f"verification index: {index}"] if index else []}  # fmt: skip

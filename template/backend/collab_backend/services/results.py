@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,10 +34,11 @@ from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.jobs import submission_files, submission_folder
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import locate, read_text
-from collab_backend.storage import StorageError
+from collab_backend.storage import StorageError, TooLarge
 
 log = logging.getLogger("collab_backend.results")
 MAX_PARENTS = 20
+MAX_INDEX_BYTES = 64 << 20  # a hand-edited verification index larger than this is not read
 FIGURE_TOLERANCE = 1e-6  # a typed figure agrees with the job's when within this relative difference
 STAMPED = {"status", "track", "parents", "fingerprint", "job", "basis", "submission", "proxy"}  # the server's
 Verdict = Literal["pending", "valid", "invalid"]
@@ -212,7 +214,7 @@ def verification_words(spec: Any) -> str:
     """What this backend does to verify results in the spec's mode, in one paragraph."""
     verification = spec.verification
     manual = ("organizers set verdicts through PUT /v1/results/{id}/verdict or by editing "
-              "results/verification_status.json by hand (taken in the next time a verdict changes)")  # fmt: skip
+              "results/verification_status.json by hand (taken in within seconds)")  # fmt: skip
     if verification.mode == "manual":
         return f"manual: {manual}; a result stays `pending` until then"
     if verification.mode == "eval-space":
@@ -315,35 +317,83 @@ def render_index(state: State) -> bytes:
 
 
 def ingest_index_edits(ctx: Context) -> int:
-    """Apply verdicts an organizer wrote into the index file by hand; return how many changed."""
+    """Apply verdicts an organizer wrote into the index file by hand; return how many changed.
+
+    A malformed file (not JSON, not an object) changes nothing and is kept as it is until fixed;
+    entries that name no result or no verdict are skipped. Either is logged and kept in
+    `ctx.watch.index_problem` (shown by GET /v1 and /v1/healthz). The record stays the truth: a
+    verdict absent from the file is never dropped.
+    """
     try:
         info = ctx.storage.stat(ctx.central, [naming.VERIFICATION_INDEX]).get(naming.VERIFICATION_INDEX)
         if info is None or info.hash == ctx.watch.verification_hash:
             return 0
-        raw = ctx.storage.read(ctx.central, naming.VERIFICATION_INDEX)
+        raw = ctx.storage.read(ctx.central, naming.VERIFICATION_INDEX, max_bytes=MAX_INDEX_BYTES)
+    except TooLarge:
+        return _index_problem(ctx, f"the verification index is larger than {MAX_INDEX_BYTES} bytes; not read")
     except StorageError as exc:
         log.warning("verification index not checked: %s", exc)
         return 0
     ctx.watch.verification_hash = info.hash
     try:
         edited = json.loads(raw)
-    except ValueError:
-        log.error("the hand-edited verification index is not JSON; ignored until fixed")
-        return 0
-    changed = 0
-    for rid, item in edited.items() if isinstance(edited, dict) else []:
+    except (ValueError, RecursionError):
+        return _index_problem(ctx, "the hand-edited verification index is not JSON; nothing in it was taken in")
+    if not isinstance(edited, dict):
+        return _index_problem(ctx, "the hand-edited verification index is not a JSON object of result ids")
+    changed, skipped = 0, []
+    for rid, item in edited.items():
         fields = item if isinstance(item, dict) else {"verdict": item}
         verdict, reason = fields.get("verdict"), _storable_text(fields.get("reason", ""))[:500]
         by = _storable_text(fields.get("by", ""))
         state = ctx.record.state
         if rid not in state.results or verdict not in ("pending", "valid", "invalid"):
+            skipped.append(_storable_text(rid)[:40])
             continue
         current = state.verdicts.get(rid)
         if (current.verdict if current else "pending") == verdict:
             continue
         if set_verdict(ctx, rid, verdict, by if by.startswith("human:") else "human:index-file", reason):
             changed += 1
+    ctx.watch.index_problem = None
+    if skipped:
+        _index_problem(ctx, f"{len(skipped)} entry(ies) of the verification index name no result or no verdict "
+                       f"(pending, valid, invalid) and were skipped: {', '.join(skipped[:5])}", keep=True)  # fmt: skip
     return changed
+
+
+def _index_problem(ctx: Context, problem: str, *, keep: bool = False) -> int:
+    log.error("%s", problem)
+    ctx.watch.index_problem = problem
+    ctx.watch.index_malformed = not keep
+    return 0
+
+
+class IndexWatcher:
+    """Takes in hand edits of the verification index every `ctx.watch.index_poll_s` seconds (one thread)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="verification-index", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ctx.watch.index_poll_s):
+            try:
+                if ingest_index_edits(self.ctx):
+                    sync_index_file(self.ctx)
+            except Exception:  # a bad edit or a storage hiccup must not stop the watch
+                log.exception("looking at the verification index failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def _storable_text(value: Any) -> str:
@@ -352,8 +402,13 @@ def _storable_text(value: Any) -> str:
 
 
 def sync_index_file(ctx: Context) -> None:
-    """Rewrite the verification index from the record, after taking in any hand edit."""
+    """Rewrite the verification index from the record, after taking in any hand edit.
+
+    A malformed hand edit is left in place (the organizer's text is not overwritten) until fixed.
+    """
     ingest_index_edits(ctx)
+    if ctx.watch.index_malformed:
+        return
     ctx.record.write_files({naming.VERIFICATION_INDEX: render_index(ctx.record.state)})
     info = ctx.storage.stat(ctx.central, [naming.VERIFICATION_INDEX]).get(naming.VERIFICATION_INDEX)
     ctx.watch.verification_hash = info.hash if info else None
