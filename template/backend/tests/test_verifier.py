@@ -428,3 +428,31 @@ def test_without_a_private_set_the_rerun_uses_the_public_one_and_says_so(
     shown = vc.get("/v1/lineage").json()["items"][0]
     assert (shown["id"], shown["verdict"]) == (result["id"], "valid")
     assert "on the public set (no private set)" in shown["verdict_reason"]
+
+
+# -- the measured interval as the noise ---------------------------------------------------------------
+def test_a_measured_interval_widens_the_tolerance_and_decides_ties(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    spec = make_spec(VERIFY_YAML)
+    wide = _end(summary=_summary(tps=100.0, tps_ci95=[96.0, 104.0]))
+    assert decide(spec, 108.0, wide).verdict == "valid"  # 5% of 108 = 5.4, plus the re-run's half-width 4
+    assert decide(spec, 110.0, wide).verdict == "invalid"
+    assert decide(spec, 106.0, _end(summary=_summary())).verdict == "invalid"  # 6 apart, 5.3 allowed
+    assert decide(spec, 106.0, _end(summary=_summary()), interval=[104.0, 108.0]).verdict == "valid"  # 5.3 + 2
+    alice = _agent(vw, vc)
+    bob = _agent(vw, vc, "other", "bob", b"k=2")
+    for token, agent, tps, ci in ((alice, "speedy", 100.0, [90.0, 110.0]), (bob, "other", 105.0, [104.0, 106.0])):
+        job = vc.post(
+            "/v1/jobs", json={"agent_id": agent, "submission": "sub", "track": "lossless"}, headers=auth(token)
+        )
+        launcher.end(job.json()["id"], stage="COMPLETED", exit_code=0,
+                     summary=summary_bytes(tps=tps, tps_ci95=ci, ppl=2.3, proxy=False))  # fmt: skip
+        tick(vw.ctx)
+        _promote(vw, vc, token, {"job": job.json()["id"], "method": "m"}, agent)
+    board = vc.get("/v1/leaderboard").json()
+    standings = board["boards"][0]["standings"]
+    assert [(s["agent"], s["rank"], s["tied"], s["interval"]) for s in standings] == [
+        ("other", 1, True, [104.0, 106.0]), ("speedy", 1, True, [90.0, 110.0])]  # fmt: skip
+    assert "interval" in board["ranking"]["tie_rule"]["rule"] and "overlap" in board["ranking"]["tie_rule"]["rule"]
+    assert "95% interval" in vc.get("/v1").json()["results"]["tie_rule"]

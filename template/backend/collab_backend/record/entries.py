@@ -142,6 +142,7 @@ class ResultEntry:
     basis: Literal["job", "claim", "proxy"] = "claim"  # measured by `job`, self-measured, or a stand-in's figures
     job: str | None = None  # the job whose checked summary gave the score and metrics
     submission: dict[str, str] | None = None  # the folder that was (or is claimed to be) run {bucket, path}
+    interval: list[float] | None = None  # the job's measured 95% interval of the score ([low, high]), if any
     kind: Literal["result"] = "result"
 
     def files(self) -> dict[str, bytes]:

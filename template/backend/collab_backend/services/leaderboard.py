@@ -34,14 +34,35 @@ def tie_margin(noise: Noise, a: float, b: float) -> float:
     return base * max(abs(a), abs(b)) if noise.kind == "relative" else base
 
 
+MEASURED = (
+    "; a result whose job measured a 95% interval of its score ties when that interval and the other's overlap "
+    "(the other's being its own measured interval, or its score plus or minus half the margin)"
+)
+
+
 def tie_rule(noise: Noise) -> str:
     """The tie rule in words, for the response."""
     if noise.kind == "none":
-        return "only equal scores tie"
+        return "only equal scores tie" + MEASURED.replace(" plus or minus half the margin", "")
     factor = f"max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2)"
     relative = noise.kind == "relative"
     margin = f"{factor} times the larger of the two (in absolute value)" if relative else factor
-    return f"a score ties with its group's best score when the two differ by at most {margin}, and shares its rank"
+    return (f"a score ties with its group's best score when the two differ by at most {margin}, and shares its rank"
+            + MEASURED)  # fmt: skip
+
+
+def ties(noise: Noise, a: float, b: float, a_interval: list[float] | None, b_interval: list[float] | None) -> bool:
+    """Whether two scores tie: their intervals overlap, or (neither has a measured one) they are within the margin."""
+    if a_interval is None and b_interval is None:
+        return abs(a - b) <= tie_margin(noise, a, b)
+    low_a, high_a = a_interval or _around(noise, a)
+    low_b, high_b = b_interval or _around(noise, b)
+    return low_a <= high_b and low_b <= high_a
+
+
+def _around(noise: Noise, score: float) -> list[float]:
+    half = tie_margin(noise, score, score) / 2
+    return [score - half, score + half]
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,7 @@ class Standing:
     job: str | None = None
     public_score: float | None = None  # the result's own figure (claimed or measured by its job)
     private_score: float | None = None  # the verification re-run's figure, once verified: the one it ranks by
+    interval: list[float] | None = None  # the job's measured 95% interval of the score, when it ranks by it
 
     def public(self) -> dict[str, Any]:
         return {
@@ -76,6 +98,7 @@ class Standing:
             "job": self.job,
             "public_score": self.public_score,
             "private_score": self.private_score,
+            "interval": self.interval,
         }
 
 
@@ -172,18 +195,19 @@ def _standings(
     entries: list[ResultEntry], verdict_of: Mapping[str, str], private: Mapping[str, float | None], scoring: Scoring
 ) -> list[Standing]:
     out: list[Standing] = []
-    leader = 0.0
+    leader, leader_interval = 0.0, None
     group_rank = 0
     for position, result in enumerate(entries, start=1):
         own = private[result.id]
         score = own if own is not None else result.score
-        if position == 1 or abs(leader - score) > tie_margin(scoring.noise, leader, score):
-            leader, group_rank = score, position
+        interval = result.interval if own is None else None  # a verified result ranks by its re-run's figure
+        if position == 1 or not ties(scoring.noise, leader, score, leader_interval, interval):
+            leader, leader_interval, group_rank = score, interval, position
         verdict = verdict_of[result.id]
         out.append(
             Standing(group_rank, False, result.id, result.agent, score, dict(result.metrics), verdict,
                      verdict == "pending", result.ts, tie_margin(scoring.noise, score, score),
-                     result.basis, result.job, result.score, own)
+                     result.basis, result.job, result.score, own, interval)
         )  # fmt: skip
     ranks: defaultdict[int, int] = defaultdict(int)
     for standing in out:

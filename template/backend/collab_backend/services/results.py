@@ -115,7 +115,8 @@ def check_result_fields(ctx: Context, fields: dict[str, Any], agent: str | None 
     if run is not None:
         proxy = bool(run.summary["proxy"])
         return {**parts, "basis": "proxy" if proxy else "job", "job": run.launch.job_id,
-                "fingerprint": run.launch.fingerprint, "submission": run.launch.source}  # fmt: skip
+                "fingerprint": run.launch.fingerprint, "submission": run.launch.source,
+                "interval": measured_interval(run.summary, scoring.score_field)}  # fmt: skip
     return {**parts, "basis": "proxy" if fields.get("proxy") is True else "claim", "job": None}
 
 
@@ -163,6 +164,17 @@ def _figures_of(ctx: Context, fields: dict[str, Any], run: Run) -> dict[str, Any
             raise APIError("FIGURE_MISMATCH", said, "leave the figure out: the backend takes it from the job")
         out[name] = value
     return out
+
+
+def measured_interval(summary: dict[str, Any], score_field: str) -> list[float] | None:
+    """The summary's 95% interval of the score (`<score_field>_ci95`: [low, high]), when it has a usable one."""
+    value = summary.get(f"{score_field}_ci95")
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return None
+    low, high = float(value[0]), float(value[1])
+    return [low, high] if low <= high else None
 
 
 def _agrees(typed: Any, value: float) -> bool:

@@ -41,7 +41,7 @@ from collab_backend.services.jobs import (
     submission_files,
 )
 from collab_backend.services.leaderboard import tie_margin
-from collab_backend.services.results import set_verdict
+from collab_backend.services.results import measured_interval, set_verdict
 from collab_backend.spec import ChallengeSpec
 from collab_backend.storage import StorageError
 
@@ -71,10 +71,14 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def decide(spec: ChallengeSpec, public: float, end: JobEntry, *, private_set: bool = True) -> Decision:
+def decide(
+    spec: ChallengeSpec, public: float, end: JobEntry, *, private_set: bool = True, interval: list[float] | None = None
+) -> Decision:
     """The verdict a re-run's end entry gives a result whose public figure is `public`.
 
-    `private_set` says whether the run had the private set at `/private` (else it re-ran the public one).
+    `private_set` says whether the run had the private set at `/private` (else it re-ran the public one);
+    `interval` is the result's measured 95% interval: with it (or the re-run's own), the tolerance is
+    widened by the two intervals' half-widths instead of the noise model's margin.
     """
     scoring, verification = spec.scoring, spec.verification
     if end.status == "error":
@@ -96,7 +100,12 @@ def decide(spec: ChallengeSpec, public: float, end: JobEntry, *, private_set: bo
         if value is None or not guard.admits(value):
             bounds = f"min {guard.min}, max {guard.max}"
             return Decision("invalid", f"guard `{guard.field}` failed: {value} ({bounds})", figures)
-    allowed = verification.tolerance * abs(public) + tie_margin(scoring.noise, public, private)
+    rerun_interval = measured_interval(summary, scoring.score_field)
+    if interval is None and rerun_interval is None:
+        noise = tie_margin(scoring.noise, public, private)
+    else:
+        noise = sum((i[1] - i[0]) / 2 for i in (interval, rerun_interval) if i is not None)
+    allowed = verification.tolerance * abs(public) + noise
     gap = abs(private - public)
     where = "on the private set" if private_set else "on the public set (no private set)"
     words = f"the re-run measured {private:g} {where}, the result says {public:g}"
@@ -169,7 +178,7 @@ def _conclude(ctx: Context, result: ResultEntry, jobs: list[list[JobEntry]], end
     current = ctx.record.state.verdicts.get(result.id)
     if current is not None and current.human:
         return  # a human ruled: never overruled
-    decision = decide(ctx.spec, result.score, end, private_set=jobs[-1][0].private)
+    decision = decide(ctx.spec, result.score, end, private_set=jobs[-1][0].private, interval=result.interval)
     retry = decision.retry and len(jobs) < MAX_TRIES
     reason = decision.reason
     if decision.retry and not retry:
