@@ -27,6 +27,7 @@ from jobs_world import (
 )
 
 from collab_backend.jobs.base import Runs
+from collab_backend.jobs.hub import HubLauncher
 from collab_backend.jobs.local import LocalLauncher
 from collab_backend.main import create_app
 from collab_backend.record.entries import JobEntry
@@ -456,3 +457,47 @@ def test_a_measured_interval_widens_the_tolerance_and_decides_ties(
         ("other", 1, True, [104.0, 106.0]), ("speedy", 1, True, [90.0, 110.0])]  # fmt: skip
     assert "interval" in board["ranking"]["tie_rule"]["rule"] and "overlap" in board["ranking"]["tie_rule"]["rule"]
     assert "95% interval" in vc.get("/v1").json()["results"]["tie_rule"]
+
+
+# -- the Hub path, against the stateful fake ------------------------------------------------------
+def test_the_hub_path_reruns_with_the_private_mount_on_the_organizers_budget(tmp_path: Path, clock: Clock) -> None:
+    world = World("hub", tmp_path, make_spec(VERIFY_YAML.replace("runs_per_day: 4", "runs_per_day: 1")), clock)
+    audit = world.spec.storage.audit_bucket
+    hub_launcher = HubLauncher(world.hub, world.storage, token=ADMIN_TOKEN, namespace="acme", image="img",
+                               flavor="a10g-small", state_bucket=audit)  # fmt: skip
+    with_launcher(world, hub_launcher)
+    seed_harness(world, PRIVATE_HARNESS)
+    world.storage.batch(audit, [Add("eval_dataset/prompts.json", b"[]")])
+
+    def finish(job: str, **summary: Any) -> None:
+        handle = world.ctx.runs.handles.get(job) or next(
+            h for h, j in world.hub.jobs.items() if j.labels["collab_job"] == job
+        )
+        body = summary_bytes(**{"ppl": 2.3, "proxy": False, "quality_gate": 0, **summary})
+        world.storage.batch(audit, [Add(f"jobs/{job}/state/summary.json", body)])
+        world.hub.advance_job(handle, "COMPLETED", exit_status=0)
+        tick(world.ctx)
+
+    with TestClient(world.app) as client:
+        alice = _agent(world, client)
+        job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub", "track": "lossless"},
+                          headers=auth(alice)).json()["id"]  # fmt: skip
+        finish(job, tps=100.0)
+        result = _promote(world, client, alice, {"job": job, "method": "m"})
+        sweep(world.ctx)
+        [rerun] = [j for j in world.hub.jobs.values() if j.labels["collab_agent"] == "_verifier"]
+        mounts = {v.mount_path: (v.source, v.path, v.read_only) for v in rerun.volumes}
+        assert mounts["/private"] == (audit, "eval_dataset", True) and "--private-dir" in rerun.command
+        assert ADMIN_TOKEN not in str(rerun.command) and rerun.env == {} and rerun.secrets == {}
+        finish(rerun.labels["collab_job"], tps=97.0)
+        sweep(world.ctx)
+        shown = client.get(f"/v1/results/{result['id']}").json()
+        assert (shown["verdict"], shown["verdict_by"]) == ("valid", "verifier:jobs")
+        bob = _agent(world, client, "other", "bob", b"k=2")
+        job = client.post("/v1/jobs", json={"agent_id": "other", "submission": "sub", "track": "lossless"},
+                          headers=auth(bob)).json()["id"]  # fmt: skip
+        finish(job, tps=150.0)
+        _promote(world, client, bob, {"job": job, "method": "m"}, agent="other")
+        sweep(world.ctx)
+        assert sum(j.labels["collab_agent"] == "_verifier" for j in world.hub.jobs.values()) == 1  # budget spent
+        assert "re-runs for 24 h are spent" in client.get("/v1/lineage").json()["items"][0]["verdict_reason"]
