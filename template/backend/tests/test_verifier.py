@@ -501,3 +501,15 @@ def test_the_hub_path_reruns_with_the_private_mount_on_the_organizers_budget(tmp
         sweep(world.ctx)
         assert sum(j.labels["collab_agent"] == "_verifier" for j in world.hub.jobs.values()) == 1  # budget spent
         assert "re-runs for 24 h are spent" in client.get("/v1/lineage").json()["items"][0]["verdict_reason"]
+
+
+def test_a_submission_changed_since_its_result_is_not_rerun(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    alice = _agent(vw, vc)
+    result = _measured(vw, vc, launcher, alice)
+    vw.write(alice, vw.bucket_of("speedy"), {"sub/config.txt": b"k=8, tuned to the public prompts"})
+    sweep(vw.ctx)
+    assert _reruns(launcher) == []
+    shown = vc.get("/v1/lineage").json()["items"][0]
+    assert shown["id"] == result["id"] and shown["verdict"] == "pending" and "changed" in shown["verdict_reason"]

@@ -155,9 +155,13 @@ def sweep(ctx: Context) -> None:
                 by_fingerprint[result.fingerprint].append(result)
         for fp, jobs in reruns.items():
             end = _end(jobs[-1])
-            if end is not None:
-                for result in by_fingerprint[fp]:
+            if end is None:
+                continue  # in flight
+            for result in by_fingerprint[fp]:
+                try:
                     _conclude(ctx, result, jobs, end)
+                except (APIError, StorageError) as exc:  # one result's retry must not stop the others
+                    log.warning("verdict of %s not recorded: %s", result.id, getattr(exc, "message", exc))
     now = ctx.record.clock()
     for rid in candidates(ctx):
         result = state.results[rid]
@@ -202,8 +206,8 @@ def _rerun(ctx: Context, result: ResultEntry) -> None:
     bucket, folder = submission["bucket"], submission["path"]
     files = submission_files(ctx, bucket, folder)
     if fingerprint(ctx, files, folder, harness_files(ctx)) != result.fingerprint:
-        set_verdict(ctx, result.id, "pending", BY, "the submission folder changed since the result was recorded: "
-                    "it cannot be re-run; record a new result")  # fmt: skip
+        set_verdict(ctx, result.id, "pending", BY, "the submission folder or the harness changed since the result "
+                    "was recorded: it cannot be re-run as it was; record a new result")  # fmt: skip
         ctx.runs.verify_wait[result.id] = ctx.record.clock() + LOOK_AGAIN_S
         return
     supported = harness_options_supported(ctx)
