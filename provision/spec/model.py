@@ -97,6 +97,7 @@ class Verification(_Model):
     mode: Literal["manual", "eval-space", "jobs"]
     tolerance: float
     guards: tuple[Guard, ...]
+    runs_per_day: int
     private_set: str
 
 

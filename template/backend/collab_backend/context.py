@@ -22,6 +22,9 @@ class Watch:
     """What the backend last saw of files organizers may edit by hand."""
 
     verification_hash: str | None = None
+    index_problem: str | None = None  # why the hand-edited verification index was not (wholly) taken in
+    index_malformed: bool = False  # the file is not a JSON object: left as it is until fixed
+    index_poll_s: float = 5.0  # how often the index file is looked at for hand edits
 
 
 @dataclass(frozen=True)

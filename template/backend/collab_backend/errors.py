@@ -54,6 +54,11 @@ CODES: dict[str, tuple[int, str]] = {
     "QUOTA_EXCEEDED": (429, "the agent's or the user's job quota for 24 h is spent; wait for Retry-After seconds"),
     "SUBMISSION_NOT_FOUND": (422, "the submission folder holds no files in the agent's bucket"),
     "JOB_UNKNOWN": (404, "no such job"),
+    "JOB_NOT_USABLE": (
+        422,
+        "the job a result names is unknown, not its agent's, not ended, or without a valid summary",
+    ),
+    "FIGURE_MISMATCH": (422, "a figure typed in the result disagrees with what its job measured"),
     "JOB_LAUNCH_FAILED": (503, "the job could not be started and was not charged; retry later"),
     "JOBS_UNAVAILABLE": (503, "the job runner (HF Jobs) failed or timed out; retry later"),
     "STORAGE_UNAVAILABLE": (503, "the Hub failed or timed out; retry later"),

@@ -28,6 +28,8 @@ from collab_backend.record.store import Record
 from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, profiles, results, usage
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.job_endings import JobMonitor
+from collab_backend.services.results import IndexWatcher
+from collab_backend.services.verifier import Verifier
 from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
@@ -79,11 +81,15 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
             replay(ctx.limits, ctx.record.state, ctx.record.clock())
         if ctx.audit is not None:
             ctx.audit.start()
-        monitor = JobMonitor(ctx)
+        monitor, verifier, index = JobMonitor(ctx), Verifier(ctx), IndexWatcher(ctx)
         monitor.start()
+        verifier.start()
+        index.start()
         try:
             yield
         finally:
+            index.stop()
+            verifier.stop()
             monitor.stop()  # records what ended, stops the local runs still going (by PID) and refunds them
             if ctx.audit is not None:
                 ctx.audit.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from backend_world import SPEC_YAML, World, make_spec
 
 from collab_backend.jobs.base import Launcher, LauncherError, LaunchRequest, Progress, Runs
@@ -168,3 +170,29 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in status
+
+
+def bundled_type(name: str) -> object:
+    """The bundled challenge type, when this collab carries it (a rendered collab holds its own type only)."""
+    importlib.import_module("provision.challenge_types")
+    pytest.importorskip(f"challenge_{name}", reason=f"this collab does not carry the {name} type")
+    from provision.challenge_types import load_type
+
+    return load_type(name)
+
+
+def upload_files(folder: Path, prefix: str) -> dict[str, bytes]:
+    return {
+        prefix + p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def seed_bundled_harness(world: World, kind: Any) -> None:
+    """A bundled type's harness in the central bucket, with the sample data its CPU stand-in reads."""
+    files = upload_files(kind.harness_dir, "harness/")
+    data = kind.package_dir / "data" / "sample"
+    if data.is_dir():  # the CPU stand-in reads the bundled sample beside run.py
+        files.update(upload_files(data, "harness/data/sample/"))
+    world.storage.batch(world.spec.storage.central_bucket, [Add(p, d) for p, d in files.items()])

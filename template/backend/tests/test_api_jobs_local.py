@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +9,18 @@ from pathlib import Path
 import pytest
 from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
-from jobs_world import JOBS_YAML, pid_alive, seed_harness, wait_for, with_launcher
+from jobs_world import (
+    JOBS_YAML,
+    bundled_type,
+    pid_alive,
+    seed_bundled_harness,
+    seed_harness,
+    upload_files,
+    wait_for,
+    with_launcher,
+)
 
 from collab_backend.jobs.local import LocalLauncher
-from collab_backend.storage import Add
 
 CALLER_ENV = {"HF_TOKEN": "hf_organizers_secret_0123456789", "COLLAB_ADMIN_PASSWORD": "pw"}
 
@@ -87,40 +94,19 @@ def test_stopping_the_backend_stops_its_runs_and_refunds_them(local_world: World
     assert not any((local_world.tmp_path / "runs").iterdir())
 
 
-def _bundled(name: str) -> object:
-    """The bundled challenge type, when this collab carries it (a rendered collab holds its own type only)."""
-    importlib.import_module("provision.challenge_types")
-    pytest.importorskip(f"challenge_{name}", reason=f"this collab does not carry the {name} type")
-    from provision.challenge_types import load_type
-
-    return load_type(name)
-
-
-def _upload(world: World, folder: Path, prefix: str) -> dict[str, bytes]:
-    return {
-        prefix + p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-
-
 @pytest.mark.parametrize("name", ["gemma", "tsp"])
 def test_the_bundled_harness_runs_under_the_local_launcher(storage_kind: str, tmp_path: Path, clock: Clock,
                                                            name: str) -> None:  # fmt: skip
-    kind = _bundled(name)
+    kind = bundled_type(name)
     cpu_args = tuple(kind.cpu_args)  # type: ignore[attr-defined]
     world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)
     with_launcher(world, LocalLauncher(world.storage, workdir=tmp_path / "runs", cpu_args=cpu_args), poll_interval=0.05)
-    files = _upload(world, kind.harness_dir, "harness/")  # type: ignore[attr-defined]
-    data = kind.package_dir / "data" / "sample"  # type: ignore[attr-defined]
-    if data.is_dir():  # the CPU stand-in reads the bundled sample beside run.py
-        files.update(_upload(world, data, "harness/data/sample/"))
-    world.storage.batch(world.spec.storage.central_bucket, [Add(p, d) for p, d in files.items()])
+    seed_bundled_harness(world, kind)
     example = sorted((kind.examples_dir / "valid").iterdir())[0]  # type: ignore[attr-defined]
     with TestClient(world.app) as client:
         token = world.user("alice")
         world.agent(client, token, "speedy")
-        world.write(token, world.bucket_of("speedy"), _upload(world, example, "submission/"))
+        world.write(token, world.bucket_of("speedy"), upload_files(example, "submission/"))
         job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "submission"}, headers=auth(token))
         assert job.status_code == 201, job.text
         view = _ended(client, job.json()["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -71,6 +72,15 @@ def test_a_job_gets_mounts_labels_and_a_command_and_never_the_token(hub: FakeHub
     everything = json.dumps([job.command, job.labels, job.env, job.secrets, [v.to_dict() for v in job.volumes]])
     assert ADMIN_TOKEN not in everything and "hf_" not in everything
     assert job.stage == "SCHEDULING"  # the state folder was not empty: the fake would have failed it
+
+
+def test_a_verification_rerun_mounts_the_private_set_read_only(hub: FakeHub, launcher: HubLauncher) -> None:
+    HubStorage(hub, token=ADMIN_TOKEN).batch(AUDIT, [Add("eval_dataset/prompts.json", b"[]")])
+    rerun = dataclasses.replace(request(), agent="_verifier", private=(AUDIT, "eval_dataset/"))
+    job = hub.jobs[launcher.launch(rerun)]
+    mounts = {v.mount_path: (v.source, v.path, v.read_only) for v in job.volumes}
+    assert mounts["/private"] == (AUDIT, "eval_dataset", True)
+    assert job.command[9:11] == ["--private-dir", "/private"] and job.stage == "SCHEDULING"
 
 
 def test_the_marker_is_the_one_provisioning_uses() -> None:

@@ -126,7 +126,8 @@ def test_the_response_says_how_it_ranked() -> None:
     assert (
         ranking["tie_rule"]["rule"]
         == "a score ties with its group's best score when the two differ by at most max(0.0, 2.5 x 1.0 x sqrt 2), "
-        "and shares its rank"
+        "and shares its rank; a result whose job measured a 95% interval of its score ties when that interval and "
+        "the other's overlap (the other's being its own measured interval, or its score plus or minus half the margin)"
     )
     assert ranking["guardrails"] == [{"field": "ppl", "min": None, "max": 2.42}]
 

@@ -38,7 +38,7 @@ def test_the_generated_readme_guides_every_step(readme: str) -> None:
     assert guide.promote == Call("POST", "/v1/messages/promote", ("agent_id", "path"))
     assert guide.open_channel == Call("POST", "/v1/channels", ("agent_id", "name", "description"))
     assert guide.result == Call("POST", "/v1/results", ("agent_id", "path"))
-    assert list(guide.result_fields) == ["tps", "ppl", "method", "track", "status", "parents", "fingerprint"]
+    assert list(guide.result_fields) == ["tps", "ppl", "method", "track", "status", "parents"]
     assert guide.result_fields["track"] == "lossless"
     assert guide.digest.url(agent_id="ben") == "/v1/digest/ben"
     assert guide.broadcast == Call("POST", "/v1/broadcasts", ("body",), ("channel",))
@@ -114,7 +114,7 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
     for seen in (
         f"The agents follow the onboarding README (README.md of the central bucket {CENTRAL}):",
         "register: write collab-handshake.txt into my-collab/gemma-collab-<agent_id>, then POST /v1/agents {agent_id}",
-        "the file's frontmatter with tps, ppl, method, track, status, parents, fingerprint",
+        "the file's frontmatter with tps, ppl, method, track, status, parents",
         "registered ada (user participant-1",
         "(notifies @ben, @cleo)",
         "opened channel #speculative-decoding",
@@ -122,7 +122,7 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
         "(negative: worse than its parent)",
         "job: POST /v1/jobs {agent_id, submission, track?}, then GET /v1/jobs/{id} until it ends",
         "leaderboard (Tokens/s, maximize",
-        "excluded: 5 proxy result(s) (ppl outside its guardrail)",
+        "excluded: 5 proxy result(s) (proxy: a stand-in's figures (a CPU engine, a fake) never rank)",
         "Proxies never rank: this is no ranking",
         "digest of ben: 2 inbox message(s)",
         f"Stopped the backend (pid {backend_pid}, exit 0); no process left.",

@@ -54,6 +54,7 @@ class LaunchRequest:
     options: tuple[str, ...]  # harness options after the two folders (job id, time budget, caps)
     timeout_s: int
     labels: dict[str, str]
+    private: tuple[str, str] | None = None  # (bucket, folder) of the private set, read-only at /private (re-runs)
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,4 @@ class Runs:
     live_fetches: int = 0  # live-log fetches in flight, all jobs together
     max_live_fetches: int = 4
     loaded: bool = False  # `active` was rebuilt from the record
+    verify_wait: dict[str, float] = field(default_factory=dict)  # result id -> when the verifier looks again

@@ -130,11 +130,13 @@ class HubLauncher:
                    mount_path="/submission", read_only=True),
             Volume(type="bucket", source=self.state_bucket, path=state_folder(request.job_id), mount_path="/state",
                    read_only=False),
-        ]  # fmt: skip
+        ] + ([Volume(type="bucket", source=request.private[0], path=request.private[1].rstrip("/"),
+                     mount_path="/private", read_only=True)] if request.private is not None else [])  # fmt: skip
 
     def command(self, request: LaunchRequest) -> list[str]:
         return ["sh", "-c", _WRAPPER, self.python, f"/harness/{request.entrypoint}", "--submission-dir",
-                "/submission", "--state-dir", "/state", *request.options]  # fmt: skip
+                "/submission", "--state-dir", "/state",
+                *(["--private-dir", "/private"] if request.private is not None else []), *request.options]  # fmt: skip
 
     def launch(self, request: LaunchRequest) -> str:
         # A mounted folder must hold a file, or the job fails to start.

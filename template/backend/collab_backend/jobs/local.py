@@ -162,16 +162,19 @@ class LocalLauncher:
         harness, submission, state, home = (root / name for name in ("harness", "submission", "state", "home"))
         for folder in (state, home):
             folder.mkdir()
+        private: list[str] = []
         try:
             self._copy_harness(request, harness)
             self._copy_submission(request, submission)
+            if request.private is not None:
+                private = ["--private-dir", str(self._copy_private(request.private, root / "private"))]
         except StorageError as exc:
             raise LauncherError(f"could not copy the job's files: {exc}") from None
         entry = harness / request.entrypoint
         if not entry.is_file():
             raise LauncherError(f"the harness folder has no {request.entrypoint}")
         command = [self.python, str(entry), "--submission-dir", str(submission), "--state-dir", str(state),
-                   *request.options, *self.cpu_args]  # fmt: skip
+                   *private, *request.options, *self.cpu_args]  # fmt: skip
         timeout = float(request.timeout_s)
         if self.max_timeout_s is not None:
             timeout = min(timeout, self.max_timeout_s)
@@ -205,6 +208,23 @@ class LocalLauncher:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def _copy_private(self, private: tuple[str, str], folder: Path) -> Path:
+        """Copy the private set (a folder of the audit bucket) into the run's folder, read-only."""
+        bucket, prefix = private[0], private[1] if private[1].endswith("/") else private[1] + "/"
+        folder.mkdir()
+        cursor = None
+        while True:
+            page = self.storage.list(bucket, prefix, cursor=cursor)
+            for info in page.items:
+                self._write(folder, info.path[len(prefix) :], bucket, info.path)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        for path in folder.rglob("*"):
+            if path.is_file():
+                path.chmod(0o400)  # files read-only; the folders stay removable with the run's folder
+        return folder
 
     def _copy_submission(self, request: LaunchRequest, submission: Path) -> None:
         """Copy exactly what the launch checked: a file whose size or hash changed since refuses the launch."""

@@ -119,7 +119,11 @@ class MessageEntry:
 
 @dataclass(frozen=True)
 class ResultEntry:
-    """A claimed result, promoted from the agent's bucket; immutable once recorded."""
+    """A result, promoted from the agent's bucket; immutable once recorded.
+
+    `basis` says where its figures come from: `job` (the checked summary of the agent's own job),
+    `claim` (typed by the agent), `proxy` (a CPU stand-in's figures: never ranked).
+    """
 
     seq: int
     ts: float
@@ -131,10 +135,14 @@ class ResultEntry:
     metrics: dict[str, float]
     track: str | None
     parents: tuple[str, ...]
-    fingerprint: str
+    fingerprint: str | None  # computed by the backend (services/fingerprints.py); None for a claim without a folder
     body: str
     source: dict[str, str]
     client_fields: dict[str, Any] = field(default_factory=dict)
+    basis: Literal["job", "claim", "proxy"] = "claim"  # measured by `job`, self-measured, or a stand-in's figures
+    job: str | None = None  # the job whose checked summary gave the score and metrics
+    submission: dict[str, str] | None = None  # the folder that was (or is claimed to be) run {bucket, path}
+    interval: list[float] | None = None  # the job's measured 95% interval of the score ([low, high]), if any
     kind: Literal["result"] = "result"
 
     def files(self) -> dict[str, bytes]:
@@ -146,6 +154,9 @@ class ResultEntry:
             "track": self.track,
             "parents": list(self.parents),
             "fingerprint": self.fingerprint,
+            "basis": self.basis,
+            "job": self.job,
+            "submission": self.submission,
             "source": dict(self.source),
             "submitted_at": iso(self.ts),
         }
@@ -163,6 +174,8 @@ class VerdictEntry:
     verdict: Literal["pending", "valid", "invalid"]
     by: str
     reason: str = ""
+    job: str | None = None  # the verification re-run that decided it
+    figures: dict[str, float] | None = None  # that re-run's score and metrics (the private figures)
     kind: Literal["verdict"] = "verdict"
 
     @property
@@ -267,6 +280,10 @@ class JobEntry:
     exit_code: int | None = None
     reason: str = ""
     summary: dict[str, Any] | None = None  # end: the harness's summary.json, validated
+    fingerprint: str | None = None  # launch: what runs (services/fingerprints.py)
+    purpose: Literal["run", "verify"] = "run"  # launch: an agent's run, or the verifier's re-run of `result`
+    result: str | None = None
+    private: bool = False  # launch: the private set was mounted at /private
     kind: Literal["job"] = "job"
 
     def files(self) -> dict[str, bytes]:
@@ -277,6 +294,10 @@ class JobEntry:
                 "user": self.user,
                 "submission": self.source,
                 "track": self.track,
+                "fingerprint": self.fingerprint,
+                "purpose": self.purpose,
+                "result": self.result,
+                "private": self.private,
                 "launched_at": iso(self.ts),
             }
             return {job_path(self.job_id, "job.json"): json.dumps(doc, indent=2).encode()}

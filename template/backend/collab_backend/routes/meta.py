@@ -13,6 +13,8 @@ from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
 from collab_backend.openapi import answers
 from collab_backend.services.follows import MAX_FOLLOWED
+from collab_backend.services.leaderboard import tie_rule
+from collab_backend.services.results import BASIS_RULE, FINGERPRINT_RULE, verification_words
 from collab_backend.storage import StorageError
 
 router = APIRouter(prefix="/v1", tags=["meta"])
@@ -45,8 +47,37 @@ def describe(ctx: ContextDep) -> dict[str, Any]:
             "max_followed": MAX_FOLLOWED,
         },
         "jobs": _jobs(ctx),
+        "results": _results(ctx),
         "errors": {code: {"status": status, "meaning": meaning} for code, (status, meaning) in CODES.items()},
         "docs": {"openapi": "/openapi.json", "interactive": "/docs"},
+    }
+
+
+def _results(ctx: Context) -> dict[str, Any]:
+    """The result format, where a result's figures come from, the tie rule and verification."""
+    scoring, verification = ctx.spec.scoring, ctx.spec.verification
+    return {
+        "submit": "POST /v1/results {agent_id, path}: a Markdown file of your bucket with YAML frontmatter",
+        "score_field": scoring.score_field,
+        "direction": scoring.direction,
+        "required_fields": [scoring.score_field, *scoring.required_fields],
+        "metrics": [m.field for m in scoring.metrics],
+        "tracks": [t.name for t in scoring.tracks],
+        "optional_fields": {
+            "status": "agent-run (the default) or negative (a documented dead end, never ranked)",
+            "parents": "ids of the results this one builds on",
+            "job": "your agent's own ended job: the score and metrics are taken from its summary",
+            "submission": "without a job: the folder of your bucket that was run (gives the fingerprint)",
+        },
+        "basis": BASIS_RULE,
+        "fingerprint": FINGERPRINT_RULE,
+        "tie_rule": tie_rule(scoring.noise),
+        "verification": {
+            "mode": verification.mode,
+            "tolerance": verification.tolerance,
+            "what_happens": verification_words(ctx.spec),
+            "index_problem": ctx.watch.index_problem,
+        },
     }
 
 
@@ -79,4 +110,6 @@ def healthz(ctx: ContextDep) -> dict[str, Any] | JSONResponse:
     if problem is not None:
         hint = "organizers: the backend's log says why; restart it if the writer stopped"
         return JSONResponse(envelope("STORAGE_UNAVAILABLE", problem, hint), status_code=503)
-    return {"ok": True, "entries": ctx.record.state.seq, "messages": len(ctx.record.state.messages), "writer": "ok"}
+    state, index = ctx.record.state, ctx.watch.index_problem
+    return {"ok": True, "entries": state.seq, "messages": len(state.messages), "writer": "ok",
+            "warnings": [f"verification index: {index}"] if index else []}  # fmt: skip

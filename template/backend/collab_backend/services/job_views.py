@@ -55,6 +55,7 @@ def job_view(ctx: Context, job: str, *, full: bool = True) -> dict[str, Any]:
         "stage": ctx.runs.stages.get(job),
         "submission": launch.source,
         "track": launch.track,
+        "fingerprint": launch.fingerprint,
         "launched_at": iso(launch.ts),
         "started_at": iso(start.ts) if start else None,
         "ended_at": iso(end.ts) if end else None,

@@ -32,6 +32,7 @@ from collab_backend.jobs.base import LauncherError, LaunchRequest, job_labels
 from collab_backend.jobs.paths import job_id as new_job_id
 from collab_backend.record.entries import JobEntry
 from collab_backend.record.state import State
+from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import check_sizes, list_bounded
@@ -112,13 +113,13 @@ def _jobs_on(ctx: Context) -> None:
         raise APIError("JOBS_DISABLED", "this backend runs no jobs", "organizers: set COLLAB_JOBS to local or hub")
 
 
-def _folder(submission: str) -> str:
+def submission_folder(submission: str) -> str:
     """The submission folder's path in the agent's bucket: relative, safe, without the trailing '/'."""
     folder = submission[:-1] if submission.endswith("/") else submission
     return check_path(folder)
 
 
-def _submission_files(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo, ...]:
+def submission_files(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo, ...]:
     found = list_bounded(ctx, bucket, folder + "/", too_many="BODY_TOO_LARGE", hint=None)
     if not found:
         raise APIError("SUBMISSION_NOT_FOUND", f"{bucket} has no files under {folder}/", "write the submission first")
@@ -126,7 +127,7 @@ def _submission_files(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo,
     return tuple(found)
 
 
-def _harness_options(ctx: Context) -> frozenset[str]:
+def harness_options_supported(ctx: Context) -> frozenset[str]:
     """The options the harness's entrypoint names (read again only when it changes)."""
     jobs = ctx.spec.jobs
     path = jobs.harness_prefix + jobs.entrypoint
@@ -171,7 +172,7 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     """Check, charge and start one run of the harness on a folder of the caller's agent's bucket; its id."""
     _jobs_on(ctx)
     agent = agent_of(ctx, identity, agent_id)
-    folder = _folder(submission)
+    folder = submission_folder(submission)
     tracks = [t.name for t in ctx.spec.scoring.tracks]
     if track is not None and track not in tracks:
         hint = f"one of {', '.join(tracks)}" if tracks else "this collab has no tracks: leave it out"
@@ -180,13 +181,15 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     bucket = naming.scratch_bucket(ctx.spec, agent)
     if not ctx.storage.bucket_exists(bucket):
         raise APIError("SCRATCH_BUCKET_MISSING", f"bucket {bucket} does not exist", None)
-    files = _submission_files(ctx, bucket, folder)
-    supported = _harness_options(ctx)
+    files = submission_files(ctx, bucket, folder)
+    supported = harness_options_supported(ctx)
+    run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
 
     def build(state: State, seq: int, ts: float) -> JobEntry:
         _check_quota(ctx, state, agent, identity.user, ts)
         return JobEntry(seq, ts, new_job_id(ts, seq), "launch", agent, identity.user, "queued",
-                        source={"bucket": bucket, "path": folder}, track=track)  # fmt: skip
+                        source={"bucket": bucket, "path": folder}, track=track,
+                        fingerprint=run_fingerprint)  # fmt: skip
 
     # Refunded launches cost no quota, so attempts are bounded like posts: each writes two entries.
     ctx.limits.raw_posts.acquire(agent)
@@ -195,18 +198,24 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     except APIError:
         ctx.limits.raw_posts.release(agent)
         raise
+    spec = ctx.spec
+    request = LaunchRequest(
+        job_id=launch.job_id, agent=agent, submission_bucket=bucket, submission_path=folder, submission_files=files,
+        central_bucket=ctx.central, harness_prefix=spec.jobs.harness_prefix, entrypoint=spec.jobs.entrypoint,
+        options=harness_options(ctx, launch.job_id, supported), timeout_s=spec.jobs.timeout_minutes * 60,
+        labels=job_labels(spec.challenge.org, spec.challenge.slug, agent, launch.job_id),
+    )  # fmt: skip
+    start_run(ctx, launch, request)
+    return launch.job_id
+
+
+def start_run(ctx: Context, launch: JobEntry, request: LaunchRequest) -> None:
+    """Hand a recorded launch to the launcher; a launch that fails is refunded (JOB_LAUNCH_FAILED)."""
     job, runs, launcher = launch.job_id, ctx.runs, ctx.launcher
-    assert launcher is not None  # checked by _jobs_on  # noqa: S101
+    assert launcher is not None  # checked by the caller  # noqa: S101
     with runs.lock:
         runs.launching.add(job)
         runs.active.add(job)
-    spec = ctx.spec
-    request = LaunchRequest(
-        job_id=job, agent=agent, submission_bucket=bucket, submission_path=folder, submission_files=files,
-        central_bucket=ctx.central, harness_prefix=spec.jobs.harness_prefix, entrypoint=spec.jobs.entrypoint,
-        options=harness_options(ctx, job, supported), timeout_s=spec.jobs.timeout_minutes * 60,
-        labels=job_labels(spec.challenge.org, spec.challenge.slug, agent, job),
-    )  # fmt: skip
     try:
         handle = launcher.launch(request)
     except Exception as exc:
@@ -230,4 +239,3 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     finally:
         with runs.lock:
             runs.launching.discard(job)
-    return job

@@ -1,6 +1,7 @@
 """The leaderboard: a pure function of results, verdicts and the spec's scoring rules.
 
-Rules, in order: negative results never rank; an `invalid` verdict hides a result and every
+Rules, in order: negative results never rank; proxy results (a stand-in's figures) never rank,
+whatever their figures; an `invalid` verdict hides a result and every
 result descending from it (through `parents`); a metric outside its guardrail disqualifies; each
 agent keeps its best eligible result per track; `pending` results rank but are flagged. Two
 scores whose difference is within the noise model's margin are a tie, and ties share a rank
@@ -22,6 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from collab_backend.record.entries import ResultEntry, VerdictEntry
 from collab_backend.spec import Noise, Scoring
 
+PROXY_RULE = "proxy: a stand-in's figures (a CPU engine, a fake) never rank"
+
 
 def tie_margin(noise: Noise, a: float, b: float) -> float:
     """How far apart two scores may be and still tie under the noise model."""
@@ -31,14 +34,35 @@ def tie_margin(noise: Noise, a: float, b: float) -> float:
     return base * max(abs(a), abs(b)) if noise.kind == "relative" else base
 
 
+MEASURED = (
+    "; a result whose job measured a 95% interval of its score ties when that interval and the other's overlap "
+    "(the other's being its own measured interval, or its score plus or minus half the margin)"
+)
+
+
 def tie_rule(noise: Noise) -> str:
     """The tie rule in words, for the response."""
     if noise.kind == "none":
-        return "only equal scores tie"
+        return "only equal scores tie" + MEASURED.replace(" plus or minus half the margin", "")
     factor = f"max({noise.min_margin}, {noise.z} x {noise.sigma} x sqrt 2)"
     relative = noise.kind == "relative"
     margin = f"{factor} times the larger of the two (in absolute value)" if relative else factor
-    return f"a score ties with its group's best score when the two differ by at most {margin}, and shares its rank"
+    return (f"a score ties with its group's best score when the two differ by at most {margin}, and shares its rank"
+            + MEASURED)  # fmt: skip
+
+
+def ties(noise: Noise, a: float, b: float, a_interval: list[float] | None, b_interval: list[float] | None) -> bool:
+    """Whether two scores tie: their intervals overlap, or (neither has a measured one) they are within the margin."""
+    if a_interval is None and b_interval is None:
+        return abs(a - b) <= tie_margin(noise, a, b)
+    low_a, high_a = a_interval or _around(noise, a)
+    low_b, high_b = b_interval or _around(noise, b)
+    return low_a <= high_b and low_b <= high_a
+
+
+def _around(noise: Noise, score: float) -> list[float]:
+    half = tie_margin(noise, score, score) / 2
+    return [score - half, score + half]
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,11 @@ class Standing:
     pending: bool
     submitted: float
     margin: float = 0.0  # the noise model's margin around this score: scores within it would tie
+    basis: str = "claim"  # `job` (measured by the agent's job) or `claim` (typed by the agent)
+    job: str | None = None
+    public_score: float | None = None  # the result's own figure (claimed or measured by its job)
+    private_score: float | None = None  # the verification re-run's figure, once verified: the one it ranks by
+    interval: list[float] | None = None  # the job's measured 95% interval of the score, when it ranks by it
 
     def public(self) -> dict[str, Any]:
         return {
@@ -65,6 +94,11 @@ class Standing:
             "verdict": self.verdict,
             "pending": self.pending,
             "margin": self.margin,
+            "basis": self.basis,
+            "job": self.job,
+            "public_score": self.public_score,
+            "private_score": self.private_score,
+            "interval": self.interval,
         }
 
 
@@ -86,6 +120,8 @@ def exclusion(result: ResultEntry, verdict: str, tainted: set[str], scoring: Sco
     """Why a result cannot rank, or None."""
     if result.status == "negative":
         return "negative result"
+    if result.basis == "proxy":
+        return PROXY_RULE
     if verdict == "invalid":
         return "invalid"
     if result.id in tainted:
@@ -105,6 +141,8 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
     verdict_of = {rid: (verdicts[rid].verdict if rid in verdicts else "pending") for rid in by_id}
     tainted = _descendants(by_id, {rid for rid, v in verdict_of.items() if v == "invalid"})
     sign = 1.0 if scoring.direction == "maximize" else -1.0
+    private = {rid: _private_score(verdicts.get(rid), scoring) for rid in by_id}
+    score_of = {rid: p if p is not None else by_id[rid].score for rid, p in private.items()}
     best: dict[tuple[str | None, str], ResultEntry] = {}
     excluded: list[dict[str, str]] = []
     for result in by_id.values():
@@ -115,13 +153,14 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
             continue
         key = (result.track, result.agent)
         held = best.get(key)
-        if held is None or sign * result.score > sign * held.score:
+        if held is None or sign * score_of[result.id] > sign * score_of[held.id]:
             best[key] = result
     tracks: list[str | None] = [t.name for t in scoring.tracks] or [None]
     boards = []
     for track in tracks:
-        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * r.score, r.seq))
-        boards.append({"track": track, "standings": [s.public() for s in _standings(entries, verdict_of, scoring)]})
+        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * score_of[r.id], r.seq))
+        standings = _standings(entries, verdict_of, private, scoring)
+        boards.append({"track": track, "standings": [s.public() for s in standings]})
     return {
         "ranking": {
             "score_field": scoring.score_field,
@@ -136,23 +175,39 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
                 if m.guardrail is not None
             ],
             "pending": "ranked and flagged until verified",
+            "verified": "a result verified by a re-run ranks by the re-run's figure (`private_score`)",
+            "basis": "`job`: figures from the agent's own job's checked summary; `claim`: typed by the agent; "
+            "`proxy`: a stand-in's figures, " + PROXY_RULE.split(": ", 1)[1],
         },
         "boards": boards,
         "excluded": excluded,
     }
 
 
-def _standings(entries: list[ResultEntry], verdict_of: Mapping[str, str], scoring: Scoring) -> list[Standing]:
+def _private_score(verdict: VerdictEntry | None, scoring: Scoring) -> float | None:
+    """A verified result's re-run figure (the private one), which it ranks by; None without one."""
+    if verdict is None or verdict.verdict != "valid" or not verdict.figures:
+        return None
+    return verdict.figures.get(scoring.score_field)
+
+
+def _standings(
+    entries: list[ResultEntry], verdict_of: Mapping[str, str], private: Mapping[str, float | None], scoring: Scoring
+) -> list[Standing]:
     out: list[Standing] = []
-    leader: ResultEntry | None = None
+    leader, leader_interval = 0.0, None
     group_rank = 0
     for position, result in enumerate(entries, start=1):
-        if leader is None or abs(leader.score - result.score) > tie_margin(scoring.noise, leader.score, result.score):
-            leader, group_rank = result, position
+        own = private[result.id]
+        score = own if own is not None else result.score
+        interval = result.interval if own is None else None  # a verified result ranks by its re-run's figure
+        if position == 1 or not ties(scoring.noise, leader, score, leader_interval, interval):
+            leader, leader_interval, group_rank = score, interval, position
         verdict = verdict_of[result.id]
         out.append(
-            Standing(group_rank, False, result.id, result.agent, result.score, dict(result.metrics), verdict,
-                     verdict == "pending", result.ts, tie_margin(scoring.noise, result.score, result.score))
+            Standing(group_rank, False, result.id, result.agent, score, dict(result.metrics), verdict,
+                     verdict == "pending", result.ts, tie_margin(scoring.noise, score, score),
+                     result.basis, result.job, result.score, own, interval)
         )  # fmt: skip
     ranks: defaultdict[int, int] = defaultdict(int)
     for standing in out:

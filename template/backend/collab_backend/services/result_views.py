@@ -161,6 +161,8 @@ def node(state: State, built: _Built, rid: str, frontier: set[str] | None = None
         "parents": list(r.parents),
         "children": built.children.get(rid, 0),
         "fingerprint": r.fingerprint,
+        "basis": r.basis,
+        "job": r.job,
         "source_path": r.source["path"],
         "verdict": verdict.verdict if verdict else "pending",
         "verdict_by": verdict.by if verdict else None,
