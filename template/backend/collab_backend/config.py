@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     local_root: Path | None = Field(default=None, description="the folder hub of the local mode")
     identity_file: Path | None = Field(default=None, description="local mode: token -> user and org roles")
     hf_token: str | None = Field(default=None, validation_alias="HF_TOKEN", description="the admin token (Hub mode)")
-    commit_interval_ms: int = Field(default=5, ge=0, le=1000, description="group commit: wait this long for company")
     jobs: Literal["local", "hub", "off"] | None = Field(
         default=None, description="who runs jobs: local subprocesses, HF Jobs, or nobody (default: like storage)"
     )

@@ -1,8 +1,10 @@
 """The single writer of the central bucket, with group commit and a compact index.
 
 Requests hand the writer a *builder* (a function of the current state, the next sequence number
-and the time) and wait. The writer thread takes whatever requests are waiting, builds their
-entries in order (so checks such as "is this agent id free" see the writes before them), then:
+and the time) and wait. The writer thread takes whatever requests are waiting (group commit
+without a wait: a lone request is committed at once, and the requests that queue during one
+commit form the next batch), builds their entries in order (so checks such as "is this agent id
+free" see the writes before them), then:
 
 1. writes one new index segment holding those entries (the durable point: a request is answered
    201 only after this succeeded);
@@ -122,12 +124,11 @@ class Record:
         bucket: str,
         *,
         clock: Callable[[], float] = time.time,
-        commit_interval: float = 0.005,
         max_batch: int = 256,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.storage, self.bucket, self.clock = storage, bucket, clock
-        self.commit_interval, self.max_batch, self.sleep = commit_interval, max_batch, sleep
+        self.max_batch, self.sleep = max_batch, sleep
         self.state = State()
         self.segments: list[Segment] = []
         self._unwritten: dict[str, bytes] = {}
@@ -284,15 +285,20 @@ class Record:
             self._drain()
 
     def _take(self) -> tuple[list[_Pending], bool]:
-        """The next batch: every request waiting now or within the commit interval; and whether to stop after it."""
+        """The next batch, and whether to stop after it.
+
+        It waits only for its first request: then it takes whatever else is already queued (the
+        requests that arrived while the previous batch was being committed), up to `max_batch`,
+        and never waits for company. An idle writer commits a lone request at once; under load,
+        each commit carries everything that queued behind the one before.
+        """
         first = self._queue.get()
         if first is None:
             return [], True
         batch = [first]
-        deadline = time.monotonic() + self.commit_interval
         while len(batch) < self.max_batch:
             try:
-                more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                more = self._queue.get_nowait()
             except queue.Empty:
                 break
             if more is None:
