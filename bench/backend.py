@@ -12,7 +12,8 @@ the real server as a subprocess on loopback, and measures:
 - raw posts acknowledged per second over 16 concurrent connections, with the digest's latency
   (p50/p99) measured on one more connection during that burst;
 - promoted posts per second, sustained, over 16 concurrent connections;
-- the server's resident memory after the start and at the end (its peak).
+- the server's resident memory after the start and at the end (its peak);
+- a clean stop (which writes a snapshot), then a restart from it to the first digest.
 
 The server runs on uvicorn with the loop and HTTP parser named by `--loop` and `--http` (default:
 uvloop and httptools, as the Dockerfile serves it; `--http h11 --loop asyncio` for the pure-Python
@@ -20,7 +21,7 @@ stack); the output says which.
 
 Targets: p50 <= 2 ms (small) / 5 ms (large); >= 500 digest req/s with 16 connections; a raw post
 <= 4 ms p50 (small); >= 1,000 raw posts/s at 16 connections with the digest's p99 <= 10 ms
-meanwhile; start to first digest <= 3 s at the large size; resident memory <= 1.5 GB (large);
+meanwhile; start to first digest from a snapshot <= 3 s at the large size; resident memory <= 1.5 GB (large);
 >= 200 promoted posts/s.
 Traffic goes to 127.0.0.1 only, every request loop is bounded, and the server is stopped by PID.
 """
@@ -193,14 +194,17 @@ class Server:
                 fields[name] = round(int(value.split()[0]) / 1024, 1)
         return {"rss_mb": fields.get("VmRSS", 0.0), "peak_mb": fields.get("VmHWM", 0.0)}
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """A clean stop (SIGINT: the record writes its snapshot); the seconds it took."""
+        started = time.perf_counter()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        return round(time.perf_counter() - started, 2)
 
 
 def latency(client: httpx.Client, paths: list[str]) -> dict[str, float]:
@@ -334,12 +338,11 @@ def run(size: str, seconds: float, samples: int, loop: str, http: str) -> dict[s
         t0 = time.perf_counter()
         document, agents = seed(root, agents_n, messages_n, results_n, rng)
         seeded = time.perf_counter() - t0
+        out: dict[str, object] = {"size": size, "agents": agents_n, "messages": messages_n, "results": results_n}
+        out |= {"loop": loop, "http": http, "python": sys.version.split()[0], "seed_s": round(seeded, 1)}
         server = Server(root, document, loop, http)
         try:
-            start_s = server.wait_for_digest(agents[0])
-            out: dict[str, object] = {"size": size, "agents": agents_n, "messages": messages_n, "loop": loop}
-            out |= {"http": http, "python": sys.version.split()[0]}
-            out |= {"results": results_n, "seed_s": round(seeded, 1), "start_to_first_digest_s": round(start_s, 2)}
+            out["start_to_first_digest_s"] = round(server.wait_for_digest(agents[0]), 2)
             out["memory_after_start"] = server.memory_mb()
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 some = [rng.choice(agents) for _ in range(samples)]
@@ -359,7 +362,13 @@ def run(size: str, seconds: float, samples: int, loop: str, http: str) -> dict[s
             out["promoted_posts_per_s"] = round(promotions(root, server, agents, 2000, 16), 1)
             out["memory_at_end"] = server.memory_mb()
         finally:
-            server.stop()
+            out["clean_stop_with_snapshot_s"] = server.stop()
+        again = Server(root, document, loop, http)
+        try:
+            out["restart_from_snapshot_to_first_digest_s"] = round(again.wait_for_digest(agents[0]), 2)
+            out["memory_after_restart_from_snapshot"] = again.memory_mb()
+        finally:
+            again.stop()
     return out
 
 

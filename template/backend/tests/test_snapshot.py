@@ -80,6 +80,7 @@ def _full_replay(world: World) -> State:
 @pytest.fixture
 def filled(roomy: World) -> World:
     """A record of two agents, closed cleanly (a snapshot), then written on and left without one."""
+    roomy.record.snapshot_every = 100_000
     for name in TOKENS:
         TOKENS[name] = roomy.user(name)
     with TestClient(roomy.app) as client:
@@ -107,7 +108,8 @@ def test_a_restart_from_a_snapshot_and_the_tail_equals_a_full_replay(filled: Wor
 def test_the_api_answers_the_same_from_a_snapshot(filled: World) -> None:
     paths = ["/v1/messages?limit=200", "/v1/inbox/speedy?limit=200", "/v1/digest/racer", "/v1/leaderboard",
              "/v1/token-stats", "/v1/stats", "/v1/agents/speedy/follows"]  # fmt: skip
-    with TestClient(filled.restarted().app) as client:
+    filled.restarted().record.snapshot_every = 100_000
+    with TestClient(filled.app) as client:
         from_snapshot = [client.get(p).json() for p in paths]
         assert filled.record._snapshot_seq > 0
     central = filled.spec.storage.central_bucket
