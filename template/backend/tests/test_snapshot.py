@@ -1,4 +1,4 @@
-"""Snapshots: a restart from one answers as a full replay of the index does, and a snapshot that is
+"""Snapshots of the lookups: a restart from one answers as a full replay of the index does, and a snapshot that is
 missing, torn, from another version, from another record or ahead of its index is never trusted."""
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def _fill(world: World, client: TestClient, start: int, count: int) -> None:
         assert posted.status_code == 201, posted.text
         first = first or posted.json()["id"]
     client.put("/v1/agents/speedy/follows/results", headers=auth(alice))
-    world.write(alice, world.bucket_of("speedy"), {f"r{start}.md": f"---\ntps: {start + 10}\nfingerprint: sha256:ab\n---\nrun".encode()})
+    result_file = f"---\ntps: {start + 10}\nfingerprint: sha256:ab\n---\nrun".encode()
+    world.write(alice, world.bucket_of("speedy"), {f"r{start}.md": result_file})
     result = client.post("/v1/results", json={"agent_id": "speedy", "path": f"r{start}.md"}, headers=auth(alice))
     assert result.status_code == 201, result.text
     verdict = client.put(f"/v1/results/{result.json()['id']}/verdict", json={"verdict": "valid"},
@@ -208,3 +209,25 @@ def test_snapshots_are_written_every_n_entries_and_only_the_newest_are_kept(room
         assert 20 <= again._snapshot_seq < 23 and [m.body for m in again.state.messages] == [str(i) for i in range(23)]
     finally:
         again.close()
+
+
+def test_lookups_that_do_not_describe_the_index_s_messages_are_dropped_and_the_index_is_read(
+    filled: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = _full_replay(filled)
+
+    def other_messages(data: bytes) -> bytes:
+        payload = data[len(snapshot.MAGIC) :].partition(b"\n")[2]
+        lookups = pickle.loads(payload)  # noqa: S301  # the test's own snapshot
+        lookups["last_message"] = "1-00000001"  # as if written over another record with as many entries
+        return _rehash({}, pickle.dumps(lookups, protocol=snapshot.PROTOCOL))(data)
+
+    newest = _damage(filled, other_messages)
+    filled.storage.batch(filled.spec.storage.central_bucket, [Delete(p) for p in _snapshots(filled) if p != newest])
+    with caplog.at_level(logging.WARNING, "collab_backend.record"):
+        record = _open(filled)
+    try:
+        assert record._snapshot_seq == 0 and record.state == expected
+        assert "does not describe the index's messages" in caplog.text
+    finally:
+        record.close()

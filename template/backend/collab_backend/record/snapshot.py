@@ -1,7 +1,9 @@
-"""Snapshots of the record in memory, so that a restart replays only the index written after one.
+"""Snapshots of the board's lookups, so that a restart does not rebuild them from the index.
 
-A snapshot is the whole `State` (every entry and every lookup built from them) as one pickle,
-behind a header that says what it holds:
+A restart reads every entry from the index, but most of its time went into folding a million
+messages into the lookups the board is served from (by channel, author, thread, inbox...). A
+snapshot holds those lookups as they stood after entry N: plain lists and dicts (positions into
+the list of messages), one pickle behind a header that says what it holds:
 
     collab-snapshot 1
     {"seq": N, "last": "<sha256 of entry N's index line>", "code": "<fingerprint>", "payload": "<sha256>"}
@@ -16,8 +18,12 @@ replays the whole index, as without a snapshot):
   the code, whose state may be folded differently, is never loaded;
 - the index holds entry N and its line hashes to `last` (checked by the loader in `store.py`):
   a snapshot from another record, or ahead of its index, fails here;
-- the pickle names only the record's own classes (`Restricted`): nothing else is ever imported
-  or called while loading, whatever the file holds.
+- the messages read from the index up to entry N are as many as the lookups index, and the last
+  of them has the id the snapshot names (`State.adopt`);
+- the pickle names no class but `defaultdict`, `list` and `dict` (`Restricted`): nothing else is
+  ever imported or called while loading, whatever the file holds.
+
+The entries themselves always come from the index, which stays the record.
 """
 
 from __future__ import annotations
@@ -38,13 +44,7 @@ PREFIX = ".collab/snapshot/"
 MAGIC = b"collab-snapshot 1\n"
 PROTOCOL = 5
 KEEP = 2  # snapshots kept: the newest, and the one before in case the newest cannot be read
-_ALLOWED = {
-    ("collab_backend.record.state", "State"): State,
-    ("collections", "defaultdict"): defaultdict,
-    ("builtins", "list"): list,
-    ("builtins", "dict"): dict,
-    **{(cls.__module__, cls.__name__): cls for cls in entries._KINDS.values()},
-}
+_ALLOWED = {("collections", "defaultdict"): defaultdict, ("builtins", "list"): list, ("builtins", "dict"): dict}
 
 
 class Unusable(Exception):
@@ -77,8 +77,8 @@ def line_hash(line: str | bytes) -> str:
 
 
 def dump(state: State) -> bytes:
-    """The state as a snapshot file (call it where nothing changes the state meanwhile)."""
-    payload = pickle.dumps(state, protocol=PROTOCOL)
+    """The state's lookups as a snapshot file (call it where nothing changes the state meanwhile)."""
+    payload = pickle.dumps(state.lookups(), protocol=PROTOCOL)
     header = {
         "seq": state.seq,
         "last": line_hash(entries.encode(state.log[-1])) if state.log else "",
@@ -98,8 +98,8 @@ class Restricted(pickle.Unpickler):
         return found
 
 
-def load(data: bytes) -> tuple[State, str]:
-    """The state a snapshot holds, and the hash of its last entry's index line; Unusable if any check fails."""
+def load(data: bytes) -> tuple[dict[str, Any], str]:
+    """The lookups a snapshot holds, and the hash of its last entry's index line; Unusable if any check fails."""
     if not data.startswith(MAGIC):
         raise Unusable("it is not a snapshot of this format")
     header_line, newline, payload = data[len(MAGIC) :].partition(b"\n")
@@ -114,11 +114,11 @@ def load(data: bytes) -> tuple[State, str]:
     if hashlib.sha256(payload).hexdigest() != header["payload"]:
         raise Unusable("it is incomplete or damaged (its content does not match its hash)")
     try:
-        state = Restricted(io.BytesIO(payload)).load()
+        lookups = Restricted(io.BytesIO(payload)).load()
     except Unusable:
         raise
     except Exception as exc:  # a pickle that passed its hash but does not load: still never trusted
         raise Unusable(f"it does not load ({type(exc).__name__})") from None
-    if not isinstance(state, State) or state.seq != header["seq"] or len(state.log) != state.seq:
+    if not isinstance(lookups, dict) or lookups.get("seq") != header["seq"] or not lookups.keys() >= State.LOOKUPS:
         raise Unusable("it does not hold the state it claims")
-    return state, str(header["last"])
+    return lookups, str(header["last"])

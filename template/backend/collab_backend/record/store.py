@@ -53,9 +53,7 @@ Builder = Callable[[State, int, float], Entry]
 E = TypeVar("E", bound=Entry)
 _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
-# Entries written between two snapshots (and one at every clean stop); 0: none. Off until a snapshot loads
-# faster than the index replays (at 1M entries this format does not: see DESIGN.md).
-SNAPSHOT_EVERY = 0
+SNAPSHOT_EVERY = 100_000  # entries written between two snapshots (and one at every clean stop); 0: none
 FREEZE_AT = 100_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
 STALL_AFTER = 30.0  # seconds one batch may hold the writer before it counts as stalled (retries take ~10 s)
@@ -165,30 +163,52 @@ class Record:
 
     def _load(self) -> None:
         chain = self._chain()
+        read: dict[str, bytes] = {}
+        found = self._from_snapshot(chain, read)
+        if found is not None and not self._replay(chain, read, found):
+            log.warning(
+                "snapshot at entry %d does not describe the index's messages; the index is read instead", found[0]
+            )
+            self.state, self.segments, self._snapshot_seq = State(), [], 0
+            self._replay(chain, {}, None)
+        elif found is None:
+            self._replay(chain, read, None)
+        self._repair()
+
+    def _replay(self, chain: list[Segment], read: dict[str, bytes], found: tuple[int, dict[str, Any]] | None) -> bool:
+        """Read the index into the state, with the message lookups up to entry N from a snapshot (`found`).
+
+        False if the snapshot's lookups do not describe the messages read up to entry N.
+        """
         # A million long-lived objects arrive here: the cyclic collector would rescan the growing
         # heap again and again (half the load time), and none of these objects form cycles.
         collecting = gc.isenabled()
         gc.disable()
-        read: dict[str, bytes] = {}
+        upto, lookups = found if found is not None else (0, {})
         try:
-            self._from_snapshot(chain, read)
-            before = self._snapshot_seq
             for segment in chain:
                 self.segments.append(segment)
                 if segment.last <= self.state.seq:
                     continue
                 segment_start = self.state.seq
                 data = read.pop(segment.path, None) or self.storage.read(self.bucket, segment.path)
-                parsed = parse_segment(data)
-                self.state.load_many(decode_data(data) for data in parsed if data["seq"] > segment_start)
+                loaded = [decode_data(data) for data in parse_segment(data) if data["seq"] > segment_start]
+                if self.state.seq < upto:  # entries the snapshot's lookups already index
+                    self.state.load_bare(e for e in loaded if e.seq <= upto)
+                    if self.state.seq == upto:
+                        if not self.state.adopt(lookups):
+                            return False
+                        self._snapshot_seq = upto
+                        log.info("message lookups up to entry %d taken from a snapshot", upto)
+                self.state.load_many(e for e in loaded if e.seq > upto)
                 if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
                     log.error("index segment %s does not continue entry %d", segment.path, segment_start)
+            return self.state.seq >= upto
         finally:
-            if self.state.seq - before >= FREEZE_AT or self._snapshot_seq >= FREEZE_AT:
+            if self.state.seq >= FREEZE_AT:
                 gc.freeze()  # what was loaded lives as long as the process: later collections skip it
             if collecting:
                 gc.enable()
-        self._repair()
 
     def _chain(self) -> list[Segment]:
         """The index segments that hold the record, in order."""
@@ -214,12 +234,12 @@ class Record:
                 return paths
             cursor = page.next_cursor
 
-    def _from_snapshot(self, chain: list[Segment], read: dict[str, bytes]) -> None:
-        """Start from the newest snapshot the index confirms (`snapshot.py` says what is checked), if any."""
+    def _from_snapshot(self, chain: list[Segment], read: dict[str, bytes]) -> tuple[int, dict[str, Any]] | None:
+        """The newest snapshot the index confirms (`snapshot.py` says what is checked): its entry and lookups."""
         found = sorted(((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), reverse=True)
         for seq, path in found:
             try:
-                state, last = snapshot.load(self.storage.read(self.bucket, path))
+                lookups, last = snapshot.load(self.storage.read(self.bucket, path))
                 holder = self._confirming(chain, seq)
                 data = read.get(holder.path) or self.storage.read(self.bucket, holder.path)
                 line = data.split(b"\n")[seq - holder.first]
@@ -229,9 +249,9 @@ class Record:
                 log.warning("snapshot %s ignored, the index is read instead: %s", path, exc)
                 continue
             read[holder.path] = data
-            self.state, self._snapshot_seq = state, seq
-            log.info("started from snapshot %s; reading the index after entry %d", path, seq)
-            return
+            log.info("starting from snapshot %s (entry %d)", path, seq)
+            return seq, lookups
+        return None
 
     @staticmethod
     def _confirming(chain: list[Segment], seq: int) -> Segment:
