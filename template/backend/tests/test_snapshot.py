@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from collab_backend.record import snapshot
 from collab_backend.record.entries import MessageEntry
 from collab_backend.record.state import State
 from collab_backend.record.store import Record
-from collab_backend.storage import Add, Delete
+from collab_backend.storage import AccessDenied, Add, Delete
 from collab_testing.hub import ADMIN_TOKEN
 
 TOKENS = {"alice": "", "bob": ""}
@@ -194,11 +195,15 @@ def test_a_snapshot_past_the_end_of_the_index_is_ignored(filled: World) -> None:
         again.close()
 
 
+def _note(i: int) -> Callable[[State, int, float], MessageEntry]:
+    return lambda state, seq, ts: MessageEntry(seq, ts, f"m{seq}", "a", "u", "general", str(i))
+
+
 def test_snapshots_are_written_every_n_entries_and_only_the_newest_are_kept(roomy: World) -> None:
     record = _open(roomy, snapshot_every=5)
     try:
         for i in range(23):
-            record.write(lambda state, seq, ts, i=i: MessageEntry(seq, ts, f"m{seq}", "a", "u", "general", f"{i}"))
+            record.write(_note(i))
         written = sorted(snapshot.seq_of(p) for p in _snapshots(roomy))  # type: ignore[type-var]
         assert len(written) == snapshot.KEEP and written[-1] >= 20
     finally:
@@ -229,5 +234,26 @@ def test_lookups_that_do_not_describe_the_index_s_messages_are_dropped_and_the_i
     try:
         assert record._snapshot_seq == 0 and record.state == expected
         assert "does not describe the index's messages" in caplog.text
+    finally:
+        record.close()
+
+
+def test_a_snapshot_the_store_refuses_is_tried_again_only_after_as_many_entries(
+    roomy: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = _open(roomy, snapshot_every=5)
+    real, tries = roomy.storage.batch, []
+
+    def refuse_snapshots(bucket: str, ops: list[Add]) -> None:
+        if any(op.path.startswith(snapshot.PREFIX) for op in ops):
+            tries.append(record.state.seq)
+            raise AccessDenied("no snapshots here")
+        real(bucket, ops)
+
+    monkeypatch.setattr(roomy.storage, "batch", refuse_snapshots)
+    try:
+        for i in range(12):
+            assert record.write(_note(i))
+        assert tries == [5, 10] and record.problem() is None  # the writes went on; no retry at every commit
     finally:
         record.close()

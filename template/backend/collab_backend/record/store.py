@@ -144,6 +144,7 @@ class Record:
         self.last_failure: str | None = None  # the last index write's failure, until one succeeds
         self.snapshot_every = snapshot_every
         self._snapshot_seq = 0  # the entry the latest snapshot written or loaded ends at
+        self._snapshot_tried = 0  # the entry at which the writer last tried to write one
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -198,7 +199,7 @@ class Record:
                     if self.state.seq == upto:
                         if not self.state.adopt(lookups):
                             return False
-                        self._snapshot_seq = upto
+                        self._snapshot_seq = self._snapshot_tried = upto
                         log.info("message lookups up to entry %d taken from a snapshot", upto)
                 self.state.load_many(e for e in loaded if e.seq > upto)
                 if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
@@ -459,11 +460,12 @@ class Record:
             item.pending.done.set_result(item.entry)
         if not self._unwritten:
             self._guarded(self._maybe_merge, "merging index segments")
-        if self.snapshot_every and self.state.seq - self._snapshot_seq >= self.snapshot_every:
+        if self.snapshot_every and self.state.seq - self._snapshot_tried >= self.snapshot_every:
+            self._snapshot_tried = self.state.seq  # one that fails is tried again after as many entries, not at once
             self._guarded(self._snapshot, "writing a snapshot")
 
     def _snapshot(self) -> None:
-        """Write the state as a snapshot (from the writer, between batches, or once it stopped); keep the newest few."""
+        """Write the board's lookups as a snapshot (from the writer, between batches, or once it stopped); keep two."""
         seq = self.state.seq
         self._retrying(lambda: self.storage.batch(self.bucket, [Add(snapshot.path_of(seq), snapshot.dump(self.state))]))
         self._snapshot_seq = seq
