@@ -1,6 +1,6 @@
 """Snapshots of the board's lookups, so that a restart does not rebuild them from the index.
 
-A restart reads every entry from the index, but most of its time went into folding a million
+A restart reads every entry from the index, and a large part of its time went into folding the
 messages into the lookups the board is served from (by channel, author, thread, inbox...). A
 snapshot holds those lookups as they stood after entry N: plain lists and dicts (positions into
 the list of messages), one pickle behind a header that says what it holds:
