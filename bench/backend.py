@@ -8,10 +8,21 @@ the real server as a subprocess on loopback, and measures:
 - p50/p95 latency over one connection for the digest, an inbox page after a cursor, the
   leaderboard and `messages?limit=50`;
 - digest requests per second over 16 concurrent connections;
-- promoted posts per second, sustained, over 16 concurrent connections.
+- a raw post's latency over one connection (p50/p95);
+- raw posts acknowledged per second over 16 concurrent connections, with the digest's latency
+  (p50/p99) measured on one more connection during that burst;
+- promoted posts per second, sustained, over 16 concurrent connections;
+- the server's resident memory after the start and at the end (its peak);
+- a clean stop (which writes a snapshot), then a restart from it to the first digest.
 
-Targets (issue): p50 <= 2 ms (small) / 5 ms (large); >= 500 digest req/s with 16 connections;
-start to first digest <= 15 s at the large size; >= 200 promoted posts/s.
+The server runs on uvicorn with the loop and HTTP parser named by `--loop` and `--http` (default:
+uvloop and httptools, as the Dockerfile serves it; `--http h11 --loop asyncio` for the pure-Python
+stack); the output says which.
+
+Targets: p50 <= 2 ms (small) / 5 ms (large); >= 500 digest req/s with 16 connections; a raw post
+<= 4 ms p50 (small); >= 1,000 raw posts/s at 16 connections with the digest's p99 <= 10 ms
+meanwhile; start to first digest from a snapshot <= 3 s at the large size; resident memory <= 1.5 GB (large);
+>= 200 promoted posts/s.
 Traffic goes to 127.0.0.1 only, every request loop is bounded, and the server is stopped by PID.
 """
 
@@ -137,10 +148,13 @@ def seed(
     return document, ids
 
 
+PROTOCOLS = {"httptools": "collab_backend.server:HttpToolsProtocol", "h11": "collab_backend.server:H11Protocol"}
+
+
 class Server:
     """The backend as a real process on loopback, stopped by PID."""
 
-    def __init__(self, root: Path, document: dict) -> None:
+    def __init__(self, root: Path, document: dict, loop: str = "uvloop", http: str = "httptools") -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -154,7 +168,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning", "--no-access-log",
-             "--http", "collab_backend.server:H11Protocol"],
+             "--loop", loop, "--http", PROTOCOLS[http]],
             env=env,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
@@ -171,14 +185,26 @@ class Server:
                 time.sleep(0.05)
         raise TimeoutError("no digest within the timeout")
 
-    def stop(self) -> None:
+    def memory_mb(self) -> dict[str, float]:
+        """The server's resident memory now and at its peak (Linux: /proc), in MB."""
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = round(int(value.split()[0]) / 1024, 1)
+        return {"rss_mb": fields.get("VmRSS", 0.0), "peak_mb": fields.get("VmHWM", 0.0)}
+
+    def stop(self) -> float:
+        """A clean stop (SIGINT: the record writes its snapshot); the seconds it took."""
+        started = time.perf_counter()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        return round(time.perf_counter() - started, 2)
 
 
 def latency(client: httpx.Client, paths: list[str]) -> dict[str, float]:
@@ -213,6 +239,69 @@ def throughput(url: str, paths: list[str], connections: int, seconds: float) -> 
     return sum(counts) / (time.perf_counter() - start)
 
 
+def percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    at = lambda q: round(samples[min(len(samples) - 1, int(len(samples) * q))], 3)  # noqa: E731
+    return {"p50_ms": round(statistics.median(samples), 3), "p95_ms": at(0.95), "p99_ms": at(0.99)}
+
+
+def post_latency(url: str, agents: list[str], samples: int) -> dict[str, float]:
+    """A raw post's latency over one connection: an idle writer, one request at a time."""
+    times = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(samples):
+            agent = agents[i % len(agents)]
+            start = time.perf_counter()
+            r = client.post("/v1/messages", json={"agent_id": agent, "body": f"solo {i}"},
+                            headers={"Authorization": f"Bearer tok-{agent}"})  # fmt: skip
+            times.append((time.perf_counter() - start) * 1000)
+            if r.status_code != 201:
+                raise RuntimeError(f"a raw post was answered {r.status_code}: {r.text[:200]}")
+    return percentiles(times)
+
+
+def write_burst(url: str, agents: list[str], connections: int, seconds: float) -> dict[str, object]:
+    """Raw posts over `connections` connections for `seconds`; the digest's latency on one more meanwhile."""
+    stop = time.perf_counter() + seconds
+    counts, refused = [0] * connections, [0] * connections
+    reads: list[float] = []
+
+    def writer(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            i = n
+            while time.perf_counter() < stop:
+                agent = agents[i % len(agents)]
+                r = client.post("/v1/messages", json={"agent_id": agent, "body": f"burst {i}"},
+                                headers={"Authorization": f"Bearer tok-{agent}"})  # fmt: skip
+                if r.status_code == 201:
+                    counts[n] += 1
+                else:
+                    refused[n] += 1
+                i += connections
+
+    def reader() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            i = 0
+            while time.perf_counter() < stop:
+                start = time.perf_counter()
+                client.get(f"/v1/digest/{agents[i % len(agents)]}").raise_for_status()
+                reads.append((time.perf_counter() - start) * 1000)
+                i += 7
+                time.sleep(0.005)  # a reader polling, not a second load
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(connections)]
+    threads.append(threading.Thread(target=reader))
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if sum(refused):
+        raise RuntimeError(f"{sum(refused)} raw posts were refused during the burst")
+    return {"writes_per_s": round(sum(counts) / elapsed, 1), "digest_during_burst": percentiles(reads)}
+
+
 def promotions(root: Path, server: Server, agents: list[str], total: int, connections: int) -> float:
     chosen = agents[: min(len(agents), 200)]
     for agent in chosen:
@@ -241,7 +330,7 @@ def promotions(root: Path, server: Server, agents: list[str], total: int, connec
     return total / elapsed
 
 
-def run(size: str, seconds: float, samples: int) -> dict[str, object]:
+def run(size: str, seconds: float, samples: int, loop: str, http: str) -> dict[str, object]:
     agents_n, messages_n, results_n = SIZES[size]
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="collab-bench-") as tmp:
@@ -249,11 +338,12 @@ def run(size: str, seconds: float, samples: int) -> dict[str, object]:
         t0 = time.perf_counter()
         document, agents = seed(root, agents_n, messages_n, results_n, rng)
         seeded = time.perf_counter() - t0
-        server = Server(root, document)
+        out: dict[str, object] = {"size": size, "agents": agents_n, "messages": messages_n, "results": results_n}
+        out |= {"loop": loop, "http": http, "python": sys.version.split()[0], "seed_s": round(seeded, 1)}
+        server = Server(root, document, loop, http)
         try:
-            start_s = server.wait_for_digest(agents[0])
-            out: dict[str, object] = {"size": size, "agents": agents_n, "messages": messages_n}
-            out |= {"results": results_n, "seed_s": round(seeded, 1), "start_to_first_digest_s": round(start_s, 2)}
+            out["start_to_first_digest_s"] = round(server.wait_for_digest(agents[0]), 2)
+            out["memory_after_start"] = server.memory_mb()
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 some = [rng.choice(agents) for _ in range(samples)]
                 inbox_cursor = {a: client.get(f"/v1/inbox/{a}?limit=5").json()["items"] for a in some[:50]}
@@ -267,9 +357,18 @@ def run(size: str, seconds: float, samples: int) -> dict[str, object]:
             out["digest_rps_16_connections"] = round(
                 throughput(server.url, [f"/v1/digest/{a}" for a in agents[:500]], 16, seconds), 1
             )
+            out["raw_post_1_connection"] = post_latency(server.url, agents[:1000], samples)
+            out["raw_posts_16_connections"] = write_burst(server.url, agents[:1000], 16, seconds)
             out["promoted_posts_per_s"] = round(promotions(root, server, agents, 2000, 16), 1)
+            out["memory_at_end"] = server.memory_mb()
         finally:
-            server.stop()
+            out["clean_stop_with_snapshot_s"] = server.stop()
+        again = Server(root, document, loop, http)
+        try:
+            out["restart_from_snapshot_to_first_digest_s"] = round(again.wait_for_digest(agents[0]), 2)
+            out["memory_after_restart_from_snapshot"] = again.memory_mb()
+        finally:
+            again.stop()
     return out
 
 
@@ -278,9 +377,11 @@ def main() -> None:
     parser.add_argument("--size", choices=[*SIZES, "all"], default="small")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput run")
     parser.add_argument("--samples", type=int, default=500, help="requests per latency measurement")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="uvicorn's event loop")
+    parser.add_argument("--http", choices=list(PROTOCOLS), default="httptools", help="uvicorn's HTTP parser")
     args = parser.parse_args()
     for size in SIZES if args.size == "all" else [args.size]:
-        print(json.dumps(run(size, args.seconds, args.samples), indent=2), flush=True)
+        print(json.dumps(run(size, args.seconds, args.samples, args.loop, args.http), indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ class Dashboard:
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "collab_dashboard.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+             "--loop", "uvloop", "--http", "httptools"],
             env=env,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"

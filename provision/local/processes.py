@@ -285,7 +285,7 @@ class LocalCollab:
                 missing, or it exited or did not answer in time (with the end of its log).
         """
         backend = self.target.collab_dir / "backend"
-        if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        if any(importlib.util.find_spec(name) is None for name in ("uvicorn", "fastapi", "httptools")):
             raise LocalRunError(
                 f"the backend's requirements are not installed in this Python ({sys.executable})\n"
                 "    hint: pip install -r backend/requirements.txt"
@@ -295,7 +295,8 @@ class LocalCollab:
         with self.log_path.open("ab") as log:  # appended: the log of a run that crashed outlives the restart
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--host", self.host,
-                 "--port", str(self.port), "--log-level", "warning", "--http", "collab_backend.server:H11Protocol"],
+                 "--port", str(self.port), "--log-level", "warning", "--loop", "auto",
+                 "--http", "collab_backend.server:HttpToolsProtocol"],
                 cwd=backend, env=backend_env(self.target), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

@@ -37,7 +37,6 @@ class Settings(BaseSettings):
     hub_read_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="Hub mode: seconds to wait for the Hub's next bytes before giving up"
     )
-    commit_interval_ms: int = Field(default=5, ge=0, le=1000, description="group commit: wait this long for company")
     jobs: Literal["local", "hub", "off"] | None = Field(
         default=None, description="who runs jobs: local subprocesses, HF Jobs, or nobody (default: like storage)"
     )

@@ -51,7 +51,7 @@ def build_context(settings: Settings) -> Context:
         storage = LocalStorage(settings.local_root, max_hashed_bytes=bound)
         identity = LocalIdentity(settings.identity_file)
     spec = settings.spec
-    record = Record(storage, spec.storage.central_bucket, commit_interval=settings.commit_interval_ms / 1000)
+    record = Record(storage, spec.storage.central_bucket)
     audit = AuditLog(storage, spec.storage.audit_bucket)
     launcher: Launcher | None = None
     if spec.jobs.enabled and settings.jobs_mode == "hub":

@@ -73,14 +73,14 @@ class World:
             storage, identity = self.local, LocalIdentity(tmp_path / "identities.json")
             self._save_identities()
         self.storage = storage
-        self.record = Record(storage, spec.storage.central_bucket, clock=clock, commit_interval=0.002)
+        self.record = Record(storage, spec.storage.central_bucket, clock=clock)
         self.audit = AuditLog(storage, spec.storage.audit_bucket, clock=clock, interval=3600)
         self.ctx = Context(spec, storage, self.record, identity, Limits.from_spec(spec, clock=clock), audit=self.audit)
         self.app = create_app(self.ctx)
 
     def restarted(self) -> World:
         """The backend started again over the same storage: a new record, limits and app."""
-        self.record = Record(self.storage, self.spec.storage.central_bucket, clock=self.clock, commit_interval=0.002)
+        self.record = Record(self.storage, self.spec.storage.central_bucket, clock=self.clock)
         limits = Limits.from_spec(self.spec, clock=self.clock)
         self.ctx = dataclasses.replace(self.ctx, record=self.record, limits=limits)
         self.app = create_app(self.ctx)

@@ -4,6 +4,7 @@ central files keep only what the backend accepts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from test_api_errors import assert_envelope
 
 from collab_backend.middleware import MAX_JSON_DEPTH
-from collab_backend.server import H11Protocol
+from collab_backend.server import H11Protocol, HttpToolsProtocol
 
 # What comes in is checked before any storage call: one adapter is enough.
 pytestmark = pytest.mark.parametrize("storage_kind", ["local"])
@@ -160,12 +161,12 @@ def test_a_malformed_content_length_is_a_400_envelope(client: TestClient, alice:
     assert_envelope(answer, 400, "MALFORMED_REQUEST")
 
 
-@pytest.fixture
-def served(world: World) -> Iterator[int]:
-    """The app served by uvicorn with the backend's protocol class, on an ephemeral loopback port."""
+@pytest.fixture(params=[HttpToolsProtocol, H11Protocol], ids=["httptools", "h11"])
+def served(world: World, request: pytest.FixtureRequest) -> Iterator[int]:
+    """The app served by uvicorn with each of the backend's protocol classes, on an ephemeral loopback port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(world.app, http=H11Protocol, log_level="critical", lifespan="on")
+    config = uvicorn.Config(world.app, http=request.param, log_level="critical", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -179,15 +180,63 @@ def served(world: World) -> Iterator[int]:
         sock.close()
 
 
-def test_a_request_the_server_cannot_parse_gets_the_envelope(served: int) -> None:
-    with socket.create_connection(("127.0.0.1", served), timeout=10) as conn:
-        conn.sendall(b"POST /v1/agents HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}")
+def _raw(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """Send raw bytes, read until the server closes; the answer's head and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        with contextlib.suppress(OSError):  # the server may answer and close before it read everything
+            conn.sendall(request)
         raw = b""
-        while chunk := conn.recv(65536):
-            raw += chunk
+        try:
+            while chunk := conn.recv(65536):
+                raw += chunk
+        except ConnectionResetError:
+            pass
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /v1/agents HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+        b"GET /v1/stats HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+        b"GET /v1/stats HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 2_000_000 + b"\r\n\r\n",
+        b"GET /v1/stats HTTP/1.1\r\nHost: x\r\n" + (b"X-A: " + b"a" * 1000 + b"\r\n") * 300 + b"\r\n",
+        b"GET /v1/stats HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"a" * 900) for i in range(300)),
+        b"NOT-HTTP\x00\x01\r\n\r\n",
+    ],
+    ids=["content-length", "header-without-colon", "2-MB-header", "300-headers", "unfinished-head", "garbage"],
+)
+def test_a_request_the_server_cannot_parse_gets_the_envelope(served: int, request_bytes: bytes) -> None:
+    head, body = _raw(served, request_bytes)
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, head[:200]
     assert json.loads(body)["error"]["code"] == "MALFORMED_REQUEST"
+    assert _raw(served, b"GET /v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0].startswith(
+        b"HTTP/1.1 200"
+    )  # and the server goes on
+
+
+@pytest.mark.parametrize(("pad", "status"), [(20_000, b"201"), (70_000, b"413")])
+def test_a_body_in_the_same_read_as_its_head_is_not_taken_for_a_long_head(
+    world: World, served: int, pad: int, status: bytes
+) -> None:
+    alice = world.user("alice")
+    world.prepare_agent(alice, "speedy")
+    registered = _raw(served, b"POST /v1/agents HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 22\r\n"
+                      b"Content-Type: application/json\r\nAuthorization: Bearer " + alice.encode()
+                      + b'\r\n\r\n{"agent_id": "speedy"}')  # fmt: skip
+    assert registered[0].startswith(b"HTTP/1.1 201"), registered
+    payload = b'{"agent_id": "speedy", "body": "hello"' + b" " * pad + b"}"  # JSON's own whitespace
+    head, body = _raw(
+        served,
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        + b"Authorization: Bearer "
+        + alice.encode()
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(payload)
+        + payload,
+    )
+    assert head[9:12] == status, head[:200]  # the app's answer (a post, or its own body limit), not a 400
+    assert (b'"BODY_TOO_LARGE"' in body) == (status == b"413")
 
 
 def test_405_names_every_allowed_method(client: TestClient) -> None:

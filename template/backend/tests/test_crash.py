@@ -53,7 +53,7 @@ class Server:
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--fd", str(self.sock.fileno()),
-             "--http", "collab_backend.server:H11Protocol", "--log-level", "warning"],
+             "--loop", "uvloop", "--http", "collab_backend.server:HttpToolsProtocol", "--log-level", "warning"],
             env=env, pass_fds=[self.sock.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT

@@ -143,6 +143,63 @@ def test_a_stalled_writer_fails_health_with_the_reason(roomy: World, api: TestCl
     assert api.get("/v1/healthz").status_code == 200
 
 
+# -- group commit: no wait for company, batches from what queued meanwhile ---------------------------
+def _held(roomy: World, then: Callable[[ThreadPoolExecutor], list[Any]], waiting: int) -> list[Any]:
+    """Hold the writer inside one build, run `then`, release once `waiting` requests queued behind it."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(state: State, seq: int, ts: float) -> MessageEntry:
+        inside.set()
+        release.wait(10)
+        return _message("hold")(state, seq, ts)
+
+    with ThreadPoolExecutor(waiting + 1) as pool:
+        held = pool.submit(roomy.record.write, hold, 15)
+        assert inside.wait(10)
+        futures = then(pool)
+        deadline = time.monotonic() + 10
+        while roomy.record._queue.qsize() < waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert roomy.record._queue.qsize() == waiting
+        release.set()
+        held.result()
+        return [f.result() for f in futures]
+
+
+def test_writes_queued_during_a_commit_form_the_next_batches(roomy: World, alice: str) -> None:
+    record = roomy.record
+    record.max_batch = 8
+    before, commits = len(record.segments), record.commits
+    lone = record.write(_message("lone"), 5)  # an idle writer: a batch of one
+    written = _held(roomy, lambda pool: [pool.submit(record.write, _message(f"q{i}"), 5) for i in range(11)], 11)
+    assert [e.body for e in written] == [f"q{i}" for i in range(11)]  # each answered with its own entry
+    sizes = [s.last - s.first + 1 for s in record.segments[before:]]
+    assert sizes == [1, 1, 8, 3]  # the lone write, the held one, then the queue in batches of at most max_batch
+    assert record.commits - commits == 4 and record.segments[before].first == lone.seq
+    for segment in record.segments[before:]:  # each batch is one index segment holding its entries
+        lines = roomy.storage.read(roomy.spec.storage.central_bucket, segment.path).splitlines()
+        assert len(lines) == segment.last - segment.first + 1
+
+
+def test_a_batch_with_a_failing_entry_writes_the_others_and_the_writer_goes_on(roomy: World, alice: str) -> None:
+    record = roomy.record
+
+    def then(pool: ThreadPoolExecutor) -> list[Any]:
+        return [pool.submit(_outcome, record, build) for build in (_message("a"), _bad_entry, _message("b"))]
+
+    outcomes = _held(roomy, then, 3)
+    assert outcomes[0] == "a" and outcomes[2] == "b" and outcomes[1] == "INTERNAL"
+    assert record.segments[-1].last - record.segments[-1].first + 1 == 2  # one batch: the two good entries
+    assert record.write(_message("after"), 5).body == "after" and record.problem() is None
+
+
+def _outcome(record: Any, build: Callable[[State, int, float], MessageEntry]) -> str:
+    try:
+        return record.write(build, 5).body  # type: ignore[no-any-return]
+    except APIError as error:
+        return error.code
+
+
 # -- every check-then-write is decided in the writer ------------------------------------------------
 def _burst(roomy: World, call: Callable[[], Any]) -> list[Any]:
     """Run BURST calls that all pass their checks before the writer takes any of them.

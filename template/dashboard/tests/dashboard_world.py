@@ -129,7 +129,7 @@ class Collab:
         self.identity_file.write_text(json.dumps({t: {"user": u, "orgs": o} for u, (t, o) in TOKENS.items()}))
         settings = BackendSettings(
             spec=self.document, storage="local", local_root=root / "hub", identity_file=self.identity_file,
-            jobs="local", jobs_dir=root / "jobs", jobs_poll_s=0.2, commit_interval_ms=1,
+            jobs="local", jobs_dir=root / "jobs", jobs_poll_s=0.2,
         )  # fmt: skip
         self.ctx = build_context(settings)
         self.backend = Served(create_backend(self.ctx))

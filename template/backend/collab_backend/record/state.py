@@ -10,6 +10,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from collab_backend.record.entries import (
     AgentEntry,
@@ -69,6 +70,43 @@ class State:
     registered_seq: dict[str, int] = field(default_factory=dict)  # agent id -> seq of its first binding
     profiles: dict[str, ProfileEntry] = field(default_factory=dict)  # agent id -> its latest self-description
     log: list[Entry] = field(default_factory=list)
+
+    # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
+    LOOKUPS: ClassVar[frozenset[str]] = frozenset(
+        {"by_channel", "by_thread", "by_author", "inbox", "announcements", "promoted"}
+    )
+
+    def lookups(self) -> dict[str, Any]:
+        """The message lookups as plain containers, with what they describe (for a snapshot)."""
+        found: dict[str, Any] = {name: getattr(self, name) for name in self.LOOKUPS}
+        last = self.messages[-1].id if self.messages else ""
+        return found | {"seq": self.seq, "messages": len(self.messages), "last_message": last}
+
+    def load_bare(self, entries: Iterable[Entry]) -> None:
+        """Add entries read back from the index whose message lookups a snapshot holds.
+
+        Messages are only appended (`adopt` brings their lookups); every other kind is folded as usual.
+        """
+        for entry in entries:
+            if entry.seq != self.seq + 1:
+                continue
+            if type(entry) is MessageEntry:
+                self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
+                self.log.append(entry)
+                self.messages.append(entry)
+            else:
+                self._apply(entry)
+
+    def adopt(self, lookups: dict[str, Any]) -> bool:
+        """Take a snapshot's message lookups, if they describe the messages loaded so far."""
+        last = self.messages[-1].id if self.messages else ""
+        if lookups["seq"] != self.seq or lookups["messages"] != len(self.messages) or lookups["last_message"] != last:
+            return False
+        for name in ("by_channel", "by_thread", "by_author", "inbox"):
+            setattr(self, name, defaultdict(list, lookups[name]))
+        self.announcements, self.promoted = list(lookups["announcements"]), dict(lookups["promoted"])
+        self.position = {message.id: at for at, message in enumerate(self.messages)}
+        return True
 
     def apply(self, entry: Entry) -> Undo:
         """Add an entry (the next in sequence) and return how to take it back."""

@@ -1,8 +1,10 @@
 """The single writer of the central bucket, with group commit and a compact index.
 
 Requests hand the writer a *builder* (a function of the current state, the next sequence number
-and the time) and wait. The writer thread takes whatever requests are waiting, builds their
-entries in order (so checks such as "is this agent id free" see the writes before them), then:
+and the time) and wait. The writer thread takes whatever requests are waiting (group commit
+without a wait: a lone request is committed at once, and the requests that queue during one
+commit form the next batch), builds their entries in order (so checks such as "is this agent id
+free" see the writes before them), then:
 
 1. writes one new index segment holding those entries (the durable point: a request is answered
    201 only after this succeeded);
@@ -40,6 +42,7 @@ import orjson
 
 from collab_backend import naming
 from collab_backend.errors import APIError
+from collab_backend.record import snapshot
 from collab_backend.record.entries import Entry, decode_data, encode
 from collab_backend.record.state import State
 from collab_backend.storage import Add, Delete, PartialWrite, Storage, StorageError, Unavailable
@@ -50,6 +53,7 @@ Builder = Callable[[State, int, float], Entry]
 E = TypeVar("E", bound=Entry)
 _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
+SNAPSHOT_EVERY = 100_000  # entries written between two snapshots (and one at every clean stop); 0: none
 FREEZE_AT = 100_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
 STALL_AFTER = 30.0  # seconds one batch may hold the writer before it counts as stalled (retries take ~10 s)
@@ -122,12 +126,12 @@ class Record:
         bucket: str,
         *,
         clock: Callable[[], float] = time.time,
-        commit_interval: float = 0.005,
         max_batch: int = 256,
         sleep: Callable[[float], None] = time.sleep,
+        snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self.storage, self.bucket, self.clock = storage, bucket, clock
-        self.commit_interval, self.max_batch, self.sleep = commit_interval, max_batch, sleep
+        self.max_batch, self.sleep = max_batch, sleep
         self.state = State()
         self.segments: list[Segment] = []
         self._unwritten: dict[str, bytes] = {}
@@ -138,6 +142,9 @@ class Record:
         self._busy_since: float | None = None  # monotonic time the batch now being committed started
         self._stopped_by: str | None = None  # why the writer thread ended, if it ended by an error
         self.last_failure: str | None = None  # the last index write's failure, until one succeeds
+        self.snapshot_every = snapshot_every
+        self._snapshot_seq = 0  # the entry the latest snapshot written or loaded ends at
+        self._snapshot_tried = 0  # the entry at which the writer last tried to write one
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -147,47 +154,117 @@ class Record:
         self._thread.start()
 
     def close(self) -> None:
-        """Finish queued writes and stop the writer."""
+        """Finish queued writes, stop the writer, and leave a snapshot for the next start."""
         if self._thread:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+            if self.snapshot_every and self.state.seq > self._snapshot_seq:
+                self._guarded(self._snapshot, "writing a snapshot")
 
     def _load(self) -> None:
-        found: list[Segment] = []
-        cursor = None
-        while True:
-            page = self.storage.list(self.bucket, naming.INDEX_PREFIX, cursor=cursor)
-            for info in page.items:
-                match = _SEGMENT.match(info.path.removeprefix(naming.INDEX_PREFIX))
-                if match:
-                    found.append(Segment(int(match[1]), int(match[2]), int(match[3])))
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        # A crash during a merge can leave both the merged segment and its parts: prefer the widest.
-        found.sort(key=lambda s: (s.first, -s.last))
+        chain = self._chain()
+        read: dict[str, bytes] = {}
+        found = self._from_snapshot(chain, read)
+        if found is not None and not self._replay(chain, read, found):
+            log.warning(
+                "snapshot at entry %d does not describe the index's messages; the index is read instead", found[0]
+            )
+            self.state, self.segments, self._snapshot_seq = State(), [], 0
+            self._replay(chain, {}, None)
+        elif found is None:
+            self._replay(chain, read, None)
+        self._repair()
+
+    def _replay(self, chain: list[Segment], read: dict[str, bytes], found: tuple[int, dict[str, Any]] | None) -> bool:
+        """Read the index into the state, with the message lookups up to entry N from a snapshot (`found`).
+
+        False if the snapshot's lookups do not describe the messages read up to entry N.
+        """
         # A million long-lived objects arrive here: the cyclic collector would rescan the growing
         # heap again and again (half the load time), and none of these objects form cycles.
         collecting = gc.isenabled()
         gc.disable()
-        before = self.state.seq
+        upto, lookups = found if found is not None else (0, {})
         try:
-            for segment in found:
+            for segment in chain:
+                self.segments.append(segment)
                 if segment.last <= self.state.seq:
                     continue
-                segment_start = self.state.seq  # a wider segment read before may cover part of this one
-                parsed = parse_segment(self.storage.read(self.bucket, segment.path))
-                self.state.load_many(decode_data(data) for data in parsed if data["seq"] > segment_start)
+                segment_start = self.state.seq
+                data = read.pop(segment.path, None) or self.storage.read(self.bucket, segment.path)
+                loaded = [decode_data(data) for data in parse_segment(data) if data["seq"] > segment_start]
+                if self.state.seq < upto:  # entries the snapshot's lookups already index
+                    self.state.load_bare(e for e in loaded if e.seq <= upto)
+                    if self.state.seq == upto:
+                        if not self.state.adopt(lookups):
+                            return False
+                        self._snapshot_seq = self._snapshot_tried = upto
+                        log.info("message lookups up to entry %d taken from a snapshot", upto)
+                self.state.load_many(e for e in loaded if e.seq > upto)
                 if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
                     log.error("index segment %s does not continue entry %d", segment.path, segment_start)
-                self.segments.append(segment)
+            return self.state.seq >= upto
         finally:
-            if self.state.seq - before >= FREEZE_AT:
+            if self.state.seq >= FREEZE_AT:
                 gc.freeze()  # what was loaded lives as long as the process: later collections skip it
             if collecting:
                 gc.enable()
-        self._repair()
+
+    def _chain(self) -> list[Segment]:
+        """The index segments that hold the record, in order."""
+        found: list[Segment] = []
+        for info in self._listing(naming.INDEX_PREFIX):
+            match = _SEGMENT.match(info.removeprefix(naming.INDEX_PREFIX))
+            if match:
+                found.append(Segment(int(match[1]), int(match[2]), int(match[3])))
+        # A crash during a merge can leave both the merged segment and its parts: keep the widest.
+        found.sort(key=lambda s: (s.first, -s.last))
+        chain: list[Segment] = []
+        for segment in found:
+            if not chain or segment.last > chain[-1].last:
+                chain.append(segment)
+        return chain
+
+    def _listing(self, prefix: str) -> list[str]:
+        paths, cursor = [], None
+        while True:
+            page = self.storage.list(self.bucket, prefix, cursor=cursor)
+            paths += [info.path for info in page.items]
+            if page.next_cursor is None:
+                return paths
+            cursor = page.next_cursor
+
+    def _from_snapshot(self, chain: list[Segment], read: dict[str, bytes]) -> tuple[int, dict[str, Any]] | None:
+        """The newest snapshot the index confirms (`snapshot.py` says what is checked): its entry and lookups."""
+        found = sorted(((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), reverse=True)
+        for seq, path in found:
+            try:
+                lookups, last = snapshot.load(self.storage.read(self.bucket, path))
+                holder = self._confirming(chain, seq)
+                data = read.get(holder.path) or self.storage.read(self.bucket, holder.path)
+                line = data.split(b"\n")[seq - holder.first]
+                if snapshot.line_hash(encode(decode_data(parse_segment(line)[0]))) != last:
+                    raise snapshot.Unusable(f"the index's entry {seq} is not the one it holds")
+            except (snapshot.Unusable, StorageError, IndexError, ValueError, KeyError) as exc:
+                log.warning("snapshot %s ignored, the index is read instead: %s", path, exc)
+                continue
+            read[holder.path] = data
+            log.info("starting from snapshot %s (entry %d)", path, seq)
+            return seq, lookups
+        return None
+
+    @staticmethod
+    def _confirming(chain: list[Segment], seq: int) -> Segment:
+        """The segment holding entry `seq`, if the index runs without a gap from entry 1 to it."""
+        expected = 1
+        for segment in chain:
+            if segment.first != expected:
+                raise snapshot.Unusable(f"the index has a gap before entry {segment.first}")
+            if segment.last >= seq:
+                return segment
+            expected = segment.last + 1
+        raise snapshot.Unusable(f"the index ends before entry {seq}")
 
     def _repair(self) -> None:
         """Rewrite files of entries whose segment is unmerged and whose files are missing."""
@@ -284,15 +361,20 @@ class Record:
             self._drain()
 
     def _take(self) -> tuple[list[_Pending], bool]:
-        """The next batch: every request waiting now or within the commit interval; and whether to stop after it."""
+        """The next batch, and whether to stop after it.
+
+        It waits only for its first request: then it takes whatever else is already queued (the
+        requests that arrived while the previous batch was being committed), up to `max_batch`,
+        and never waits for company. An idle writer commits a lone request at once; under load,
+        each commit carries everything that queued behind the one before.
+        """
         first = self._queue.get()
         if first is None:
             return [], True
         batch = [first]
-        deadline = time.monotonic() + self.commit_interval
         while len(batch) < self.max_batch:
             try:
-                more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                more = self._queue.get_nowait()
             except queue.Empty:
                 break
             if more is None:
@@ -378,6 +460,19 @@ class Record:
             item.pending.done.set_result(item.entry)
         if not self._unwritten:
             self._guarded(self._maybe_merge, "merging index segments")
+        if self.snapshot_every and self.state.seq - self._snapshot_tried >= self.snapshot_every:
+            self._snapshot_tried = self.state.seq  # one that fails is tried again after as many entries, not at once
+            self._guarded(self._snapshot, "writing a snapshot")
+
+    def _snapshot(self) -> None:
+        """Write the board's lookups as a snapshot (from the writer, between batches, or once it stopped); keep two."""
+        seq = self.state.seq
+        self._retrying(lambda: self.storage.batch(self.bucket, [Add(snapshot.path_of(seq), snapshot.dump(self.state))]))
+        self._snapshot_seq = seq
+        older = sorted((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p)) and n < seq)
+        if len(older) >= snapshot.KEEP:
+            self.storage.batch(self.bucket, [Delete(p) for _, p in older[: len(older) - snapshot.KEEP + 1]])
+        log.info("snapshot written at entry %d", seq)
 
     @staticmethod
     def _guarded(step: Callable[[], None], what: str) -> None:
