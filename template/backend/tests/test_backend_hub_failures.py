@@ -157,7 +157,7 @@ def test_the_writer_survives_a_hub_without_answer_or_refusing(hub_world: World, 
         calls = hub_world.hub.calls["batch_bucket_files"]
         with pytest.raises(APIError) as refused:
             hub_world.record.write(_message, timeout=10)
-        assert refused.value.code == "STORAGE_UNAVAILABLE"
+        assert refused.value.code == ("STORAGE_DENIED" if switch == "refused" else "STORAGE_UNAVAILABLE")
         tries = hub_world.hub.calls["batch_bucket_files"] - calls
         assert tries == (1 if switch == "refused" else 5)  # a refusal is not retried; no answer is, 4 times
         hub_world.hub.reset_switches()

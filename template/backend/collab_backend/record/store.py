@@ -45,7 +45,7 @@ from collab_backend.errors import APIError
 from collab_backend.record import snapshot
 from collab_backend.record.entries import Entry, decode_data, encode
 from collab_backend.record.state import State
-from collab_backend.storage import Add, Delete, PartialWrite, Storage, StorageError, Unavailable
+from collab_backend.storage import AccessDenied, Add, Delete, PartialWrite, Storage, StorageError, Unavailable
 
 log = logging.getLogger("collab_backend.record")
 
@@ -442,7 +442,9 @@ class Record:
             for item in reversed(built):
                 item.undo()
             self.last_failure = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, StorageError):
+            if isinstance(exc, AccessDenied):  # retrying cannot help: the backend's own token is refused
+                error = APIError("STORAGE_DENIED", "the backend's Hub token was refused", "organizers: check HF_TOKEN")
+            elif isinstance(exc, StorageError):
                 error = _writer_error("the write could not be stored")
             else:
                 log.exception("index write failed")
