@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from jobs_world import JOBS_YAML, pid_alive, seed_harness, wait_for, with_launch
 
 from collab_backend.jobs.local import LocalLauncher
 from collab_backend.storage import Add
+from provision.challenge_types import load_type, registered
 
 CALLER_ENV = {"HF_TOKEN": "hf_organizers_secret_0123456789", "COLLAB_ADMIN_PASSWORD": "pw"}
 
@@ -87,15 +87,6 @@ def test_stopping_the_backend_stops_its_runs_and_refunds_them(local_world: World
     assert not any((local_world.tmp_path / "runs").iterdir())
 
 
-def _bundled(name: str) -> object:
-    """The bundled challenge type, when this collab carries it (a rendered collab holds its own type only)."""
-    importlib.import_module("provision.challenge_types")
-    pytest.importorskip(f"challenge_{name}", reason=f"this collab does not carry the {name} type")
-    from provision.challenge_types import load_type
-
-    return load_type(name)
-
-
 def _upload(world: World, folder: Path, prefix: str) -> dict[str, bytes]:
     return {
         prefix + p.relative_to(folder).as_posix(): p.read_bytes()
@@ -104,19 +95,20 @@ def _upload(world: World, folder: Path, prefix: str) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("name", ["gemma", "tsp"])
-def test_the_bundled_harness_runs_under_the_local_launcher(storage_kind: str, tmp_path: Path, clock: Clock,
+# Every type this environment registers: each bundled one in the kit, the collab's own in a collab.
+@pytest.mark.parametrize("name", sorted(registered()))
+def test_the_registered_harness_runs_under_the_local_launcher(storage_kind: str, tmp_path: Path, clock: Clock,
                                                            name: str) -> None:  # fmt: skip
-    kind = _bundled(name)
-    cpu_args = tuple(kind.cpu_args)  # type: ignore[attr-defined]
+    kind = load_type(name)
+    cpu_args = kind.cpu_args
     world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)
     with_launcher(world, LocalLauncher(world.storage, workdir=tmp_path / "runs", cpu_args=cpu_args), poll_interval=0.05)
-    files = _upload(world, kind.harness_dir, "harness/")  # type: ignore[attr-defined]
-    data = kind.package_dir / "data" / "sample"  # type: ignore[attr-defined]
+    files = _upload(world, kind.harness_dir, "harness/")
+    data = kind.package_dir / "data" / "sample"
     if data.is_dir():  # the CPU stand-in reads the bundled sample beside run.py
         files.update(_upload(world, data, "harness/data/sample/"))
     world.storage.batch(world.spec.storage.central_bucket, [Add(p, d) for p, d in files.items()])
-    example = sorted((kind.examples_dir / "valid").iterdir())[0]  # type: ignore[attr-defined]
+    example = sorted((kind.examples_dir / "valid").iterdir())[0]
     with TestClient(world.app) as client:
         token = world.user("alice")
         world.agent(client, token, "speedy")
