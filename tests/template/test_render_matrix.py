@@ -246,12 +246,23 @@ def test_no_bytecode_or_caches(rendered: tuple[Combo, Path]) -> None:
     assert not any(p.is_symlink() for p in collab.rglob("*")), "symlinks in the template must be followed"
 
 
-def _run(collab: Path, *command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _env(python: Path | None = None) -> dict[str, str]:
+    """This environment less the kit's own settings; with `python`, its environment's commands come first."""
     # The dashboard's Chromium tests run once, in the kit's own suite; here they stay opt-in (skipped).
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != "COLLAB_BROWSER_TESTS"}
     env = {k: v for k, v in env.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return subprocess.run(command, cwd=collab, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+    if python is not None:
+        env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _run(
+    collab: Path, *command: str, timeout: float = 300, python: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=collab, env=_env(python), capture_output=True, text=True, check=False, timeout=timeout
+    )
 
 
 # ---------------------------------------------------------------- each collab in an environment of its own
@@ -293,7 +304,8 @@ FULL_SUITE = {next(c for c in RENDERED if c.challenge_type == t) for t in TYPES}
 
 
 def passes_its_tests(collab: Path, python: Path, *selection: str) -> None:
-    done = _run(collab, str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection, timeout=900)
+    command = (str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection)
+    done = _run(collab, *command, timeout=900, python=python)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert re.search(r"\b\d+ passed\b", output), output
@@ -305,10 +317,9 @@ def passes_its_demo(collab: Path, python: Path) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     demo = subprocess.Popen(
         [str(python), "-m", "provision.demo", "--seconds", "240", "--port", str(port), "--pause", "0"],
-        cwd=collab, env={**env, "PYTHONDONTWRITEBYTECODE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=collab, env=_env(python), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
     lines: list[str] = []
