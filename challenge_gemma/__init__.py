@@ -11,6 +11,7 @@ public set. Its formats, the summary the harness writes among them, are defined 
 from pathlib import Path
 
 from challenge_gemma.check import cheap_check
+from challenge_gemma.demo import demo
 from provision.challenge_types import ChallengeType
 
 challenge_type = ChallengeType(
@@ -22,4 +23,5 @@ challenge_type = ChallengeType(
     harness_data="data",
     summary_schema="schemas/gemma-summary.schema.json",
     cpu_args=("--engine", "fake"),
+    demo=demo,
 )

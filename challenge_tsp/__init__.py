@@ -8,6 +8,7 @@ Space by recomputing them, and jobs are off unless the organizers turn them on.
 from pathlib import Path
 
 from challenge_tsp.check import cheap_check
+from challenge_tsp.demo import demo
 from provision.challenge_types import ChallengeType
 
 challenge_type = ChallengeType(
@@ -16,4 +17,5 @@ challenge_type = ChallengeType(
     summary="shortest round trip through 1,000 fixed cities, re-scored exactly on a CPU",
     package_dir=Path(__file__).parent,
     cheap_check=cheap_check,
+    demo=demo,
 )

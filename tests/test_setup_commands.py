@@ -17,6 +17,7 @@ A command SETUP.md gains must be added to `RUN` (and run by the named test), `EL
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import os
@@ -37,6 +38,7 @@ import pytest
 from collab_testing.hub import FakeHub
 from provision.cli import main
 from provision.plan.apply import WaitPolicy
+from provision.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "SETUP.md"
@@ -49,6 +51,9 @@ START_TIMEOUT = 60.0
 RUN = {
     "python3 --version && git --version": "test_prerequisites",
     "copier copy <template-repository-url> my-collab": "test_render_validate_commit",
+    "copier copy --defaults --data challenge_type=tsp <template-repository-url> my-tsp-collab": (
+        "test_a_tsp_collab_renders_validates_and_rehearses"
+    ),
     "ls my-collab": "test_render_validate_commit",
     "cd my-collab": "test_render_validate_commit",
     "collab validate": "test_render_validate_commit",
@@ -67,8 +72,12 @@ RUN = {
 
 # Commands another test runs (file::test, which must exist).
 ELSEWHERE = {
-    # The rendered collab's own suite, for each challenge type.
+    # The rendered collab's own suite and its demo, for each challenge type, in the collab's own environment
+    # installed with SETUP's command (which the test reads from SETUP.md and finds in Copier's message).
     "pytest -q": "tests/template/test_render_matrix.py::test_collab_own_tests_pass",
+    "pip install -e '.[test]' -r backend/requirements.txt -r dashboard/requirements.txt": (
+        "tests/template/test_render_matrix.py::test_collab_own_tests_pass"
+    ),
     # copier.run_update with unsafe=True (what --trust allows): an old collab brought to the current template.
     "copier update --trust": "tests/template/test_upgrade.py::test_update_keeps_owner_edits_and_migrates_once",
 }
@@ -77,9 +86,8 @@ ELSEWHERE = {
 NOT_RUN = {
     # Talks to the live Hub with a person's token; tests are offline. `collab plan` checks the token the same way.
     "hf auth whoami": "live Hub, a person's token",
-    # Install from PyPI; tests are offline. The pins are the ones the noxfile installs (test_install_pins_agree).
+    # Install from PyPI. The pins are the ones the noxfile installs (test_install_pins_agree).
     "pip install copier==9.19.1": "installs from PyPI",
-    "pip install -e '.[test]' -r backend/requirements.txt": "installs from PyPI",
     # The hf CLI copies to and from a live bucket; the Hub fake stands in for the library, not the CLI.
     # test_plan_apply_status_readme_destroy_on_the_hub_fake makes the same two copies through the fake.
     "hf buckets cp hf://buckets/my-collab/gemma-collab-main-bucket/README.md README.md": "live Hub (hf CLI)",
@@ -400,7 +408,27 @@ def _free_port() -> int:
 
 def test_rehearse_on_one_machine(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`collab up` as a process (on a free port rather than 8000), `collab status --target local` while it runs."""
-    ex = example("Rehearse", "collab up")
+    up, status = example("Rehearse", "collab up"), example("Rehearse", "collab status --target local")
+    rehearse(collab, capsys, up, status)
+
+
+def for_collab(ex: Example, collab: Path) -> Example:
+    """What SETUP shows for the Gemma collab in my-collab/, as the collab in `collab` prints it."""
+    slug = load_spec(collab / "challenge.yaml").spec.challenge.slug
+    changes = (
+        ("gemma-collab", slug),
+        ("my-collab/.collab/", f"{collab.name}/.collab/"),
+        (" in my-collab)", f" in {collab.name})"),
+    )
+    lines = list(ex.expected or ())
+    for old, new in changes:
+        lines = [x.replace(old, new) for x in lines]
+    return dataclasses.replace(ex, expected=tuple(lines) if ex.expected else None)
+
+
+def rehearse(collab: Path, capsys: pytest.CaptureFixture[str], up: Example, status: Example) -> None:
+    """Step 7's rehearsal: `up` as a process, `status` while it runs, Ctrl-C, `status` again."""
+    ex = for_collab(up, collab)
     port = _free_port()
     log = collab.parent / "up.log"
     with log.open("w", encoding="utf-8") as out:
@@ -416,7 +444,7 @@ def test_rehearse_on_one_machine(collab: Path, capsys: pytest.CaptureFixture[str
             time.sleep(0.05)
         backend_pid = int(re.findall(r"\(pid (\d+);", log.read_text(encoding="utf-8"))[0])
 
-        status = example("Rehearse", "collab status --target local")
+        status = for_collab(status, collab)
         code, output = cli(capsys, status.command)
         assert code == 0, output
         assert_shows(status, output)
@@ -437,3 +465,30 @@ def test_rehearse_on_one_machine(collab: Path, capsys: pytest.CaptureFixture[str
                 os.kill(backend_pid, signal.SIGKILL)
     code, output = cli(capsys, "collab status --target local")
     assert code == 0 and "not running (`collab up` starts it)" in output
+
+
+def test_a_tsp_collab_renders_validates_and_rehearses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Step 5's tsp example, then steps 5 to 7 and the rehearsal as SETUP says a tsp collab differs."""
+    ex = example("5.", "copier copy --defaults --data challenge_type=tsp <template-repository-url> my-tsp-collab")
+    command = ex.command
+    argv = shlex.split(command.replace("<template-repository-url>", shlex.quote(str(ROOT))))
+    argv[2:2] = ["--vcs-ref", "HEAD", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    collab = tmp_path / "my-tsp-collab"
+    shown = example("5.", "ls my-collab").expected
+    assert shown is not None
+    assert sorted(p.name for p in collab.iterdir() if not p.name.startswith(".")) == sorted(
+        " ".join(shown).replace("challenge_gemma", "challenge_tsp").split()
+    )
+    monkeypatch.chdir(collab)
+    said = re.search(r"A tsp collab validates as `([^`]+)`", " ".join(SETUP.read_text(encoding="utf-8").split()))
+    code, out = cli(capsys, "collab validate")
+    assert code == 0 and said is not None
+    assert out.strip() == "challenge.yaml: " + said.group(1), out
+    rehearse(collab, capsys, example("Rehearse", "collab up"), example("Rehearse", "collab status --target local"))

@@ -13,10 +13,11 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Literal
 
+from provision.challenge_types.demo import DemoScript
 from provision.errors import ChallengeTypeError
 from provision.paths import schemas_dir
 from provision.spec import schema as spec_schema
@@ -112,6 +113,7 @@ class ChallengeType:
     summary_schema: str = "summary.schema.json"
     task: str = "task.md"
     cpu_args: tuple[str, ...] = ()
+    demo: DemoScript = field(default_factory=DemoScript)
 
     def __post_init__(self) -> None:
         if isinstance(self.package_dir, str | Path):
@@ -368,6 +370,10 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
         problems.append(f"cpu_args {args!r}: a tuple of strings, e.g. ('--engine', 'fake')")
     elif taken := [a for a in args if a.split("=", 1)[0] in HARNESS_FLAGS]:
         problems.append(f"cpu_args may not set {', '.join(taken)}: the job launcher passes the harness folders")
+    if isinstance(declared.demo, DemoScript):
+        problems += declared.demo.problems()
+    else:
+        problems.append(f"demo {declared.demo!r}: a DemoScript (provision.challenge_types.demo)")
     return problems
 
 

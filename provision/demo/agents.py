@@ -102,6 +102,11 @@ class Filed:
     label: str
 
 
+def figure(value: float) -> str:
+    """A figure for the demo's lines: whole numbers in full (a tour of 5235619), others to 6 digits."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
 def frontmatter(fields: dict[str, Any], body: str) -> str:
     return "---\n" + yaml.safe_dump(fields, sort_keys=False, allow_unicode=True) + "---\n\n" + body.strip() + "\n"
 

@@ -20,6 +20,7 @@ from provision.demo.agents import (
     DemoError,
     Filed,
     digest_of,
+    figure,
     frontmatter,
     read_json_object,
     result_fields,
@@ -144,8 +145,9 @@ class JobStep:
             + ("These are proxy numbers from a CPU stand-in; they are not a claim. " if proxy else "")
             + f"Summary: GET /v1/jobs/{job_id}"
         )
+        found = {**self.kind.demo.result_fields(source, summary), **summary}
         fields = result_fields(
-            self.guide.result_fields, summary, what, "agent-run", [parent.id] if parent else [], digest_of(source)
+            self.guide.result_fields, found, what, "agent-run", [parent.id] if parent else [], digest_of(source)
         )
         fields["job"] = job_id
         if proxy:
@@ -159,6 +161,6 @@ class JobStep:
         score_field = self.spec.scoring.score_field
         lineage = f"; builds on {parent.id}, the local run of the same submission" if parent else ""
         flag = " (proxy)" if proxy else ""
-        say(f"  result {result['id']} by {agent.agent_id}: {score_field} {result['score']:g}{flag}, "
+        say(f"  result {result['id']} by {agent.agent_id}: {score_field} {figure(result['score'])}{flag}, "
             f"from {job_id}{lineage}")  # fmt: skip
         return filed

@@ -28,6 +28,7 @@ from provision.demo.agents import (
     DemoError,
     Filed,
     digest_of,
+    figure,
     frontmatter,
     merge,
     read_json_object,
@@ -56,22 +57,6 @@ class Run:
     builds_on: int | None = None  # index of the run this one builds on; None: a root
 
 
-# Variants of a type's example submissions, by type: a setting added on top of an example. The
-# Gemma fake engine's clock reads them (provision's demo only writes submission files): async
-# scheduling is a lossless ~1% win, inside the noise margin (a tie with its parent); eager mode
-# gives up CUDA graphs and loses (a dead end, filed as negative).
-VARIANTS: dict[str, tuple[Run, ...]] = {
-    "gemma": (
-        Run(0, "int4_qat_mtp", {"engine_args": {"async_scheduling": True}},
-            "int4 QAT weights, MTP drafter with 7 tokens, plus async scheduling", "int4_qat_mtp + async scheduling",
-            builds_on=2),
-        Run(2, "int4_qat_mtp", {"engine_args": {"enforce_eager": True}},
-            "int4 QAT weights, MTP drafter with 7 tokens, in eager mode (no CUDA graphs)", "int4_qat_mtp + eager mode",
-            builds_on=2),
-    ),
-}  # fmt: skip
-
-
 class Demo:
     """The script, step by step, against one running collab, following the README's steps."""
 
@@ -96,7 +81,10 @@ class Demo:
         folder = self.kind.examples_dir / "valid"
         examples = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         runs = [Run(i % len(AGENTS), name, builds_on=i - 1 if i else None) for i, name in enumerate(examples)]
-        return runs + [v for v in VARIANTS.get(self.kind.name, ()) if v.example in examples]
+        variants = [v for v in self.kind.demo.variants if v.example in examples and v.builds_on < len(examples)]
+        return runs + [
+            Run(v.agent % len(AGENTS), v.example, dict(v.change), v.what, v.label, v.builds_on) for v in variants
+        ]
 
     def steps(self) -> list[tuple[str, Callable[[], object]]]:
         ada, ben, cleo = self.agents
@@ -140,7 +128,8 @@ class Demo:
         return message
 
     def thread(self, opener: Agent, replier: Agent) -> None:
-        name, about = "speculative-decoding", "Drafters, speculative token counts, acceptance rates."
+        words = self.kind.demo
+        name, about = words.channel, words.about
         listed = self.guide.channels
         existing = {c["name"] for c in self.api.call(listed.method, listed.url())["items"]}
         if name in existing:
@@ -152,8 +141,8 @@ class Demo:
             say(f"  {opener.agent_id} opened channel #{name}: {about}")
         else:
             name = self.spec.board.channels[0].name
-        root = self.post(opener, "Thread: which drafter settings hold up? I am measuring one now.", channel=name)
-        reply = f"I will try quantized weights under it, @{opener.agent_id}."
+        root = self.post(opener, words.opening, channel=name)
+        reply = words.reply.replace("{opener}", opener.agent_id)
         self.post(replier, reply, channel=name, thread=root["id"])
 
     def measure(self, index: int) -> None:
@@ -189,8 +178,9 @@ class Demo:
             + ("These are proxy numbers from a CPU stand-in; they are not a claim. " if proxy else "")
             + f"Summary: submissions/{name}/summary.json"
         )
-        fields = result_fields(self.guide.result_fields, summary, what, "negative" if worse else "agent-run",
-                                   [parent.id] if parent else [], digest_of(submission))  # fmt: skip
+        found = {**self.kind.demo.result_fields(submission, summary), **summary}
+        fields = result_fields(self.guide.result_fields, found, what, "negative" if worse else "agent-run",
+                               [parent.id] if parent else [], digest_of(submission))  # fmt: skip
         if proxy:
             fields["proxy"] = True
         filed_path = f"results/{name}.md"
@@ -203,10 +193,10 @@ class Demo:
                       tuple(result["parents"]), result["status"] == "negative", proxy, run.label or name)  # fmt: skip
         self.filed += [None] * (index + 1 - len(self.filed))
         self.filed[index] = filed
-        metrics = ", ".join(f"{k} {v:g}" for k, v in filed.metrics.items())
+        metrics = "".join(f", {k} {figure(v)}" for k, v in filed.metrics.items())
         lineage = f"; builds on {filed.parents[0]}" if filed.parents else ""
         flags = "".join((" (proxy)" if proxy else "", " (negative: worse than its parent)" if filed.negative else ""))
-        say(f"  result {filed.id} by {agent.agent_id}: {score_field} {filed.score:g}{flags}, {metrics}{lineage}")
+        say(f"  result {filed.id} by {agent.agent_id}: {score_field} {figure(filed.score)}{flags}{metrics}{lineage}")
         say(f"    {what}")
         post = f"posts/{name}.md"
         agent.write(post, frontmatter({"channel": "results"}, f"Filed {filed.id}: {body}"))
@@ -254,7 +244,8 @@ class Demo:
             path = f"examples/{claim.name}"
             agent.write(path, frontmatter(fields, note + "\n\n" + body))
             result = self.api.call(call.method, call.url(), call.body(agent_id=agent.agent_id, path=path), agent.token)
-            say(f"  result {result['id']} by {agent.agent_id}: {self.spec.scoring.score_field} {result['score']:g} "
+            score = f"{self.spec.scoring.score_field} {figure(result['score'])}"
+            say(f"  result {result['id']} by {agent.agent_id}: {score} "
                 f"(example claim {claim.parent.name}/{claim.name}, verdict {result['verdict']})")  # fmt: skip
 
     def _board(self) -> dict[str, Any]:

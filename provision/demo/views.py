@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from provision.demo.agents import Filed, say
+from provision.demo.agents import Filed, figure, say
 from provision.spec.model import Scoring
 
 
@@ -38,7 +38,7 @@ def show_leaderboard(board: dict[str, Any], proxies: set[str]) -> None:
         for s in b["standings"][:5]:
             rank = f"={s['rank']}" if s["tied"] else f" {s['rank']}"
             flag = " (pending verification)" if s["pending"] else f" ({s['verdict']})"
-            say(f"      {rank:>3}  {s['agent']:<6} {s['score']:g}{flag}")
+            say(f"      {rank:>3}  {s['agent']:<6} {figure(s['score'])}{flag}")
     excluded = board["excluded"]["items"]
     for e in excluded:
         if e["result_id"] not in proxies:
@@ -113,7 +113,7 @@ def lineage(recorded: dict[str, Any], filed: dict[str, Filed]) -> str:
 
 def figures(summary: dict[str, Any], scoring: Scoring) -> str:
     """A job summary's figures in one line: the score and metrics it has, valid or not, proxy or not."""
-    shown = [f"{f} {summary[f]:g}" for f in (scoring.score_field, *(m.field for m in scoring.metrics))
+    shown = [f"{f} {figure(summary[f])}" for f in (scoring.score_field, *(m.field for m in scoring.metrics))
              if isinstance(summary.get(f), int | float)]  # fmt: skip
     verdict = "valid" if summary.get("valid") else "invalid"
     proxy = "; proxy (a CPU stand-in's numbers: never ranked)" if summary.get("proxy") else ""

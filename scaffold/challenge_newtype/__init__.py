@@ -7,6 +7,7 @@ checklist and docs/challenge-types.md describes every hook.
 from pathlib import Path
 
 from challenge_newtype.check import cheap_check
+from challenge_newtype.demo import demo
 from provision.challenge_types import ChallengeType
 
 challenge_type = ChallengeType(
@@ -16,4 +17,5 @@ challenge_type = ChallengeType(
     summary="predict the public targets as closely as possible (a stand-in task: replace it)",
     package_dir=Path(__file__).parent,
     cheap_check=cheap_check,
+    demo=demo,  # the local demo's words and result fields (demo.py)
 )

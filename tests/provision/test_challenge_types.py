@@ -15,6 +15,7 @@ from provision.challenge_types import (
     ENTRY_POINT_GROUP,
     ChallengeType,
     CheckResult,
+    DemoScript,
     load_type,
     registered,
 )
@@ -180,6 +181,11 @@ def test_a_sound_declaration(tmp_path: Path) -> None:
         ({"cpu_args": ["--engine", "fake"]}, "a tuple of strings"),
         ({"cpu_args": ("--state-dir=/tmp",)}, "may not set --state-dir"),
         ({"package_dir": "nowhere/at/all"}, "package_dir"),
+        ({"demo": "words"}, "demo 'words': a DemoScript"),
+        ({"demo": DemoScript(channel="Big Ideas")}, "demo.channel 'Big Ideas': lowercase"),
+        ({"demo": DemoScript(reply=" ")}, "demo.reply: a sentence"),
+        ({"demo": DemoScript(result_fields="tour")}, "demo.result_fields: a function"),  # type: ignore[arg-type]
+        ({"demo": DemoScript(variants=[])}, "demo.variants: a tuple of DemoVariant"),  # type: ignore[arg-type]
     ],
 )
 def test_declaration_problems_are_named(tmp_path: Path, changes: dict[str, Any], message: str) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -243,26 +246,145 @@ def test_no_bytecode_or_caches(rendered: tuple[Combo, Path]) -> None:
     assert not any(p.is_symlink() for p in collab.rglob("*")), "symlinks in the template must be followed"
 
 
-def _run(collab: Path, *command: str) -> subprocess.CompletedProcess[str]:
+def _env(python: Path | None = None) -> dict[str, str]:
+    """This environment less the kit's own settings; with `python`, its environment's commands come first."""
     # The dashboard's Chromium tests run once, in the kit's own suite; here they stay opt-in (skipped).
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != "COLLAB_BROWSER_TESTS"}
+    env = {k: v for k, v in env.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return subprocess.run(command, cwd=collab, env=env, capture_output=True, text=True, check=False, timeout=300)
+    if python is not None:
+        env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
 
 
-# The backend's tests do not depend on the answers: run the whole collab suite once per type and,
-# for the other combinations, the collab's own spec checks (which do).
+def _run(
+    collab: Path, *command: str, timeout: float = 300, python: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=collab, env=_env(python), capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+# ---------------------------------------------------------------- each collab in an environment of its own
+
+
+def install_arguments() -> list[str]:
+    """What SETUP.md step 6 tells the organizer to install, after `pip install`; Copier prints the same."""
+    setup = (REPO / "SETUP.md").read_text(encoding="utf-8").split("\n## 6.")[1].split("\n## ")[0]
+    [line] = [x for x in setup.splitlines() if x.startswith("$ pip install -e ")]
+    printed = copier_config()["_message_after_copy"]
+    assert line[2:] in [x.strip() for x in printed.splitlines()], f"Copier prints another install than SETUP's {line!r}"
+    return shlex.split(line[2:])[2:]
+
+
+def own_environment(collab: Path) -> Path:
+    """A fresh virtual environment beside the collab, installed as SETUP.md says; returns its python.
+
+    uv installs the same requirements as pip, from the same registry, faster (its wheel cache is
+    shared between runs); where uv is missing, pip does it.
+    """
+    venv = collab.parent / "venv"
+    python = venv / "bin" / "python"
+    uv = shutil.which("uv")
+    if uv:
+        steps = [[uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                 [uv, "pip", "install", "--quiet", "--python", str(python), *install_arguments()]]  # fmt: skip
+    else:
+        steps = [[sys.executable, "-m", "venv", str(venv)],
+                 [str(python), "-m", "pip", "install", "--quiet", *install_arguments()]]  # fmt: skip
+    for step in steps:
+        done = _run(collab, *step, timeout=600)
+        assert done.returncode == 0, f"{' '.join(step)}:\n{done.stdout}{done.stderr}"
+    return python
+
+
+# The backend's and the dashboard's tests do not depend on the answers: run the whole collab suite
+# and the demo once per type and, for the other combinations, the collab's own spec checks (which do).
 FULL_SUITE = {next(c for c in RENDERED if c.challenge_type == t) for t in TYPES}
 
 
-def test_collab_own_tests_pass(rendered: tuple[Combo, Path]) -> None:
-    combo, collab = rendered
-    selection = [] if combo in FULL_SUITE else ["tests"]
-    done = _run(collab, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection)
+def passes_its_tests(collab: Path, python: Path, *selection: str) -> None:
+    command = (str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection)
+    done = _run(collab, *command, timeout=900, python=python)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert re.search(r"\b\d+ passed\b", output), output
-    assert "no tests ran" not in output
+    assert "no tests ran" not in output and " error" not in output.splitlines()[-1], output
+
+
+def passes_its_demo(collab: Path, python: Path) -> str:
+    """`python -m provision.demo` until its script is done, then Ctrl-C; every step must pass."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = subprocess.Popen(
+        [str(python), "-m", "provision.demo", "--seconds", "240", "--port", str(port), "--pause", "0"],
+        cwd=collab, env=_env(python), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("The script is done"):
+                demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    out = "".join(lines)
+    assert code == 0, out
+    assert "The script is done" in out and "FAILED" not in out and "no process left." in out, out
+    return out
+
+
+def test_collab_own_tests_pass(rendered: tuple[Combo, Path]) -> None:
+    """In a fresh environment installed as SETUP.md says, not the kit's: the collab registers its own type only."""
+    combo, collab = rendered
+    python = own_environment(collab)
+    if combo not in FULL_SUITE:
+        passes_its_tests(collab, python, "tests")
+        return
+    passes_its_tests(collab, python)
+    out = passes_its_demo(collab, python)
+    words = load_type(combo.challenge_type).demo
+    assert f"opened channel #{words.channel}: {words.about}" in out, out
+    for other in set(TYPES) - {combo.challenge_type}:
+        assert f"#{load_type(other).demo.channel}" not in out, f"the {other} type's channel in this demo"
+
+
+NEW_TYPE = "knap"
+
+
+@pytest.fixture(scope="module")
+def new_type_collab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A collab of a type `collab new-type` just wrote into a copy of the template, wired as the command says."""
+    src = tmp_path_factory.mktemp("new-type") / "template"
+    copy_working_tree(src)
+    made = _run(src, sys.executable, "-m", "provision.cli", "new-type", NEW_TYPE, "--dest", str(src))
+    assert made.returncode == 0, made.stdout + made.stderr
+    # The printed steps 2 and 3 (step 1 registers the type in the kit's own environment, not needed to render).
+    config = src / "copier.yml"
+    text = config.read_text(encoding="utf-8")
+    head, choices, rest = text.partition("challenge_type:\n  type: str\n")
+    rest = rest.replace("  choices:\n", f'  choices:\n    "{NEW_TYPE}: a new type": {NEW_TYPE}\n', 1)
+    config.write_text(head + choices + rest, encoding="utf-8")
+    (src / "template" / f"challenge_{NEW_TYPE}").symlink_to(f"../challenge_{NEW_TYPE}")
+    init_repo(src)
+    commit_all(src, "a new type", HEAD_TAG)
+    return render(src, tmp_path_factory.mktemp("new-type-collab") / "collab", {"challenge_type": NEW_TYPE})
+
+
+def test_a_new_type_collab_passes_its_tests_and_demo(new_type_collab: Path) -> None:
+    """The contributor's path: the scaffold's stand-in task, rendered, installed and run as an organizer would."""
+    assert sorted(p.name for p in new_type_collab.glob("challenge_*")) == [f"challenge_{NEW_TYPE}"]
+    python = own_environment(new_type_collab)
+    passes_its_tests(new_type_collab, python)
+    out = passes_its_demo(new_type_collab, python)
+    assert f"Demo of my-collab/{NEW_TYPE}-collab" in out
+    assert "opened channel #approaches" in out and re.search(r"result r\S+ by ben: mae 0\b", out), out
 
 
 def test_collab_python_is_ruff_clean(rendered: tuple[Combo, Path]) -> None:

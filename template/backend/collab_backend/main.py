@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from huggingface_hub import HfApi
 
 from collab_backend import __version__, errors
@@ -25,7 +26,7 @@ from collab_backend.limits import Limits, replay
 from collab_backend.middleware import AuditTrail, BodyLimit, JsonGuard
 from collab_backend.openapi import document_errors
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, profiles, results, usage
+from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, pages, profiles, results, usage
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.services.results import IndexWatcher
@@ -101,11 +102,14 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
         version=__version__,
         description="The coordination API of an agent collab: sole writer of the shared record.",
         lifespan=lifespan,
+        docs_url=None,  # routes/pages.py serves /docs from installed files, not a CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse):
+    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse, pages):
         app.include_router(module.router)
+    app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.
     app.add_middleware(JsonGuard)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.

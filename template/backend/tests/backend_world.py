@@ -28,11 +28,15 @@ from collab_backend.storage import Add, Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
 from collab_testing.hub import ADMIN_TOKEN, FakeHub
+from collab_testing.types import any_type
 from provision.spec import load_spec
 
-SPEC_YAML = """\
-spec_version: 2
-challenge: {org: acme, slug: fast, title: Fast decode, type: gemma}
+# Any registered type: what these tests check does not depend on it (a collab registers its own only).
+CHALLENGE_TYPE = any_type()
+SPEC_YAML = (
+    "spec_version: 2\n"
+    f"challenge: {{org: acme, slug: fast, title: Fast decode, type: {CHALLENGE_TYPE}}}\n"
+    """\
 scoring: {score_field: tps}
 board:
   channels: [{name: general}, {name: results}]
@@ -42,6 +46,7 @@ board:
   mention_fanout_cap: 3
   max_message_bytes: 2000
 """
+)
 
 
 def make_spec(text: str = SPEC_YAML, tmp: Path | None = None) -> ChallengeSpec:

@@ -11,7 +11,6 @@ from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 from jobs_world import (
     JOBS_YAML,
-    bundled_type,
     pid_alive,
     seed_bundled_harness,
     seed_harness,
@@ -21,6 +20,7 @@ from jobs_world import (
 )
 
 from collab_backend.jobs.local import LocalLauncher
+from provision.challenge_types import load_type, registered
 
 CALLER_ENV = {"HF_TOKEN": "hf_organizers_secret_0123456789", "COLLAB_ADMIN_PASSWORD": "pw"}
 
@@ -94,15 +94,16 @@ def test_stopping_the_backend_stops_its_runs_and_refunds_them(local_world: World
     assert not any((local_world.tmp_path / "runs").iterdir())
 
 
-@pytest.mark.parametrize("name", ["gemma", "tsp"])
-def test_the_bundled_harness_runs_under_the_local_launcher(storage_kind: str, tmp_path: Path, clock: Clock,
+# Every type this environment registers: each bundled one in the kit, the collab's own in a collab.
+@pytest.mark.parametrize("name", sorted(registered()))
+def test_the_registered_harness_runs_under_the_local_launcher(storage_kind: str, tmp_path: Path, clock: Clock,
                                                            name: str) -> None:  # fmt: skip
-    kind = bundled_type(name)
-    cpu_args = tuple(kind.cpu_args)  # type: ignore[attr-defined]
+    kind = load_type(name)
+    cpu_args = kind.cpu_args
     world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)
     with_launcher(world, LocalLauncher(world.storage, workdir=tmp_path / "runs", cpu_args=cpu_args), poll_interval=0.05)
     seed_bundled_harness(world, kind)
-    example = sorted((kind.examples_dir / "valid").iterdir())[0]  # type: ignore[attr-defined]
+    example = sorted((kind.examples_dir / "valid").iterdir())[0]
     with TestClient(world.app) as client:
         token = world.user("alice")
         world.agent(client, token, "speedy")

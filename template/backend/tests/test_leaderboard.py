@@ -5,21 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from backend_world import make_spec
+from backend_world import CHALLENGE_TYPE, make_spec
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
 from collab_backend.services.leaderboard import rank, tie_margin
 from collab_backend.spec import Noise, Scoring
 
-BASE = """\
-spec_version: 2
-challenge: {org: acme, slug: fast, title: Fast, type: gemma}
+BASE = (
+    "spec_version: 2\n"
+    f"challenge: {{org: acme, slug: fast, title: Fast, type: {CHALLENGE_TYPE}}}\n"
+    """\
 scoring:
   score_field: tps
   direction: %s
   metrics: [{field: ppl, guardrail: {max: 2.42}}]
   noise: %s
 """
+)
 
 
 def scoring(direction: str = "maximize", noise: str = "{kind: none}", tracks: str = "") -> Scoring:

@@ -31,11 +31,15 @@ from collab_backend.storage import Add
 from collab_backend.storage.local import LocalStorage
 from collab_dashboard.config import Settings
 from collab_dashboard.main import create_app
+from collab_testing.types import any_type
 from provision.spec import load_spec
 
-SPEC_YAML = """\
-spec_version: 2
-challenge: {org: acme, slug: fast, title: Fast decode, tagline: Make Gemma decode faster, type: gemma}
+# Any registered type: what these tests check does not depend on it (a collab registers its own only).
+CHALLENGE_TYPE = any_type()
+SPEC_YAML = (
+    "spec_version: 2\n"
+    f"challenge: {{org: acme, slug: fast, title: Fast decode, tagline: Decode faster, type: {CHALLENGE_TYPE}}}\n"
+    """\
 scoring:
   score_field: tps
   label: Decode speed
@@ -57,6 +61,7 @@ jobs:
 dashboard:
   invite_link: https://huggingface.co/organizations/acme/share/abcdefgh
 """
+)
 
 HARNESS = """\
 import argparse, json
