@@ -288,7 +288,7 @@ def _result_fields(section: str, required: tuple[str, ...]) -> dict[str, Any]:
     """The frontmatter example of the results section: its fields and example values."""
     for match in _FENCE.finditer(section):
         text = match.group(2)
-        if match.group(1) == "yaml" and text.startswith("---\n"):
+        if match.group(1) in ("yaml", "markdown") and text.startswith("---\n"):
             head = text.removeprefix("---\n").partition("\n---")[0]
             fields = yaml.safe_load(head)
             if isinstance(fields, dict) and fields:
@@ -298,4 +298,6 @@ def _result_fields(section: str, required: tuple[str, ...]) -> dict[str, Any]:
                         f"the README's result example lacks {', '.join(missing)}, which the backend requires"
                     )
                 return {str(k): v for k, v in fields.items()}
-    raise GuideError("the README's results section shows no frontmatter example (a ```yaml block between --- lines)")
+    raise GuideError(
+        "the README's results section shows no frontmatter example (a ```markdown block that opens with a --- line)"
+    )

@@ -14,6 +14,7 @@ type's authors and is included as it is.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -30,6 +31,8 @@ HANDSHAKE_FILE = "collab-handshake.txt"
 #: Where the backend mirrors verdicts in the central bucket.
 VERIFICATION_INDEX = "results/verification_status.json"
 TEMPLATE = "readme.md.j2"
+#: The fingerprint of the README's result example (the SHA-256 of an empty submission).
+EXAMPLE_FINGERPRINT = "sha256:" + hashlib.sha256(b"").hexdigest()
 
 _PLAIN_SPECIALS = re.compile(r"([\\`*_\[\]<>|~#!&{}])")
 _SPACES = re.compile(r"\s+")
@@ -118,14 +121,27 @@ def better(direction: str) -> str:
 
 
 def _example_value(spec: ChallengeSpec, name: str) -> str:
-    """A YAML value that shows the type of a result field in the frontmatter example."""
+    """A YAML value for a result field in the README's example: valid as written, in every guardrail.
+
+    The score is 100 (or inside its metric's guardrail when it is also a metric); a metric is
+    inside its guardrail (just under a maximum, just over a minimum, else 1); the track is the
+    first one; any other required field is a line of text.
+    """
+    metric = next((m for m in spec.scoring.metrics if m.field == name), None)
+    if metric is not None and metric.guardrail is not None:
+        guard = metric.guardrail
+        if guard.max is not None:
+            low = guard.min if guard.min is not None else 0.0
+            return number(round(low + (guard.max - low) * 0.95, 4))
+        if guard.min is not None:
+            return number(round(guard.min + max(abs(guard.min) * 0.05, 1.0), 4))
     if name == spec.scoring.score_field:
-        return "<number>"
-    if any(m.field == name for m in spec.scoring.metrics):
-        return "<number>"
+        return "100"
+    if metric is not None:
+        return "1"
     if name == "track" and spec.scoring.tracks:
         return spec.scoring.tracks[0].name
-    return "<text>"
+    return '"what you ran, in one line"'
 
 
 def _agent_id_rule() -> str:
@@ -156,7 +172,8 @@ def readme_values(spec: ChallengeSpec, task_section: str) -> dict[str, Any]:
         same pattern for the shell, `scratch_env`, and for Python, `scratch_python`); the kit's
         file names; `score_unit` (" (unit)" or ""); `agent_id_rule` (from the schema);
         `other_required_fields` (required fields that are not the score, a metric or the track);
-        `example_fields` (name and value of each frontmatter line of the example); `tie_rule`;
+        `example_fields` (name and value of each frontmatter line of the example) and
+        `example_fingerprint`; `tie_rule`;
         `guards`; `quota_overrides` (sorted by agent); and the task section, stripped.
     """
     scoring = spec.scoring
@@ -188,6 +205,7 @@ def readme_values(spec: ChallengeSpec, task_section: str) -> dict[str, Any]:
             for name in dict.fromkeys([scoring.score_field, *scoring.required_fields])
             if name != "track" or scoring.tracks
         ],
+        "example_fingerprint": EXAMPLE_FINGERPRINT,
         "tie_rule": tie_margin_words(scoring.noise, scoring.unit),
         "guards": _guards(spec),
         "quota_overrides": sorted(spec.jobs.quota.overrides.items()),

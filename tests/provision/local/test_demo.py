@@ -84,7 +84,7 @@ def test_a_call_refuses_what_the_readme_does_not_document() -> None:
          "no curl example of a result"),
         (lambda t: t.replace("/v1/messages/promote\" -H", "/v1/messages/copy\" -H"),
          "API reference does not list POST /v1/messages/copy"),
-        (lambda t: t.replace("\nppl: <number>\n", "\n"), "result example lacks ppl, which the backend requires"),
+        (lambda t: t.replace("\nppl: 2.299\n", "\n"), "result example lacks ppl, which the backend requires"),
         (lambda t: t.replace("## API reference", "## Endpoints"), "no section on the API reference"),
         (lambda t: t.replace("`POST /v1/channels` (`{agent_id, name, description}`)", "`POST /v1/channels`"),
          "the README says POST /v1/channels for opening a channel, but its API reference says"),
