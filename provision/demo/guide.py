@@ -128,11 +128,13 @@ def read_guide(text: str, *, required_result_fields: tuple[str, ...] = (), jobs:
     register = _section(sections, r"\bregister\b", "registration")
     bash = _blocks(register, "bash", "registration")
     scratch = _one(
-        r'hf buckets create "([^"]+)"', bash, "command that creates the scratch bucket (hf buckets create ...)"
+        r'(?:hf buckets|collab bucket) create "([^"]+)"',
+        bash,
+        "command that creates the scratch bucket (hf buckets create ... or, locally, collab bucket create ...)",
     )
     if AGENT_VAR not in scratch:
         raise GuideError(f"the README's scratch bucket {scratch!r} does not name {AGENT_VAR}")
-    handshake = _one(r'hf buckets cp - "hf://buckets/' + re.escape(scratch) + r'/([^"]+)"', bash,
+    handshake = _one(r'(?:hf buckets|collab bucket) cp - "hf://buckets/' + re.escape(scratch) + r'/([^"]+)"', bash,
                      "command that writes the handshake file into the scratch bucket")  # fmt: skip
     posting = _section(sections, r"\bpost\b", "posting")
     post_calls = _curls(_blocks(posting, "bash", "posting"))

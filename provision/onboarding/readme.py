@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +160,26 @@ def _guards(spec: ChallengeSpec) -> str:
     return ", ".join(parts)
 
 
-def readme_values(spec: ChallengeSpec, task_section: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LocalSite:
+    """Where a collab runs when it is rehearsed on one machine (`collab up`)."""
+
+    backend: str  # the backend's URL, e.g. http://127.0.0.1:8000
+    collab_dir: str  # the collab folder, which `collab bucket` acts on
+    identity_file: str  # the local tokens, relative to the collab folder
+
+
+def readme_values(spec: ChallengeSpec, task_section: str, local: LocalSite | None = None) -> dict[str, Any]:
     """Everything the template reads: the spec's sections, and the values worked out from them.
 
     Args:
         spec: The loaded, fully defaulted spec.
         task_section: The challenge type's task section (`ChallengeType.task_section(spec)`).
+        local: For a rehearsal on one machine: the local backend and folders; None for the Hub.
 
     Returns:
-        The template's variables: `spec` and its sections (`challenge`, `storage`, `scoring`,
+        The template's variables: `local` and `bucket_cli` (`hf buckets`, or `collab bucket` for a
+        local collab); `spec` and its sections (`challenge`, `storage`, `scoring`,
         `board`, `verification`, `jobs`); the addresses (`central`, `backend`, `scratch` and the
         same pattern for the shell, `scratch_env`, and for Python, `scratch_python`); the kit's
         file names; `score_unit` (" (unit)" or ""); `agent_id_rule` (from the schema);
@@ -187,7 +199,9 @@ def readme_values(spec: ChallengeSpec, task_section: str) -> dict[str, Any]:
         "verification": spec.verification,
         "jobs": spec.jobs,
         "central": spec.storage.central_bucket,
-        "backend": space_url(spec.spaces.backend.id),
+        "backend": local.backend if local else space_url(spec.spaces.backend.id),
+        "local": local,
+        "bucket_cli": "collab bucket" if local else "hf buckets",
         "scratch": scratch_bucket_pattern(spec),
         "scratch_env": scratch_bucket_pattern(spec, "$AGENT_ID"),
         "scratch_python": scratch_bucket_pattern(spec, "{agent_id}"),
@@ -226,14 +240,16 @@ _ENVIRONMENT = jinja2.Environment(
 _ENVIRONMENT.filters.update(plain=plain, code=code, number=number, size=size, rate=rate, bounds=bounds, better=better)
 
 
-def render_readme(spec: ChallengeSpec, task_section: str) -> str:
+def render_readme(spec: ChallengeSpec, task_section: str, local: LocalSite | None = None) -> str:
     """The onboarding README of one collab.
 
     Args:
         spec: The loaded, fully defaulted spec.
         task_section: The challenge type's task section (`ChallengeType.task_section(spec)`).
+        local: For a rehearsal on one machine (`collab up`): the README names the local backend
+            and `collab bucket`; None (the default) for the Hub.
 
     Returns:
         Markdown, ending with one newline.
     """
-    return _ENVIRONMENT.get_template(TEMPLATE).render(readme_values(spec, task_section))
+    return _ENVIRONMENT.get_template(TEMPLATE).render(readme_values(spec, task_section, local))

@@ -12,8 +12,9 @@ Three resources, planned and applied like the others:
   where the job finds it, and the type's JSON Schemas and examples under `<harness_prefix>schemas/`
   and `<harness_prefix>examples/`, where the README points participants. The record holds each
   file's SHA-256 and the hash the bucket reported after the upload (the Hub's are Xet hashes,
-  not SHA-256), so a changed source and a changed bucket file are both seen without a download. Only files the record names are ever deleted:
-  a public set the organizers add under `<harness_prefix>data/` stays.
+  not SHA-256), so a changed source and a changed bucket file are both seen without a download.
+  Only files the record names are ever deleted: a public set the organizers add under
+  `<harness_prefix>data/` stays.
 - `seed.verification_index`, `results/verification_status.json`: written as `{}` when absent and
   never again: once it exists the backend owns it.
 

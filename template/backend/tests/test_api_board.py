@@ -258,5 +258,7 @@ def test_the_digest_cursor_pages_the_inbox_without_gaps_or_repeats(
     later = mention("later")
     after = client.get("/v1/digest/speedy", params={"since": quiet["cursor"]}).json()["inbox"]
     assert [m["id"] for m in after["items"]] == [later]
+    empty = client.get("/v1/digest/speedy", params={"since": ""}).json()["inbox"]  # an empty cursor: the start
+    assert [m["id"] for m in empty["items"]] == [*sent, later]
     bad = client.get("/v1/digest/speedy", params={"since": "2026-01-01T00:00:00Z"})
     assert bad.status_code == 422 and "inbox.cursor" in bad.json()["error"]["hint"]

@@ -78,7 +78,7 @@ def test_a_call_refuses_what_the_readme_does_not_document() -> None:
     [
         (lambda t: re.sub(r'curl -sS -X POST "\$COLLAB_API/v1/agents".*?\}"\n', "", t, flags=re.DOTALL),
          "no curl example of registration"),
-        (lambda t: t.replace('hf buckets create "', 'hf buckets make "'),
+        (lambda t: t.replace('collab bucket create "', 'collab bucket make "'),
          "shows no command that creates the scratch bucket"),
         (lambda t: t.replace("\\\"path\\\": \\\"results/result.md\\\"", "\\\"file\\\": \\\"results/result.md\\\""),
          "no curl example of a result"),

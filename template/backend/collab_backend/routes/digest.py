@@ -29,14 +29,14 @@ async def digest(
 ) -> JSONResponse:
     """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results.
 
-    The inbox comes oldest first, after `since` (from its start without one). Its `cursor` is what
+    The inbox comes oldest first, after `since` (from its start without one, or with an empty one). Its `cursor` is what
     the next call passes as `since`: the last message returned, or `since` again when nothing is
     new; `more` says whether a full page was cut short. Paging so never skips or repeats a message.
     """
     state = ctx.record.state
     if agent_id not in state.agents:
         raise APIError("NOT_FOUND", f"no agent {agent_id!r}", "register first: POST /v1/agents")
-    if since is not None and since not in state.position:
+    if since and since not in state.position:
         raise APIError(
             "VALIDATION_FAILED",
             f"since={since!r} is not a message id",
