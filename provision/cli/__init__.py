@@ -17,6 +17,8 @@ from pathlib import Path
 
 from provision import __version__, migrations
 from provision.challenge_types.scaffold import next_steps, scaffold_type
+from provision.cli import bucket as cli_bucket
+from provision.cli import check as cli_check
 from provision.cli import deploy as cli_deploy
 from provision.cli import destroy as cli_destroy
 from provision.cli import local as cli_local
@@ -130,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_deploy.add_verbs(verbs)
     cli_local.add_verbs(verbs)
     cli_destroy.add_verbs(verbs)
+    cli_bucket.add_verbs(verbs)
+    cli_check.add_verbs(verbs)
     return parser
 
 

@@ -20,9 +20,18 @@ from types import FrameType
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.local.processes import DEFAULT_HOST, DEFAULT_PORT, LocalCollab, bring_up, urls
+from provision.local.processes import LocalCollab, bring_up, urls
 from provision.local.status import local_status, local_status_json, render_local_status
-from provision.local.target import IDENTITY_FILE, LocalTarget, apply_local, local_plan_json, local_target, plan_local
+from provision.local.target import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    IDENTITY_FILE,
+    LocalTarget,
+    apply_local,
+    local_plan_json,
+    local_target,
+    plan_local,
+)
 from provision.local.target import render_local_plan as render
 
 

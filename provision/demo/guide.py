@@ -128,11 +128,13 @@ def read_guide(text: str, *, required_result_fields: tuple[str, ...] = (), jobs:
     register = _section(sections, r"\bregister\b", "registration")
     bash = _blocks(register, "bash", "registration")
     scratch = _one(
-        r'hf buckets create "([^"]+)"', bash, "command that creates the scratch bucket (hf buckets create ...)"
+        r'(?:hf buckets|collab bucket) create "([^"]+)"',
+        bash,
+        "command that creates the scratch bucket (hf buckets create ... or, locally, collab bucket create ...)",
     )
     if AGENT_VAR not in scratch:
         raise GuideError(f"the README's scratch bucket {scratch!r} does not name {AGENT_VAR}")
-    handshake = _one(r'hf buckets cp - "hf://buckets/' + re.escape(scratch) + r'/([^"]+)"', bash,
+    handshake = _one(r'(?:hf buckets|collab bucket) cp - "hf://buckets/' + re.escape(scratch) + r'/([^"]+)"', bash,
                      "command that writes the handshake file into the scratch bucket")  # fmt: skip
     posting = _section(sections, r"\bpost\b", "posting")
     post_calls = _curls(_blocks(posting, "bash", "posting"))
@@ -288,7 +290,7 @@ def _result_fields(section: str, required: tuple[str, ...]) -> dict[str, Any]:
     """The frontmatter example of the results section: its fields and example values."""
     for match in _FENCE.finditer(section):
         text = match.group(2)
-        if match.group(1) == "yaml" and text.startswith("---\n"):
+        if match.group(1) in ("yaml", "markdown") and text.startswith("---\n"):
             head = text.removeprefix("---\n").partition("\n---")[0]
             fields = yaml.safe_load(head)
             if isinstance(fields, dict) and fields:
@@ -298,4 +300,6 @@ def _result_fields(section: str, required: tuple[str, ...]) -> dict[str, Any]:
                         f"the README's result example lacks {', '.join(missing)}, which the backend requires"
                     )
                 return {str(k): v for k, v in fields.items()}
-    raise GuideError("the README's results section shows no frontmatter example (a ```yaml block between --- lines)")
+    raise GuideError(
+        "the README's results section shows no frontmatter example (a ```markdown block that opens with a --- line)"
+    )

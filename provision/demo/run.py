@@ -52,8 +52,8 @@ from provision.demo.agents import Api, DemoError, read_readme, say
 from provision.demo.guide import GuideError, read_guide
 from provision.demo.script import Demo
 from provision.errors import ProvisionError
-from provision.local.processes import DEFAULT_HOST, LocalCollab, backend_env, bring_up, pid_alive, urls
-from provision.local.target import local_target
+from provision.local.processes import LocalCollab, backend_env, bring_up, pid_alive, urls
+from provision.local.target import DEFAULT_HOST, local_target
 from provision.plan.seed import README_PATH
 
 # The demo's backend looks at running jobs every second (unless COLLAB_JOBS_POLL_S is set), so

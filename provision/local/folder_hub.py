@@ -50,6 +50,14 @@ class FolderBuckets:
             raise FolderPathError(f"{path!r} leaves bucket {bucket_id}")
         return target
 
+    def local_path(self, bucket_id: str, path: str) -> Path:
+        """Where a bucket file lies on disk.
+
+        Raises:
+            FolderPathError: the path is not relative, or it leaves the bucket's folder.
+        """
+        return self._file(bucket_id, path)
+
     def get_bucket_paths_info(
         self, bucket_id: str, paths: list[str], *, token: bool | str | None = None
     ) -> Iterator[FolderFile]:

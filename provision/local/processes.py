@@ -37,10 +37,18 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.local.target import STATE_DIR, LocalTarget, LocalTargetError, apply_local, plan_local
+from provision.local.target import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    STATE_DIR,
+    LocalTarget,
+    LocalTargetError,
+    apply_local,
+    backend_url,
+    plan_local,
+    remember_url,
+)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 START_TIMEOUT = 60.0
 LOG_TAIL_LINES = 20
 PROCESS_FILE = f"{STATE_DIR}/processes.json"
@@ -266,8 +274,7 @@ class LocalCollab:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return backend_url(self.host, self.port)
 
     @property
     def log_path(self) -> Path:
@@ -364,6 +371,7 @@ def bring_up(
     Raises:
         LocalTargetError, LocalRunError: with the fix in the message.
     """
+    target = remember_url(target, backend_url(host, port))  # the seeded README names this address
     plan = plan_local(target)
     if plan.in_sync:
         progress("Local target in sync.")

@@ -17,6 +17,7 @@ fresh plan after it is empty; nothing is ever deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -27,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provision.challenge_types import load_type
 from provision.errors import ProvisionError
 from provision.local.folder_hub import FolderBuckets
 from provision.naming import BUCKET_MARKER_PATH, TOOL
+from provision.onboarding.readme import LocalSite, render_readme
 from provision.paths import spec_path
 from provision.plan.compute import ActionKind, Blocker, Change, plan_bucket, plan_seed_actions
 from provision.plan.desired import Desired, DesiredBucket, desired_state
@@ -41,7 +44,10 @@ from provision.spec import LoadedSpec, load_spec
 STATE_DIR = ".collab"  # git-ignored in every rendered collab
 HUB_DIR = f"{STATE_DIR}/hub"
 IDENTITY_FILE = f"{STATE_DIR}/identities.json"
+BACKEND_URL_FILE = f"{STATE_DIR}/backend-url"
 ORGANIZER = "organizer"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 PARTICIPANTS = 4
 IDENTITY_MODE = 0o600
 _TMP_PREFIX = ".collab-tmp-"  # the backend's folder storage skips files named like this
@@ -131,7 +137,44 @@ def local_target(target: str | Path, *, participants: int = PARTICIPANTS) -> Loc
     collab_dir = spec_path(target).parent.resolve()
     # No token exists in local mode; only the buckets and the collab name are used from the result.
     desired = desired_state(loaded, collab_dir, token="")
-    return LocalTarget(collab_dir, loaded, desired, participants)
+    local = LocalTarget(collab_dir, loaded, desired, participants)
+    return serving_at(local, served_url(collab_dir))
+
+
+def backend_url(host: str, port: int) -> str:
+    """The address of a backend `collab up` runs."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def served_url(collab_dir: Path) -> str:
+    """The backend address the local README names: the last `collab up`'s, else the default one."""
+    try:
+        url = (collab_dir / BACKEND_URL_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        url = ""
+    return url if url.startswith("http://") else backend_url(DEFAULT_HOST, DEFAULT_PORT)
+
+
+def remember_url(target: LocalTarget, url: str) -> LocalTarget:
+    """Record the address `collab up` serves, so plan and status expect the README seeded for it."""
+    _write_file(target.collab_dir / BACKEND_URL_FILE, url + "\n")
+    return serving_at(target, url)
+
+
+def serving_at(target: LocalTarget, url: str) -> LocalTarget:
+    """The target whose seeded README is the local one: the backend at `url`, `collab bucket`, local tokens.
+
+    It names the address of the last `collab up` (`.collab/backend-url`), or the default one.
+    """
+    seed = target.desired.seed
+    if seed is None:
+        return target
+    spec = target.loaded.spec
+    site = LocalSite(url, str(target.collab_dir), IDENTITY_FILE)
+    readme = render_readme(spec, load_type(spec.challenge.type).task_section(spec), site)
+    desired = dataclasses.replace(target.desired, seed=dataclasses.replace(seed, readme=readme))
+    return dataclasses.replace(target, desired=desired)
 
 
 # -- read back ------------------------------------------------------------------------------

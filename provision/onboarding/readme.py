@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,27 @@ def better(direction: str) -> str:
 
 
 def _example_value(spec: ChallengeSpec, name: str) -> str:
-    """A YAML value that shows the type of a result field in the frontmatter example."""
+    """A YAML value for a result field in the README's example: valid as written, in every guardrail.
+
+    The score is 100 (or inside its metric's guardrail when it is also a metric); a metric is
+    inside its guardrail (just under a maximum, just over a minimum, else 1); the track is the
+    first one; any other required field is a line of text.
+    """
+    metric = next((m for m in spec.scoring.metrics if m.field == name), None)
+    if metric is not None and metric.guardrail is not None:
+        guard = metric.guardrail
+        if guard.max is not None:
+            low = guard.min if guard.min is not None else 0.0
+            return number(round(low + (guard.max - low) * 0.95, 4))
+        if guard.min is not None:
+            return number(round(guard.min + max(abs(guard.min) * 0.05, 1.0), 4))
     if name == spec.scoring.score_field:
-        return "<number>"
-    if any(m.field == name for m in spec.scoring.metrics):
-        return "<number>"
+        return "100"
+    if metric is not None:
+        return "1"
     if name == "track" and spec.scoring.tracks:
         return spec.scoring.tracks[0].name
-    return "<text>"
+    return '"what you ran, in one line"'
 
 
 def _agent_id_rule() -> str:
@@ -143,15 +157,26 @@ def _guards(spec: ChallengeSpec) -> str:
     return ", ".join(parts)
 
 
-def readme_values(spec: ChallengeSpec, task_section: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LocalSite:
+    """Where a collab runs when it is rehearsed on one machine (`collab up`)."""
+
+    backend: str  # the backend's URL, e.g. http://127.0.0.1:8000
+    collab_dir: str  # the collab folder, which `collab bucket` acts on
+    identity_file: str  # the local tokens, relative to the collab folder
+
+
+def readme_values(spec: ChallengeSpec, task_section: str, local: LocalSite | None = None) -> dict[str, Any]:
     """Everything the template reads: the spec's sections, and the values worked out from them.
 
     Args:
         spec: The loaded, fully defaulted spec.
         task_section: The challenge type's task section (`ChallengeType.task_section(spec)`).
+        local: For a rehearsal on one machine: the local backend and folders; None for the Hub.
 
     Returns:
-        The template's variables: `spec` and its sections (`challenge`, `storage`, `scoring`,
+        The template's variables: `local` and `bucket_cli` (`hf buckets`, or `collab bucket` for a
+        local collab); `spec` and its sections (`challenge`, `storage`, `scoring`,
         `board`, `verification`, `jobs`); the addresses (`central`, `backend`, `scratch` and the
         same pattern for the shell, `scratch_env`, and for Python, `scratch_python`); the kit's
         file names; `score_unit` (" (unit)" or ""); `agent_id_rule` (from the schema);
@@ -170,7 +195,9 @@ def readme_values(spec: ChallengeSpec, task_section: str) -> dict[str, Any]:
         "verification": spec.verification,
         "jobs": spec.jobs,
         "central": spec.storage.central_bucket,
-        "backend": space_url(spec.spaces.backend.id),
+        "backend": local.backend if local else space_url(spec.spaces.backend.id),
+        "local": local,
+        "bucket_cli": "collab bucket" if local else "hf buckets",
         "scratch": scratch_bucket_pattern(spec),
         "scratch_env": scratch_bucket_pattern(spec, "$AGENT_ID"),
         "scratch_python": scratch_bucket_pattern(spec, "{agent_id}"),
@@ -208,14 +235,16 @@ _ENVIRONMENT = jinja2.Environment(
 _ENVIRONMENT.filters.update(plain=plain, code=code, number=number, size=size, rate=rate, bounds=bounds, better=better)
 
 
-def render_readme(spec: ChallengeSpec, task_section: str) -> str:
+def render_readme(spec: ChallengeSpec, task_section: str, local: LocalSite | None = None) -> str:
     """The onboarding README of one collab.
 
     Args:
         spec: The loaded, fully defaulted spec.
         task_section: The challenge type's task section (`ChallengeType.task_section(spec)`).
+        local: For a rehearsal on one machine (`collab up`): the README names the local backend
+            and `collab bucket`; None (the default) for the Hub.
 
     Returns:
         Markdown, ending with one newline.
     """
-    return _ENVIRONMENT.get_template(TEMPLATE).render(readme_values(spec, task_section))
+    return _ENVIRONMENT.get_template(TEMPLATE).render(readme_values(spec, task_section, local))

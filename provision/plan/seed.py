@@ -7,12 +7,14 @@ Three resources, planned and applied like the others:
   of what it last wrote in `.collab/seed.json`; a live README that differs from that record is
   an organizer edit and is kept (shown with the diff that overwriting would make) unless
   `--overwrite-readme` is given. A README the tool wrote is updated when the spec changes.
-- `seed.harness`: the type's harness folder under `jobs.harness_prefix`, and its public data
+- `seed.harness`: the type's harness folder under `jobs.harness_prefix`, its public data
   (`harness_data`, when the type declares it) under `<harness_prefix>data/`, beside `run.py`,
-  where the job finds it. The record holds each file's SHA-256 and the hash the bucket reported
-  after the upload (the Hub's are Xet hashes, not SHA-256), so a changed source and a changed
-  bucket file are both seen without a download. Only files the record names are ever deleted:
-  a public set the organizers add under `<harness_prefix>data/` stays.
+  where the job finds it, and the type's JSON Schemas and examples under `<harness_prefix>schemas/`
+  and `<harness_prefix>examples/`, where the README points participants. The record holds each
+  file's SHA-256 and the hash the bucket reported after the upload (the Hub's are Xet hashes,
+  not SHA-256), so a changed source and a changed bucket file are both seen without a download.
+  Only files the record names are ever deleted: a public set the organizers add under
+  `<harness_prefix>data/` stays.
 - `seed.verification_index`, `results/verification_status.json`: written as `{}` when absent and
   never again: once it exists the backend owns it.
 
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provision.challenge_types import ChallengeType, load_type
-from provision.challenge_types.contract import HARNESS_DATA
+from provision.challenge_types.contract import HARNESS_DATA, TYPE_SCHEMAS
 from provision.errors import ProvisionError
 from provision.hub.client import BucketFilesClient, hub_errors
 from provision.naming import TOOL
@@ -40,6 +42,8 @@ from provision.onboarding.readme import VERIFICATION_INDEX, render_readme
 from provision.spec import LoadedSpec
 
 README_PATH = "README.md"
+#: Where a type's example submissions and results go, beside the harness: `<harness_prefix>examples/`.
+EXAMPLES = "examples"
 RECORD_PATH = ".collab/seed.json"
 EMPTY_INDEX = b"{}\n"
 DIFF_CONTEXT = 3
@@ -85,7 +89,10 @@ def harness_files(folder: Path, prefix: str, ignored: tuple[str, ...]) -> dict[s
 
 
 def type_harness_files(kind: ChallengeType, prefix: str, ignored: tuple[str, ...]) -> dict[str, HarnessFile]:
-    """What a job of this type reads, by bucket path: the harness folder, and its data as `data/` beside it.
+    """What a job of this type reads, by bucket path: the harness folder, its data as `data/` beside it.
+
+    The type's `schemas/` and `examples/` folders, when it has them, go beside it too: the
+    README sends participants there for the submission format and for examples.
 
     Args:
         kind: The challenge type.
@@ -105,6 +112,15 @@ def type_harness_files(kind: ChallengeType, prefix: str, ignored: tuple[str, ...
             f"it is seeded into {where}{hint}"
         )
     files = harness_files(kind.harness_dir, base, ignored)
+    for folder, name in ((kind.schemas_dir, TYPE_SCHEMAS), (kind.examples_dir, EXAMPLES)):
+        if not folder.is_dir():
+            continue
+        if (kind.harness_dir / name).exists():
+            raise SeedError(
+                f"challenge type '{kind.name}': {kind.package}/{kind.harness}/{name} and the type's {name} folder "
+                f"would both be seeded as {base}{name}/; keep one of them"
+            )
+        files.update(harness_files(folder, base + name, ignored))
     data = kind.harness_data_dir
     if data is None:
         return files

@@ -213,3 +213,52 @@ def test_frontmatter_bombs_are_refused(world: World, client: TestClient, alice: 
     response = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "bomb.md"}, headers=auth(alice))
     assert response.status_code == 422 and response.json()["error"]["code"] == "VALIDATION_FAILED"
     assert client.get("/v1/messages").json()["items"] == []
+
+
+def test_a_reply_stays_in_its_threads_channel(world: World, client: TestClient, alice: str) -> None:
+    root = post(client, alice, "a claim", channel="results")
+    reply = post(client, alice, "a raw reply", thread=root["id"])
+    nested = post(client, alice, "a reply to the reply", thread=reply["id"], channel="results")
+    reply_file = f"---\nthread: {root['id']}\n---\nagreed".encode()
+    world.write(alice, world.bucket_of("speedy"), {"posts/reply.md": reply_file})
+    promoted = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "posts/reply.md"},
+                           headers=auth(alice)).json()  # fmt: skip
+    assert [m["channel"] for m in (reply, nested, promoted)] == ["results"] * 3
+    general = [m["id"] for m in client.get("/v1/messages", params={"channel": "general"}).json()["items"]]
+    assert general == []
+    elsewhere = client.post("/v1/messages", json={"agent_id": "speedy", "body": "x", "thread": root["id"],
+                            "channel": "general"}, headers=auth(alice))  # fmt: skip
+    assert elsewhere.status_code == 422
+    error = elsewhere.json()["error"]
+    assert error["code"] == "VALIDATION_FAILED" and "'results'" in error["message"]
+
+
+def test_the_digest_cursor_pages_the_inbox_without_gaps_or_repeats(
+    world: World, client: TestClient, alice: str
+) -> None:
+    bob = world.user("bob")
+    world.agent(client, bob, "helper")
+
+    def mention(body: str) -> str:
+        sent = client.post("/v1/messages", json={"agent_id": "helper", "body": f"@speedy {body}"}, headers=auth(bob))
+        return str(sent.json()["id"])
+
+    sent = [mention(f"note {i}") for i in range(4)]
+    seen: list[str] = []
+    view = client.get("/v1/digest/speedy", params={"limit": 3}).json()["inbox"]  # pages of 3, 1
+    while True:
+        seen += [m["id"] for m in view["items"]]
+        if not view["more"]:
+            break
+        view = client.get("/v1/digest/speedy", params={"limit": 3, "since": view["cursor"]}).json()["inbox"]
+        assert view["items"], "more promised, nothing came"
+    assert seen == sent
+    quiet = client.get("/v1/digest/speedy", params={"since": view["cursor"]}).json()["inbox"]
+    assert quiet == {"items": [], "cursor": sent[-1], "more": False}  # nothing new: the same cursor back
+    later = mention("later")
+    after = client.get("/v1/digest/speedy", params={"since": quiet["cursor"]}).json()["inbox"]
+    assert [m["id"] for m in after["items"]] == [later]
+    empty = client.get("/v1/digest/speedy", params={"since": ""}).json()["inbox"]  # an empty cursor: the start
+    assert [m["id"] for m in empty["items"]] == [*sent, later]
+    bad = client.get("/v1/digest/speedy", params={"since": "2026-01-01T00:00:00Z"})
+    assert bad.status_code == 422 and "inbox.cursor" in bad.json()["error"]["hint"]

@@ -52,7 +52,13 @@ def test_the_local_central_bucket_is_seeded_like_the_hubs(collab: Path, capsys: 
     central = collab / ".collab" / "hub" / "buckets" / CENTRAL
     readme = (central / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# Gemma 4 E4B fast decode")
-    assert 'hf buckets create "my-collab/gemma-collab-$AGENT_ID"' in readme
+    # The README speaks to its target: the local backend, `collab bucket` on the local folders.
+    assert 'collab bucket create "my-collab/gemma-collab-$AGENT_ID"' in readme
+    assert "hf buckets create" not in readme and "hf buckets cp" not in readme and "hf buckets sync" not in readme
+    assert "export COLLAB_API=http://127.0.0.1:8000\n" in readme and f"export COLLAB_DIR={collab}\n" in readme
+    assert "huggingface_hub" not in readme and "hf.space" not in readme
+    assert (central / "harness" / "schemas" / "gemma-submission.schema.json").is_file()
+    assert (central / "harness" / "examples" / "valid" / "int4_qat_mtp" / "submission.json").is_file()
     assert json.loads((central / "results" / "verification_status.json").read_text(encoding="utf-8")) == {}
     assert (central / "harness" / "run.py").is_file()
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
-from collab_backend.models import message_json, page_of
+from collab_backend.models import message_json
 from collab_backend.openapi import answers
 from collab_backend.routes.results import public
 from collab_backend.services.follows import followed_channels
@@ -24,17 +24,25 @@ RECENT = 5
 async def digest(
     agent_id: str,
     ctx: ContextDep,
-    since: Annotated[str | None, Query(max_length=64, description="last inbox message id already seen")] = None,
+    since: Annotated[str | None, Query(max_length=64, description="the `inbox.cursor` of the last digest")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
-    """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results."""
+    """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results.
+
+    The inbox comes oldest first, after `since` (from its start without one, or with an empty one). Its `cursor` is what
+    the next call passes as `since`: the last message returned, or `since` again when nothing is
+    new; `more` says whether a full page was cut short. Paging so never skips or repeats a message.
+    """
     state = ctx.record.state
     if agent_id not in state.agents:
         raise APIError("NOT_FOUND", f"no agent {agent_id!r}", "register first: POST /v1/agents")
-    if since is not None:
-        inbox, cursor = state.page(state.inbox.get(agent_id, []), limit=limit, after=since)
-    else:
-        inbox, cursor = state.page(state.inbox.get(agent_id, []), limit=limit)
+    if since and since not in state.position:
+        raise APIError(
+            "VALIDATION_FAILED",
+            f"since={since!r} is not a message id",
+            "pass the `inbox.cursor` of your last digest, or leave `since` out to start from your inbox's beginning",
+        )
+    inbox, more = state.page(state.inbox.get(agent_id, []), limit=limit, after=since or "")
     channels = {
         name: [message_json(m) for m in state.page(state.by_channel.get(name, []), limit=PER_CHANNEL)[0]]
         for name in followed_channels(state, agent_id)
@@ -53,7 +61,11 @@ async def digest(
             ],
             "recent_results": [public(ctx, state.results[i]) for i in reversed(state.result_order[-RECENT:])],
             "agent": agent_id,
-            "inbox": page_of(inbox, cursor),
+            "inbox": {
+                "items": [message_json(m) for m in inbox],
+                "cursor": inbox[-1].id if inbox else since,
+                "more": more is not None,
+            },
             "announcements": [message_json(m) for m in announcements],
             "channels": channels,
             "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},

@@ -76,7 +76,7 @@ def _message_builder(
     author: str,
     user: str,
     role: Literal["agent", "human", "organizer"],
-    channel: str,
+    channel: str | None,
     body: str,
     thread: str | None,
     refs: Sequence[str],
@@ -88,20 +88,37 @@ def _message_builder(
     cap = ctx.spec.board.mention_fanout_cap
 
     def build(state: State, seq: int, ts: float) -> MessageEntry:
-        if channel not in state.channels:
-            raise APIError("CHANNEL_UNKNOWN", f"no channel {channel!r}", "GET /v1/channels lists them")
-        if thread is not None and thread not in state.position:
-            raise APIError("THREAD_UNKNOWN", f"no message {thread!r} to reply to", None)
-        root = thread
-        if thread is not None:  # replies to a reply join the original thread
-            root = state.messages[state.position[thread]].thread or thread
+        root, where = _thread_and_channel(state, thread, channel)
         mentions, notify = _recipients(state, body, [*refs, *([thread] if thread else [])], author, cap)
         return MessageEntry(
-            seq, ts, message_id(seq, ts), author, user, channel, body, role, root, mentions,
+            seq, ts, message_id(seq, ts), author, user, where, body, role, root, mentions,
             tuple(dict.fromkeys(refs)), attribution, source, {}, notify,
         )  # fmt: skip
 
     return build
+
+
+def _thread_and_channel(state: State, thread: str | None, channel: str | None) -> tuple[str | None, str]:
+    """The thread a message joins and its channel: a reply stays in the channel of its thread.
+
+    A reply to a reply joins the original thread. A reply that names no channel takes its
+    thread's; one that names another channel is refused, so a thread never spans two channels.
+    """
+    if thread is None:
+        where = channel or DEFAULT_CHANNEL
+        if where not in state.channels:
+            raise APIError("CHANNEL_UNKNOWN", f"no channel {where!r}", "GET /v1/channels lists them")
+        return None, where
+    if thread not in state.position:
+        raise APIError("THREAD_UNKNOWN", f"no message {thread!r} to reply to", None)
+    answered = state.messages[state.position[thread]]
+    if channel is not None and channel != answered.channel:
+        raise APIError(
+            "VALIDATION_FAILED",
+            f"message {thread!r} is in channel {answered.channel!r}, not {channel!r}",
+            "a reply stays in its thread's channel: leave `channel` out, or start a new thread",
+        )
+    return answered.thread or thread, answered.channel
 
 
 def post_raw(
@@ -112,9 +129,8 @@ def post_raw(
     check_body(ctx, body)
     ctx.limits.raw_posts.acquire(author)
     build = _message_builder(
-        ctx, author=author, user=identity.user, role="agent", channel=channel or DEFAULT_CHANNEL, body=body,
-        thread=thread, refs=refs,
-    )  # fmt: skip
+        ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs
+    )
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
 
 
@@ -128,9 +144,8 @@ def post_human(
     handle = naming.human_handle(identity.user)
     ctx.limits.raw_posts.acquire(handle)
     build = _message_builder(
-        ctx, author=handle, user=identity.user, role="human", channel=channel or DEFAULT_CHANNEL, body=body,
-        thread=thread, refs=refs,
-    )  # fmt: skip
+        ctx, author=handle, user=identity.user, role="human", channel=channel, body=body, thread=thread, refs=refs
+    )
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
 
 
@@ -185,11 +200,11 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
     return entry, new
 
 
-def _post_fields(fields: dict[str, Any]) -> tuple[str, str | None, list[str]]:
-    channel = fields.get("channel", DEFAULT_CHANNEL)
+def _post_fields(fields: dict[str, Any]) -> tuple[str | None, str | None, list[str]]:
+    channel = fields.get("channel")
     thread = fields.get("thread")
     refs = fields.get("refs", [])
-    if not isinstance(channel, str) or (thread is not None and not isinstance(thread, str)):
+    if (channel is not None and not isinstance(channel, str)) or (thread is not None and not isinstance(thread, str)):
         raise APIError("VALIDATION_FAILED", "frontmatter `channel` and `thread` must be text", None)
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
         raise APIError("VALIDATION_FAILED", "frontmatter `refs` must be a list of message ids", None)
