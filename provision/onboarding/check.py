@@ -37,6 +37,7 @@ _PLACEHOLDERS = (
     (re.compile(r"<!--.*?-->", re.DOTALL), "a leftover HTML comment (a note to the README's authors)"),
 )
 
+
 @dataclass(frozen=True)
 class Problem:
     """One thing to fix: its kind, the line it is on (1-based), and what is wrong."""
