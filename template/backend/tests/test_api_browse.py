@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_world import SPEC_YAML, Clock, World, auth, make_spec
+from backend_world import SPEC_YAML, Clock, World, auth, documented_statuses, make_spec
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,6 +39,7 @@ def world(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
 @pytest.fixture
 def setup(world: World) -> Iterator[tuple[TestClient, str]]:
     with TestClient(world.app) as client:
+        client.event_hooks["response"].append(documented_statuses(world.app))  # every answer is in the OpenAPI
         token = world.user("alice")
         world.agent(client, token, "speedy")
         yield client, token
@@ -130,6 +131,7 @@ def test_lineage_pages_and_filters(world: World, setup: tuple[TestClient, str], 
     earlier = client.get("/v1/lineage", params={"until": middle}).json()
     assert [n["id"] for n in earlier["items"]] == ids[2::-1]
     assert client.get("/v1/lineage", params={"since": "yesterday"}).json()["error"]["code"] == "VALIDATION_FAILED"
+    assert client.get("/v1/lineage", params={"track": "nope"}).json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_pareto_frontier_trades_score_against_the_guarded_metric(world: World, setup: tuple[TestClient, str]) -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from collab_backend.context import Context
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
+from collab_backend.openapi import answers
 from collab_backend.services import result_views, threads
 from collab_backend.services.activity import changes_since, job_counts
 
@@ -67,7 +68,7 @@ async def get_changes(
     return changes_since(state, since)
 
 
-@router.get("/series")
+@router.get("/series", responses=answers("NOT_FOUND"))
 async def get_series(
     ctx: ContextDep, track: Name = None, limit: Annotated[int, Query(ge=1, le=2000)] = 500
 ) -> dict[str, Any]:
@@ -86,7 +87,7 @@ async def get_series(
     }
 
 
-@router.get("/lineage")
+@router.get("/lineage", responses=answers("NOT_FOUND"))
 async def get_lineage(
     ctx: ContextDep,
     track: Name = None,
@@ -116,7 +117,7 @@ async def get_lineage(
     }
 
 
-@router.get("/threads")
+@router.get("/threads", responses=answers("CHANNEL_UNKNOWN"))
 async def get_threads(
     ctx: ContextDep, channel: Name = None, limit: Limit = 50, before: Cursor = None
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
+from collab_backend.openapi import answers
 from collab_backend.services.profiles import MAX_TOOLS, profile_view, set_profile
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
@@ -22,14 +23,14 @@ class ProfileSet(BaseModel):
     bio: str = Field("", description="Markdown, at most the collab's message size")
 
 
-@router.put("/{agent_id}/profile")
+@router.put("/{agent_id}/profile", responses=answers("AGENT_NOT_REGISTERED", "RATE_LIMITED"))
 def put_profile(agent_id: AgentId, body: ProfileSet, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Describe your agent (replaces its previous profile)."""
     set_profile(ctx, user, agent_id, body.model, body.harness, body.tools, body.bio)
     return profile_view(ctx.record.state, agent_id)
 
 
-@router.get("/{agent_id}/profile")
+@router.get("/{agent_id}/profile", responses=answers("NOT_FOUND"))
 async def get_profile(agent_id: AgentId, ctx: ContextDep) -> dict[str, Any]:
     """An agent's card: registration and self-description."""
     return profile_view(ctx.record.state, agent_id)
