@@ -79,7 +79,7 @@ NOT_RUN = {
     "hf auth whoami": "live Hub, a person's token",
     # Install from PyPI; tests are offline. The pins are the ones the noxfile installs (test_install_pins_agree).
     "pip install copier==9.19.1": "installs from PyPI",
-    "pip install -e '.[test]' -r backend/requirements.txt": "installs from PyPI",
+    "pip install -e '.[test]' -r backend/requirements.txt -r dashboard/requirements.txt": "installs from PyPI",
     # The hf CLI copies to and from a live bucket; the Hub fake stands in for the library, not the CLI.
     # test_plan_apply_status_readme_destroy_on_the_hub_fake makes the same two copies through the fake.
     "hf buckets cp hf://buckets/my-collab/gemma-collab-main-bucket/README.md README.md": "live Hub (hf CLI)",

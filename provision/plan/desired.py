@@ -15,6 +15,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from provision.errors import ProvisionError
 from provision.naming import MARKER_KEY, TOOL, marker_value
@@ -66,6 +69,7 @@ class DesiredSpace:
     secrets: tuple[str, ...]
     source_dir: Path
     files: dict[str, str]  # path -> git blob id of the local source
+    card: dict[str, Any] | None = None  # its README front matter (its settings on the Hub); None if unreadable
 
     @property
     def address(self) -> str:
@@ -133,6 +137,26 @@ def source_files(folder: Path) -> dict[str, str]:
     return out
 
 
+def space_card(folder: Path) -> dict[str, Any] | None:
+    """The front matter of a Space's `README.md` (the YAML between its first two `---` lines).
+
+    None when the file, or a front matter that parses as a YAML mapping, is missing.
+    """
+    try:
+        text = (folder / "README.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    head, sep, rest = text.partition("\n")
+    body, end, _ = rest.partition("\n---")
+    if head.strip() != "---" or not sep or not end:
+        return None
+    try:
+        card = yaml.safe_load(body)
+    except yaml.YAMLError:
+        return None
+    return card if isinstance(card, dict) else None
+
+
 def spec_json(loaded: LoadedSpec) -> str:
     """The value of COLLAB_SPEC: the fully defaulted document, compact and stable."""
     return json.dumps(loaded.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -195,6 +219,7 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
                 secrets=(TOKEN_SECRET,) if holds_token else (),
                 source_dir=source,
                 files=source_files(source),
+                card=space_card(source),
             )
         )
     orgs = (spec.challenge.org, spec.challenge.admin_org)
