@@ -99,28 +99,77 @@ def exclusion(result: ResultEntry, verdict: str, tainted: set[str], scoring: Sco
     return None
 
 
-def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], scoring: Scoring) -> dict[str, Any]:
-    """The whole leaderboard: one board per track, what was excluded and why, and the rules used."""
-    by_id = {r.id: r for r in results}
-    verdict_of = {rid: (verdicts[rid].verdict if rid in verdicts else "pending") for rid in by_id}
-    tainted = _descendants(by_id, {rid for rid, v in verdict_of.items() if v == "invalid"})
+@dataclass
+class Tally:
+    """What a ranking is drawn from: each agent's best eligible result per track, and the exclusions.
+
+    Kept between rankings so new results extend it (`tally(..., previous=)`) instead of a pass
+    over every result; a verdict, or a result taken back, starts it over.
+    """
+
+    count: int  # results tallied, in the record's order
+    last: ResultEntry | None  # the last of them
+    verdicts: dict[str, VerdictEntry]  # the verdicts it was drawn with
+    invalid: set[str]
+    tainted: set[str]  # results descending from an invalid one
+    best: dict[tuple[str | None, str], ResultEntry]  # (track, agent) -> best eligible result
+    excluded: list[dict[str, str]]
+
+
+def tally(
+    results: list[ResultEntry], verdicts: dict[str, VerdictEntry], scoring: Scoring, previous: Tally | None = None
+) -> Tally:
+    """The tally of `results` (in the record's order) under `verdicts`.
+
+    `previous` is extended when only results were appended since it was drawn (a copy of it is:
+    it is left as it is).
+    """
+    extends = (
+        previous is not None
+        and len(results) >= previous.count
+        and (previous.count == 0 or results[previous.count - 1] is previous.last)
+        and verdicts == previous.verdicts
+    )
+    if previous is not None and extends:
+        out = Tally(previous.count, previous.last, previous.verdicts, previous.invalid, set(previous.tainted),
+                    dict(previous.best), list(previous.excluded))  # fmt: skip
+        new = results[previous.count :]
+    else:
+        by_id = {r.id: r for r in results}
+        invalid = {rid for rid in by_id if rid in verdicts and verdicts[rid].verdict == "invalid"}
+        out = Tally(0, None, verdicts, invalid, _descendants(by_id, invalid), {}, [])
+        new = list(by_id.values())
     sign = 1.0 if scoring.direction == "maximize" else -1.0
-    best: dict[tuple[str | None, str], ResultEntry] = {}
-    excluded: list[dict[str, str]] = []
-    for result in by_id.values():
-        reason = exclusion(result, verdict_of[result.id], tainted, scoring)
+    for result in new:
+        if extends and any(p in out.tainted or p in out.invalid for p in result.parents):
+            out.tainted.add(result.id)  # extending: a new result below an invalid one (a full pass found these)
+        verdict = verdicts[result.id].verdict if result.id in verdicts else "pending"
+        reason = exclusion(result, verdict, out.tainted, scoring)
         if reason:
             if result.status != "negative":
-                excluded.append({"result_id": result.id, "agent": result.agent, "reason": reason})
+                out.excluded.append({"result_id": result.id, "agent": result.agent, "reason": reason})
             continue
         key = (result.track, result.agent)
-        held = best.get(key)
+        held = out.best.get(key)
         if held is None or sign * result.score > sign * held.score:
-            best[key] = result
+            out.best[key] = result
+    out.count, out.last = len(results), (results[-1] if results else None)
+    return out
+
+
+def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], scoring: Scoring) -> dict[str, Any]:
+    """The whole leaderboard: one board per track, what was excluded and why, and the rules used."""
+    return board_of(tally(list(results), dict(verdicts), scoring), scoring)
+
+
+def board_of(drawn: Tally, scoring: Scoring) -> dict[str, Any]:
+    """The leaderboard of a tally: O(agents log agents)."""
+    sign = 1.0 if scoring.direction == "maximize" else -1.0
     tracks: list[str | None] = [t.name for t in scoring.tracks] or [None]
     boards = []
     for track in tracks:
-        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * r.score, r.seq))
+        entries = sorted((r for (t, _), r in drawn.best.items() if t == track), key=lambda r: (-sign * r.score, r.seq))
+        verdict_of = {r.id: drawn.verdicts[r.id].verdict if r.id in drawn.verdicts else "pending" for r in entries}
         boards.append({"track": track, "standings": [s.public() for s in _standings(entries, verdict_of, scoring)]})
     return {
         "ranking": {
@@ -138,7 +187,7 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
             "pending": "ranked and flagged until verified",
         },
         "boards": boards,
-        "excluded": excluded,
+        "excluded": drawn.excluded,
     }
 
 
@@ -166,12 +215,16 @@ DEFAULT_PAGE = 50
 class LeaderboardCache:
     """The ranking, recomputed only when a result or a verdict changed (reads are frequent).
 
+    New results extend the kept tally, so ranking again costs the new results and a sort of the
+    agents' best results, not a pass over every result; a verdict tallies everything again.
+
     Besides the board it keeps the board's JSON bytes and each agent's standings, so a read
     neither re-serialises nor scans the board.
     """
 
     def __init__(self) -> None:
         self._key: tuple[int, int] | None = None
+        self._tally: Tally | None = None
         self.board: dict[str, Any] = {}
         self.body = b""
         self.by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
@@ -189,8 +242,11 @@ class LeaderboardCache:
     def get(self, state: Any, scoring: Scoring) -> LeaderboardCache:
         key = (id(state), state.results_version)
         if key != self._key:
-            # list() copies in one C call: the writer thread may add a result while this ranks.
-            board = rank(list(state.results.values()), state.verdicts, scoring)
+            # list() and dict() copy in one C call: the writer thread may add a result while this ranks.
+            same = self._key is not None and self._key[0] == id(state)
+            drawn = tally(list(state.results.values()), dict(state.verdicts), scoring, self._tally if same else None)
+            board = board_of(drawn, scoring)
+            self._tally = drawn
             by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
             for b in board["boards"]:
                 for standing in b["standings"]:
