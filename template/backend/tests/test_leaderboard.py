@@ -202,12 +202,31 @@ def test_a_tally_extended_with_new_results_ranks_as_one_drawn_from_scratch(
     spec = scoring(
         noise="{kind: relative, sigma: 0.05, z: 2, min_margin: 0.01}", tracks="[{name: lossless}, {name: lossy}]"
     )
-    drawn = None
+    drawn, board = None, None
     for cut in [*cuts, len(results)]:
         drawn = tally(results[:cut], verdicts, spec, drawn)
-        assert board_of(drawn, spec) == rank(results[:cut], verdicts, spec)
+        board = board_of(drawn, spec, board)  # the tracks whose best results did not change are kept
+        assert board == rank(results[:cut], verdicts, spec)
     assert drawn is not None and drawn.count == len(results)
     if results:  # a verdict, or a result taken back, tallies everything again
         changed = {**verdicts, results[0].id: VerdictEntry(999, 0.0, results[0].id, "invalid", "human:o", "no")}
         assert board_of(tally(results, changed, spec, drawn), spec) == rank(results, changed, spec)
         assert board_of(tally(results[:-1], verdicts, spec, drawn), spec) == rank(results[:-1], verdicts, spec)
+
+
+def test_the_cache_keeps_each_agents_standings_through_new_results() -> None:
+    import dataclasses
+
+    from collab_backend.record.state import State
+    from collab_backend.services.leaderboard import LeaderboardCache
+
+    spec = scoring(tracks="[{name: lossless}, {name: lossy}]")
+    state, cache = State(), LeaderboardCache()
+    entries = [("r1", "a", 300, "lossless"), ("r2", "b", 310, "lossy"), ("r3", "a", 320, "lossy"),
+               ("r4", "b", 100, "lossy"), ("r5", "c", 305, "lossless")]  # fmt: skip
+    for seq, (rid, agent, score, track) in enumerate(entries, start=1):
+        state.apply(dataclasses.replace(result(rid, agent, score, track=track), seq=seq))
+        kept = cache.get(state, spec)
+        fresh = LeaderboardCache().get(state, spec)
+        assert (kept.board, kept.by_agent, kept.body) == (fresh.board, fresh.by_agent, fresh.body)
+    assert [s["agent"] for s in cache.by_agent[("lossy", "a")]] == ["a"]

@@ -114,6 +114,7 @@ class Tally:
     tainted: set[str]  # results descending from an invalid one
     best: dict[tuple[str | None, str], ResultEntry]  # (track, agent) -> best eligible result
     excluded: list[dict[str, str]]
+    changed: set[str | None] | None = None  # tracks whose best results changed when extended; None: drawn anew
 
 
 def tally(
@@ -132,7 +133,7 @@ def tally(
     )
     if previous is not None and extends:
         out = Tally(previous.count, previous.last, previous.verdicts, previous.invalid, set(previous.tainted),
-                    dict(previous.best), list(previous.excluded))  # fmt: skip
+                    dict(previous.best), list(previous.excluded), set())  # fmt: skip
         new = results[previous.count :]
     else:
         by_id = {r.id: r for r in results}
@@ -153,6 +154,8 @@ def tally(
         held = out.best.get(key)
         if held is None or sign * result.score > sign * held.score:
             out.best[key] = result
+            if out.changed is not None:
+                out.changed.add(result.track)
     out.count, out.last = len(results), (results[-1] if results else None)
     return out
 
@@ -162,12 +165,20 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
     return board_of(tally(list(results), dict(verdicts), scoring), scoring)
 
 
-def board_of(drawn: Tally, scoring: Scoring) -> dict[str, Any]:
-    """The leaderboard of a tally: O(agents log agents)."""
+def board_of(drawn: Tally, scoring: Scoring, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The leaderboard of a tally: O(agents log agents) per track ranked.
+
+    `previous`, the board of the tally `drawn` extends, lends the standings of the tracks whose
+    best results did not change.
+    """
     sign = 1.0 if scoring.direction == "maximize" else -1.0
     tracks: list[str | None] = [t.name for t in scoring.tracks] or [None]
+    kept = {b["track"]: b for b in previous["boards"]} if previous is not None and drawn.changed is not None else {}
     boards = []
     for track in tracks:
+        if track in kept and drawn.changed is not None and track not in drawn.changed:
+            boards.append(kept[track])
+            continue
         entries = sorted((r for (t, _), r in drawn.best.items() if t == track), key=lambda r: (-sign * r.score, r.seq))
         verdict_of = {r.id: drawn.verdicts[r.id].verdict if r.id in drawn.verdicts else "pending" for r in entries}
         boards.append({"track": track, "standings": [s.public() for s in _standings(entries, verdict_of, scoring)]})
@@ -224,7 +235,8 @@ class LeaderboardCache:
 
     def __init__(self) -> None:
         self._key: tuple[int, int] | None = None
-        self._tally: Tally | None = None
+        # The tally, its board and the board by agent, set together (concurrent rankings may race).
+        self._drawn: tuple[Tally, dict[str, Any], dict[tuple[str | None, str], list[dict[str, Any]]]] | None = None
         self.board: dict[str, Any] = {}
         self.body = b""
         self.by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
@@ -243,15 +255,20 @@ class LeaderboardCache:
         key = (id(state), state.results_version)
         if key != self._key:
             # list() and dict() copy in one C call: the writer thread may add a result while this ranks.
-            same = self._key is not None and self._key[0] == id(state)
-            drawn = tally(list(state.results.values()), dict(state.verdicts), scoring, self._tally if same else None)
-            board = board_of(drawn, scoring)
-            self._tally = drawn
+            before = self._drawn if self._key is not None and self._key[0] == id(state) else None
+            results, verdicts = list(state.results.values()), dict(state.verdicts)
+            drawn = tally(results, verdicts, scoring, before[0] if before else None)
+            board = board_of(drawn, scoring, before[1] if before else None)
+            changed = drawn.changed if before is not None else None  # None: every track's standings are new
             by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
+            if before is not None and changed is not None:
+                by_agent.update((k, v) for k, v in before[2].items() if k[0] not in changed)
             for b in board["boards"]:
-                for standing in b["standings"]:
-                    by_agent[(b["track"], standing["agent"])].append(standing)
-            self.board, self.by_agent, self._key = board, dict(by_agent), key
+                if changed is None or b["track"] in changed:
+                    for standing in b["standings"]:
+                        by_agent[(b["track"], standing["agent"])].append(standing)
+            self._drawn = (drawn, board, dict(by_agent))
+            self.board, self.by_agent, self._key = board, self._drawn[2], key
             self.body = json.dumps(self.page(DEFAULT_PAGE, 0), separators=(",", ":")).encode()
         return self
 
