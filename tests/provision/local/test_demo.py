@@ -106,7 +106,7 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
 
     The dashboard runs beside it, and shows what the agents did.
     """
-    demo = Proc("provision.demo", str(collab), "--seconds", "12", "--port", str(port), "--pause", "0",
+    demo = Proc("provision.demo", str(collab), "--seconds", "20", "--port", str(port), "--pause", "0",
                 "--dashboard-port", str(dashboard_port))  # fmt: skip
     backend_pid = dashboard_pid = None
     try:
