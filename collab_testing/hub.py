@@ -5,11 +5,22 @@ real state (buckets with content-addressed files, users and their org roles, Spa
 settings, variables, secrets, files and a build that moves through the runtime stages; Jobs, which
 a test moves through their stages), enforces who may write where the way the Hub does, and raises
 the library's own exception types, so code under test cannot tell it from the Hub except by
-speed. Failure switches make any call fail with a status, fail some operations of a batch, be
-slow, or make a Space's next build fail with a log; `calls` counts every call.
+speed. Failure switches make any call fail with a status, lose its connection, time out, fail
+some operations of a batch, be slow, or make a Space's next build fail with a log; `calls`
+counts every call.
 
-Why a fake and not an HTTP stub: bucket writes go through Xet, which cannot be pointed at a
-local server, so the boundary to fake is the library's API.
+It fails the way the library fails, not the way one might guess: a bucket write that adds files
+asks hf_xet for a write token first, so its refusals (no rights, a missing bucket, a bad token,
+any switched-on status) and lost connections are builtins `ConnectionError`s naming the status
+(`xet_error`), while deletes and copies fail with HTTP errors; a lost connection elsewhere is
+httpx2's `ConnectError` and a timeout its `ReadTimeout`, neither an `OSError`. The contract test
+(tests/hub/test_fake_contract.py) drives the real huggingface_hub against a scripted HTTP server
+on 127.0.0.1 through each of these failures and holds the fake to the same exception types and
+return types.
+
+Why a fake and not an HTTP stub: bucket writes go through Xet, whose CAS server hf_xet reaches
+in Rust at the URL the token request returns; it cannot be scripted offline (only the token
+request can), so the contract test stops there and the boundary to fake is the library's API.
 """
 
 from __future__ import annotations
@@ -22,11 +33,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import httpx2
 from huggingface_hub import (
+    BucketUrl,
     CommitInfo,
     JobInfo,
     RepoUrl,
@@ -37,6 +50,7 @@ from huggingface_hub import (
     Volume,
 )
 from huggingface_hub._buckets import BucketFile, BucketFolder  # the types list_bucket_tree yields
+from huggingface_hub._jobs_api import _default_job_name_from_image  # run_job's default `name` label
 from huggingface_hub.errors import (
     BucketBatchError,
     BucketNotFoundError,
@@ -60,6 +74,21 @@ def _response(status: int, method: str, url: str, message: str) -> httpx2.Respon
 def http_error(status: int, message: str, *, url: str = f"{ENDPOINT}/api", method: str = "GET") -> HfHubHTTPError:
     """The library's HTTP error for a status, carrying a real response object."""
     return HfHubHTTPError(message, response=_response(status, method, url, message))
+
+
+def xet_error(status: int | None, url: str) -> ConnectionError:
+    """What hf_xet raises when the Xet token request (`.../xet-write-token`) is refused or gets no answer.
+
+    A bucket write that adds files asks for that token before anything else, in Rust: the refusal
+    comes back as a builtins `ConnectionError` whose message names the status, as hf_xet 1.8
+    words it (observed against a scripted server; the contract test holds the fake to it).
+    """
+    if status is None:
+        return ConnectionError(f"Network error: Request middleware error: error sending request for url ({url})")
+    phrase = HTTPStatus(status).phrase
+    side = "server" if status >= 500 else "client"
+    prefix = "Server error" if status >= 500 else "Rate limited" if status == 429 else "Network error"
+    return ConnectionError(f"{prefix}: Request error: HTTP status {side} error ({status} {phrase}), domain: {url}")
 
 
 def space_not_found(space_id: str) -> RepositoryNotFoundError:
@@ -201,9 +230,13 @@ class FakeUser:
         }
 
 
+NO_ANSWER = 0  # a _Failure status: the connection failed
+TIMED_OUT = -1  # a _Failure status: the Hub did not answer in time
+
+
 @dataclass
 class _Failure:
-    status: int
+    status: int  # an HTTP status, NO_ANSWER or TIMED_OUT
     times: int
     message: str
 
@@ -245,8 +278,15 @@ class FakeHub:
         self._failures.setdefault(method, []).append(_Failure(status, times, message))
 
     def fail_network(self, method: str, *, times: int = 1, message: str = "injected connection failure") -> None:
-        """Make the next `times` calls of `method` raise a transport error (not an HTTP answer, not an OSError)."""
-        self._failures.setdefault(method, []).append(_Failure(0, times, message))
+        """Make the next `times` calls of `method` raise a transport error (not an HTTP answer, not an OSError).
+
+        A bucket write that adds files fails as hf_xet does instead: a `ConnectionError` without a status.
+        """
+        self._failures.setdefault(method, []).append(_Failure(NO_ANSWER, times, message))
+
+    def fail_timeout(self, method: str, *, times: int = 1, message: str = "injected read timeout") -> None:
+        """Make the next `times` calls of `method` time out, as the library's bounded client does on a hung Hub."""
+        self._failures.setdefault(method, []).append(_Failure(TIMED_OUT, times, message))
 
     def fail_paths(self, paths: Iterable[str], error: str = "injected operation failure") -> None:
         """Make batch operations on these destination paths fail while the others apply."""
@@ -268,7 +308,12 @@ class FakeHub:
         self._failing_builds.clear()
         self._delays.clear()
 
-    def _enter(self, method: str, url: str) -> None:
+    def _enter(self, method: str, url: str, *, xet: bool = False) -> None:
+        """Count the call, then apply its delay and the next failure switched on for it.
+
+        `xet`: the call asks for a Xet write token first (a batch that adds files), so a refusal
+        or a lost connection surfaces as hf_xet's `ConnectionError`, not as an HTTP error.
+        """
         self.calls[method] += 1
         if method in self._delays:
             time.sleep(self._delays[method])
@@ -278,8 +323,12 @@ class FakeHub:
             failure.times -= 1
             if failure.times <= 0:
                 pending.pop(0)
-            if failure.status == 0:
+            if xet:
+                raise xet_error(failure.status if failure.status > 0 else None, _xet_token_url(url))
+            if failure.status == NO_ANSWER:
                 raise httpx2.ConnectError(failure.message, request=httpx2.Request("GET", url))
+            if failure.status == TIMED_OUT:
+                raise httpx2.ReadTimeout(failure.message, request=httpx2.Request("GET", url))
             if failure.status == 404 and "/buckets/" in url:
                 raise bucket_not_found(url.split("/api/buckets/", 1)[1])
             if failure.status == 404 and "/spaces/" in url:
@@ -325,14 +374,26 @@ class FakeHub:
         namespace = bucket.id.split("/", 1)[0]
         return user is not None and (user.name == namespace or namespace in user.orgs)
 
-    def _bucket(self, bucket_id: str, token: str | bool | None, method: str, *, write: bool = False) -> FakeBucket:
+    def _bucket(
+        self, bucket_id: str, token: str | bool | None, method: str, *, write: bool = False, xet: bool = False
+    ) -> FakeBucket:
+        """The bucket, as the token may see it; `xet`: refusals come from the Xet token request (see `_enter`)."""
         url = f"{ENDPOINT}/api/buckets/{bucket_id}"
-        self._enter(method, url)
-        user = self._user(token, url)
+        self._enter(method, url, xet=xet)
+        try:
+            user = self._user(token, url)
+        except HfHubHTTPError:
+            if xet:
+                raise xet_error(401, _xet_token_url(url)) from None
+            raise
         bucket = self.buckets.get(bucket_id)
         if bucket is None or not self._visible(user, bucket):
+            if xet:
+                raise xet_error(404, _xet_token_url(url))
             raise bucket_not_found(bucket_id)
         if write and not self._can_write(user, bucket, bucket_id.split("/", 1)[0]):
+            if xet:
+                raise xet_error(403, _xet_token_url(url))
             raise http_error(403, f"You don't have the rights to write to {bucket_id}", url=url, method="POST")
         return bucket
 
@@ -347,7 +408,7 @@ class FakeHub:
         region: str | None = None,
         exist_ok: bool = False,
         token: str | bool | None = None,
-    ) -> Any:
+    ) -> BucketUrl:
         """Create a bucket in a namespace the token may write (409 unless `exist_ok`)."""
         url = f"{ENDPOINT}/api/buckets/{bucket_id}"
         with self._lock:
@@ -362,7 +423,7 @@ class FakeHub:
             else:
                 is_private = bool(private) if visibility is None else visibility == "private"
                 self.buckets[bucket_id] = FakeBucket(bucket_id, is_private, user.name if user else "anonymous")
-            return {"url": f"{ENDPOINT}/buckets/{bucket_id}", "bucket_id": bucket_id}
+            return BucketUrl(f"{ENDPOINT}/buckets/{bucket_id}", endpoint=ENDPOINT)
 
     def bucket_info(self, bucket_id: str, *, token: str | bool | None = None) -> Any:
         """Id, visibility, size and file count."""
@@ -439,7 +500,7 @@ class FakeHub:
     ) -> None:
         """Adds, then copies, then deletes, each on its own (not atomic), like the Hub."""
         with self._lock:
-            bucket = self._bucket(bucket_id, token, "batch_bucket_files", write=True)
+            bucket = self._bucket(bucket_id, token, "batch_bucket_files", write=True, xet=bool(add))
             now = datetime.now(UTC)
             failures: list[dict[str, str]] = []
             for source, path in add or []:
@@ -625,12 +686,16 @@ class FakeHub:
         expand: list[str] | None = None,
         token: str | bool | None = None,
     ) -> SpaceInfo:
-        """Id, sdk, visibility, head commit, files (with their git blob ids) and runtime."""
+        """Id, sdk, visibility, head commit, files and runtime.
+
+        As on the Hub, a file's size and `blobId` come only with `files_metadata`, and a file kept
+        in LFS (`in_lfs`) has the blob id of its pointer, with the content's sha256 under `lfs`.
+        """
         with self._lock:
             space = self._space(repo_id, token, "space_info")
             self._advance(space)
             siblings = [
-                {"rfilename": path, "size": len(data), "blobId": git_blob_id(data)}
+                _sibling(path, data) if files_metadata else {"rfilename": path}
                 for path, data in sorted(space.files.items())
             ]
             runtime = self._runtime(space).raw
@@ -850,7 +915,12 @@ class FakeHub:
                 namespace == user.name or user.orgs.get(namespace) in WRITE_ROLES
             )):  # fmt: skip
                 raise http_error(403, f"You don't have the rights to run jobs in {namespace}", url=url, method="POST")
-            for key, value in (labels or {}).items():
+            if name is not None and labels is not None and "name" in labels:
+                raise ValueError("`name` and the `name` key in `labels` cannot both be provided.")
+            if name is None and not (labels and "name" in labels):
+                name = _default_job_name_from_image(image, command)  # the library's own default name
+            labels = {**(labels or {}), "name": name} if name is not None else dict(labels or {})
+            for key, value in labels.items():
                 if not all(c.isalnum() or c in "-_" for c in key + value):
                     raise http_error(400, f"invalid label {key}={value}", url=url, method="POST")
             problem = None
@@ -938,8 +1008,11 @@ class FakeHub:
         timeout: int | None = None,
         namespace: str | None = None,
         token: str | bool | None = None,
-    ) -> Iterable[JobInfo]:
-        """The namespace's jobs, filtered by stage and labels."""
+    ) -> Iterator[JobInfo]:
+        """The namespace's jobs, filtered by stage and labels: lazily, as the library pages them.
+
+        Like the library's generator, nothing is asked (and nothing fails) before the first item is taken.
+        """
         with self._lock:
             url = f"{ENDPOINT}/api/jobs/{namespace}"
             self._enter("list_jobs", url)
@@ -947,13 +1020,14 @@ class FakeHub:
             if self.enforce_auth and (user is None or not (namespace == user.name or namespace in user.orgs)):
                 raise http_error(403, f"You don't have the rights to list jobs of {namespace}", url=url)
             stages = None if status is None else {str(s) for s in ([status] if isinstance(status, str) else status)}
-            return [
+            found = [
                 self._job_info(job)
                 for job in self.jobs.values()
                 if job.namespace == namespace
                 and (stages is None or job.stage in stages)
                 and all(job.labels.get(k) == v for k, v in (labels or {}).items())
             ]
+        yield from found
 
     def advance_job(
         self,
@@ -1009,6 +1083,27 @@ class _Info:
     private: bool
     size: int
     total_files: int
+
+
+LFS_THRESHOLD = 10 * 1024 * 1024
+
+
+def in_lfs(data: bytes) -> bool:
+    """Whether the Hub keeps a file in LFS: binary content or over 10 MiB (the fake's rule for the Hub's choice)."""
+    return b"\0" in data or len(data) > LFS_THRESHOLD
+
+
+def _sibling(path: str, data: bytes) -> dict[str, Any]:
+    if not in_lfs(data):
+        return {"rfilename": path, "size": len(data), "blobId": git_blob_id(data)}
+    sha256 = hashlib.sha256(data).hexdigest()
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(data)}\n".encode()
+    lfs = {"sha256": sha256, "size": len(data), "pointerSize": len(pointer)}
+    return {"rfilename": path, "size": len(data), "blobId": git_blob_id(pointer), "lfs": lfs}
+
+
+def _xet_token_url(bucket_url: str) -> str:
+    return bucket_url.split("?", 1)[0].rstrip("/") + "/xet-write-token"
 
 
 def _iso(moment: datetime) -> str:

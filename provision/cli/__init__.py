@@ -134,9 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `collab` command."""
+    """Run the `collab` command; a problem the library names is printed, never a traceback."""
     args = build_parser().parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except ProvisionError as exc:  # e.g. a bad Hub timeout setting, read before a verb's own handling
+        print(f"collab {args.verb}: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -2,19 +2,23 @@
 
 `HubClient` is a Protocol that `huggingface_hub.HfApi` and the test fake
 (`collab_testing.hub.FakeHub`) both satisfy; mypy checks both at the bottom of this module.
-`hub_errors` turns the library's HTTP errors into `HubAccessError` with a hint. Its invariant:
-only "not found" means absent, and that is decided by the caller, which catches the not-found
-types first; a 401, a 403, a rate limit or a 5xx is never read as absent.
+`hub_errors` turns every failure of the library (HTTP errors, a refused Xet write, transport
+errors, timeouts; read by `provision.hub.failures`) into `HubAccessError` with a hint, so no
+command prints a traceback for the Hub's sake. Its invariant: only "not found" means absent, and
+that is decided by the caller, which catches the not-found types first; a 401, a 403, a rate
+limit, a 5xx or no answer at all is never read as absent. `connect` bounds every wait.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from provision.errors import ProvisionError
+from provision.hub.failures import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, classify, install_timeouts
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo, RepoUrl, SpaceInfo, SpaceRuntime, SpaceSecret, SpaceVariable
@@ -139,14 +143,43 @@ class HubClient(BucketFilesClient, Protocol):
     ) -> Iterable[str]: ...
 
 
+CONNECT_TIMEOUT_ENV = "COLLAB_HUB_CONNECT_TIMEOUT_S"
+READ_TIMEOUT_ENV = "COLLAB_HUB_READ_TIMEOUT_S"
+
+
+def hub_timeouts(environ: Mapping[str, str]) -> tuple[float, float]:
+    """The connect and read timeouts for Hub calls: the environment's, else the defaults (10 s, 60 s).
+
+    Raises:
+        ProvisionError: when a value is not a positive number of seconds.
+    """
+    values = []
+    for name, default in ((CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S), (READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S)):
+        raw = environ.get(name, "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= 3600:
+            raise ProvisionError(f"{name}={raw!r} is not a number of seconds\n    hint: set it to e.g. {default:g}")
+        values.append(value)
+    return values[0], values[1]
+
+
 def connect() -> HubClient:
-    """The real Hub client (huggingface_hub is imported here only, so validation stays import-light)."""
+    """The real Hub client, every wait bounded (huggingface_hub is imported here only, so validation stays light)."""
     from huggingface_hub import HfApi
 
+    install_timeouts(*hub_timeouts(os.environ))
     return HfApi(library_name="agent-collab-kit")
 
 
 def _hint(status: int | None, what: str) -> str:
+    if status is None:
+        return (
+            "the Hub did not answer (network down, a proxy, or a hung connection; waits are bounded by "
+            f"{CONNECT_TIMEOUT_ENV} and {READ_TIMEOUT_ENV}): check the connection and run the command again"
+        )
     if status == 401:
         return "the token was refused: create a new one (SETUP.md, step 2) and set HF_TOKEN"
     if status == 403:
@@ -163,7 +196,7 @@ def _hint(status: int | None, what: str) -> str:
 
 @contextmanager
 def hub_errors(what: str, *, absent: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """Turn any HTTP error of the library inside the block into a `HubAccessError` naming `what`.
+    """Turn any failure of the library inside the block into a `HubAccessError` naming `what`.
 
     Args:
         what: The operation, for the message, e.g. "read Space org/name".
@@ -173,17 +206,17 @@ def hub_errors(what: str, *, absent: tuple[type[Exception], ...] = ()) -> Iterat
     Raises:
         HubAccessError: with the status and a hint that holds the fix.
     """
-    from huggingface_hub.errors import HfHubHTTPError
-
     try:
         yield
     except absent:
         raise
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        message = (exc.server_message or str(exc)).splitlines()[0]
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:  # not the Hub's failure: a bug, with its traceback
+            raise
+        answer = f"HTTP {failure.status}" if failure.status else "no answer"
         raise HubAccessError(
-            f"cannot {what}: HTTP {status}: {message}", status=status, hint=_hint(status, what)
+            f"cannot {what}: {answer}: {failure.detail}", status=failure.status, hint=_hint(failure.status, what)
         ) from exc
 
 

@@ -352,7 +352,7 @@ def plan_space(
         changes.append(Change("hardware", seen.hardware, hardware))
     if sleep_time is not None and seen.sleep_time != sleep_time:
         changes.append(Change("sleep_time", seen.sleep_time, sleep_time))
-    upload, delete = _code_diff(space.files, seen.files)
+    upload, delete = _code_diff(space.files, seen.files, space.lfs_files)
     if upload or delete or seen.sdk != SPACE_SDK:
         before = f"{len(seen.files)} file(s), sdk {seen.sdk}"
         changes.append(Change("code", before, _code_summary(upload, delete)))
@@ -381,8 +381,12 @@ def _variable_changes(space: DesiredSpace, seen: dict[str, str], *, secrets_pres
     return changes
 
 
-def _code_diff(local: dict[str, str], remote: dict[str, str]) -> tuple[list[str], list[str]]:
-    upload = sorted(p for p, blob in local.items() if remote.get(p) != blob)
+def _code_diff(
+    local: dict[str, str], remote: dict[str, str], lfs: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """What to upload and delete; a file the Hub keeps in LFS matches by its sha256 (`lfs`)."""
+    lfs = lfs or {}
+    upload = sorted(p for p, blob in local.items() if remote.get(p) not in (blob, lfs.get(p, blob)))
     delete = sorted(p for p in remote if p not in local and p not in HUB_OWN_FILES)
     return upload, delete
 

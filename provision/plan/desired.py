@@ -69,6 +69,7 @@ class DesiredSpace:
     secrets: tuple[str, ...]
     source_dir: Path
     files: dict[str, str]  # path -> git blob id of the local source
+    lfs_files: dict[str, str] = field(default_factory=dict)  # path -> "lfs:" + sha256, as a file in LFS reads
     card: dict[str, Any] | None = None  # its README front matter (its settings on the Hub); None if unreadable
 
     @property
@@ -125,16 +126,26 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def source_files(folder: Path) -> dict[str, str]:
-    """Every file of a Space's source folder that is uploaded, with its git blob id."""
-    out: dict[str, str] = {}
+LFS_PREFIX = "lfs:"
+
+
+def source_files(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Every file of a Space's source folder that is uploaded, with its git blob id and its LFS id.
+
+    The Hub decides which files it keeps in LFS and then reports the pointer's blob id, so a file
+    is compared by both: its git blob id, and `lfs:` with its sha256.
+    """
+    blobs: dict[str, str] = {}
+    lfs: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         name = rel.as_posix()
         if not path.is_file() or ".git" in rel.parts or any(fnmatch.fnmatch(name, p) for p in IGNORED_SOURCES):
             continue
-        out[name] = git_blob_id(path.read_bytes())
-    return out
+        data = path.read_bytes()
+        blobs[name] = git_blob_id(data)
+        lfs[name] = LFS_PREFIX + hashlib.sha256(data).hexdigest()
+    return blobs, lfs
 
 
 def space_card(folder: Path) -> dict[str, Any] | None:
@@ -208,6 +219,7 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
         if holds_token:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name
+        files, lfs_files = source_files(source)
         spaces.append(
             DesiredSpace(
                 name=name,
@@ -218,7 +230,8 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
                 variables=variables,
                 secrets=(TOKEN_SECRET,) if holds_token else (),
                 source_dir=source,
-                files=source_files(source),
+                files=files,
+                lfs_files=lfs_files,
                 card=space_card(source),
             )
         )

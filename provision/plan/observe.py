@@ -19,7 +19,7 @@ from typing import Any
 from provision.hub.client import HubClient, hub_errors
 from provision.hub.credentials import Identity
 from provision.naming import BUCKET_MARKER_PATH
-from provision.plan.desired import Desired, DesiredBucket, DesiredSpace
+from provision.plan.desired import LFS_PREFIX, Desired, DesiredBucket, DesiredSpace
 from provision.plan.seed import ObservedSeed, observe_seed
 
 
@@ -139,6 +139,16 @@ def _read_marker(hub: HubClient, token: str, bucket_id: str) -> str | None:
     return collab if isinstance(collab, str) else ""
 
 
+def _file_id(sibling: Any) -> str:
+    """A file's id as the plan compares it: its git blob id, or `lfs:` and its sha256 for a file in LFS.
+
+    A file the Hub keeps in LFS reports the blob id of its pointer, which no local file has.
+    """
+    lfs = getattr(sibling, "lfs", None)
+    sha256 = getattr(lfs, "sha256", None) if lfs is not None else None
+    return f"{LFS_PREFIX}{sha256}" if sha256 else sibling.blob_id or ""
+
+
 def observe_space(hub: HubClient, token: str, space: DesiredSpace) -> ObservedSpace:
     """A Space's SDK, visibility, files, runtime, variables and the names of its secrets."""
     from huggingface_hub.errors import RepositoryNotFoundError
@@ -154,7 +164,7 @@ def observe_space(hub: HubClient, token: str, space: DesiredSpace) -> ObservedSp
         variables = {k: v.value for k, v in hub.get_space_variables(space.id, token=token).items()}
     with hub_errors(f"list the secrets of Space {space.id}"):
         secrets = tuple(sorted(hub.get_space_secrets(space.id, token=token)))
-    files = {s.rfilename: s.blob_id or "" for s in info.siblings or []}
+    files = {s.rfilename: _file_id(s) for s in info.siblings or []}
     hardware = runtime.requested_hardware or runtime.hardware
     return ObservedSpace(
         id=space.id,

@@ -43,7 +43,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = commit_before_the_move()
     src = tmp_path_factory.mktemp("history") / "template"
     git(REPO, "clone", "--quiet", "--no-checkout", str(REPO), str(src))
-    git(src, "checkout", "--quiet", "-b", "main", old)
+    git(src, "checkout", "--quiet", "-B", "main", old)
     git(src, "tag", OLD_TAG)
     assert (src / MOVED).is_file(), f"{old} should still have {MOVED}"
     git(src, "rm", "-r", "--quiet", ".")

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     local_root: Path | None = Field(default=None, description="the folder hub of the local mode")
     identity_file: Path | None = Field(default=None, description="local mode: token -> user and org roles")
     hf_token: str | None = Field(default=None, validation_alias="HF_TOKEN", description="the admin token (Hub mode)")
+    hub_connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Hub mode: seconds to open a connection to the Hub before giving up"
+    )
+    hub_read_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Hub mode: seconds to wait for the Hub's next bytes before giving up"
+    )
     commit_interval_ms: int = Field(default=5, ge=0, le=1000, description="group commit: wait this long for company")
     jobs: Literal["local", "hub", "off"] | None = Field(
         default=None, description="who runs jobs: local subprocesses, HF Jobs, or nobody (default: like storage)"

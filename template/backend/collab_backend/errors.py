@@ -63,6 +63,12 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
+# A 503 says when to try again (unless the caller says otherwise); a refused backend token does
+# not fix itself, so it carries none.
+RETRY_AFTER_S = 5
+_NO_RETRY_AFTER = frozenset({"STORAGE_DENIED"})
+
+
 class APIError(Exception):
     """An error with a stable code, a message, and a hint that says how to fix it."""
 
@@ -72,7 +78,9 @@ class APIError(Exception):
         super().__init__(message)
         self.code, self.message, self.hint = code, message, hint
         self.status = CODES[code][0]
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if self.status == 503 and code not in _NO_RETRY_AFTER:
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER_S))
 
 
 def envelope(code: str, message: str, hint: str | None = None) -> dict[str, Any]:

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from huggingface_hub.errors import HfHubHTTPError
-
 from collab_backend.errors import APIError
+from collab_backend.hub_failures import classify
 
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 10_000
@@ -102,17 +101,19 @@ class HubIdentity:
             return cached
         try:
             info = self.client.whoami(token=token)
-        except HfHubHTTPError as exc:
-            status = getattr(getattr(exc, "response", None), "status_code", 0)
-            if status == 401:
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            if failure.status == 401:
                 raise APIError(
                     "UNAUTHENTICATED", "the Hub does not accept this token", "use a valid HF token"
                 ) from None
+            if failure.status is None:  # no answer: unreachable, timed out
+                raise APIError(
+                    "ROLE_LOOKUP_FAILED", "could not reach the Hub to check the token", "retry shortly"
+                ) from None
             raise APIError("ROLE_LOOKUP_FAILED", "could not look the token up on the Hub", "retry shortly") from None
-        except OSError:
-            raise APIError(
-                "ROLE_LOOKUP_FAILED", "could not reach the Hub to check the token", "retry shortly"
-            ) from None
         identity = identity_from_whoami(info)
         self.cache.put(key, identity)
         return identity

@@ -16,6 +16,7 @@ from collab_backend import __version__, errors
 from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
 from collab_backend.context import Context
+from collab_backend.hub_failures import install_timeouts
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
 from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.jobs.hub import HubLauncher
@@ -38,6 +39,7 @@ def build_context(settings: Settings) -> Context:
     identity: IdentityProvider
     api = HfApi(token=settings.hf_token)
     if settings.storage == "hub":
+        install_timeouts(settings.hub_connect_timeout_s, settings.hub_read_timeout_s)  # no wait on the Hub is endless
         storage, identity = HubStorage(api, token=settings.hf_token), HubIdentity(api)
     else:
         if settings.local_root is None or settings.identity_file is None:  # Settings refuses this already

@@ -62,7 +62,7 @@ def test_templates_draw_agent_text_only_through_the_renderer() -> None:
 
 @pytest.mark.parametrize("space_id", ["acme/fast-backend", "Acme.Org/fast_backend", "a/b.c"])
 def test_the_backend_address_is_the_spaces_address_provisioning_uses(space_id: str) -> None:
-    from provision.desired import space_url as provision_space_url
+    from provision.naming import space_url as provision_space_url
 
     assert space_url(space_id) == provision_space_url(space_id)
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from huggingface_hub import Volume
 from huggingface_hub.errors import JobNotFoundError
 
+from collab_backend.hub_failures import classify
 from collab_backend.jobs.base import LauncherError, LaunchRequest, Progress, redact
 from collab_backend.jobs.paths import state_folder
 from collab_backend.jobs.summary import MAX_SUMMARY_BYTES
@@ -80,9 +81,14 @@ class HubJobsClient(Protocol):
 
 
 def _describe(exc: Exception) -> str:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    return f"the Hub answered {status}: {text}" if status else f"the Hub could not be reached: {text}"
+    """One line for the launcher's error, from the kit's one reading of Hub failures."""
+    failure = classify(exc)
+    if failure is None:  # not the Hub's failure (a bug in the call): said as it is
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return f"the Hub call failed: {type(exc).__name__}: {text}"
+    if failure.status is None:
+        return f"the Hub could not be reached: {failure.detail[:200]}"
+    return f"the Hub answered {failure.status}: {failure.detail[:200]}"
 
 
 def _ran_to_timeout(info: Any) -> bool:

@@ -87,7 +87,7 @@ async def get_series(
     }
 
 
-@router.get("/lineage", responses=answers("NOT_FOUND"))
+@router.get("/lineage", responses=answers("NOT_FOUND", "VALIDATION_FAILED"))
 async def get_lineage(
     ctx: ContextDep,
     track: Name = None,
@@ -129,7 +129,7 @@ async def get_threads(
     return threads.thread_page(state, index, channel, limit, before)
 
 
-@router.get("/search")
+@router.get("/search", responses=answers("VALIDATION_FAILED"))
 def search_messages(
     ctx: ContextDep,
     q: Annotated[str, Query(min_length=2, max_length=100, description="text to find, any case")],

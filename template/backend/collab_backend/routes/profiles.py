@@ -23,7 +23,7 @@ class ProfileSet(BaseModel):
     bio: str = Field("", description="Markdown, at most the collab's message size")
 
 
-@router.put("/{agent_id}/profile", responses=answers("AGENT_NOT_REGISTERED", "RATE_LIMITED"))
+@router.put("/{agent_id}/profile", responses=answers("AGENT_NOT_REGISTERED", "BODY_TOO_LARGE", "RATE_LIMITED"))
 def put_profile(agent_id: AgentId, body: ProfileSet, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Describe your agent (replaces its previous profile)."""
     set_profile(ctx, user, agent_id, body.model, body.harness, body.tools, body.bio)

@@ -1,9 +1,11 @@
 """Buckets on the Hub through huggingface_hub 2.4: the only module that calls the bucket API.
 
-Errors are mapped narrowly: only "not found" becomes NotFound; 401/403 become AccessDenied and
-5xx, 429 and network failures Unavailable, so a failing token is never mistaken for an empty
-bucket. Listing is lexical on the Hub (prefix `logs` also returns `logs.json`), so results are
-filtered to the folder here.
+Errors are read by `collab_backend.hub_failures`, the kit's one reading of how the library fails,
+and mapped narrowly: only "not found" becomes NotFound; 401/403 (a refused Xet write token too)
+become AccessDenied; 5xx, 429, timeouts and transport errors Unavailable, so a failing token is
+never mistaken for an empty bucket, and an unreachable Hub never reads as a bug. Listing is
+lexical on the Hub (prefix `logs` also returns `logs.json`), so results are filtered to the folder
+here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from huggingface_hub.errors import BucketBatchError, BucketNotFoundError, EntryNotFoundError, HfHubHTTPError
+from huggingface_hub.errors import BucketBatchError
 
+from collab_backend.hub_failures import classify
 from collab_backend.storage.base import (
     MAX_PAGE,
     AccessDenied,
@@ -76,28 +79,24 @@ class HubClient(Protocol):
     ) -> None: ...
 
 
-def _status(exc: HfHubHTTPError) -> int:
-    response = getattr(exc, "response", None)
-    return int(getattr(response, "status_code", 0) or 0)
-
-
 def _mapped(what: str, call: Callable[[], T]) -> T:
     """Run a Hub call, turning its failures into storage errors."""
     try:
         return call()
     except BucketBatchError as exc:
         raise PartialWrite([(f.get("path", "?"), f.get("error", "failed")) for f in exc.failures]) from exc
-    except (BucketNotFoundError, EntryNotFoundError) as exc:
-        raise NotFound(f"{what} not found") from exc
-    except HfHubHTTPError as exc:
-        status = _status(exc)
-        if status in (401, 403):
-            raise AccessDenied(f"the Hub refused access to {what} ({status})") from exc
-        if status == 404:
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:  # not a failure of the Hub: a bug, reported as one
+            raise
+        if failure.kind == "not_found":
             raise NotFound(f"{what} not found") from exc
-        raise Unavailable(f"the Hub failed on {what} ({status or 'no status'})") from exc
-    except OSError as exc:  # network errors and timeouts (httpx2 errors are OSErrors here too)
-        raise Unavailable(f"the Hub could not be reached for {what}: {exc}") from exc
+        if failure.kind == "denied":
+            raise AccessDenied(f"the Hub refused access to {what} ({failure.status})") from exc
+        if failure.kind == "rejected":  # the Hub refused the request itself: trying again will not help
+            raise StorageError(f"the Hub rejected the call on {what} ({failure.status}): {failure.detail}") from exc
+        status = failure.status or "no answer"
+        raise Unavailable(f"the Hub failed on {what} ({status}): {failure.detail}") from exc
 
 
 def _info(item: Any) -> FileInfo:

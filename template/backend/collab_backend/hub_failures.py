@@ -1,0 +1,1 @@
+../../../provision/hub/failures.py
