@@ -117,15 +117,16 @@ def render(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Render the Gemma collab, install it on its own, validate it, and run it here with scripted agents.
 
+    The backend and the dashboard run as local processes (the dashboard's URL is printed first).
     The Gemma collab has jobs on by default, so one agent also runs a benchmark job on the local
     backend (the harness on its CPU stand-in). Arguments go to the demo: `nox -s demo -- --seconds
-    120` keeps it up longer, `-- --port 8001` when port 8000 is taken. Ctrl-C ends it early; it
-    stops every process it started.
+    120` keeps it up longer, `-- --port 8010` when port 8000 or 8001 (the dashboard's, `--port` + 1)
+    is taken. Ctrl-C ends it early; it stops every process it started.
     """
     dest = BUILD / "demo"
     session.install("copier==9.19.1")
     _render(session, dest)
     session.chdir(dest)
-    session.install("-e", ".", "-r", "backend/requirements.txt")
+    session.install("-e", ".", "-r", "backend/requirements.txt", "-r", "dashboard/requirements.txt")
     session.run("collab", "validate")
     session.run("python", "-m", "provision.demo", *session.posargs)

@@ -7,6 +7,8 @@ measures for each page, over one connection: the p50 and p95 of the time from re
 byte (the server's time: loopback adds well under a millisecond), the first request's time (it
 builds what the backend caches until the next change: the thread index, the result lookups) and
 the page's size. Pages are timed in order, so a cache built for one page serves the next ones.
+Then an agent files a new result, and the overview's first request after it is timed (the median
+of 5: the backend's result lookups are extended by the new result rather than rebuilt).
 
 Targets (issue): every page under 150 ms p50 and 300 KB at 1k agents / 50k messages / 5k results,
 and within 2x of that (300 ms, 600 KB) at 10k / 1M / 100k.
@@ -118,6 +120,26 @@ def measure(client: httpx.Client, path: str, samples: int, size: str) -> dict[st
             "bytes": length, "within_target": p50 <= TARGET_MS[size] and length <= TARGET_BYTES[size]}  # fmt: skip
 
 
+def after_new_results(root: Path, api: httpx.Client, web: httpx.Client, agent: str, rounds: int = 5) -> float:
+    """The overview's first request after each of `rounds` new results (median, ms)."""
+    bucket = root / "hub" / "buckets" / f"bench/speed-{agent}"
+    (bucket / "results").mkdir(parents=True, exist_ok=True)
+    (bucket / "collab-handshake.txt").write_text(f"user-{agent}", encoding="utf-8")
+    times = []
+    for n in range(rounds):
+        path = f"results/new-{n}.md"
+        text = f"---\ntps: {300 + n}\nppl: 2.3\ntrack: lossless\nfingerprint: sha256:{n:064x}\n---\n\nnew {n}\n"
+        (bucket / path).write_text(text, encoding="utf-8")
+        filed = api.post("/v1/results", json={"agent_id": agent, "path": path},
+                         headers={"Authorization": f"Bearer tok-{agent}"})  # fmt: skip
+        if filed.status_code != 201:
+            raise RuntimeError(f"filing a result failed: {filed.text}")
+        start = time.perf_counter()
+        web.get("/").raise_for_status()
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 1)
+
+
 def run(size: str, samples: int) -> dict[str, object]:
     agents_n, messages_n, results_n = SIZES[size]
     rng = random.Random(7)
@@ -137,6 +159,7 @@ def run(size: str, samples: int) -> dict[str, object]:
                     out[name] = measure(web, path, samples, size)
                 for name, path in pages_with_ids(api, agents).items():
                     out[name] = measure(web, path, samples, size)
+                out["overview after a new result"] = {"first_ms": after_new_results(root, api, web, agents[0])}
         finally:
             if dashboard is not None:
                 dashboard.stop()

@@ -30,8 +30,8 @@ def apply(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def up(session: nox.Session) -> None:
-    """Run the collab on this machine (buckets as folders, the backend on 127.0.0.1); Ctrl-C stops it."""
-    session.install("-e", ".", "-r", "backend/requirements.txt")
+    """Run the collab on this machine: buckets as folders, the backend and the dashboard on 127.0.0.1."""
+    session.install("-e", ".", "-r", "backend/requirements.txt", "-r", "dashboard/requirements.txt")
     session.run("collab", "up", *session.posargs)
 
 

@@ -407,7 +407,7 @@ def _free_port() -> int:
 
 
 def test_rehearse_on_one_machine(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`collab up` as a process (on a free port rather than 8000), `collab status --target local` while it runs."""
+    """`collab up` as a process (on free ports rather than 8000, 8001), `collab status --target local` while it runs."""
     up, status = example("Rehearse", "collab up"), example("Rehearse", "collab status --target local")
     rehearse(collab, capsys, up, status)
 
@@ -429,20 +429,22 @@ def for_collab(ex: Example, collab: Path) -> Example:
 def rehearse(collab: Path, capsys: pytest.CaptureFixture[str], up: Example, status: Example) -> None:
     """Step 7's rehearsal: `up` as a process, `status` while it runs, Ctrl-C, `status` again."""
     ex = for_collab(up, collab)
-    port = _free_port()
+    port, dashboard_port = _free_port(), _free_port()
     log = collab.parent / "up.log"
     with log.open("w", encoding="utf-8") as out:
         up = subprocess.Popen(
-            [sys.executable, "-m", "provision.cli", *shlex.split(ex.command)[1:], "--port", str(port)],
+            [sys.executable, "-m", "provision.cli", *shlex.split(ex.command)[1:], "--port", str(port),
+             "--dashboard-port", str(dashboard_port)],
             cwd=collab, env=_env(collab.parent), stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-    backend_pid = None
+    pids: list[int] = []
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Press Ctrl-C to stop." not in log.read_text(encoding="utf-8"):
             assert up.poll() is None and time.monotonic() < deadline, log.read_text(encoding="utf-8")
             time.sleep(0.05)
-        backend_pid = int(re.findall(r"\(pid (\d+);", log.read_text(encoding="utf-8"))[0])
+        pids = [int(pid) for pid in re.findall(r"\(pid (\d+);", log.read_text(encoding="utf-8"))]
+        assert len(pids) == 2, log.read_text(encoding="utf-8")  # the backend and the dashboard
 
         status = for_collab(status, collab)
         code, output = cli(capsys, status.command)
@@ -460,9 +462,9 @@ def rehearse(collab: Path, capsys: pytest.CaptureFixture[str], up: Example, stat
             except subprocess.TimeoutExpired:
                 up.kill()
                 up.wait()
-        if backend_pid is not None:
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(backend_pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
     code, output = cli(capsys, "collab status --target local")
     assert code == 0 and "not running (`collab up` starts it)" in output
 

@@ -5,7 +5,7 @@
 Exit codes as for the Hub target: plan 0 in sync, 2 changes pending, 1 error or blocked; apply
 0 done, 1 error; status 0 healthy and in sync, 2 drift or unhealthy (a stale or unanswering
 backend included), 1 error; up 0 after a clean stop (Ctrl-C or SIGTERM), 1 when it cannot start
-or the backend dies.
+or a server dies.
 """
 
 from __future__ import annotations
@@ -119,16 +119,17 @@ def _up(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}
     try:
         say(f"Bringing up {target.desired.collab} on this machine (local target: {target.collab_dir.name}/.collab/)")
-        collab = bring_up(target, host=args.host, port=args.port, progress=say)
-        say(f"Backend running at {collab.url} (pid {collab.pid}; log .collab/logs/backend.log)")
+        collab = bring_up(target, host=args.host, port=args.port, dashboard_port=_dashboard_port(args), progress=say)
+        for server in collab.servers:
+            say(f"{server.name.capitalize()} running at {server.url} (pid {server.pid}; log {server.log})")
         width = max(len(name) for name, _ in urls(collab))
         for name, url in urls(collab):
             say(f"  {name.ljust(width)}  {url}")
         say(f"Local tokens for the organizer and {target.participants} participants: {IDENTITY_FILE} (keep it private)")
         say("Press Ctrl-C to stop.")
-        while collab.running():
+        while (gone := collab.stopped()) is None:
             time.sleep(0.2)
-        print(f"collab up: the backend stopped by itself; its log ends with:\n{collab.tail()}", file=sys.stderr)
+        print(f"collab up: the {gone.name} stopped by itself; its log ends with:\n{gone.tail()}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Stop):
         return 0
@@ -138,14 +139,21 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         for sig in _STOP_SIGNALS:  # a second Ctrl-C does not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)
-        if collab is not None and collab.running():
-            say(f"\nStopping the backend (pid {collab.pid})...")
-            code = collab.stop()
-            say(f"Stopped (exit {code}).")
-        elif collab is not None:
-            collab.stop()  # it exited by itself: only its entry in the process file is left to remove
+        if collab is not None:
+            running = any(server.running() for server in collab.servers)
+            if running:
+                say("")
+            codes = collab.stop(progress=say)  # a server that exited by itself: only its record is left to remove
+            if running:
+                say("Stopped (" + ", ".join(f"{name}: exit {code}" for name, code in codes.items()) + ").")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _dashboard_port(args: argparse.Namespace) -> int | None:
+    if args.no_dashboard:
+        return None
+    return int(args.port) + 1 if args.dashboard_port is None else int(args.dashboard_port)
 
 
 def add_verbs(verbs: Any) -> None:
@@ -159,23 +167,29 @@ def add_verbs(verbs: Any) -> None:
             default="hub",
             help="hub: the org's resources on the Hub (default); local: the folder hub in .collab/ "
             "and the local identity file, for `collab up`"
-            + ("; status also checks the backend `collab up` runs" if name == "status" else ""),
+            + ("; status also checks the backend and dashboard `collab up` runs" if name == "status" else ""),
         )
         parser.set_defaults(run=_by_target(hub_run, local_run))
     up = verbs.add_parser(
         "up",
-        help="run the collab on this machine: apply the local target, start the backend, print the URLs",
+        help="run the collab on this machine: apply the local target, start the backend and the dashboard, "
+        "print the URLs",
         description="Apply the local target (bucket folders in .collab/hub/, the local identity file), start "
-        "the backend as a local process over it, wait until it answers, and print its URLs. The running "
-        "backend is recorded in .collab/processes.json for `collab status --target local`. Runs until "
-        "Ctrl-C or SIGTERM, then stops the backend, removes its record and exits 0; exit 1 when it cannot "
-        "start (a port in use, missing requirements) or when the backend dies.",
+        "the backend as a local process over it and the dashboard over the backend (people sign in with a "
+        "token of the local identity file), wait until each answers, and print their URLs. The running "
+        "servers are recorded in .collab/processes.json for `collab status --target local`. Runs until "
+        "Ctrl-C or SIGTERM, then stops them by PID (the dashboard first), removes their records and exits 0; "
+        "exit 1 when one cannot start (a port in use, missing requirements) or when one dies.",
     )
     up.add_argument(
         "dir", nargs="?", default=Path("."), type=Path, metavar="DIR", help="the collab folder (default: .)"
     )
     up.add_argument("--host", default=DEFAULT_HOST, help=f"the address to listen on (default: {DEFAULT_HOST})")
     up.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the backend's port (default: {DEFAULT_PORT})")
+    up.add_argument(
+        "--dashboard-port", type=int, default=None, metavar="N", help="the dashboard's port (default: --port + 1)"
+    )
+    up.add_argument("--no-dashboard", action="store_true", help="run the backend alone")
     up.set_defaults(run=_up)
 
 

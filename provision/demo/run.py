@@ -28,11 +28,12 @@ the summary as a result that builds on the local run of the same submission. The
 and data seeded into the central bucket, so the figures are a stand-in's: filed as `proxy`, never
 ranked. The demo's backend looks at running jobs every second (`COLLAB_JOBS_POLL_S`, unless set).
 
-It prints what happens and the URLs to explore, keeps the collab up until `--seconds` have passed
-(from the start) or Ctrl-C, then stops the backend by its PID (the backend stops and refunds any
-job still running) and checks that it is gone and that no job process is left in the launcher's
-folders (one would be killed by its PID and counted as a failure). Exit 0 when every step of the
-script succeeded, 1 otherwise.
+It prints what happens and the URLs to explore (the dashboard's first: `collab up` starts it
+beside the backend, on `--port` + 1 unless `--dashboard-port` says otherwise), keeps the collab up
+until `--seconds` have passed (from the start) or Ctrl-C, then stops the dashboard and the backend
+by their PIDs (the backend stops and refunds any job still running) and checks that they are
+gone and that no job process is left in the launcher's folders (one would be killed by its PID
+and counted as a failure). Exit 0 when every step of the script succeeded, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -99,8 +100,13 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: float) -> int:
-    """Bring the collab up, play the script, stay up until `seconds` have passed, stop everything."""
+def run_demo(
+    directory: Path, *, seconds: float, host: str, port: int, pause: float, dashboard_port: int | None = None
+) -> int:
+    """Bring the collab up, play the script, stay up until `seconds` have passed, stop everything.
+
+    The dashboard listens on `dashboard_port` (default: `port` + 1).
+    """
     started = time.monotonic()
     deadline = started + seconds
     collab: LocalCollab | None = None
@@ -113,8 +119,13 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
         jobs_dir = Path(backend_env(target)["COLLAB_JOBS_DIR"])  # where the backend's local jobs run
         say(f"Demo of {target.desired.collab} ({kind.title}): the collab on this machine, for {seconds:.0f} s")
         with _environment(*MONITOR_POLL):
-            collab = bring_up(target, host=host, port=port, progress=lambda line: say(f"  {line}"))
-        say(f"Backend up at {collab.url} (pid {collab.pid}). Explore while it runs:")
+            collab = bring_up(
+                target, host=host, port=port, dashboard_port=dashboard_port or port + 1,
+                progress=lambda line: say(f"  {line}"),
+            )  # fmt: skip
+        for server in collab.servers:
+            say(f"{server.name.capitalize()} up at {server.url} (pid {server.pid}).")
+        say("Explore while it runs (sign in to the dashboard with a token of .collab/identities.json):")
         for name, url in urls(collab):
             say(f"  {name:<12} {url}")
         say()
@@ -130,7 +141,7 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
             say(f"  {line}")
         say()
         with tempfile.TemporaryDirectory(prefix="collab-demo-") as work:
-            demo = Demo(target, Api(collab.url), kind, guide, Path(work))
+            demo = Demo(target, Api(collab.backend.url), kind, guide, Path(work))
             demo.deadline = deadline
             for name, step in demo.steps():
                 if time.monotonic() >= deadline:
@@ -147,8 +158,8 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
         if left > 0:
             say(f"\nThe script is done; the collab stays up for {left:.0f} s more (Ctrl-C stops it).")
             while time.monotonic() < deadline:
-                if not collab.running():
-                    say(f"The backend stopped by itself; its log ends with:\n{collab.tail()}")
+                if (gone := collab.stopped()) is not None:
+                    say(f"The {gone.name} stopped by itself; its log ends with:\n{gone.tail()}")
                     failures += 1
                     break
                 time.sleep(0.2)
@@ -163,19 +174,21 @@ def run_demo(directory: Path, *, seconds: float, host: str, port: int, pause: fl
     finally:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
-        if collab is not None and collab.pid is not None:
-            pid = collab.pid
-            code = collab.stop()
-            gone = not pid_alive(pid)
-            left_behind = "no process left." if gone else "IT IS STILL RUNNING."
-            say(f"Stopped the backend (pid {pid}, exit {code}); {left_behind}")
-            failures += 0 if gone else 1
+        if collab is not None:
+            pids = {server.name: server.pid for server in collab.servers}
+            codes = collab.stop()
+            for name, code in codes.items():  # the dashboard first, the order they were stopped in
+                pid = pids[name]
+                ended = pid is not None and not pid_alive(pid)
+                left_behind = "no process left." if ended else "IT IS STILL RUNNING."
+                say(f"Stopped the {name} (pid {pid}, exit {code}); {left_behind}")
+                failures += 0 if ended else 1
             if jobs_dir is not None and (strays := job_processes(jobs_dir)):
                 for stray in strays:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(stray, signal.SIGKILL)
-                pids = ", ".join(map(str, strays))
-                say(f"Stopped {len(strays)} job process(es) the backend left running (pid {pids}).")
+                listed = ", ".join(map(str, strays))
+                say(f"Stopped {len(strays)} job process(es) the backend left running (pid {listed}).")
                 failures += 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -190,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=45.0, help="how long the demo runs in all (default: 45)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"the backend's address (default: {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=8000, help="the backend's port (default: 8000)")
+    parser.add_argument("--dashboard-port", type=int, default=None, help="the dashboard's port (default: --port + 1)")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between two steps (default: 0.5)")
     args = parser.parse_args(argv)
-    return run_demo(args.dir, seconds=args.seconds, host=args.host, port=args.port, pause=args.pause)
+    return run_demo(
+        args.dir, seconds=args.seconds, host=args.host, port=args.port, pause=args.pause,
+        dashboard_port=args.dashboard_port,
+    )  # fmt: skip

@@ -1,17 +1,20 @@
-"""The local target's processes: the backend as a child process on this machine, started and stopped by PID.
+"""The local target's processes: the backend and the dashboard as child processes, started and stopped by PID.
 
 `LocalCollab` applies nothing itself: `bring_up` applies the local target (`provision.local.target`),
-checks the port, starts the backend (`python -m uvicorn collab_backend.main:app` in the collab's
+checks the ports, starts the backend (`python -m uvicorn collab_backend.main:app` in the collab's
 `backend/`, with the environment the backend Space gets, pointed at the folder hub and the local
-identity file), and waits until `/v1/healthz` answers. The child runs in its own session, so a
-Ctrl-C in the terminal reaches only `collab up`, which then stops the child in order: SIGINT (a
-clean shutdown that flushes the record and the audit log), SIGTERM, SIGKILL, each with a timeout.
+identity file) and waits until `/v1/healthz` answers, then starts the dashboard
+(`collab_dashboard.main:app` in `dashboard/`, reading the backend on loopback, with the local
+sign-in against the same identity file) and waits until its `/healthz` answers. Each child runs
+in its own session, so a Ctrl-C in the terminal reaches only `collab up`, which then stops the
+children in order, the dashboard first: SIGINT (a clean shutdown that flushes the record and the
+audit log), SIGTERM, SIGKILL, each with a timeout. Each logs to `.collab/logs/<name>.log`.
 
-A running backend is recorded in `.collab/processes.json` (git-ignored: pid, address, URL, start
-time, and the pid of the process that started it) once it answers, and its entry is removed when
-it is stopped; `collab status --target local` reads the file, checks that each pid is alive and
-asks `/v1/healthz`. An entry whose process is gone is stale (a `collab up` killed without its
-cleanup): status reports it, and the next start replaces it.
+A running server is recorded in `.collab/processes.json` (git-ignored: name, pid, address, URL,
+start time, and the pid of the process that started it) once it answers, and its entry is removed
+when it is stopped; `collab status --target local` reads the file, checks that each pid is alive
+and asks its health check. An entry whose process is gone is stale (a `collab up` killed without
+its cleanup): status reports it, and the next start replaces it.
 """
 
 from __future__ import annotations
@@ -52,11 +55,36 @@ from provision.local.target import (
 START_TIMEOUT = 60.0
 LOG_TAIL_LINES = 20
 PROCESS_FILE = f"{STATE_DIR}/processes.json"
-LOG_FILE = f"{STATE_DIR}/logs/backend.log"
 HEALTH_TIMEOUT = 2.0
 MAX_PID = 4_194_304  # Linux's highest pid_max: a larger recorded PID is no process of ours
 # The backend must not receive the organizers' Hub token: local mode reads folders only.
 _WITHHELD_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One of the collab's servers: its folder in the collab, its ASGI app, its health check."""
+
+    name: str
+    folder: str
+    app: str
+    health: str  # the path that answers 200 once it serves
+    option: str  # `collab up`'s option that sets its port
+    needs: tuple[str, ...]  # modules its requirements.txt installs, checked before it starts
+    args: tuple[str, ...] = ()  # more uvicorn options
+
+
+BACKEND = Service(
+    "backend", "backend", "collab_backend.main:app", "/v1/healthz", "--port", ("uvicorn", "fastapi", "httptools"),
+    ("--loop", "auto", "--http", "collab_backend.server:HttpToolsProtocol"),
+)  # fmt: skip
+# The dashboard's /healthz answers 200 only when the backend does too.
+DASHBOARD = Service(
+    "dashboard", "dashboard", "collab_dashboard.main:app", "/healthz", "--dashboard-port",
+    ("uvicorn", "fastapi", "httptools", "authlib", "nh3", "markdown_it", "pydantic_settings"),
+    ("--loop", "auto", "--http", "httptools"),
+)  # fmt: skip
+SERVICES = {s.name: s for s in (BACKEND, DASHBOARD)}
 
 
 def without_tokens(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -72,7 +100,7 @@ class PortInUseError(LocalRunError):
     """The port `collab up` should listen on is taken."""
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int, option: str = "--port") -> None:
     """Bind the address as the server will (SO_REUSEADDR, as uvicorn does) and release it.
 
     Raises:
@@ -86,7 +114,7 @@ def check_port(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(
                     f"port {port} on {host} is in use; stop what listens there (another `collab up`?) "
-                    f"or choose another port with --port N"
+                    f"or choose another port with {option} N"
                 ) from None
             raise LocalRunError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
@@ -108,10 +136,10 @@ def pid_alive(pid: int) -> bool:
     return not state or state[0] not in ("Z", "X")
 
 
-def healthz(url: str, *, timeout: float = HEALTH_TIMEOUT) -> str | None:
-    """GET `{url}/v1/healthz`: None when it answers 200, else what went wrong, in words."""
+def healthz(url: str, path: str = BACKEND.health, *, timeout: float = HEALTH_TIMEOUT) -> str | None:
+    """GET `{url}{path}` (the backend's `/v1/healthz` by default): None when it answers 200, else the problem."""
     try:
-        with urllib.request.urlopen(f"{url}/v1/healthz", timeout=timeout) as response:  # noqa: S310  # our own loopback URL
+        with urllib.request.urlopen(f"{url}{path}", timeout=timeout) as response:  # noqa: S310  # our own loopback URL
             return None if response.status == 200 else f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
@@ -169,7 +197,7 @@ class ProcessRecord:
         ints = (record.pid, record.port, record.started_by)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             return None
-        if not all(isinstance(v, str) for v in (record.name, record.host, record.url)):
+        if not all(isinstance(v, str) for v in (record.name, record.host, record.url)) or record.name not in SERVICES:
             return None
         pids_ok = all(0 < v <= MAX_PID for v in (record.pid, record.started_by))
         # Only an address of this machine's own: the file must not send status's check elsewhere.
@@ -245,17 +273,12 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
     """
     from provision.challenge_types import load_type  # deferred: loading a type imports its package
 
-    env = without_tokens()
-    backend = target.collab_dir / "backend"
+    env = _service_env(target, BACKEND)
     env.update(
         {
-            "COLLAB_SPEC": json.dumps(target.loaded.document, sort_keys=True, separators=(",", ":")),
             "COLLAB_STORAGE": "local",
             "COLLAB_LOCAL_ROOT": str(target.hub_dir),
-            "COLLAB_IDENTITY_FILE": str(target.identity_file),
             "COLLAB_JOBS_DIR": str(target.collab_dir / STATE_DIR / "jobs"),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(backend), env.get("PYTHONPATH", "")) if p),
-            "PYTHONUNBUFFERED": "1",
         }
     )
     if "COLLAB_JOBS_CPU_ARGS" not in env:
@@ -263,62 +286,114 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
     return env
 
 
+def dashboard_env(target: LocalTarget, backend_url: str) -> dict[str, str]:
+    """The dashboard's environment in local mode: the spec, the backend's loopback address, local sign-in.
+
+    People sign in with a token from the local identity file (the backend's), not with Hugging Face.
+    """
+    env = _service_env(target, DASHBOARD)
+    env.update({"COLLAB_SIGN_IN": "local", "COLLAB_BACKEND_URL": backend_url})
+    return env
+
+
+def _service_env(target: LocalTarget, service: Service) -> dict[str, str]:
+    env = without_tokens()
+    folder = target.collab_dir / service.folder
+    env.update(
+        {
+            "COLLAB_SPEC": json.dumps(target.loaded.document, sort_keys=True, separators=(",", ":")),
+            "COLLAB_IDENTITY_FILE": str(target.identity_file),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
 @dataclass
-class LocalCollab:
-    """The backend of one collab as a local process."""
+class LocalServer:
+    """One of the collab's servers (`BACKEND`, `DASHBOARD`) as a local process, started and stopped by PID."""
 
     target: LocalTarget
+    service: Service
+    env: dict[str, str]
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def name(self) -> str:
+        return self.service.name
 
     @property
     def url(self) -> str:
         return backend_url(self.host, self.port)
 
     @property
+    def log(self) -> str:
+        """The log's path in the collab folder."""
+        return f"{STATE_DIR}/logs/{self.name}.log"
+
+    @property
     def log_path(self) -> Path:
-        return self.target.collab_dir / LOG_FILE
+        return self.target.collab_dir / self.log
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, *, timeout: float = START_TIMEOUT) -> None:
-        """Start the backend and wait until it answers `/v1/healthz`.
+    def check(self) -> None:
+        """What the server needs before it starts: its folder, its requirements, a free port.
 
         Raises:
-            PortInUseError: the port is taken. LocalRunError: the backend's requirements are
-                missing, or it exited or did not answer in time (with the end of its log).
+            PortInUseError: the port is taken. LocalRunError: the collab has no such folder, or the
+                server's requirements are not installed in this Python.
         """
-        backend = self.target.collab_dir / "backend"
-        if any(importlib.util.find_spec(name) is None for name in ("uvicorn", "fastapi", "httptools")):
+        package = self.service.app.partition(".")[0]
+        if not (self.target.collab_dir / self.service.folder / package).is_dir():
             raise LocalRunError(
-                f"the backend's requirements are not installed in this Python ({sys.executable})\n"
-                "    hint: pip install -r backend/requirements.txt"
+                f"this collab has no {self.service.folder}/{package}/ (rendered before the kit had it?)\n"
+                "    hint: `copier update` adds it"
+                + ("; `collab up --no-dashboard` runs the backend alone" if self.service is DASHBOARD else "")
             )
-        check_port(self.host, self.port)
+        missing = [m for m in self.service.needs if importlib.util.find_spec(m) is None]
+        if missing:
+            raise LocalRunError(
+                f"the {self.name}'s requirements are not installed in this Python ({sys.executable}): "
+                f"no {', '.join(missing)}\n    hint: pip install -r {self.service.folder}/requirements.txt"
+            )
+        check_port(self.host, self.port, self.service.option)
+
+    def start(self, *, timeout: float = START_TIMEOUT) -> None:
+        """Start the server and wait until its health check answers 200.
+
+        Raises:
+            PortInUseError, LocalRunError: as `check`, or the server exited or did not answer in
+                time (with the end of its log).
+        """
+        self.check()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:  # appended: the log of a run that crashed outlives the restart
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "collab_backend.main:app", "--host", self.host,
-                 "--port", str(self.port), "--log-level", "warning", "--loop", "auto",
-                 "--http", "collab_backend.server:HttpToolsProtocol"],
-                cwd=backend, env=backend_env(self.target), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "uvicorn", self.service.app, "--host", self.host, "--port", str(self.port),
+                 "--log-level", "warning", *self.service.args],
+                cwd=self.target.collab_dir / self.service.folder, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 code = self.process.returncode
-                raise LocalRunError(f"the backend exited during start (exit {code}); its log ends with:\n{self.tail()}")
-            if healthz(self.url) is None:
+                raise LocalRunError(
+                    f"the {self.name} exited during start (exit {code}); its log ends with:\n{self.tail()}"
+                )
+            if healthz(self.url, self.service.health) is None:
                 self._record()
                 return
             if time.monotonic() >= deadline:
                 self.stop()
                 raise LocalRunError(
-                    f"the backend did not answer within {timeout:.0f} s; its log ends with:\n{self.tail()}"
+                    f"the {self.name} did not answer within {timeout:.0f} s; its log ends with:\n{self.tail()}"
                 )
             time.sleep(0.1)
 
@@ -327,7 +402,7 @@ class LocalCollab:
             return
         started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         record = ProcessRecord(
-            "backend", self.process.pid, self.host, self.port, self.url, started, os.getpid(), LOG_FILE
+            self.name, self.process.pid, self.host, self.port, self.url, started, os.getpid(), self.log
         )
         record_process(self.target.collab_dir, record)
 
@@ -335,7 +410,7 @@ class LocalCollab:
         return self.process is not None and self.process.poll() is None
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last lines of the backend's log, indented."""
+        """The last lines of the server's log, indented."""
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -343,7 +418,7 @@ class LocalCollab:
         return "\n".join(f"      | {line}" for line in text.splitlines()[-lines:]) or "      (the log is empty)"
 
     def stop(self, *, grace: float = 10.0) -> int | None:
-        """Stop the backend by its PID: SIGINT, then SIGTERM, then SIGKILL. Returns its exit status.
+        """Stop the server by its PID: SIGINT, then SIGTERM, then SIGKILL. Returns its exit status.
 
         Once the process is gone (stopped here, or exited by itself) its entry in the process file is removed.
         """
@@ -363,14 +438,51 @@ class LocalCollab:
         return code
 
 
+@dataclass
+class LocalCollab:
+    """The collab's local processes: the backend, and the dashboard that reads it (unless left out)."""
+
+    backend: LocalServer
+    dashboard: LocalServer | None = None
+
+    @property
+    def servers(self) -> list[LocalServer]:
+        """Both servers, in the order they start: the dashboard needs the backend."""
+        return [s for s in (self.backend, self.dashboard) if s is not None]
+
+    def stopped(self) -> LocalServer | None:
+        """A server that was started and is no longer running, if any."""
+        return next((s for s in self.servers if s.process is not None and not s.running()), None)
+
+    def stop(self, *, progress: Callable[[str], None] | None = None) -> dict[str, int | None]:
+        """Stop every started server by its PID, the dashboard first; their exit statuses by name."""
+        codes: dict[str, int | None] = {}
+        for server in reversed(self.servers):
+            if server.process is None:
+                continue
+            if progress is not None and server.running():
+                progress(f"Stopping the {server.name} (pid {server.pid})...")
+            codes[server.name] = server.stop()
+        return codes
+
+
 def bring_up(
-    target: LocalTarget, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, progress: Callable[[str], None] = print
+    target: LocalTarget,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    dashboard_port: int | None = DEFAULT_PORT + 1,
+    progress: Callable[[str], None] = print,
 ) -> LocalCollab:
-    """Apply the local target, then start the backend over it and wait for it to answer.
+    """Apply the local target, then start the backend over it, and the dashboard over the backend.
+
+    Each is waited for until its health check answers. `dashboard_port=None` leaves the dashboard out.
 
     Raises:
         LocalTargetError, LocalRunError: with the fix in the message.
     """
+    if dashboard_port == port:
+        raise LocalRunError(f"the backend and the dashboard cannot share port {port}: choose another --dashboard-port")
     target = remember_url(target, backend_url(host, port))  # the seeded README names this address
     plan = plan_local(target)
     if plan.in_sync:
@@ -378,21 +490,31 @@ def bring_up(
     else:
         made = apply_local(target, plan, progress=lambda line: progress(f"  {line}"))
         progress(f"Local target applied: {made} change(s).")
-    collab = LocalCollab(target, host, port)
+    backend = LocalServer(target, BACKEND, backend_env(target), host, port)
+    collab = LocalCollab(backend)
+    if dashboard_port is not None:
+        env = dashboard_env(target, loopback_url(host, port))
+        collab.dashboard = LocalServer(target, DASHBOARD, env, host, dashboard_port)
+    for server in collab.servers:
+        server.check()  # before anything starts: a missing folder or a taken port is found at once
     try:
-        collab.start()
-    except BaseException:  # Ctrl-C while waiting included: never leave the child behind
+        for server in collab.servers:
+            server.start()
+    except BaseException:  # Ctrl-C while waiting included: never leave a child behind
         collab.stop()
         raise
     return collab
 
 
 def urls(collab: LocalCollab) -> list[tuple[str, str]]:
-    """What to open once the collab is up."""
+    """What to open once the collab is up: the dashboard (when it runs), then the API's entry points."""
+    api = collab.backend.url
+    shown = [("dashboard", f"{collab.dashboard.url}/")] if collab.dashboard is not None else []
     return [
-        ("API", f"{collab.url}/v1"),
-        ("docs", f"{collab.url}/docs"),
-        ("leaderboard", f"{collab.url}/v1/leaderboard"),
-        ("board", f"{collab.url}/v1/messages"),
-        ("digest", f"{collab.url}/v1/digest/<agent_id>"),
+        *shown,
+        ("API", f"{api}/v1"),
+        ("docs", f"{api}/docs"),
+        ("leaderboard", f"{api}/v1/leaderboard"),
+        ("board", f"{api}/v1/messages"),
+        ("digest", f"{api}/v1/digest/<agent_id>"),
     ]

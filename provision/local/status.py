@@ -1,12 +1,13 @@
-"""`collab status --target local`: health and drift of every local resource, and of the running backend.
+"""`collab status --target local`: health and drift of every local resource, and of the running servers.
 
 The resources are the local plan's (`provision.local.target.plan_local`): the folder hub's central and
 audit buckets, the central bucket's seed files and the identity file; each gets its health, read
-from the folders, and its drift, the fields the plan would change. The backend is what
-`.collab/processes.json` records (`provision.local.processes`): each entry's pid must be alive and its
-`/v1/healthz` must answer on loopback; an entry whose process is gone is reported as stale.
+from the folders, and its drift, the fields the plan would change. The backend and the dashboard
+are what `.collab/processes.json` records (`provision.local.processes`): each entry's pid must be
+alive and its health check (`/v1/healthz`, the dashboard's `/healthz`) must answer on loopback; an
+entry whose process is gone is reported as stale.
 
-Exit codes as for the Hub's status: 0 healthy and in sync, 2 drift or unhealthy, 1 error. A backend
+Exit codes as for the Hub's status: 0 healthy and in sync, 2 drift or unhealthy, 1 error. A server
 that is not running is no drift: the local target is complete without it, as a Space is without
 visitors. Reads only; no token is ever shown (the identity file is described by its users and mode).
 """
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provision.local.folder_hub import FolderBuckets
-from provision.local.processes import PROCESS_FILE, ProcessRecord, healthz, loopback_url, pid_alive, read_processes
+from provision.local.processes import (
+    PROCESS_FILE,
+    SERVICES,
+    ProcessRecord,
+    healthz,
+    loopback_url,
+    pid_alive,
+    read_processes,
+)
 from provision.local.target import (
     HUB_DIR,
     IDENTITY_FILE,
@@ -81,14 +90,14 @@ class LocalStatus:
 
 
 def local_status(
-    target: LocalTarget, *, adopt: bool = False, probe: Callable[[str], str | None] = healthz
+    target: LocalTarget, *, adopt: bool = False, probe: Callable[[str, str], str | None] = healthz
 ) -> LocalStatus:
     """Read every local resource and recorded process; write nothing.
 
     Args:
         target: The collab's local target.
         adopt: Plan as `--adopt` would (unmarked buckets are not blockers).
-        probe: Asks a URL's `/v1/healthz`: None when healthy, else the problem.
+        probe: Asks a URL's health check path: None when healthy, else the problem.
 
     Raises:
         LocalTargetError: the identity file or the process file is unreadable.
@@ -156,7 +165,7 @@ def _identity_health(target: LocalTarget) -> str:
     return f"{len(table)} user(s) ({admins} organizer(s), {len(table) - admins} participant(s)), mode {shown}"
 
 
-def _process(record: ProcessRecord, probe: Callable[[str], str | None]) -> ProcessStatus:
+def _process(record: ProcessRecord, probe: Callable[[str, str], str | None]) -> ProcessStatus:
     where = f"pid {record.pid}, since {record.started_at}"
     if not pid_alive(record.pid):
         return ProcessStatus(
@@ -165,12 +174,13 @@ def _process(record: ProcessRecord, probe: Callable[[str], str | None]) -> Proce
             f"stale: pid {record.pid} is gone (recorded at {record.started_at}, {record.url}); "
             f"`collab up` starts it again and replaces the entry in {PROCESS_FILE}",
         )
-    problem = probe(loopback_url(record.host, record.port))
+    health = SERVICES[record.name].health
+    problem = probe(loopback_url(record.host, record.port), health)
     if problem is not None:
         return ProcessStatus(
             record,
             "unhealthy",
-            f"pid {record.pid} is alive but GET /v1/healthz failed ({problem}); its log: {record.log}",
+            f"pid {record.pid} is alive but GET {health} failed ({problem}); its log: {record.log}",
         )
     if not pid_alive(record.started_by):
         return ProcessStatus(
@@ -179,21 +189,23 @@ def _process(record: ProcessRecord, probe: Callable[[str], str | None]) -> Proce
             f"running at {record.url} ({where}), but the process that started it (pid {record.started_by}) "
             f"is gone: stop it with `kill -INT {record.pid}`",
         )
-    return ProcessStatus(record, "running", f"running at {record.url} ({where}); /v1/healthz answers")
+    return ProcessStatus(record, "running", f"running at {record.url} ({where}); {health} answers")
 
 
 def render_local_status(status: LocalStatus) -> str:
     """One line per resource and per recorded process: health, then drift; never a token."""
     lines = [f"Status of collab {status.collab}, local target ({HUB_DIR}/ in {status.collab_dir.name})", ""]
-    names = [r.address for r in status.resources] + [p.record.name for p in status.processes] + ["backend"]
+    names = [r.address for r in status.resources] + list(SERVICES)
     width = max(len(n) for n in names)
     for r in status.resources:
         drift = "in sync" if r.in_sync else "drift: " + ", ".join(r.drift)
         lines.append(f"  {r.address.ljust(width)}  {r.health}; {drift}")
-    for p in status.processes:
-        lines.append(f"  {p.record.name.ljust(width)}  {p.detail}")
-    if not status.processes:
-        lines.append(f"  {'backend'.ljust(width)}  not running (`collab up` starts it)")
+    for name in SERVICES:
+        recorded = [p for p in status.processes if p.record.name == name]
+        for p in recorded:
+            lines.append(f"  {name.ljust(width)}  {p.detail}")
+        if not recorded:
+            lines.append(f"  {name.ljust(width)}  not running (`collab up` starts it)")
     for blocker in status.blockers:
         lines.append(f"  ! {blocker.address}: {blocker.message} (fix: {blocker.fix})")
     lines.append("")

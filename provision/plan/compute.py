@@ -151,6 +151,7 @@ def compute_plan(desired: Desired, observed: Observed, *, adopt: bool = False, o
         blockers += [blocker] if blocker else []
     if desired.seed is not None:
         actions += plan_seed_actions(desired.seed, observed.seed or ObservedSeed(), overwrite_readme=overwrite_readme)
+    blockers += _dashboard_sign_in(desired)
     for space in desired.spaces:
         action, blocker, note = plan_space(space, observed.spaces[space.name], desired, adopt=adopt)
         actions.append(action)
@@ -202,6 +203,28 @@ def _role_blockers(desired: Desired, observed: Observed) -> list[Blocker]:
                 )
             )
     return out
+
+
+def _dashboard_sign_in(desired: Desired) -> list[Blocker]:
+    """The dashboard Space's README must turn on Hugging Face sign-in for the challenge org, and only it."""
+    dashboard = next((s for s in desired.spaces if s.name == "dashboard"), None)
+    if dashboard is None:
+        return []
+    org = desired.orgs[0]
+    readme = f"{dashboard.source_dir.name}/README.md"
+    wanted = f"`hf_oauth: true` and `hf_oauth_authorized_org: {org}`"
+    if dashboard.card is None:
+        message = f"{readme} has no front matter that parses as YAML (a value holding ': ' needs quotes)"
+        return [Blocker(dashboard.address, message, f"start it with a `---` block holding {wanted}")]
+    if dashboard.card.get("hf_oauth") is not True:
+        message = f"{readme} does not turn on Hugging Face sign-in (`hf_oauth: true`): the dashboard would not start"
+        return [Blocker(dashboard.address, message, f"put {wanted} in its front matter")]
+    allowed = dashboard.card.get("hf_oauth_authorized_org")
+    if allowed in (org, [org]):
+        return []
+    who = f"members of {allowed}" if allowed else "anyone with a Hugging Face account"
+    message = f"{readme} lets {who} sign in, but the challenge org (challenge.org in challenge.yaml) is {org}"
+    return [Blocker(dashboard.address, message, f"set `hf_oauth_authorized_org: {org}` in its front matter")]
 
 
 def _needed_permissions(desired: Desired) -> list[tuple[Permission, str]]:

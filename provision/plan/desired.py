@@ -15,6 +15,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from provision.errors import ProvisionError
 from provision.naming import MARKER_KEY, TOOL, marker_value
@@ -67,6 +70,7 @@ class DesiredSpace:
     source_dir: Path
     files: dict[str, str]  # path -> git blob id of the local source
     lfs_files: dict[str, str] = field(default_factory=dict)  # path -> "lfs:" + sha256, as a file in LFS reads
+    card: dict[str, Any] | None = None  # its README front matter (its settings on the Hub); None if unreadable
 
     @property
     def address(self) -> str:
@@ -144,6 +148,26 @@ def source_files(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
     return blobs, lfs
 
 
+def space_card(folder: Path) -> dict[str, Any] | None:
+    """The front matter of a Space's `README.md` (the YAML between its first two `---` lines).
+
+    None when the file, or a front matter that parses as a YAML mapping, is missing.
+    """
+    try:
+        text = (folder / "README.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    head, sep, rest = text.partition("\n")
+    body, end, _ = rest.partition("\n---")
+    if head.strip() != "---" or not sep or not end:
+        return None
+    try:
+        card = yaml.safe_load(body)
+    except yaml.YAMLError:
+        return None
+    return card if isinstance(card, dict) else None
+
+
 def spec_json(loaded: LoadedSpec) -> str:
     """The value of COLLAB_SPEC: the fully defaulted document, compact and stable."""
     return json.dumps(loaded.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -208,6 +232,7 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
                 source_dir=source,
                 files=files,
                 lfs_files=lfs_files,
+                card=space_card(source),
             )
         )
     orgs = (spec.challenge.org, spec.challenge.admin_org)

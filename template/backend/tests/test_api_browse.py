@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
-from backend_world import SPEC_YAML, Clock, World, auth, make_spec
+from backend_world import SPEC_YAML, Clock, World, auth, documented_statuses, make_spec
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collab_backend.record.entries import ResultEntry, VerdictEntry
+from collab_backend.services import result_views
 from collab_backend.services.result_views import _frontier
 from collab_backend.services.threads import search
 from collab_testing.hub import ADMIN_TOKEN
@@ -39,6 +42,7 @@ def world(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
 @pytest.fixture
 def setup(world: World) -> Iterator[tuple[TestClient, str]]:
     with TestClient(world.app) as client:
+        client.event_hooks["response"].append(documented_statuses(world.app))  # every answer is in the OpenAPI
         token = world.user("alice")
         world.agent(client, token, "speedy")
         yield client, token
@@ -130,6 +134,7 @@ def test_lineage_pages_and_filters(world: World, setup: tuple[TestClient, str], 
     earlier = client.get("/v1/lineage", params={"until": middle}).json()
     assert [n["id"] for n in earlier["items"]] == ids[2::-1]
     assert client.get("/v1/lineage", params={"since": "yesterday"}).json()["error"]["code"] == "VALIDATION_FAILED"
+    assert client.get("/v1/lineage", params={"track": "nope"}).json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_pareto_frontier_trades_score_against_the_guarded_metric(world: World, setup: tuple[TestClient, str]) -> None:
@@ -272,3 +277,82 @@ def test_profiles_are_the_owners_to_write_and_anyones_to_read(world: World, setu
     # a restart keeps it
     with TestClient(world.restarted().app) as again:
         assert again.get("/v1/agents/speedy/profile").json()["harness"] == "opencode"
+
+
+SCORINGS = {"guarded": make_spec(SPEC).scoring, "score only": make_spec(SPEC_YAML).scoring}
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[ResultEntry], dict[str, VerdictEntry], int]:
+    """Results (parents among earlier ones, tied scores, metrics in and out of the guardrail), verdicts, a split."""
+    results: list[ResultEntry] = []
+    for seq in range(draw(st.integers(1, 30))):
+        parents = draw(st.lists(st.sampled_from([r.id for r in results]), max_size=2, unique=True)) if results else []
+        ppl = draw(st.sampled_from([None, 2.1, 2.2, 2.3, 2.5]))
+        results.append(
+            ResultEntry(
+                seq, float(seq), f"r{seq:03d}", draw(st.sampled_from(["a", "b"])), "u",
+                float(draw(st.integers(1, 6))), draw(st.sampled_from(["agent-run", "agent-run", "negative"])),
+                {} if ppl is None else {"ppl": ppl}, draw(st.sampled_from(["lossless", "lossy"])), tuple(parents),
+                "sha256:x", "", {},
+            )
+        )  # fmt: skip
+    split = draw(st.integers(0, len(results)))
+    ruled = draw(st.lists(st.sampled_from([r.id for r in results[:split]]), unique=True)) if split else []
+    verdicts = {
+        rid: VerdictEntry(100 + i, 0.0, rid, draw(st.sampled_from(["valid", "invalid", "pending"])), "human:o")
+        for i, rid in enumerate(ruled)
+    }
+    return results, verdicts, split
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.sampled_from(sorted(SCORINGS)), st.sampled_from([2, 3, 500]), st.booleans())
+def test_extending_the_lookups_with_new_results_equals_building_them(
+    history: tuple[list[ResultEntry], dict[str, VerdictEntry], int], scoring: str, cap: int, one_by_one: bool
+) -> None:
+    """New results extend the read views' lookups; what they hold is what a rebuild from scratch gives."""
+    entries, verdicts, split = history
+    results = {r.id: r for r in entries}
+    order = [r.id for r in entries]
+    with mock.patch.object(result_views, "MAX_FRONTIER", cap):
+        built = result_views.build(order[:split], results, verdicts, SCORINGS[scoring])
+        for end in range(split + 1, len(order) + 1) if one_by_one else [len(order)]:
+            extended = result_views.extend(built, order[:end], results, verdicts, SCORINGS[scoring])
+            assert extended is not None
+            assert extended == result_views.build(order[:end], results, verdicts, SCORINGS[scoring])
+            built = extended
+        if split:  # a changed verdict, or a result taken back, is not an extension
+            changed = {**verdicts, order[0]: VerdictEntry(999, 0.0, order[0], "invalid", "human:o", "why")}
+            assert result_views.extend(built, order, results, changed, SCORINGS[scoring]) is None
+            assert result_views.extend(built, order[:-1], results, verdicts, SCORINGS[scoring]) is None
+
+
+def test_a_new_result_that_empties_a_full_frontier_brings_the_hidden_ones_up() -> None:
+    """With the frontier cut at its limit, a new result that dominates shown points lets hidden ones in."""
+
+    def entry(seq: int, tps: float, ppl: float) -> ResultEntry:
+        return ResultEntry(seq, 0.0, f"r{seq}", "a", "u", tps, "agent-run", {"ppl": ppl}, "lossless", (), "", "", {})
+
+    entries = [entry(0, 6, 2.3), entry(1, 5, 2.2), entry(2, 4, 2.1), entry(3, 6, 2.2)]
+    results = {r.id: r for r in entries}
+    scoring = SCORINGS["guarded"]
+    with mock.patch.object(result_views, "MAX_FRONTIER", 2):
+        built = result_views.build(["r0", "r1", "r2"], results, {}, scoring)
+        assert built.frontier["lossless"] == ["r0", "r1"]  # r2 is on it too, past the limit
+        extended = result_views.extend(built, ["r0", "r1", "r2", "r3"], results, {}, scoring)
+    assert extended is not None and extended.frontier["lossless"] == ["r3", "r2"]
+
+
+def test_a_new_result_below_two_invalid_ones_names_the_earlier() -> None:
+    def entry(seq: int, parents: tuple[str, ...]) -> ResultEntry:
+        return ResultEntry(
+            seq, 0.0, f"r{seq}", "a", "u", 5.0, "agent-run", {"ppl": 2.2}, "lossless", parents, "", "", {}
+        )
+
+    results = {r.id: r for r in (entry(0, ()), entry(1, ()), entry(2, ("r1", "r0")))}
+    verdicts = {rid: VerdictEntry(9, 0.0, rid, "invalid", "human:o", "no") for rid in ("r0", "r1")}
+    built = result_views.build(["r0", "r1"], results, verdicts, SCORINGS["guarded"])
+    extended = result_views.extend(built, ["r0", "r1", "r2"], results, verdicts, SCORINGS["guarded"])
+    assert extended is not None and extended.invalid_root == {"r2": "r0"}
+    assert extended.excluded["r2"] == "descends from an invalid result"

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 from backend_world import CHALLENGE_TYPE, make_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
-from collab_backend.services.leaderboard import rank, tie_margin
+from collab_backend.services.leaderboard import board_of, rank, tally, tie_margin
 from collab_backend.spec import Noise, Scoring
 
 BASE = (
@@ -147,13 +149,13 @@ def test_async_reads_rank_again_off_the_event_loop_only_when_something_changed(
     state, spec, cache = State(), scoring(), leaderboard.LeaderboardCache()
     state.apply(dataclasses.replace(result("r1", "a", 300), seq=1))
     ranked_in: list[str] = []
-    real_rank = leaderboard.rank
+    real_tally = leaderboard.tally
 
-    def spying_rank(*args: Any) -> Any:
+    def spying_tally(*args: Any) -> Any:
         ranked_in.append(threading.current_thread().name)
-        return real_rank(*args)
+        return real_tally(*args)
 
-    monkeypatch.setattr(leaderboard, "rank", spying_rank)
+    monkeypatch.setattr(leaderboard, "tally", spying_tally)
 
     async def read() -> list[dict[str, Any]]:
         board = await cache.current(state, spec)
@@ -168,3 +170,66 @@ def test_async_reads_rank_again_off_the_event_loop_only_when_something_changed(
     assert cache.stale(state)
     assert [s["result_id"] for s in asyncio.run(read())] == ["r2", "r1"]
     assert len(ranked_in) == 2 and ranked_in[1] != loop_thread
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[ResultEntry], dict[str, VerdictEntry], list[int]]:
+    """Results (parents among earlier ones, tied scores, statuses, metrics in and out of the guardrail,
+    two tracks), verdicts on some of the first ones, and the points the record was ranked at."""
+    results: list[ResultEntry] = []
+    for n in range(draw(st.integers(1, 30))):
+        parents = draw(st.lists(st.sampled_from([r.id for r in results]), max_size=2, unique=True)) if results else []
+        ppl = draw(st.sampled_from([None, 2.2, 2.3, 2.5]))
+        results.append(
+            ResultEntry(
+                n, float(n), f"r{n:03d}", draw(st.sampled_from("abc")), "u", float(draw(st.integers(1, 6))),
+                draw(st.sampled_from(["agent-run", "agent-run", "negative"])), {} if ppl is None else {"ppl": ppl},
+                draw(st.sampled_from(["lossless", "lossy"])), tuple(parents), "sha256:x", "", {},
+            )
+        )  # fmt: skip
+    cuts = sorted(draw(st.lists(st.integers(0, len(results)), min_size=1, max_size=4)))
+    ruled = draw(st.lists(st.sampled_from([r.id for r in results[: cuts[0]]]), unique=True)) if cuts[0] else []
+    verdicts = {
+        rid: VerdictEntry(100, 0.0, rid, draw(st.sampled_from(["valid", "invalid"])), "human:o") for rid in ruled
+    }
+    return results, verdicts, cuts
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories())
+def test_a_tally_extended_with_new_results_ranks_as_one_drawn_from_scratch(
+    history: tuple[list[ResultEntry], dict[str, VerdictEntry], list[int]],
+) -> None:
+    """The leaderboard cache extends its tally with new results: the board is the same as ranking them all."""
+    results, verdicts, cuts = history
+    spec = scoring(
+        noise="{kind: relative, sigma: 0.05, z: 2, min_margin: 0.01}", tracks="[{name: lossless}, {name: lossy}]"
+    )
+    drawn, board = None, None
+    for cut in [*cuts, len(results)]:
+        drawn = tally(results[:cut], verdicts, spec, drawn)
+        board = board_of(drawn, spec, board)  # the tracks whose best results did not change are kept
+        assert board == rank(results[:cut], verdicts, spec)
+    assert drawn is not None and drawn.count == len(results)
+    if results:  # a verdict, or a result taken back, tallies everything again
+        changed = {**verdicts, results[0].id: VerdictEntry(999, 0.0, results[0].id, "invalid", "human:o", "no")}
+        assert board_of(tally(results, changed, spec, drawn), spec) == rank(results, changed, spec)
+        assert board_of(tally(results[:-1], verdicts, spec, drawn), spec) == rank(results[:-1], verdicts, spec)
+
+
+def test_the_cache_keeps_each_agents_standings_through_new_results() -> None:
+    import dataclasses
+
+    from collab_backend.record.state import State
+    from collab_backend.services.leaderboard import LeaderboardCache
+
+    spec = scoring(tracks="[{name: lossless}, {name: lossy}]")
+    state, cache = State(), LeaderboardCache()
+    entries = [("r1", "a", 300, "lossless"), ("r2", "b", 310, "lossy"), ("r3", "a", 320, "lossy"),
+               ("r4", "b", 100, "lossy"), ("r5", "c", 305, "lossless")]  # fmt: skip
+    for seq, (rid, agent, score, track) in enumerate(entries, start=1):
+        state.apply(dataclasses.replace(result(rid, agent, score, track=track), seq=seq))
+        kept = cache.get(state, spec)
+        fresh = LeaderboardCache().get(state, spec)
+        assert (kept.board, kept.by_agent, kept.body) == (fresh.board, fresh.by_agent, fresh.body)
+    assert [s["agent"] for s in cache.by_agent[("lossy", "a")]] == ["a"]

@@ -1,4 +1,4 @@
-"""Fixtures of the local target's tests: a fresh copy of a rendered collab, a free loopback port."""
+"""Fixtures of the local target's tests: a fresh copy of a rendered collab, free loopback ports."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dashboard_port(port: int) -> int:
+    """Another port nothing listens on right now, not `port`."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            found = int(s.getsockname()[1])
+        if found != port:
+            return found

@@ -84,8 +84,8 @@ def alive(pid: int) -> bool:
     return True
 
 
-def stop(proc: Proc, backend_pid: int | None) -> None:
-    """Stop a started process and the backend it started, by PID, whatever state the test left them in."""
+def stop(proc: Proc, *pids: int | None) -> None:
+    """Stop a started process and the servers it started, by PID, whatever state the test left them in."""
     process = proc.process
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -94,5 +94,6 @@ def stop(proc: Proc, backend_pid: int | None) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    if backend_pid is not None and alive(backend_pid):
-        os.kill(backend_pid, signal.SIGKILL)
+    for pid in pids:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from local_harness import Proc, alive, stop
 
@@ -100,15 +101,24 @@ def test_a_readme_that_lacks_a_step_is_named(readme: str, edit: object, message:
     assert message in str(refused.value)
 
 
-def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
-    """The whole script, its benchmark job included, against a real backend that runs the job as a subprocess."""
-    demo = Proc("provision.demo", str(collab), "--seconds", "12", "--port", str(port), "--pause", "0")
-    backend_pid = None
+def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port: int) -> None:
+    """The whole script, its benchmark job included, against a real backend that runs the job as a subprocess.
+
+    The dashboard runs beside it, and shows what the agents did.
+    """
+    demo = Proc("provision.demo", str(collab), "--seconds", "20", "--port", str(port), "--pause", "0",
+                "--dashboard-port", str(dashboard_port))  # fmt: skip
+    backend_pid = dashboard_pid = None
     try:
-        backend_pid = int(demo.wait_for(r"Backend up at \S+ \(pid (\d+)\)").group(1))
+        started = demo.wait_for(r"Backend up at \S+ \(pid (\d+)\)\.\nDashboard up at (\S+) \(pid (\d+)\)\.")
+        backend_pid, web, dashboard_pid = int(started.group(1)), started.group(2), int(started.group(3))
+        assert web == f"http://127.0.0.1:{dashboard_port}"
+        demo.wait_for(r"registered cleo")  # the agents are registered: the dashboard lists them
+        agents = httpx.get(f"{web}/agents", timeout=10).text
+        assert all(f'href="/agents/{name}"' in agents for name in ("ada", "ben", "cleo")), agents
         code = demo.finish(timeout=120)
     finally:
-        stop(demo, backend_pid)
+        stop(demo, dashboard_pid, backend_pid)
     out = demo.output
     assert code == 0, out
     for seen in (
@@ -125,6 +135,8 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
         "excluded: 5 proxy result(s) (proxy: a stand-in's figures (a CPU engine, a fake) never rank)",
         "Proxies never rank: this is no ranking",
         "digest of ben: 2 inbox message(s)",
+        f"  dashboard    {web}/\n",
+        f"Stopped the dashboard (pid {dashboard_pid}, exit 0); no process left.\n"
         f"Stopped the backend (pid {backend_pid}, exit 0); no process left.",
     ):
         assert seen in out, f"{seen!r} missing from:\n{out}"
@@ -167,14 +179,14 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int) -> None:
     # The official board ranks only the replayed example claim: the proxies never rank.
     assert re.search(r"^ +1 +eve +247\.1 \(pending verification\)$", out, re.MULTILINE)
     assert "FAILED" not in out
-    assert not alive(backend_pid)
+    assert not alive(backend_pid) and not alive(dashboard_pid)
     assert job_processes(collab / ".collab" / "jobs") == []
     for token in local_tokens(local_target(collab)).values():
         assert token not in out
 
 
 def test_a_readme_without_a_step_fails_the_demo_loudly(
-    collab: Path, port: int, capsys: pytest.CaptureFixture[str]
+    collab: Path, port: int, dashboard_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An organizer's edit is kept by apply, so the demo reads it: a README that lost a step fails the demo."""
     assert main(["apply", "--target", "local", str(collab)]) == 0
@@ -182,7 +194,8 @@ def test_a_readme_without_a_step_fails_the_demo_loudly(
     readme = collab / ".collab" / "hub" / "buckets" / CENTRAL / "README.md"
     text = readme.read_text(encoding="utf-8")
     readme.write_text(text.replace("## 1. Register your agent", "## 1. Your agent"), encoding="utf-8")
-    demo = Proc("provision.demo", str(collab), "--seconds", "30", "--port", str(port), "--pause", "0")
+    demo = Proc("provision.demo", str(collab), "--seconds", "30", "--port", str(port), "--pause", "0",
+                "--dashboard-port", str(dashboard_port))  # fmt: skip
     backend_pid = None
     try:
         backend_pid = int(demo.wait_for(r"Backend up at \S+ \(pid (\d+)\)").group(1))

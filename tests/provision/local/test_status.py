@@ -152,7 +152,7 @@ def test_running_orphaned_stale_and_cleanly_stopped(
 ) -> None:
     """A running `collab up`, then its supervisor killed (orphan), then the backend killed (stale), then a clean run."""
     processes = collab / PROCESS_FILE
-    up = Proc("provision.cli", "up", str(collab), "--port", str(port))
+    up = Proc("provision.cli", "up", str(collab), "--port", str(port), "--no-dashboard")
     backend_pid = None
     try:
         backend_pid = int(up.wait_for(r"\(pid (\d+);[\s\S]*Press Ctrl-C").group(1))
@@ -184,7 +184,7 @@ def test_running_orphaned_stale_and_cleanly_stopped(
     finally:
         stop(up, backend_pid)
 
-    again = Proc("provision.cli", "up", str(collab), "--port", str(port))
+    again = Proc("provision.cli", "up", str(collab), "--port", str(port), "--no-dashboard")
     second = None
     try:
         second = int(again.wait_for(r"\(pid (\d+);[\s\S]*Press Ctrl-C").group(1))

@@ -20,6 +20,10 @@ from provision.plan.views import plan_json, render_plan_text
 from provision.spec import load_spec
 
 
+# A Space README's front matter, as the template writes it, unless a case gives its own (`readmes`).
+CARDS = {"dashboard": "---\nsdk: docker\nhf_oauth: true\nhf_oauth_authorized_org: my-collab\n---\n"}
+
+
 @pytest.mark.parametrize("case", load_cases())
 def test_plan_case(case: dict[str, Any], collab: Path) -> None:
     if "spec" in case:
@@ -27,7 +31,8 @@ def test_plan_case(case: dict[str, Any], collab: Path) -> None:
     shutil.rmtree(collab / "dashboard")  # a case names the optional Spaces' folders it has (`folders`)
     for folder in case.get("folders", []):
         (collab / folder).mkdir()
-        (collab / folder / "README.md").write_text("---\nsdk: docker\n---\n", encoding="utf-8")
+        card = case.get("readmes", {}).get(folder, CARDS.get(folder, "---\nsdk: docker\n---\n"))
+        (collab / folder / "README.md").write_text(card, encoding="utf-8")
     desired = desired_state(load_spec(collab), collab, TOKEN)
     observed = Observed.from_json(observed_from_case(case, desired))
     plan = compute_plan(

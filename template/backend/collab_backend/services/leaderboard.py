@@ -135,30 +135,94 @@ def exclusion(result: ResultEntry, verdict: str, tainted: set[str], scoring: Sco
     return None
 
 
-def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], scoring: Scoring) -> dict[str, Any]:
-    """The whole leaderboard: one board per track, what was excluded and why, and the rules used."""
-    by_id = {r.id: r for r in results}
-    verdict_of = {rid: (verdicts[rid].verdict if rid in verdicts else "pending") for rid in by_id}
-    tainted = _descendants(by_id, {rid for rid, v in verdict_of.items() if v == "invalid"})
+@dataclass
+class Tally:
+    """What a ranking is drawn from: each agent's best eligible result per track, and the exclusions.
+
+    Kept between rankings so new results extend it (`tally(..., previous=)`) instead of a pass
+    over every result; a verdict, or a result taken back, starts it over.
+    """
+
+    count: int  # results tallied, in the record's order
+    last: ResultEntry | None  # the last of them
+    verdicts: dict[str, VerdictEntry]  # the verdicts it was drawn with
+    invalid: set[str]
+    tainted: set[str]  # results descending from an invalid one
+    best: dict[tuple[str | None, str], ResultEntry]  # (track, agent) -> best eligible result
+    excluded: list[dict[str, str]]
+    changed: set[str | None] | None = None  # tracks whose best results changed when extended; None: drawn anew
+
+
+def tally(
+    results: list[ResultEntry], verdicts: dict[str, VerdictEntry], scoring: Scoring, previous: Tally | None = None
+) -> Tally:
+    """The tally of `results` (in the record's order) under `verdicts`.
+
+    `previous` is extended when only results were appended since it was drawn (a copy of it is:
+    it is left as it is).
+    """
+    extends = (
+        previous is not None
+        and len(results) >= previous.count
+        and (previous.count == 0 or results[previous.count - 1] is previous.last)
+        and verdicts == previous.verdicts
+    )
+    if previous is not None and extends:
+        out = Tally(previous.count, previous.last, previous.verdicts, previous.invalid, set(previous.tainted),
+                    dict(previous.best), list(previous.excluded), set())  # fmt: skip
+        new = results[previous.count :]
+    else:
+        by_id = {r.id: r for r in results}
+        invalid = {rid for rid in by_id if rid in verdicts and verdicts[rid].verdict == "invalid"}
+        out = Tally(0, None, verdicts, invalid, _descendants(by_id, invalid), {}, [])
+        new = list(by_id.values())
     sign = 1.0 if scoring.direction == "maximize" else -1.0
-    private = {rid: _private_score(verdicts.get(rid), scoring) for rid in by_id}
-    score_of = {rid: p if p is not None else by_id[rid].score for rid, p in private.items()}
-    best: dict[tuple[str | None, str], ResultEntry] = {}
-    excluded: list[dict[str, str]] = []
-    for result in by_id.values():
-        reason = exclusion(result, verdict_of[result.id], tainted, scoring)
+    for result in new:
+        if extends and any(p in out.tainted or p in out.invalid for p in result.parents):
+            out.tainted.add(result.id)  # extending: a new result below an invalid one (a full pass found these)
+        verdict = verdicts[result.id].verdict if result.id in verdicts else "pending"
+        reason = exclusion(result, verdict, out.tainted, scoring)
         if reason:
             if result.status != "negative":
-                excluded.append({"result_id": result.id, "agent": result.agent, "reason": reason})
+                out.excluded.append({"result_id": result.id, "agent": result.agent, "reason": reason})
             continue
         key = (result.track, result.agent)
-        held = best.get(key)
-        if held is None or sign * score_of[result.id] > sign * score_of[held.id]:
-            best[key] = result
+        held = out.best.get(key)
+        if held is None or sign * _ranked_score(result, verdicts, scoring) > sign * _ranked_score(
+            held, verdicts, scoring
+        ):
+            out.best[key] = result
+            if out.changed is not None:
+                out.changed.add(result.track)
+    out.count, out.last = len(results), (results[-1] if results else None)
+    return out
+
+
+def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], scoring: Scoring) -> dict[str, Any]:
+    """The whole leaderboard: one board per track, what was excluded and why, and the rules used."""
+    return board_of(tally(list(results), dict(verdicts), scoring), scoring)
+
+
+def board_of(drawn: Tally, scoring: Scoring, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The leaderboard of a tally: O(agents log agents) per track ranked.
+
+    `previous`, the board of the tally `drawn` extends, lends the standings of the tracks whose
+    best results did not change.
+    """
+    sign = 1.0 if scoring.direction == "maximize" else -1.0
     tracks: list[str | None] = [t.name for t in scoring.tracks] or [None]
+    kept = {b["track"]: b for b in previous["boards"]} if previous is not None and drawn.changed is not None else {}
     boards = []
     for track in tracks:
-        entries = sorted((r for (t, _), r in best.items() if t == track), key=lambda r: (-sign * score_of[r.id], r.seq))
+        if track in kept and drawn.changed is not None and track not in drawn.changed:
+            boards.append(kept[track])
+            continue
+        entries = sorted(
+            (r for (t, _), r in drawn.best.items() if t == track),
+            key=lambda r: (-sign * _ranked_score(r, drawn.verdicts, scoring), r.seq),
+        )
+        verdict_of = {r.id: drawn.verdicts[r.id].verdict if r.id in drawn.verdicts else "pending" for r in entries}
+        private = {r.id: _private_score(drawn.verdicts.get(r.id), scoring) for r in entries}
         standings = _standings(entries, verdict_of, private, scoring)
         boards.append({"track": track, "standings": [s.public() for s in standings]})
     return {
@@ -180,7 +244,7 @@ def rank(results: Iterable[ResultEntry], verdicts: Mapping[str, VerdictEntry], s
             "`proxy`: a stand-in's figures, " + PROXY_RULE.split(": ", 1)[1],
         },
         "boards": boards,
-        "excluded": excluded,
+        "excluded": drawn.excluded,
     }
 
 
@@ -189,6 +253,12 @@ def _private_score(verdict: VerdictEntry | None, scoring: Scoring) -> float | No
     if verdict is None or verdict.verdict != "valid" or not verdict.figures:
         return None
     return verdict.figures.get(scoring.score_field)
+
+
+def _ranked_score(result: ResultEntry, verdicts: Mapping[str, VerdictEntry], scoring: Scoring) -> float:
+    """The figure a result ranks by: its re-run's (private) figure once verified, else its own."""
+    private = _private_score(verdicts.get(result.id), scoring)
+    return private if private is not None else result.score
 
 
 def _standings(
@@ -221,12 +291,17 @@ DEFAULT_PAGE = 50
 class LeaderboardCache:
     """The ranking, recomputed only when a result or a verdict changed (reads are frequent).
 
+    New results extend the kept tally, so ranking again costs the new results and a sort of the
+    agents' best results, not a pass over every result; a verdict tallies everything again.
+
     Besides the board it keeps the board's JSON bytes and each agent's standings, so a read
     neither re-serialises nor scans the board.
     """
 
     def __init__(self) -> None:
         self._key: tuple[int, int] | None = None
+        # The tally, its board and the board by agent, set together (concurrent rankings may race).
+        self._drawn: tuple[Tally, dict[str, Any], dict[tuple[str | None, str], list[dict[str, Any]]]] | None = None
         self.board: dict[str, Any] = {}
         self.body = b""
         self.by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
@@ -244,13 +319,21 @@ class LeaderboardCache:
     def get(self, state: Any, scoring: Scoring) -> LeaderboardCache:
         key = (id(state), state.results_version)
         if key != self._key:
-            # list() copies in one C call: the writer thread may add a result while this ranks.
-            board = rank(list(state.results.values()), state.verdicts, scoring)
+            # list() and dict() copy in one C call: the writer thread may add a result while this ranks.
+            before = self._drawn if self._key is not None and self._key[0] == id(state) else None
+            results, verdicts = list(state.results.values()), dict(state.verdicts)
+            drawn = tally(results, verdicts, scoring, before[0] if before else None)
+            board = board_of(drawn, scoring, before[1] if before else None)
+            changed = drawn.changed if before is not None else None  # None: every track's standings are new
             by_agent: dict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
+            if before is not None and changed is not None:
+                by_agent.update((k, v) for k, v in before[2].items() if k[0] not in changed)
             for b in board["boards"]:
-                for standing in b["standings"]:
-                    by_agent[(b["track"], standing["agent"])].append(standing)
-            self.board, self.by_agent, self._key = board, dict(by_agent), key
+                if changed is None or b["track"] in changed:
+                    for standing in b["standings"]:
+                        by_agent[(b["track"], standing["agent"])].append(standing)
+            self._drawn = (drawn, board, dict(by_agent))
+            self.board, self.by_agent, self._key = board, self._drawn[2], key
             self.body = json.dumps(self.page(DEFAULT_PAGE, 0), separators=(",", ":")).encode()
         return self
 

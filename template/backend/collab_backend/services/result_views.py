@@ -4,7 +4,9 @@ Everything here follows the leaderboard's rules (`leaderboard.exclusion`: negati
 verdicts and their descendants, guardrails) so that no view disagrees with the ranking; nothing
 here ranks. What a page needs is computed once per change of the results or verdicts (the
 `results_version` key, as for the leaderboard) into small lookups; each request then builds only
-its page: O(page) per read, O(n log n) per change.
+its page: O(page) per read. A verdict rebuilds the lookups, O(n log n); new results (the common
+change) extend them (`extend`): the lookups are copied and each new result added, O(n) in C-level
+copies plus O(frontier) per result, so the first read after a new result stays cheap at 100k results.
 
 - *record*: a result that beat every eligible result of its track submitted before it.
 - *Pareto frontier*: the eligible results of a track that no other eligible result beats on both
@@ -49,6 +51,9 @@ class _Built:
     frontier: dict[str | None, list[str]] = field(default_factory=dict)  # best score first
     children: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    best: dict[str | None, float] = field(default_factory=dict)  # the record score of each track
+    invalid: list[str] = field(default_factory=list)  # results ruled invalid, in submission order
+    verdicts: dict[str, VerdictEntry] = field(default_factory=dict)  # the verdicts these lookups were built on
 
 
 def _tainted(results: dict[str, ResultEntry], invalid: list[str]) -> dict[str, str]:
@@ -72,13 +77,13 @@ def build(
     order: list[str], results: dict[str, ResultEntry], verdicts: dict[str, VerdictEntry], scoring: Scoring
 ) -> _Built:
     """The lookups for one version of the results (pure: the inputs are copies)."""
-    built = _Built(order=order)
+    built = _Built(order=order, verdicts=verdicts)
     verdict_of = {rid: (verdicts[rid].verdict if rid in verdicts else "pending") for rid in order}
-    invalid = [rid for rid in order if verdict_of[rid] == "invalid"]
+    invalid = built.invalid = [rid for rid in order if verdict_of[rid] == "invalid"]
     built.invalid_root = _tainted(results, invalid)
     tainted = set(built.invalid_root)
     sign = 1.0 if scoring.direction == "maximize" else -1.0
-    best: dict[str | None, float] = {}
+    best = built.best
     for rid in order:
         result = results[rid]
         built.by_track.setdefault(result.track, []).append(rid)
@@ -103,6 +108,103 @@ def build(
         "pending": sum(1 for v in verdict_of.values() if v == "pending"),
     }
     return built
+
+
+def extend(
+    built: _Built, order: list[str], results: dict[str, ResultEntry], verdicts: dict[str, VerdictEntry],
+    scoring: Scoring,
+) -> _Built | None:  # fmt: skip
+    """The lookups of `built` with the results appended since (the same as `build` would give).
+
+    None when more than appending happened (a verdict changed, or a result was taken back): then
+    only `build` can tell. `built` is left as it is: readers may hold it.
+    """
+    before = len(built.order)
+    if len(order) < before or (before and order[before - 1] != built.order[-1]) or verdicts != built.verdicts:
+        return None
+    out = _Built(
+        order=order, by_track=dict(built.by_track), by_agent=dict(built.by_agent), excluded=dict(built.excluded),
+        invalid_root=dict(built.invalid_root), records=set(built.records), frontier=dict(built.frontier),
+        children=dict(built.children), counts=dict(built.counts), best=dict(built.best), invalid=built.invalid,
+        verdicts=built.verdicts,
+    )  # fmt: skip
+    sign = 1.0 if scoring.direction == "maximize" else -1.0
+    guard = guarded_metric(scoring)
+    # Lists are copied before the first append: `built`'s own are never changed.
+    tracks: set[str | None] = set()
+    agents: set[str] = set()
+    for rid in order[before:]:
+        result = results[rid]
+        verdict = verdicts[rid].verdict if rid in verdicts else "pending"
+        if result.track not in tracks:
+            out.by_track[result.track] = [*out.by_track.get(result.track, [])]
+            tracks.add(result.track)
+        out.by_track[result.track].append(rid)
+        if result.agent not in agents:
+            out.by_agent[result.agent] = [*out.by_agent.get(result.agent, [])]
+            agents.add(result.agent)
+        out.by_agent[result.agent].append(rid)
+        out.frontier.setdefault(result.track, [])
+        for parent in result.parents:
+            out.children[parent] = out.children.get(parent, 0) + 1
+        root = _invalid_root(out, result, verdicts)
+        if root is not None:
+            out.invalid_root[rid] = root
+        out.counts["results"] = out.counts.get("results", 0) + 1
+        out.counts["negative"] = out.counts.get("negative", 0) + (result.status == "negative")
+        out.counts[verdict] = out.counts.get(verdict, 0) + 1
+        reason = exclusion(result, verdict, {rid} if root is not None else set(), scoring)
+        if reason:
+            out.excluded[rid] = reason
+            continue
+        if result.track not in out.best or sign * result.score > sign * out.best[result.track]:
+            out.best[result.track] = result.score
+            out.records.add(rid)
+        frontier = _frontier_with(out.frontier[result.track], result, results, sign, guard)
+        if frontier is None:
+            ids = out.by_track[result.track]
+            frontier = _frontier([results[i] for i in ids if i not in out.excluded], sign, guard)
+        out.frontier[result.track] = frontier
+    return out
+
+
+def _invalid_root(built: _Built, result: ResultEntry, verdicts: dict[str, VerdictEntry]) -> str | None:
+    """The invalid result a new result descends from, as `_tainted` picks it: the earliest ruled."""
+    found = set()
+    for parent in result.parents:
+        if parent in built.invalid_root:
+            found.add(built.invalid_root[parent])
+        if parent in verdicts and verdicts[parent].verdict == "invalid":
+            found.add(parent)
+    if len(found) < 2:
+        return next(iter(found), None)
+    return min(found, key=built.invalid.index)
+
+
+def _frontier_with(
+    ids: list[str], new: ResultEntry, results: dict[str, ResultEntry], sign: float, guard: Metric | None
+) -> list[str] | None:
+    """The frontier `ids` with one more eligible result, newer than all; None when only all of them can tell."""
+    if guard is None:
+        top = results[ids[0]] if ids else None
+        return [new.id] if top is None or sign * new.score > sign * top.score else ids
+    if guard.field not in new.metrics:
+        return ids
+    msign = 1.0 if guard.direction == "maximize" else -1.0
+
+    def key(r: ResultEntry) -> tuple[float, float, int]:
+        return (-sign * r.score, -msign * r.metrics[guard.field], r.seq)
+
+    place = bisect_left([key(results[i]) for i in ids], key(new))
+    value = msign * new.metrics[guard.field]
+    if place == MAX_FRONTIER or (place and value <= msign * results[ids[place - 1]].metrics[guard.field]):
+        return ids  # past the shown part, or no better on the metric than a result with a better score
+    after = place
+    while after < len(ids) and msign * results[ids[after]].metrics[guard.field] <= value:
+        after += 1  # now dominated by the new result
+    if after > place and len(ids) == MAX_FRONTIER:
+        return None  # results past the shown part may move up: recompute
+    return [*ids[:place], new.id, *ids[after:]][:MAX_FRONTIER]
 
 
 def _frontier(eligible: list[ResultEntry], sign: float, guard: Metric | None) -> list[str]:
@@ -143,7 +245,10 @@ class ResultViews:
             if key != self._key:
                 # C-level copies: the writer thread may add a result while this builds.
                 order, results, verdicts = list(state.result_order), dict(state.results), dict(state.verdicts)
-                self.built, self._key = build(order, results, verdicts, scoring), key
+                same = self._key is not None and self._key[0] == id(state)
+                extended = extend(self.built, order, results, verdicts, scoring) if same else None
+                built = extended if extended is not None else build(order, results, verdicts, scoring)
+                self.built, self._key = built, key
             return self.built
 
 
