@@ -19,7 +19,6 @@ from provision.plan.observe import Observed
 from provision.plan.views import plan_json, render_plan_text
 from provision.spec import load_spec
 
-
 # A Space README's front matter, as the template writes it, unless a case gives its own (`readmes`).
 CARDS = {"dashboard": "---\nsdk: docker\nhf_oauth: true\nhf_oauth_authorized_org: my-collab\n---\n"}
 
