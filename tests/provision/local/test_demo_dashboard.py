@@ -73,7 +73,7 @@ def test_the_demo_collabs_dashboard_in_chromium(
         expected = {
             "overview": ["ada", "ben"],
             "leaderboard": ["eve", "pending"],
-            "lineage": ["cleo", "negative result", "ppl outside its guardrail"],
+            "lineage": ["cleo", "negative result", "never rank"],
             "board": ["speculative-decoding", "ada"],
             "agent": ["ben", job.group(1)],
             "jobs": [job.group(1), "ben"],

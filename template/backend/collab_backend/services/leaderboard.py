@@ -241,7 +241,7 @@ def board_of(drawn: Tally, scoring: Scoring, previous: dict[str, Any] | None = N
             "pending": "ranked and flagged until verified",
             "verified": "a result verified by a re-run ranks by the re-run's figure (`private_score`)",
             "basis": "`job`: figures from the agent's own job's checked summary; `claim`: typed by the agent; "
-            "`proxy`: a stand-in's figures, " + PROXY_RULE.split(": ", 1)[1],
+            "`proxy`: " + PROXY_RULE.split(": ", 1)[1],
         },
         "boards": boards,
         "excluded": drawn.excluded,
