@@ -335,6 +335,14 @@ class State:
         self.promoted[key] = message.id
         return key
 
+    def positions_of(self, channel: str | None = None, author: str | None = None) -> Sequence[int]:
+        """The positions of a channel's messages, else an author's, else all, oldest first."""
+        if channel is not None:
+            return self.by_channel.get(channel, [])
+        if author is not None:
+            return self.by_author.get(author, [])
+        return range(len(self.messages))
+
     def page(
         self, positions: Sequence[int], *, limit: int, before: str | None = None, after: str | None = None
     ) -> tuple[list[MessageEntry], str | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -86,11 +85,7 @@ async def list_messages(
     state = ctx.record.state
     if channel is not None and author is not None:
         raise APIError("VALIDATION_FAILED", "filter by channel or by author, not both", None)
-    positions: Sequence[int] = range(len(state.messages))
-    if channel is not None:
-        positions = state.by_channel.get(channel, [])
-    elif author is not None:
-        positions = state.by_author.get(author, [])
+    positions = state.positions_of(channel, author)
     items, cursor = state.page(positions, limit=limit, before=before, after=after)
     return JSONResponse(page_of(items, cursor))
 

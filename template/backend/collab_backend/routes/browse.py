@@ -5,7 +5,6 @@ All paged, all served from memory; none ranks (they follow the leaderboard's rul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -142,11 +141,7 @@ def search_messages(
     state = ctx.record.state
     if channel is not None and author is not None:
         raise APIError("VALIDATION_FAILED", "filter by channel or by author, not both", None)
-    positions: Sequence[int] = range(len(state.messages))
-    if channel is not None:
-        positions = state.by_channel.get(channel, [])
-    elif author is not None:
-        positions = state.by_author.get(author, [])
+    positions = state.positions_of(channel, author)
     return threads.search(state, positions, q, limit, before)
 
 
