@@ -40,17 +40,21 @@ def _synced(entry: Any) -> dict[str, Any]:
     return {"copied": [{"path": p, "source": s, "size": n} for p, s, _, n in entry.copies]}
 
 
+# What a sync of files from an agent's bucket may answer (artifacts, shared resources, traces).
+SYNC_ANSWERS = answers(
+    "AGENT_NOT_REGISTERED",
+    "SCRATCH_BUCKET_MISSING",
+    "INVALID_PATH",
+    "SOURCE_NOT_FOUND",
+    "BODY_TOO_LARGE",
+    "FORBIDDEN",
+    "RATE_LIMITED",
+)
+
+
 @router.post(
     "/artifacts/sync",
-    responses=answers(
-        "AGENT_NOT_REGISTERED",
-        "SCRATCH_BUCKET_MISSING",
-        "INVALID_PATH",
-        "SOURCE_NOT_FOUND",
-        "BODY_TOO_LARGE",
-        "FORBIDDEN",
-        "RATE_LIMITED",
-    ),
+    responses=SYNC_ANSWERS,
 )
 def sync_artifacts(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy files from your agent's bucket to `artifacts/{agent}/` (unchanged ones are skipped)."""
@@ -59,15 +63,7 @@ def sync_artifacts(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict
 
 @router.post(
     "/shared-resources/sync",
-    responses=answers(
-        "AGENT_NOT_REGISTERED",
-        "SCRATCH_BUCKET_MISSING",
-        "INVALID_PATH",
-        "SOURCE_NOT_FOUND",
-        "BODY_TOO_LARGE",
-        "FORBIDDEN",
-        "RATE_LIMITED",
-    ),
+    responses=SYNC_ANSWERS,
 )
 def sync_shared(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy files from your agent's bucket to `shared_resources/{agent}/`."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
 from collab_backend.openapi import answers
-from collab_backend.routes.files import SyncCreate, _synced
+from collab_backend.routes.files import SYNC_ANSWERS, SyncCreate, _synced
 from collab_backend.services.files import sync_files
 from collab_backend.services.usage import report_tokens
 from collab_backend.services.usage_view import usage_of
@@ -30,15 +30,7 @@ class TokensReport(BaseModel):
 
 @router.post(
     "/traces/sync",
-    responses=answers(
-        "AGENT_NOT_REGISTERED",
-        "SCRATCH_BUCKET_MISSING",
-        "INVALID_PATH",
-        "SOURCE_NOT_FOUND",
-        "BODY_TOO_LARGE",
-        "FORBIDDEN",
-        "RATE_LIMITED",
-    ),
+    responses=SYNC_ANSWERS,
 )
 def sync_traces(body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy trace files from your agent's bucket to `traces/{agent}/`."""
