@@ -23,5 +23,6 @@ challenge_type = ChallengeType(
     harness_data="data",
     summary_schema="schemas/gemma-summary.schema.json",
     cpu_args=("--engine", "fake"),
+    submission_config="submission.json",
     demo=demo,
 )

@@ -42,6 +42,7 @@ TYPE_SCHEMAS = "schemas"
 _PLACEHOLDER = re.compile(r"\$(\$)?\{([^}\n]*)\}")
 _SPEC_PATH = re.compile(r"[a-z_][a-z0-9_]*(?:\.(?:[a-z_][a-z0-9_]*|[0-9]{1,3}))*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONFIG_PATH = re.compile(r"(?!\.\.?(?:/|\Z))[A-Za-z0-9_.-]{1,100}(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9_.-]{1,100}){0,4}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ class ChallengeType:
             as in `${scoring.metrics.0.guardrail.max}`), `$${` writes `${`. Relative to `package_dir`.
         cpu_args: Extra harness arguments that make it run on a CPU without special hardware
             (e.g. `("--engine", "fake")`); the conformance suite and local rehearsals pass them.
+        submission_config: The JSON file, inside a submission folder, that the organizers'
+            ruling predicates are evaluated on (Gemma: `submission.json`); `None` (the default)
+            when a submission has no such file, and rulings are scoped by results and
+            fingerprints only. A relative path with '/', e.g. `"config/run.json"`.
     """
 
     name: str
@@ -113,6 +118,7 @@ class ChallengeType:
     summary_schema: str = "summary.schema.json"
     task: str = "task.md"
     cpu_args: tuple[str, ...] = ()
+    submission_config: str | None = None
     demo: DemoScript = field(default_factory=DemoScript)
 
     def __post_init__(self) -> None:
@@ -370,6 +376,9 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
         problems.append(f"cpu_args {args!r}: a tuple of strings, e.g. ('--engine', 'fake')")
     elif taken := [a for a in args if a.split("=", 1)[0] in HARNESS_FLAGS]:
         problems.append(f"cpu_args may not set {', '.join(taken)}: the job launcher passes the harness folders")
+    config = declared.submission_config
+    if config is not None and (not isinstance(config, str) or not _CONFIG_PATH.fullmatch(config)):
+        problems.append(f"submission_config {config!r}: a relative path inside a submission folder, e.g. 'submission.json'")
     if isinstance(declared.demo, DemoScript):
         problems += declared.demo.problems()
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -97,6 +97,11 @@ class Guide:
     leaderboard: Call
     digest: Call
     jobs: JobCalls | None = None  # None when the collab runs no jobs
+    reference: dict[tuple[str, str], Call] = field(default_factory=dict)  # the API reference, by (method, path)
+
+    def call(self, method: str, path: str) -> Call:
+        """A request of the API reference table; GuideError when the README does not list it."""
+        return _table_call(self.reference, method, path)
 
     def bucket_of(self, agent_id: str) -> str:
         return self.scratch_bucket.format(agent_id=agent_id)
@@ -156,6 +161,7 @@ def read_guide(text: str, *, required_result_fields: tuple[str, ...] = (), jobs:
         leaderboard=_table_call(table, "GET", "/v1/leaderboard"),
         digest=_table_call(table, "GET", "/v1/digest/{agent_id}"),
         jobs=_job_calls(table) if jobs else None,
+        reference=table,
     )
 
 

@@ -4,7 +4,7 @@ A broadcast, registrations (scratch bucket and handshake first), posts with @men
 with a thread, results measured with the harness (the type's examples, each building on the one
 before, and its variants; a variant that does worse than its parent is filed as `negative`), a
 benchmark job when the spec has jobs on, the type's example claims replayed, the leaderboard, the
-proxy view and a digest. Every request is the onboarding README's (`provision.demo.guide`); the
+proxy view, a digest, and a flag the organizers rule on (`provision.demo.rulings`). Every request is the onboarding README's (`provision.demo.guide`); the
 agents' means are `provision.demo.agents`, what is shown of the board `provision.demo.views`.
 """
 
@@ -38,6 +38,7 @@ from provision.demo.agents import (
 )
 from provision.demo.guide import Guide
 from provision.demo.job import JobStep
+from provision.demo.rulings import flag_and_rule
 from provision.demo.views import show_leaderboard, show_proxy_view
 from provision.local.target import ORGANIZER, LocalTarget, local_tokens
 
@@ -100,6 +101,7 @@ class Demo:
             ("leaderboard", self.leaderboard),
             ("proxy view", self.proxy_view),
             ("digest", partial(self.digest, ben)),
+            ("flag and ruling", partial(flag_and_rule, self.api, self.guide, self.organizer, cleo, self.filed)),
         ]
 
     # -- the steps ------------------------------------------------------------------------------

@@ -270,6 +270,7 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
 
     Jobs run as local subprocesses with the challenge type's CPU arguments (its stand-in engine),
     unless COLLAB_JOBS_CPU_ARGS is set already (e.g. `[]` on a machine with the real hardware).
+    The type's submission config file, when it names one, is COLLAB_SUBMISSION_CONFIG.
     """
     from provision.challenge_types import load_type  # deferred: loading a type imports its package
 
@@ -281,8 +282,11 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
             "COLLAB_JOBS_DIR": str(target.collab_dir / STATE_DIR / "jobs"),
         }
     )
+    kind = load_type(target.loaded.spec.challenge.type)
     if "COLLAB_JOBS_CPU_ARGS" not in env:
-        env["COLLAB_JOBS_CPU_ARGS"] = json.dumps(list(load_type(target.loaded.spec.challenge.type).cpu_args))
+        env["COLLAB_JOBS_CPU_ARGS"] = json.dumps(list(kind.cpu_args))
+    if kind.submission_config is not None:  # what the organizers' ruling predicates read
+        env["COLLAB_SUBMISSION_CONFIG"] = kind.submission_config
     return env
 
 

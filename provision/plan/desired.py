@@ -5,7 +5,9 @@ the loader), and the Space variable `COLLAB_SPEC` is the loader's fully defaulte
 only values decided here are the kit's own conventions: where the ownership marker goes (its
 names are `provision.naming`'s), which Spaces hold the token, their visibility, which source files
 are uploaded, and the backend's launcher (`COLLAB_JOBS`: `hub` when jobs are on, `off` when they
-are not, never left to its default). The central bucket's seed is the seed module's to describe.
+are not, never left to its default; `COLLAB_SUBMISSION_CONFIG`: the challenge type's submission
+config file, which ruling predicates read, when the type names one). The central bucket's seed is
+the seed module's to describe.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from provision.challenge_types import load_type
 from provision.errors import ProvisionError
 from provision.naming import MARKER_KEY, TOOL, marker_value
 from provision.plan.seed import DesiredSeed, desired_seed
@@ -26,6 +29,7 @@ from provision.spec import LoadedSpec
 
 SPEC_KEY = "COLLAB_SPEC"
 FINGERPRINT_KEY = "COLLAB_TOKEN_FINGERPRINT"
+CONFIG_KEY = "COLLAB_SUBMISSION_CONFIG"  # the type's submission config file (ruling predicates), when it has one
 JOBS_KEY = "COLLAB_JOBS"  # the backend's launcher: "hub" (HF Jobs) when jobs are on, "off" when not
 TOKEN_SECRET = "HF_TOKEN"  # noqa: S105  # the secret's name, not a value
 SPACE_SDK = "docker"
@@ -211,11 +215,14 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             f"no backend/ folder in {collab_dir}: the backend Space's code comes from it\n"
             "    hint: run in a rendered collab (`copier copy`), or pass its folder"
         )
+    config = load_type(spec.challenge.type).submission_config
     spaces = []
     for name, space, private, holds_token in wanted:
         variables = {MARKER_KEY: marker_value(collab), SPEC_KEY: spec_json(loaded)}
         if name == "backend":
             variables[JOBS_KEY] = "hub" if spec.jobs.enabled else "off"
+            if config is not None:
+                variables[CONFIG_KEY] = config
         if holds_token:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name

@@ -45,6 +45,7 @@ class Context:
     result_views: ResultViews = field(default_factory=ResultViews)  # the read views of results for people
     threads: ThreadIndex = field(default_factory=ThreadIndex)
     handles: HandleIndex = field(default_factory=HandleIndex)
+    submission_config: str | None = None  # the challenge type's config file in a submission folder (ruling predicates)
 
     @property
     def central(self) -> str:

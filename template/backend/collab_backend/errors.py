@@ -59,6 +59,8 @@ CODES: dict[str, tuple[int, str]] = {
         "the job a result names is unknown, not its agent's, not ended, or without a valid summary",
     ),
     "FIGURE_MISMATCH": (422, "a figure typed in the result disagrees with what its job measured"),
+    "RULED_OUT": (403, "the submission matches an accepted ruling of the organizers (the message names it)"),
+    "PREDICATE_INVALID": (400, "a ruling's predicate is malformed or names an unknown op (the hint shows the form)"),
     "JOB_LAUNCH_FAILED": (503, "the job could not be started and was not charged; retry later"),
     "JOBS_UNAVAILABLE": (503, "the job runner (HF Jobs) failed or timed out; retry later"),
     "STORAGE_UNAVAILABLE": (503, "the Hub failed or timed out; retry later"),

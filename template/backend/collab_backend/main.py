@@ -26,7 +26,20 @@ from collab_backend.limits import Limits, replay
 from collab_backend.middleware import AuditTrail, BodyLimit, JsonGuard
 from collab_backend.openapi import document_errors
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, pages, profiles, results, usage
+from collab_backend.routes import (
+    agents,
+    board,
+    browse,
+    digest,
+    files,
+    jobs,
+    meta,
+    pages,
+    profiles,
+    results,
+    rulings,
+    usage,
+)
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.services.results import IndexWatcher
@@ -65,7 +78,8 @@ def build_context(settings: Settings) -> Context:
             storage, workdir=settings.jobs_dir, cpu_args=settings.jobs_cpu_args, max_running=settings.jobs_max_running
         )
     runs = Runs(poll_interval=settings.jobs_poll_s)
-    return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs)
+    return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs,
+                   submission_config=settings.submission_config)  # fmt: skip
 
 
 def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> FastAPI:
@@ -107,7 +121,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse, pages):
+    for module in (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, browse, pages):
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.

@@ -66,6 +66,16 @@ def result_path(result_id: str, agent: str) -> str:
     return f"results/{result_id}-{agent}.md"
 
 
+def flag_path(flag_id: str, agent: str) -> str:
+    """A participant's flag."""
+    return f"rulings/flags/{flag_id}-{agent}.md"
+
+
+def ruling_path(ruling_id: str) -> str:
+    """An organizers' ruling."""
+    return f"rulings/{ruling_id}.md"
+
+
 def taskforce_path(name: str, relative: str) -> str:
     """A file of a taskforce's folder."""
     return f"taskforces/{name}/{relative}"

@@ -127,6 +127,9 @@ def test_every_write_is_replayed_against_the_limiter_and_key_that_charged_it(roo
             ("tokens", as_alice("POST", "/v1/token-stats", **usage)),
             ("follow", lambda: client.put("/v1/agents/speedy/follows/results", headers=auth(alice))),
             ("profile", lambda: client.put("/v1/agents/speedy/profile", json={"bio": "b"}, headers=auth(alice))),
+            ("flag", as_alice("POST", "/v1/flags", technique="t", reason="r")),
+            ("ruling", lambda: client.post("/v1/rulings", json={"decision": "rejected", "text": "t"},
+                                           headers=auth(ADMIN_TOKEN))),  # fmt: skip
         ]
         for name, act in actions:
             before, seq = _charged(world), world.record.state.seq

@@ -176,6 +176,17 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     lineage = re.search(r"lineage: (.+)$", out, re.MULTILINE)
     assert lineage is not None and lineage.group(1).count(" -> ") == 3, out
     assert re.search(r" - +cleo +[\d.]+ +r\S+ +r\S+ +int4_qat_mtp \+ eager mode \(negative\)", out)
+    # cleo flags a leaf result of another agent; the organizers rule it out, announce it, and it is invalid.
+    flagged = re.search(r"^  cleo flags (r\S+) \((\w+)'s .+\): (flag-\S+) \(open\)$", out, re.MULTILINE)
+    assert flagged is not None, out
+    result_id, owner, flag_id = flagged.groups()
+    ruled = re.search(rf"^  the organizers rule (ruling-\S+): accepted, covers {result_id}; in force: True$", out,
+                      re.MULTILINE)  # fmt: skip
+    assert ruled is not None, out
+    ruling_id = ruled.group(1)
+    assert f"  [rulings] human-organizer: Ruling {ruling_id}: **accepted**. (notifies @{owner}, @cleo)" in out
+    assert f"  result {result_id}: verdict invalid by ruling:{ruling_id}" in out
+    assert flag_id.startswith("flag-")
     # The official board ranks only the replayed example claim: the proxies never rank.
     assert re.search(r"^ +1 +eve +247\.1 \(pending verification\)$", out, re.MULTILINE)
     assert "FAILED" not in out

@@ -356,6 +356,58 @@ class ProfileEntry:
         return {naming.profile_path(self.agent): frontmatter_document(header, self.bio).encode()}
 
 
+@dataclass(frozen=True)
+class FlagEntry:
+    """A participant's flag: a result, a fingerprint or a technique (free text) that may break the rules, and why."""
+
+    seq: int
+    ts: float
+    id: str
+    agent: str
+    user: str
+    target: Literal["result", "fingerprint", "technique"]
+    subject: str  # the result id, the fingerprint, or the technique's words
+    reason: str
+    kind: Literal["flag"] = "flag"
+
+    def files(self) -> dict[str, bytes]:
+        header = {"id": self.id, "agent": self.agent, "target": self.target, "subject": self.subject,
+                  "flagged_at": iso(self.ts)}  # fmt: skip
+        return {naming.flag_path(self.id, self.agent): frontmatter_document(header, self.reason).encode()}
+
+
+@dataclass(frozen=True)
+class RulingEntry:
+    """An organizers' ruling: `accepted` or `rejected`, with its text, the flags it answers and its scope.
+
+    The scope is listed result ids, fingerprints and a predicate over the submission config
+    (services/predicates.py). `covers` is what an accepted ruling invalidates, decided when it was
+    made (the listed results, the results with a listed fingerprint, the results whose submission
+    config matched the predicate); `revokes` names earlier rulings that stop applying from this one on.
+    """
+
+    seq: int
+    ts: float
+    id: str
+    by: str  # human:<user>
+    decision: Literal["accepted", "rejected"]
+    text: str
+    answers: tuple[str, ...] = ()
+    result_ids: tuple[str, ...] = ()
+    fingerprints: tuple[str, ...] = ()
+    predicate: dict[str, Any] | None = None
+    covers: tuple[str, ...] = ()
+    revokes: tuple[str, ...] = ()
+    kind: Literal["ruling"] = "ruling"
+
+    def files(self) -> dict[str, bytes]:
+        header = {"id": self.id, "by": self.by, "decision": self.decision, "answers": list(self.answers),
+                  "scope": {"results": list(self.result_ids), "fingerprints": list(self.fingerprints),
+                            "predicate": self.predicate},
+                  "covers": list(self.covers), "revokes": list(self.revokes), "ruled_at": iso(self.ts)}  # fmt: skip
+        return {naming.ruling_path(self.id): frontmatter_document(header, self.text).encode()}
+
+
 Entry = (
     AgentEntry
     | ChannelEntry
@@ -369,6 +421,8 @@ Entry = (
     | JobEntry
     | FollowEntry
     | ProfileEntry
+    | FlagEntry
+    | RulingEntry
 )
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
@@ -383,6 +437,8 @@ _KINDS: dict[str, Any] = {
     "job": JobEntry,
     "follow": FollowEntry,
     "profile": ProfileEntry,
+    "flag": FlagEntry,
+    "ruling": RulingEntry,
 }
 
 
@@ -399,7 +455,7 @@ def decode(line: str) -> Entry:
 _FIELDS = {kind: frozenset(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
 # JSON has lists only: the fields of each kind that entries keep as tuples.
 _TUPLES = {
-    kind: [n for n in ("mentions", "refs", "parents", "notify", "tools") if n in fs] for kind, fs in _FIELDS.items()
+    kind: [n for n in ("mentions", "refs", "parents", "notify", "tools", "answers", "result_ids", "fingerprints", "covers", "revokes") if n in fs] for kind, fs in _FIELDS.items()
 }
 
 

@@ -17,11 +17,13 @@ from collab_backend.record.entries import (
     ChannelEntry,
     Entry,
     FileCopyEntry,
+    FlagEntry,
     FollowEntry,
     JobEntry,
     MessageEntry,
     ProfileEntry,
     ResultEntry,
+    RulingEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
     TokenStatsEntry,
@@ -69,6 +71,8 @@ class State:
     follows: defaultdict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))  # agent -> channel
     registered_seq: dict[str, int] = field(default_factory=dict)  # agent id -> seq of its first binding
     profiles: dict[str, ProfileEntry] = field(default_factory=dict)  # agent id -> its latest self-description
+    flags: dict[str, FlagEntry] = field(default_factory=dict)  # flag id -> flag, in the record's order
+    rulings: dict[str, RulingEntry] = field(default_factory=dict)  # ruling id -> ruling, in the record's order
     log: list[Entry] = field(default_factory=list)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
@@ -142,7 +146,7 @@ class State:
 
         def undo() -> None:
             undo_kind()
-            self.results_version += isinstance(entry, ResultEntry | VerdictEntry)
+            self.results_version += isinstance(entry, ResultEntry | VerdictEntry | RulingEntry)
             self.log.pop()
             self.seq, self.last_ts = previous_seq, previous_ts
 
@@ -162,8 +166,10 @@ class State:
                     self.agents[entry.agent_id] = before
 
             return undo_agent
-        if isinstance(entry, ResultEntry | VerdictEntry):
+        if isinstance(entry, ResultEntry | VerdictEntry | RulingEntry):
             self.results_version += 1
+        if isinstance(entry, FlagEntry | RulingEntry):
+            return self._apply_ruling(entry)
         if isinstance(entry, ResultEntry):
             self.results[entry.id] = entry
             self.result_order.append(entry.id)
@@ -266,6 +272,15 @@ class State:
 
             return undo_channel
         return self._apply_message(entry)
+
+    def _apply_ruling(self, entry: FlagEntry | RulingEntry) -> Undo:
+        kept: dict[str, Any] = self.flags if isinstance(entry, FlagEntry) else self.rulings
+        kept[entry.id] = entry
+
+        def undo_ruling() -> None:
+            kept.pop(entry.id, None)
+
+        return undo_ruling
 
     def _apply_job(self, entry: JobEntry) -> Undo:
         if entry.event == "launch":

@@ -35,6 +35,7 @@ class JobLaunch(BaseModel):
         "RATE_LIMITED",
         "SCRATCH_BUCKET_MISSING",
         "SUBMISSION_NOT_FOUND",
+        "RULED_OUT",
         "JOB_LAUNCH_FAILED",
     ),
 )

@@ -13,8 +13,11 @@ from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
 from collab_backend.openapi import answers
 from collab_backend.services.follows import MAX_FOLLOWED
+from collab_backend.services.board import RULINGS_CHANNEL
 from collab_backend.services.leaderboard import tie_rule
+from collab_backend.services.predicates import OPS
 from collab_backend.services.results import BASIS_RULE, FINGERPRINT_RULE, verification_words
+from collab_backend.services.rulings import COVERS_RULE, ORDER_RULE
 from collab_backend.storage import StorageError
 
 router = APIRouter(prefix="/v1", tags=["meta"])
@@ -48,6 +51,7 @@ def describe(ctx: ContextDep) -> dict[str, Any]:
         },
         "jobs": _jobs(ctx),
         "results": _results(ctx),
+        "rulings": _rulings(ctx),
         "errors": {code: {"status": status, "meaning": meaning} for code, (status, meaning) in CODES.items()},
         "docs": {"openapi": "/openapi.json", "interactive": "/docs"},
     }
@@ -78,6 +82,29 @@ def _results(ctx: Context) -> dict[str, Any]:
             "what_happens": verification_words(ctx.spec),
             "index_problem": ctx.watch.index_problem,
         },
+    }
+
+
+def _rulings(ctx: Context) -> dict[str, Any]:
+    """How flags and the organizers' rulings work here."""
+    config = ctx.submission_config
+    return {
+        "flag": "POST /v1/flags {agent_id, result | fingerprint | technique, reason}: posted in the `rulings` channel "
+        "(one of your agent's raw posts)",
+        "flags": "GET /v1/flags?agent=&limit=&before=",
+        "rule": "POST /v1/rulings {decision: accepted | rejected, text, answers?, scope?: {results?, fingerprints?, "
+        "predicate?}, revokes?}: admins of the challenge org only",
+        "rulings": "GET /v1/rulings?limit=&before=, GET /v1/rulings/{id}",
+        "channel": RULINGS_CHANNEL,
+        "covers": COVERS_RULE,
+        "order": ORDER_RULE,
+        "predicate": {
+            "config": config,
+            "form": '{"field": "<dotted path in the config>", "op": "set" | "equals" | "in", "value": ...}',
+            "ops": list(OPS),
+        }
+        if config
+        else None,
     }
 
 

@@ -34,7 +34,7 @@ class VerdictSet(BaseModel):
 
 
 def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
-    verdict = ctx.record.state.verdicts.get(r.id)
+    verdict = ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring).verdicts.get(r.id)  # rulings applied
     return {
         "id": r.id,
         "agent": r.agent,
@@ -67,6 +67,7 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "SUBMISSION_NOT_FOUND",
         "BODY_TOO_LARGE",
         "RATE_LIMITED",
+        "RULED_OUT",
         unchanged="that content was recorded before: the first result",
     ),
 )

@@ -30,6 +30,9 @@ E = TypeVar("E", MessageEntry, ChannelEntry)
 MENTION = re.compile(r"(?<![\w@/.-])@([a-z][a-z0-9-]{1,38}[a-z0-9])(?![\w-])")
 CHANNEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 DEFAULT_CHANNEL = "general"
+RULINGS_CHANNEL = "rulings"
+# Channels every collab has, besides the spec's: (name, description).
+KIT_CHANNELS = ((RULINGS_CHANNEL, "Flags of results, fingerprints and techniques, and the organizers' rulings."),)
 MAX_REFS = 50
 
 
@@ -229,12 +232,13 @@ def create_channel(ctx: Context, identity: Identity, agent_id: str, name: str, d
 
 
 def ensure_spec_channels(ctx: Context) -> None:
-    """Create the channels the spec declares and the record lacks."""
-    for channel in ctx.spec.board.channels:
-        if channel.name not in ctx.record.state.channels:
+    """Create the channels the spec declares, and the kit's own (`KIT_CHANNELS`), that the record lacks."""
+    declared = [(c.name, c.description) for c in ctx.spec.board.channels]
+    for name, description in [*declared, *KIT_CHANNELS]:
+        if name not in ctx.record.state.channels:
 
-            def build(state: State, seq: int, ts: float, c: Any = channel) -> ChannelEntry:
-                return ChannelEntry(seq, ts, c.name, c.description, naming.ORGANIZERS)
+            def build(state: State, seq: int, ts: float, n: str = name, d: str = description) -> ChannelEntry:
+                return ChannelEntry(seq, ts, n, d, naming.ORGANIZERS)
 
             ctx.record.write(build)
 

@@ -3,7 +3,7 @@
 A launch is checked in this order: jobs on (spec and backend), the caller's agent, the
 submission folder's name (the path rules), the track, the quota (a quick refusal that costs no
 storage call), the agent's bucket and the folder's files (bounded like a sync), the harness in
-the central bucket. Then the quota is checked again **inside the writer** while the launch entry
+the central bucket, the organizers' rulings in force (`RULED_OUT`, services/rulings.py). Then the quota is checked again **inside the writer** while the launch entry
 is built, so concurrent launches cannot overspend: the launch entry is the charge. Only then does
 the launcher start the run; if it cannot, an end entry refunds the charge.
 
@@ -35,6 +35,7 @@ from collab_backend.record.state import State
 from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
+from collab_backend.services.rulings import refuse_ruled
 from collab_backend.services.sources import check_sizes, list_bounded
 from collab_backend.storage import FileInfo, NotFound, TooLarge, check_path
 
@@ -184,6 +185,7 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
     files = submission_files(ctx, bucket, folder)
     supported = harness_options_supported(ctx)
     run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
+    refuse_ruled(ctx, {"bucket": bucket, "path": folder}, run_fingerprint)
 
     def build(state: State, seq: int, ts: float) -> JobEntry:
         _check_quota(ctx, state, agent, identity.user, ts)

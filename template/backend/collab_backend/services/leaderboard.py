@@ -1,8 +1,8 @@
 """The leaderboard: a pure function of results, verdicts and the spec's scoring rules.
 
 Rules, in order: negative results never rank; proxy results (a stand-in's figures) never rank,
-whatever their figures; an `invalid` verdict hides a result and every
-result descending from it (through `parents`); a metric outside its guardrail disqualifies; each
+whatever their figures; an `invalid` verdict, or an accepted ruling in force that covers it
+(`ruled`), hides a result and every result descending from it (through `parents`); a metric outside its guardrail disqualifies; each
 agent keeps its best eligible result per track; `pending` results rank but are flagged. Two
 scores whose difference is within the noise model's margin are a tie, and ties share a rank
 (competition ranking: 1, 1, 3). A score is compared with the best score of its tie group, not
@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from collab_backend.record.entries import ResultEntry, VerdictEntry
+from collab_backend.record.entries import ResultEntry, RulingEntry, VerdictEntry
 from collab_backend.spec import Noise, Scoring
 
 PROXY_RULE = "proxy: a stand-in's figures (a CPU engine, a fake) never rank"
@@ -102,7 +102,32 @@ class Standing:
         }
 
 
-def _descendants(results: Mapping[str, ResultEntry], roots: set[str]) -> set[str]:
+def ruled(verdicts: Mapping[str, VerdictEntry], rulings: Sequence[RulingEntry]) -> dict[str, VerdictEntry]:
+    """The verdicts the ranking uses: the recorded ones, overruled where an accepted ruling in force covers a result.
+
+    A ruling is in force when it was accepted and no later ruling revokes it. On a result it covers,
+    it wins over a machine verdict and over a human verdict recorded before it; a human verdict
+    recorded after it wins (the organizers' exception for that one result). Of two rulings in force
+    that cover a result, the later one is named. The ruling's mark is an `invalid` verdict by
+    `ruling:<id>`, so the cascade to descendants is the one an `invalid` verdict has.
+    """
+    if not rulings:
+        return dict(verdicts)
+    revoked = {rid for ruling in rulings for rid in ruling.revokes}
+    out = dict(verdicts)
+    for ruling in rulings:  # in the record's order
+        if ruling.decision != "accepted" or ruling.id in revoked:
+            continue
+        for rid in ruling.covers:
+            own = verdicts.get(rid)
+            if own is not None and own.human and own.seq > ruling.seq:
+                continue
+            out[rid] = VerdictEntry(ruling.seq, ruling.ts, rid, "invalid", f"ruling:{ruling.id}", ruling.text[:300])
+    return out
+
+
+def descendants(results: Mapping[str, ResultEntry], roots: set[str]) -> set[str]:
+    """Every result descending from one of `roots` through `parents` (the roots themselves left out)."""
     children: defaultdict[str, list[str]] = defaultdict(list)
     for result in results.values():
         for parent in result.parents:
@@ -174,7 +199,7 @@ def tally(
     else:
         by_id = {r.id: r for r in results}
         invalid = {rid for rid in by_id if rid in verdicts and verdicts[rid].verdict == "invalid"}
-        out = Tally(0, None, verdicts, invalid, _descendants(by_id, invalid), {}, [])
+        out = Tally(0, None, verdicts, invalid, descendants(by_id, invalid), {}, [])
         new = list(by_id.values())
     sign = 1.0 if scoring.direction == "maximize" else -1.0
     for result in new:
@@ -182,6 +207,8 @@ def tally(
             out.tainted.add(result.id)  # extending: a new result below an invalid one (a full pass found these)
         verdict = verdicts[result.id].verdict if result.id in verdicts else "pending"
         reason = exclusion(result, verdict, out.tainted, scoring)
+        if reason == "invalid" and verdicts[result.id].by.startswith("ruling:"):
+            reason = f"ruled out by {verdicts[result.id].by.removeprefix('ruling:')}"
         if reason:
             if result.status != "negative":
                 out.excluded.append({"result_id": result.id, "agent": result.agent, "reason": reason})
@@ -321,7 +348,7 @@ class LeaderboardCache:
         if key != self._key:
             # list() and dict() copy in one C call: the writer thread may add a result while this ranks.
             before = self._drawn if self._key is not None and self._key[0] == id(state) else None
-            results, verdicts = list(state.results.values()), dict(state.verdicts)
+            results, verdicts = list(state.results.values()), ruled(state.verdicts, list(state.rulings.values()))
             drawn = tally(results, verdicts, scoring, before[0] if before else None)
             board = board_of(drawn, scoring, before[1] if before else None)
             changed = drawn.changed if before is not None else None  # None: every track's standings are new
@@ -336,6 +363,11 @@ class LeaderboardCache:
             self.board, self.by_agent, self._key = board, self._drawn[2], key
             self.body = json.dumps(self.page(DEFAULT_PAGE, 0), separators=(",", ":")).encode()
         return self
+
+    @property
+    def verdicts(self) -> dict[str, VerdictEntry]:
+        """The verdicts of the last ranking (rulings applied, see `ruled`); call `get` first."""
+        return self._drawn[0].verdicts if self._drawn is not None else {}
 
     def page(self, limit: int, offset: int, track: str | None = None) -> dict[str, Any]:
         """One page of every board (or of one track) and of the exclusions: O(page) per read."""

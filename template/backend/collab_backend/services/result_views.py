@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry, iso
 from collab_backend.record.state import State
-from collab_backend.services.leaderboard import exclusion
+from collab_backend.services.leaderboard import exclusion, ruled
 from collab_backend.spec import Metric, Scoring
 
 MAX_RECORDS = 1000  # record-setting points a series carries (the newest ones)
@@ -244,7 +244,8 @@ class ResultViews:
             key = (id(state), state.results_version)
             if key != self._key:
                 # C-level copies: the writer thread may add a result while this builds.
-                order, results, verdicts = list(state.result_order), dict(state.results), dict(state.verdicts)
+                order, results = list(state.result_order), dict(state.results)
+                verdicts = ruled(state.verdicts, list(state.rulings.values()))  # rulings applied, as the ranking does
                 same = self._key is not None and self._key[0] == id(state)
                 extended = extend(self.built, order, results, verdicts, scoring) if same else None
                 built = extended if extended is not None else build(order, results, verdicts, scoring)
@@ -255,7 +256,7 @@ class ResultViews:
 def node(state: State, built: _Built, rid: str, frontier: set[str] | None = None) -> dict[str, Any]:
     """A result as a node of the lineage graph (no description: the result itself has it)."""
     r = state.results[rid]
-    verdict = state.verdicts.get(rid)
+    verdict = built.verdicts.get(rid)
     return {
         "id": rid,
         "agent": r.agent,
@@ -324,7 +325,7 @@ def series(state: State, built: _Built, track: str | None, limit: int) -> dict[s
 
     def point(rid: str) -> dict[str, Any]:
         r = state.results[rid]
-        verdict = state.verdicts.get(rid)
+        verdict = built.verdicts.get(rid)
         return {
             "id": rid,
             "agent": r.agent,

@@ -33,6 +33,7 @@ from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.jobs import submission_files, submission_folder
 from collab_backend.services.registry import agent_of
+from collab_backend.services.rulings import refuse_ruled
 from collab_backend.services.sources import locate, read_text
 from collab_backend.storage import StorageError, TooLarge
 
@@ -199,6 +200,8 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
     parts = check_result_fields(ctx, fields, agent)
     if parts["job"] is None:
         parts = {**parts, **claimed_run(ctx, agent, fields.get("submission"))}
+    if parts["status"] == "agent-run":
+        refuse_ruled(ctx, parts["submission"], parts["fingerprint"])
     source = src.record()
     ctx.limits.promotions.acquire(src.bucket)
 
