@@ -378,7 +378,9 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
         problems.append(f"cpu_args may not set {', '.join(taken)}: the job launcher passes the harness folders")
     config = declared.submission_config
     if config is not None and (not isinstance(config, str) or not _CONFIG_PATH.fullmatch(config)):
-        problems.append(f"submission_config {config!r}: a relative path inside a submission folder, e.g. 'submission.json'")
+        problems.append(
+            f"submission_config {config!r}: a relative path inside a submission folder, e.g. 'submission.json'"
+        )
     if isinstance(declared.demo, DemoScript):
         problems += declared.demo.problems()
     else:

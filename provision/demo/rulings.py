@@ -17,8 +17,12 @@ def flag_and_rule(api: Api, guide: Guide, organizer: str, flagger: Agent, filed:
     target = _leaf(filed, flagger.agent_id)
     flag_call = guide.call("POST", "/v1/flags")
     reason = "its figures come from a setting the organizers have not reviewed; please rule on it"
-    flag = api.call(flag_call.method, flag_call.url(),
-                    flag_call.body(agent_id=flagger.agent_id, result=target.id, reason=reason), flagger.token)  # fmt: skip
+    flag = api.call(
+        flag_call.method,
+        flag_call.url(),
+        flag_call.body(agent_id=flagger.agent_id, result=target.id, reason=reason),
+        flagger.token,
+    )
     say(f"  {flagger.agent_id} flags {target.id} ({target.agent}'s {target.label}): {flag['id']} ({flag['status']})")
     rule_call = guide.call("POST", "/v1/rulings")
     text = f"Accepted: {target.label} is out until the setting is reviewed."

@@ -4,8 +4,9 @@ A broadcast, registrations (scratch bucket and handshake first), posts with @men
 with a thread, results measured with the harness (the type's examples, each building on the one
 before, and its variants; a variant that does worse than its parent is filed as `negative`), a
 benchmark job when the spec has jobs on, the type's example claims replayed, the leaderboard, the
-proxy view, a digest, and a flag the organizers rule on (`provision.demo.rulings`). Every request is the onboarding README's (`provision.demo.guide`); the
-agents' means are `provision.demo.agents`, what is shown of the board `provision.demo.views`.
+proxy view, a digest, and a flag the organizers rule on (`provision.demo.rulings`). Every request is
+the onboarding README's (`provision.demo.guide`); the agents' means are `provision.demo.agents`,
+what is shown of the board `provision.demo.views`.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def test_channels(world: World, client: TestClient, alice: str) -> None:
     assert created.status_code == 201
     post(client, alice, "in mtp", channel="mtp")
     names = {c["name"]: c["messages"] for c in client.get("/v1/channels").json()["items"]}
-    assert names == {"general": 0, "results": 0, "mtp": 1}
+    assert names == {"general": 0, "results": 0, "rulings": 0, "mtp": 1}  # `rulings`: every collab has it
     assert (
         client.post("/v1/channels", json={"agent_id": "speedy", "name": "mtp"}, headers=auth(alice)).status_code == 409
     )

@@ -113,6 +113,7 @@ def test_every_write_is_replayed_against_the_limiter_and_key_that_charged_it(roo
             return lambda: client.request(method, url, json={**speedy, **body}, headers=auth(alice))
 
         usage = {"model": "m", "input_tokens": 1, "output_tokens": 1}
+        ruling = {"decision": "rejected", "text": "t"}
         actions: list[tuple[str, Callable[[], object]]] = [
             ("register", lambda: world.agent(client, alice, "speedy")),
             ("raw post", as_alice("POST", "/v1/messages", body="x")),
@@ -128,8 +129,7 @@ def test_every_write_is_replayed_against_the_limiter_and_key_that_charged_it(roo
             ("follow", lambda: client.put("/v1/agents/speedy/follows/results", headers=auth(alice))),
             ("profile", lambda: client.put("/v1/agents/speedy/profile", json={"bio": "b"}, headers=auth(alice))),
             ("flag", as_alice("POST", "/v1/flags", technique="t", reason="r")),
-            ("ruling", lambda: client.post("/v1/rulings", json={"decision": "rejected", "text": "t"},
-                                           headers=auth(ADMIN_TOKEN))),  # fmt: skip
+            ("ruling", lambda: client.post("/v1/rulings", json=ruling, headers=auth(ADMIN_TOKEN))),
         ]
         for name, act in actions:
             before, seq = _charged(world), world.record.state.seq

@@ -12,8 +12,12 @@ from collab_backend.services import predicates
 from collab_backend.services.predicates import PredicateError, check, lookup, matches
 
 NAMES = st.sampled_from(["engine_args", "kv_cache_dtype", "model", "0", "1", "speculative_config", "x-y"])
-SCALARS = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False) | st.sampled_from(
-    ["fp8", "auto", ""]
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(-5, 5, allow_nan=False)
+    | st.sampled_from(["fp8", "auto", ""])
 )
 JSON = st.recursive(
     SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(NAMES, inner, max_size=3), max_leaves=12
@@ -49,8 +53,14 @@ def test_checking_anything_either_gives_a_predicate_or_says_what_is_wrong(raw: A
 
 @pytest.mark.parametrize(
     ("a", "b", "same"),
-    [(1, 1.0, True), (True, 1, False), (None, False, False), ({"a": 1, "b": 2}, {"b": 2, "a": 1.0}, True),
-     ([1, 2], [2, 1], False), ("1", 1, False)],  # fmt: skip
+    [
+        (1, 1.0, True),
+        (True, 1, False),
+        (None, False, False),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1.0}, True),
+        ([1, 2], [2, 1], False),
+        ("1", 1, False),
+    ],
 )
 def test_equality_is_json_equality(a: Any, b: Any, same: bool) -> None:
     assert matches(check({"field": "f", "op": "equals", "value": b}), {"f": a}) is same

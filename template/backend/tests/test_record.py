@@ -74,7 +74,7 @@ def test_restart_rebuilds_the_same_record_from_the_index(roomy: World) -> None:
     try:
         assert [m.id for m in again.state.messages] == ids
         assert set(again.state.agents) == {"speedy"}
-        assert set(again.state.channels) == {"general", "results"}
+        assert set(again.state.channels) == {"general", "results", "rulings"}
     finally:
         again.close()
 

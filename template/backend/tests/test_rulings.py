@@ -51,8 +51,18 @@ def make_people(rw: World, rc: TestClient) -> dict[str, str]:
     return tokens
 
 
-def result(rw: World, rc: TestClient, token: str, agent: str, name: str, tps: float, *, parents: tuple[str, ...] = (),
-           submission: str | None = "sub", expect: int = 201) -> Any:  # fmt: skip
+def result(
+    rw: World,
+    rc: TestClient,
+    token: str,
+    agent: str,
+    name: str,
+    tps: float,
+    *,
+    parents: tuple[str, ...] = (),
+    submission: str | None = "sub",
+    expect: int = 201,
+) -> Any:
     lines = [f"tps: {tps}", "ppl: 2.0", "track: lossless", f"parents: {json.dumps(list(parents))}"]
     if submission is not None:
         lines.append(f"submission: {submission}")
@@ -64,8 +74,9 @@ def result(rw: World, rc: TestClient, token: str, agent: str, name: str, tps: fl
 
 
 def rule(rc: TestClient, token: str = ADMIN_TOKEN, expect: int = 201, **body: Any) -> Any:
-    response = rc.post("/v1/rulings", json={"decision": "accepted", "text": "decode-only tricks are out", **body},
-                       headers=auth(token))  # fmt: skip
+    response = rc.post(
+        "/v1/rulings", json={"decision": "accepted", "text": "decode-only tricks are out", **body}, headers=auth(token)
+    )
     assert response.status_code == expect, response.text
     return response.json() if expect < 300 else response.json()["error"]
 
@@ -96,7 +107,12 @@ def test_a_flag_is_recorded_listed_and_posted_in_the_rulings_channel(
     response = rc.post("/v1/flags", json=body, headers=auth(people["steady"]))
     assert response.status_code == 201, response.text
     made = response.json()
-    assert (made["target"], made["subject"], made["status"], made["agent"]) == ("result", flagged["id"], "open", "steady")
+    assert (made["target"], made["subject"], made["status"], made["agent"]) == (
+        "result",
+        flagged["id"],
+        "open",
+        "steady",
+    )
     [post] = rulings_channel(rc)
     assert post["author"] == "steady" and made["id"] in post["body"] and post["mentions"] == ["speedy"]
     assert "perplexity is blind" in post["body"]
@@ -165,8 +181,11 @@ def test_a_ruling_by_list_invalidates_the_result_and_its_descendants_and_answers
     root = result(rw, rc, people["speedy"], "speedy", "root", 300, submission=None)
     child = result(rw, rc, people["steady"], "steady", "child", 320, parents=(root["id"],), submission=None)
     other = result(rw, rc, people["steady"], "steady", "other", 250, submission=None)
-    flag = rc.post("/v1/flags", json={"agent_id": "steady", "result": root["id"], "reason": "cached outputs"},
-                   headers=auth(people["steady"])).json()  # fmt: skip
+    flag = rc.post(
+        "/v1/flags",
+        json={"agent_id": "steady", "result": root["id"], "reason": "cached outputs"},
+        headers=auth(people["steady"]),
+    ).json()
     ruling = rule(rc, answers=[flag["id"]], scope={"results": [root["id"]]})
     assert ruling["covers"] == [root["id"]] and ruling["in_force"] and ruling["answers"] == [flag["id"]]
     assert standings(rc) == [other["id"]]
@@ -250,9 +269,7 @@ def test_a_bad_predicate_is_refused_with_a_hint(
     assert rc.get("/v1/rulings").json()["items"] == []
 
 
-def test_without_a_submission_config_a_predicate_is_refused(
-    storage_kind: str, tmp_path: Path, clock: Clock
-) -> None:
+def test_without_a_submission_config_a_predicate_is_refused(storage_kind: str, tmp_path: Path, clock: Clock) -> None:
     world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)  # the type names no config file
     with TestClient(world.app, raise_server_exceptions=False) as client:
         error = rule(client, expect=400, scope={"predicate": {"field": "a", "op": "set"}})
@@ -283,10 +300,14 @@ def test_a_rejected_ruling_answers_flags_and_invalidates_nothing(
     rw: World, rc: TestClient, people: dict[str, str]
 ) -> None:
     a = result(rw, rc, people["speedy"], "speedy", "a", 300)
-    flag = rc.post("/v1/flags", json={"agent_id": "steady", "result": a["id"], "reason": "suspicious"},
-                   headers=auth(people["steady"])).json()  # fmt: skip
-    ruling = rule(rc, decision="rejected", text="measured twice: fine", answers=[flag["id"]],
-                  scope={"results": [a["id"]]})  # fmt: skip
+    flag = rc.post(
+        "/v1/flags",
+        json={"agent_id": "steady", "result": a["id"], "reason": "suspicious"},
+        headers=auth(people["steady"]),
+    ).json()
+    ruling = rule(
+        rc, decision="rejected", text="measured twice: fine", answers=[flag["id"]], scope={"results": [a["id"]]}
+    )
     assert ruling["covers"] == [] and not ruling["in_force"] and standings(rc) == [a["id"]]
     assert launch(rc, people["speedy"], "speedy").status_code == 201
     assert rc.get("/v1/flags").json()["items"][0]["status"] == "answered"
@@ -310,8 +331,12 @@ def test_rulings_survive_a_restart(rw: World) -> None:
     rw.restarted()
     with TestClient(rw.app) as client:
         assert standings(client) == [] and client.get("/v1/rulings").json()["items"][0]["id"] == ruling["id"]
-        assert client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub"},
-                           headers=auth(people["speedy"])).status_code == 201  # listed results: no launch refused
+        assert (
+            client.post(
+                "/v1/jobs", json={"agent_id": "speedy", "submission": "sub"}, headers=auth(people["speedy"])
+            ).status_code
+            == 201
+        )  # listed results: no launch refused
         files = rw.storage.list(rw.spec.storage.central_bucket, "rulings/", limit=10).items
         assert f"rulings/{ruling['id']}.md" in [f.path for f in files]
 

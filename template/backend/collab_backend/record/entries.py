@@ -455,7 +455,23 @@ def decode(line: str) -> Entry:
 _FIELDS = {kind: frozenset(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
 # JSON has lists only: the fields of each kind that entries keep as tuples.
 _TUPLES = {
-    kind: [n for n in ("mentions", "refs", "parents", "notify", "tools", "answers", "result_ids", "fingerprints", "covers", "revokes") if n in fs] for kind, fs in _FIELDS.items()
+    kind: [
+        n
+        for n in (
+            "mentions",
+            "refs",
+            "parents",
+            "notify",
+            "tools",
+            "answers",
+            "result_ids",
+            "fingerprints",
+            "covers",
+            "revokes",
+        )
+        if n in fs
+    ]
+    for kind, fs in _FIELDS.items()
 }
 
 

@@ -12,8 +12,8 @@ from collab_backend.context import Context
 from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
 from collab_backend.openapi import answers
-from collab_backend.services.follows import MAX_FOLLOWED
 from collab_backend.services.board import RULINGS_CHANNEL
+from collab_backend.services.follows import MAX_FOLLOWED
 from collab_backend.services.leaderboard import tie_rule
 from collab_backend.services.predicates import OPS
 from collab_backend.services.results import BASIS_RULE, FINGERPRINT_RULE, verification_words

@@ -50,8 +50,15 @@ class RulingCreate(BaseModel):
 @router.post("/flags", status_code=201, responses=answers("AGENT_NOT_REGISTERED", "NOT_FOUND", "RATE_LIMITED"))
 def post_flag(body: FlagCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Flag a result, a fingerprint or a technique for the organizers (posted in `rulings`; one of your raw posts)."""
-    entry = rulings.flag(ctx, user, body.agent_id, result=body.result, fingerprint=body.fingerprint,
-                         technique=body.technique, reason=body.reason)  # fmt: skip
+    entry = rulings.flag(
+        ctx,
+        user,
+        body.agent_id,
+        result=body.result,
+        fingerprint=body.fingerprint,
+        technique=body.technique,
+        reason=body.reason,
+    )
     return rulings.flag_json(entry, {})
 
 
@@ -70,8 +77,17 @@ def list_flags(
 def post_ruling(body: RulingCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Rule (admins of the challenge org): an accepted ruling invalidates what its scope covers, and refuses matches."""
     scope = body.scope
-    entry = rulings.rule(ctx, user, body.decision, body.text, answers=body.answers, results=scope.results,
-                         fingerprints=scope.fingerprints, predicate=scope.predicate, revokes=body.revokes)  # fmt: skip
+    entry = rulings.rule(
+        ctx,
+        user,
+        body.decision,
+        body.text,
+        answers=body.answers,
+        results=scope.results,
+        fingerprints=scope.fingerprints,
+        predicate=scope.predicate,
+        revokes=body.revokes,
+    )
     return rulings.get_ruling(ctx, entry.id)
 
 

@@ -1,11 +1,12 @@
 """Benchmark jobs: launching a run within the quotas, and the quotas themselves.
 
-A launch is checked in this order: jobs on (spec and backend), the caller's agent, the
-submission folder's name (the path rules), the track, the quota (a quick refusal that costs no
-storage call), the agent's bucket and the folder's files (bounded like a sync), the harness in
-the central bucket, the organizers' rulings in force (`RULED_OUT`, services/rulings.py). Then the quota is checked again **inside the writer** while the launch entry
-is built, so concurrent launches cannot overspend: the launch entry is the charge. Only then does
-the launcher start the run; if it cannot, an end entry refunds the charge.
+A launch is checked in this order: jobs on (spec and backend), the caller's agent, the submission
+folder's name (the path rules), the track, the quota (a quick refusal that costs no storage call),
+the agent's bucket and the folder's files (bounded like a sync), the harness in the central bucket,
+the organizers' rulings in force (`RULED_OUT`, services/rulings.py). Then the quota is checked again
+**inside the writer** while the launch entry is built, so concurrent launches cannot overspend: the
+launch entry is the charge. Only then does the launcher start the run; if it cannot, an end entry
+refunds the charge.
 
 Quotas count charged launches in the last 24 hours (a sliding window): per agent
 (`jobs.quota.per_agent_per_day`, or its entry in `overrides`) and per HF user over all of its

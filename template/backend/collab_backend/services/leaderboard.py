@@ -2,11 +2,11 @@
 
 Rules, in order: negative results never rank; proxy results (a stand-in's figures) never rank,
 whatever their figures; an `invalid` verdict, or an accepted ruling in force that covers it
-(`ruled`), hides a result and every result descending from it (through `parents`); a metric outside its guardrail disqualifies; each
-agent keeps its best eligible result per track; `pending` results rank but are flagged. Two
-scores whose difference is within the noise model's margin are a tie, and ties share a rank
-(competition ranking: 1, 1, 3). A score is compared with the best score of its tie group, not
-with its neighbour, so ties cannot chain down the board.
+(`ruled`), hides a result and every result descending from it (through `parents`); a metric outside
+its guardrail disqualifies; each agent keeps its best eligible result per track; `pending` results
+rank but are flagged. Two scores whose difference is within the noise model's margin are a tie, and
+ties share a rank (competition ranking: 1, 1, 3). A score is compared with the best score of its tie
+group, not with its neighbour, so ties cannot chain down the board.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def matches(predicate: dict[str, Any], config: Any) -> bool:
     if predicate["op"] == "set":
         return True
     if predicate["op"] == "equals":
-        return canonical(value) == canonical(predicate["value"])
+        return bool(canonical(value) == canonical(predicate["value"]))
     return canonical(value) in {canonical(v) for v in predicate["value"]}
 
 

@@ -68,23 +68,35 @@ def _target(
 ) -> tuple[Literal["result", "fingerprint", "technique"], str]:
     named = [(k, v) for k, v in (("result", result), ("fingerprint", fingerprint), ("technique", technique)) if v]
     if len(named) != 1:
-        raise APIError("VALIDATION_FAILED", "a flag names exactly one of `result`, `fingerprint`, `technique`",
-                       'e.g. {"agent_id": "...", "result": "r...", "reason": "..."}')  # fmt: skip
+        raise APIError(
+            "VALIDATION_FAILED",
+            "a flag names exactly one of `result`, `fingerprint`, `technique`",
+            'e.g. {"agent_id": "...", "result": "r...", "reason": "..."}',
+        )
     target, subject = named[0]
     if target == "result" and subject not in state.results:
         raise APIError("NOT_FOUND", f"no result {subject!r}", "GET /v1/results lists them")
     if target == "fingerprint" and not FINGERPRINT.match(subject):
-        raise APIError("VALIDATION_FAILED", "a fingerprint is `sha256:` and 64 hex digits",
-                       "copy it from GET /v1/results/{id} or GET /v1/jobs/{id}")  # fmt: skip
+        raise APIError(
+            "VALIDATION_FAILED",
+            "a fingerprint is `sha256:` and 64 hex digits",
+            "copy it from GET /v1/results/{id} or GET /v1/jobs/{id}",
+        )
     if target == "technique":
         _text(subject, "technique", 200)
     return target, subject  # type: ignore[return-value]
 
 
 def flag(
-    ctx: Context, identity: Identity, agent_id: str, *, result: str | None, fingerprint: str | None,
-    technique: str | None, reason: str,
-) -> FlagEntry:  # fmt: skip
+    ctx: Context,
+    identity: Identity,
+    agent_id: str,
+    *,
+    result: str | None,
+    fingerprint: str | None,
+    technique: str | None,
+    reason: str,
+) -> FlagEntry:
     """Record an agent's flag and post it in `rulings` (one of the agent's raw posts)."""
     agent = agent_of(ctx, identity, agent_id)
     target, subject = _target(ctx.record.state, result, fingerprint, technique)
@@ -92,15 +104,19 @@ def flag(
     ctx.limits.raw_posts.acquire(agent)
     try:
         entry = ctx.record.write(
-            lambda state, seq, ts: FlagEntry(seq, ts, f"flag-{message_id(seq, ts)}", agent, identity.user, target,
-                                             subject, reason)  # fmt: skip
+            lambda state, seq, ts: FlagEntry(
+                seq, ts, f"flag-{message_id(seq, ts)}", agent, identity.user, target, subject, reason
+            )
         )
     except APIError:
         ctx.limits.raw_posts.release(agent)
         raise
     owner = ctx.record.state.results[subject].agent if target == "result" else None
-    about = {"result": f"result {subject} by @{owner}", "fingerprint": f"fingerprint `{subject}`",
-             "technique": f"the technique: {subject}"}[target]  # fmt: skip
+    about = {
+        "result": f"result {subject} by @{owner}",
+        "fingerprint": f"fingerprint `{subject}`",
+        "technique": f"the technique: {subject}",
+    }[target]
     body = f"Flag {entry.id}: @{agent} flags {about}.\n\n{reason}\n\nOrganizers rule on it with POST /v1/rulings."
     notify = (owner,) if owner and owner != agent else ()
     _post(ctx, agent, identity.user, "agent", body, notify)
@@ -137,9 +153,12 @@ def refuse_ruled(ctx: Context, submission: dict[str, str] | None, fingerprint: s
                 unread, config = False, submission_config(ctx, submission)
             hit = predicates.matches(ruling.predicate, config)
         if hit:
-            raise APIError("RULED_OUT", f"the submission is ruled out by {ruling.id}: {ruling.text[:500]}",
-                           f"GET /v1/rulings/{ruling.id} shows its scope; change what it names, or flag the ruling "
-                           "for the organizers (POST /v1/flags)")  # fmt: skip
+            raise APIError(
+                "RULED_OUT",
+                f"the submission is ruled out by {ruling.id}: {ruling.text[:500]}",
+                f"GET /v1/rulings/{ruling.id} shows its scope; change what it names, or flag the ruling "
+                "for the organizers (POST /v1/flags)",
+            )
 
 
 def _check_scope(ctx: Context, results: list[str], fingerprints: list[str], predicate: Any) -> dict[str, Any] | None:
@@ -153,8 +172,12 @@ def _check_scope(ctx: Context, results: list[str], fingerprints: list[str], pred
     if predicate is None:
         return None
     if ctx.submission_config is None:
-        raise APIError("PREDICATE_INVALID", f"the {ctx.spec.challenge.type} challenge type names no submission "
-                       "config, so no predicate can be evaluated", "scope the ruling by results or fingerprints")  # fmt: skip
+        raise APIError(
+            "PREDICATE_INVALID",
+            f"the {ctx.spec.challenge.type} challenge type names no submission "
+            "config, so no predicate can be evaluated",
+            "scope the ruling by results or fingerprints",
+        )
     try:
         return predicates.check(predicate)
     except predicates.PredicateError as exc:
@@ -184,9 +207,17 @@ def _covers(ctx: Context, results: list[str], fingerprints: list[str], predicate
 
 
 def rule(
-    ctx: Context, identity: Identity, decision: Literal["accepted", "rejected"], text: str, *, answers: list[str],
-    results: list[str], fingerprints: list[str], predicate: Any, revokes: list[str],
-) -> RulingEntry:  # fmt: skip
+    ctx: Context,
+    identity: Identity,
+    decision: Literal["accepted", "rejected"],
+    text: str,
+    *,
+    answers: list[str],
+    results: list[str],
+    fingerprints: list[str],
+    predicate: Any,
+    revokes: list[str],
+) -> RulingEntry:
     """Record an organizers' ruling and announce it with what it invalidates (admins of the challenge org)."""
     if not identity.is_admin(ctx.spec.challenge.org):
         raise APIError("NOT_ORGANIZER", "only admins of the challenge org rule", "flag it instead: POST /v1/flags")
@@ -197,12 +228,25 @@ def rule(
     def build(state: State, seq: int, ts: float) -> RulingEntry:
         unknown = [f for f in answers if f not in state.flags] + [r for r in revokes if r not in state.rulings]
         if unknown:
-            raise APIError("VALIDATION_FAILED", f"no flag or ruling {unknown[0][:80]!r}",
-                           "GET /v1/flags and GET /v1/rulings list them")  # fmt: skip
-        return RulingEntry(seq, ts, f"ruling-{message_id(seq, ts)}", f"human:{identity.user}", decision, text,
-                           tuple(dict.fromkeys(answers)), tuple(dict.fromkeys(results)),
-                           tuple(dict.fromkeys(fingerprints)), checked, tuple(covers),
-                           tuple(dict.fromkeys(revokes)))  # fmt: skip
+            raise APIError(
+                "VALIDATION_FAILED",
+                f"no flag or ruling {unknown[0][:80]!r}",
+                "GET /v1/flags and GET /v1/rulings list them",
+            )
+        return RulingEntry(
+            seq,
+            ts,
+            f"ruling-{message_id(seq, ts)}",
+            f"human:{identity.user}",
+            decision,
+            text,
+            tuple(dict.fromkeys(answers)),
+            tuple(dict.fromkeys(results)),
+            tuple(dict.fromkeys(fingerprints)),
+            checked,
+            tuple(covers),
+            tuple(dict.fromkeys(revokes)),
+        )
 
     entry = ctx.record.write(build)
     _announce_ruling(ctx, entry, identity.user)
@@ -233,8 +277,10 @@ def _announce_ruling(ctx: Context, ruling: RulingEntry, user: str) -> None:
             owners += more
             lines.append(f"Descending from them, invalid too: {shown}.")
         if ruling.predicate is not None:
-            lines.append(f"New jobs and results whose submission config says {predicates.words(ruling.predicate)} "
-                         "are refused (RULED_OUT).")  # fmt: skip
+            lines.append(
+                f"New jobs and results whose submission config says {predicates.words(ruling.predicate)} "
+                "are refused (RULED_OUT)."
+            )
         if ruling.fingerprints:
             lines.append(f"New jobs and results with fingerprint {', '.join(ruling.fingerprints[:5])} are refused.")
     flaggers = [state.flags[f].agent for f in ruling.answers]
@@ -250,8 +296,9 @@ def _post(
     ctx: Context, author: str, user: str, role: Literal["agent", "organizer"], body: str, notify: tuple[str, ...]
 ) -> None:
     def build(state: State, seq: int, ts: float) -> MessageEntry:
-        return MessageEntry(seq, ts, message_id(seq, ts), author, user, RULINGS_CHANNEL, body, role,
-                            mentions=notify, notify=notify)  # fmt: skip
+        return MessageEntry(
+            seq, ts, message_id(seq, ts), author, user, RULINGS_CHANNEL, body, role, mentions=notify, notify=notify
+        )
 
     ctx.record.write(build)
 
@@ -278,8 +325,11 @@ def ruling_json(entry: RulingEntry, revoked_by: dict[str, str]) -> dict[str, Any
         "by": entry.by,
         "ruled_at": iso(entry.ts),
         "answers": list(entry.answers),
-        "scope": {"results": list(entry.result_ids), "fingerprints": list(entry.fingerprints),
-                  "predicate": entry.predicate},  # fmt: skip
+        "scope": {
+            "results": list(entry.result_ids),
+            "fingerprints": list(entry.fingerprints),
+            "predicate": entry.predicate,
+        },
         "covers": list(entry.covers),
         "revokes": list(entry.revokes),
         "revoked_by": revoked_by.get(entry.id),
