@@ -11,9 +11,13 @@ from typing import Any
 import pytest
 from backend_world import Clock, World, auth, documented_statuses, make_spec
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jobs_world import JOBS_YAML, ScriptedLauncher, seed_harness, with_launcher
 
 from collab_backend.main import create_app
+from collab_backend.record.entries import RulingEntry, VerdictEntry
+from collab_backend.services.leaderboard import ruled, ruling_over
 from collab_testing.hub import ADMIN_TOKEN
 
 FP8 = {"format": "gemma-submission", "version": 1, "model": "google/x", "engine_args": {"kv_cache_dtype": "fp8"}}
@@ -289,7 +293,16 @@ def test_a_later_human_verdict_wins_over_a_ruling_and_a_later_ruling_over_a_verd
     assert standings(rc) == []  # the ruling came after b's verdict: it wins
     assert rc.put(f"/v1/results/{a['id']}/verdict", json=valid, headers=auth(ADMIN_TOKEN)).status_code == 200
     assert standings(rc) == [a["id"]]  # a human verdict after the ruling: the exception for that result
-    revoking = rule(rc, decision="rejected", text="on review, b was fine", revokes=[first["id"]])
+    stale = rc.put(f"/v1/results/{b['id']}/verdict", json={**valid, "expected": "valid"}, headers=auth(ADMIN_TOKEN))
+    assert stale.status_code == 409 and "now 'invalid'" in stale.json()["error"]["message"]  # what the API showed
+    again = rc.put(f"/v1/results/{b['id']}/verdict", json={**valid, "expected": "invalid"}, headers=auth(ADMIN_TOKEN))
+    assert again.status_code == 200 and again.json()["verdict"] == "valid"  # the same verdict again: written anew
+    assert sorted(standings(rc)) == sorted([a["id"], b["id"]])
+    third = rule(rc, scope={"results": [b["id"]]})  # a later ruling wins over that verdict again
+    assert (
+        standings(rc) == [a["id"]] and rc.get(f"/v1/results/{b['id']}").json()["verdict_by"] == f"ruling:{third['id']}"
+    )
+    revoking = rule(rc, decision="rejected", text="on review, b was fine", revokes=[first["id"], third["id"]])
     assert revoking["covers"] == [] and sorted(standings(rc)) == sorted([a["id"], b["id"]])
     listed = {r["id"]: r for r in rc.get("/v1/rulings").json()["items"]}
     assert listed[first["id"]]["revoked_by"] == revoking["id"] and not listed[first["id"]]["in_force"]
@@ -345,3 +358,38 @@ def test_get_v1_describes_flags_and_rulings(rc: TestClient) -> None:
     described = rc.get("/v1").json()["rulings"]
     assert described["channel"] == "rulings" and described["predicate"]["config"] == "submission.json"
     assert "POST /v1/flags" in described["flag"] and "revoke" in described["order"]
+
+
+# -- the order, as a pure function ------------------------------------------------------------------
+EVENT = st.tuples(st.sampled_from(["human", "machine", "accept", "reject", "revoke"]), st.sets(st.sampled_from("abc")))
+
+
+@given(events=st.lists(EVENT, max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_the_latest_of_a_human_verdict_and_an_accepted_ruling_in_force_decides(
+    events: list[tuple[str, set[str]]],
+) -> None:
+    """`ruled` (the ranking's view) and `ruling_over` (what a verdict change compares with) agree with the rule."""
+    verdicts: dict[str, VerdictEntry] = {}
+    rulings: list[RulingEntry] = []
+    for seq, (kind, ids) in enumerate(events, start=1):
+        if kind in ("human", "machine"):
+            for rid in sorted(ids):
+                verdicts[rid] = VerdictEntry(seq, 0.0, rid, "valid", f"{kind}:x" if kind == "human" else "verifier:x")
+        else:
+            revokes = tuple(r.id for r in rulings) if kind == "revoke" else ()
+            decision = "rejected" if kind == "reject" else "accepted"
+            rulings.append(RulingEntry(seq, 0.0, f"ruling-{seq}", "human:o", decision, "t", covers=tuple(sorted(ids)),
+                                       revokes=revokes))  # fmt: skip
+    effective = ruled(verdicts, rulings)
+    revoked = {rid for r in rulings for rid in r.revokes}
+    for rid in "abc":
+        standing = [r for r in rulings if r.decision == "accepted" and r.id not in revoked and rid in r.covers]
+        own = verdicts.get(rid)
+        later_human = own is not None and own.human and (not standing or own.seq > standing[-1].seq)
+        expected = None if not standing or later_human else standing[-1]
+        assert ruling_over(rid, own, rulings) == expected
+        if expected is None:
+            assert effective.get(rid) == own
+        else:
+            assert (effective[rid].verdict, effective[rid].by) == ("invalid", f"ruling:{expected.id}")

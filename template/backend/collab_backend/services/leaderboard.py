@@ -126,6 +126,15 @@ def ruled(verdicts: Mapping[str, VerdictEntry], rulings: Sequence[RulingEntry]) 
     return out
 
 
+def ruling_over(result_id: str, own: VerdictEntry | None, rulings: Sequence[RulingEntry]) -> RulingEntry | None:
+    """The ruling that decides one result's verdict under `ruled` (the latest in force covering it), or None."""
+    revoked = {rid for ruling in rulings for rid in ruling.revokes}
+    for ruling in reversed(rulings):
+        if ruling.decision == "accepted" and ruling.id not in revoked and result_id in ruling.covers:
+            return None if own is not None and own.human and own.seq > ruling.seq else ruling
+    return None
+
+
 def descendants(results: Mapping[str, ResultEntry], roots: set[str]) -> set[str]:
     """Every result descending from one of `roots` through `parents` (the roots themselves left out)."""
     children: defaultdict[str, list[str]] = defaultdict(list)

@@ -32,6 +32,7 @@ from collab_backend.services.board import message_id
 from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.jobs import submission_files, submission_folder
+from collab_backend.services.leaderboard import ruling_over
 from collab_backend.services.registry import agent_of
 from collab_backend.services.rulings import refuse_ruled
 from collab_backend.services.sources import locate, read_text
@@ -283,13 +284,16 @@ def set_verdict(
         if result_id not in state.results:
             raise APIError("NOT_FOUND", f"no result {result_id!r}", None)
         current = state.verdicts.get(result_id)
-        shown = current.verdict if current else "pending"
+        ruling = ruling_over(result_id, current, list(state.rulings.values()))  # it decides until a human rules
+        shown = "invalid" if ruling else current.verdict if current else "pending"
         if expected is not None and expected != shown:
             raise APIError(
                 "VERDICT_CHANGED", f"the verdict is now {shown!r}, not {expected!r}", "reload and decide again"
             )
         if current and current.human and not human:
             raise _Unchanged
+        if ruling and human:
+            return VerdictEntry(seq, ts, result_id, verdict, by, reason, job, figures)  # an exception to the ruling
         if current and current.verdict == verdict and current.human == human and (human or current.reason == reason):
             raise _Unchanged
         if current is None and verdict == "pending" and (human or not reason):
