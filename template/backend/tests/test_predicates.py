@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jobs_world import bundled_type
 
 from collab_backend.services import predicates
 from collab_backend.services.predicates import PredicateError, check, lookup, matches
@@ -72,3 +74,19 @@ def test_a_number_in_the_path_indexes_a_list_and_words_say_the_predicate() -> No
     assert not matches(check({"field": "layers.2.bits", "op": "set"}), config)
     assert predicates.words({"field": "a.b", "op": "in", "value": ["x"]}) == '`a.b` is one of ["x"]'
     assert predicates.words({"field": "a.b", "op": "set"}) == "`a.b` is set"
+
+
+def test_gemma_rules_read_as_data_on_its_example_submissions() -> None:
+    """The Gemma type's submission.json, as its examples have it: a ruling tells them apart, and a denylist entry
+    (an engine argument the harness refuses) is the same kind of rule."""
+    gemma = bundled_type("gemma")
+    assert gemma.submission_config == "submission.json"  # type: ignore[attr-defined]
+    folder = gemma.examples_dir / "valid"  # type: ignore[attr-defined]
+    configs = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*/submission.json")}
+    drafter = check({"field": "speculative_config.num_speculative_tokens", "op": "in", "value": [5, 6, 7]})
+    assert {name for name, config in configs.items() if matches(drafter, config)} == {"int4_qat_mtp"}
+    qat = check({"field": "model", "op": "equals", "value": "google/gemma-4-E4B-it-qat-w4a16-ct"})
+    assert {name for name, config in configs.items() if matches(qat, config)} == {"int4_qat", "int4_qat_mtp"}
+    denied = check({"field": "engine_args.trust_remote_code", "op": "set"})  # on the harness's own denylist
+    assert not any(matches(denied, config) for config in configs.values())
+    assert matches(denied, {**configs["bf16_baseline"], "engine_args": {"trust_remote_code": False}})
