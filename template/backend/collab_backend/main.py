@@ -26,7 +26,20 @@ from collab_backend.limits import Limits, replay
 from collab_backend.middleware import AuditTrail, BodyLimit, JsonGuard
 from collab_backend.openapi import document_errors
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, pages, profiles, results, usage
+from collab_backend.routes import (
+    agents,
+    board,
+    browse,
+    digest,
+    files,
+    jobs,
+    meta,
+    pages,
+    profiles,
+    results,
+    run_requests,
+    usage,
+)
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.services.results import IndexWatcher
@@ -107,7 +120,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse, pages):
+    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, run_requests, browse, pages):
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.

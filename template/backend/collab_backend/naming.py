@@ -66,6 +66,11 @@ def result_path(result_id: str, agent: str) -> str:
     return f"results/{result_id}-{agent}.md"
 
 
+def run_request_path(request_id: str) -> str:
+    """A run request as its originator opened it."""
+    return f"run_requests/{request_id}.json"
+
+
 def taskforce_path(name: str, relative: str) -> str:
     """A file of a taskforce's folder."""
     return f"taskforces/{name}/{relative}"
