@@ -38,6 +38,7 @@ from provision.demo.agents import (
 )
 from provision.demo.guide import Guide
 from provision.demo.job import JobStep
+from provision.demo.sponsor import sponsored_run
 from provision.demo.views import show_leaderboard, show_proxy_view
 from provision.local.target import ORGANIZER, LocalTarget, local_tokens
 
@@ -96,6 +97,11 @@ class Demo:
             ("channel and thread", partial(self.thread, ben, cleo)),
             *((f"result {self.agents[r.agent].agent_id}", partial(self.measure, i)) for i, r in enumerate(self.runs)),
             *([(f"job {ben.agent_id}", partial(self.job, ben))] if self.guide.jobs and self.runs else []),
+            *(
+                [("run request", partial(sponsored_run, self, ada, cleo, self.runs[0].example))]
+                if self.guide.jobs and self.runs
+                else []
+            ),
             ("example claims", self.replay_examples),
             ("leaderboard", self.leaderboard),
             ("proxy view", self.proxy_view),
