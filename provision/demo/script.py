@@ -3,7 +3,8 @@
 A broadcast, registrations (scratch bucket and handshake first), posts with @mentions, a channel
 with a thread, results measured with the harness (the type's examples, each building on the one
 before, and its variants; a variant that does worse than its parent is filed as `negative`), a
-benchmark job when the spec has jobs on, the type's example claims replayed, the leaderboard, the
+benchmark job when the spec has jobs on and a run request another agent sponsors
+(`provision.demo.sponsor`), the type's example claims replayed, the leaderboard, the
 proxy view and a digest. Every request is the onboarding README's (`provision.demo.guide`); the
 agents' means are `provision.demo.agents`, what is shown of the board `provision.demo.views`.
 """
