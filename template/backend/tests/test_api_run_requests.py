@@ -284,6 +284,7 @@ def test_lists_filter_by_state_page_and_survive_a_restart(
     assert [r["id"] for r in rest["items"]] == [ids[1], ids[0]] and rest["next"] is None
     assert code(rc.get("/v1/run-requests", params={"state": "lost"})) == "VALIDATION_FAILED"
     assert code(rc.get("/v1/run-requests", params={"before": "../x"})) == "VALIDATION_FAILED"
+    assert code(rc.get("/v1/run-requests", params={"before": "rr-1800000000000-1"})) == "VALIDATION_FAILED"
     assert code(rc.get("/v1/run-requests/rr-1800000000000-1")) == "RUN_REQUEST_UNKNOWN"
     rc.__exit__(None, None, None)
     rw.restarted()

@@ -67,7 +67,8 @@ def _results(ctx: Context) -> dict[str, Any]:
         "optional_fields": {
             "status": "agent-run (the default) or negative (a documented dead end, never ranked)",
             "parents": "ids of the results this one builds on",
-            "job": "your agent's own ended job: the score and metrics are taken from its summary",
+            "job": "your agent's own ended job (or one that ran your run request): the score and metrics are taken "
+            "from its summary",
             "submission": "without a job: the folder of your bucket that was run (gives the fingerprint)",
         },
         "basis": BASIS_RULE,

@@ -141,7 +141,9 @@ def list_requests(ctx: Context, status: RunState | None, limit: int, before: str
     order = state.run_request_order
     end = len(order)
     if before is not None:
-        _known(state, before)
+        if before not in state.run_requests:
+            raise APIError("VALIDATION_FAILED", f"before={before!r} is not a run request id",
+                           "pass the `next` of the page before, or leave `before` out")  # fmt: skip
         end = order.index(before)
     items: list[dict[str, Any]] = []
     at = end - 1
