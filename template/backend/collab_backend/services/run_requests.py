@@ -75,16 +75,15 @@ def lease_of(events: list[RunRequestEntry], now: float) -> Lease | None:
     return lease if lease is not None and lease.expires > now else None
 
 
-def _job_of(state: State, rid: str) -> tuple[str, bool, bool] | None:
-    """The request's latest job that counts (id, ended, charged); a refunded one does not count."""
+def _job_of(state: State, rid: str) -> tuple[str, bool] | None:
+    """The request's latest job and whether it ended; None when it has none that counts (a refunded one does not)."""
     jobs = state.run_request_jobs.get(rid, [])
     if not jobs:
         return None
-    events = state.jobs[jobs[-1]]
-    end = next((e for e in events if e.event == "end"), None)
+    end = next((e for e in state.jobs[jobs[-1]] if e.event == "end"), None)
     if end is not None and not end.charged:
         return None
-    return jobs[-1], end is not None, True
+    return jobs[-1], end is not None
 
 
 def state_of(state: State, rid: str, now: float) -> RunState:
