@@ -38,6 +38,7 @@ from collab_backend.routes import (
     profiles,
     results,
     rulings,
+    run_requests,
     usage,
 )
 from collab_backend.services.board import ensure_spec_channels
@@ -121,7 +122,8 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, browse, pages):
+    routers = (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, run_requests, browse, pages)
+    for module in routers:
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.

@@ -24,6 +24,7 @@ from collab_backend.record.entries import (
     ProfileEntry,
     ResultEntry,
     RulingEntry,
+    RunRequestEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
     TokenStatsEntry,
@@ -73,6 +74,10 @@ class State:
     profiles: dict[str, ProfileEntry] = field(default_factory=dict)  # agent id -> its latest self-description
     flags: dict[str, FlagEntry] = field(default_factory=dict)  # flag id -> flag, in the record's order
     rulings: dict[str, RulingEntry] = field(default_factory=dict)  # ruling id -> ruling, in the record's order
+    # run request id -> its events in order (the opening first); opening order; the jobs launched for it
+    run_requests: dict[str, list[RunRequestEntry]] = field(default_factory=dict)
+    run_request_order: list[str] = field(default_factory=list)
+    run_request_jobs: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     log: list[Entry] = field(default_factory=list)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
@@ -241,6 +246,8 @@ class State:
             return undo_tokens
         if isinstance(entry, JobEntry):
             return self._apply_job(entry)
+        if isinstance(entry, RunRequestEntry):
+            return self._apply_run_request(entry)
         if isinstance(entry, FollowEntry):
             followed = self.follows[entry.agent]
             previous_follow = followed.get(entry.channel)
@@ -282,9 +289,31 @@ class State:
 
         return undo_ruling
 
+    def _apply_run_request(self, entry: RunRequestEntry) -> Undo:
+        if entry.event == "open":
+            self.run_requests[entry.request_id] = [entry]
+            self.run_request_order.append(entry.request_id)
+
+            def undo_open() -> None:
+                self.run_request_order.pop()
+                del self.run_requests[entry.request_id]
+
+            return undo_open
+        events = self.run_requests.get(entry.request_id)
+        if events is None:  # an event of a request the index never opened
+            return lambda: None
+        events.append(entry)
+
+        def undo_event() -> None:
+            events.pop()
+
+        return undo_event
+
     def _apply_job(self, entry: JobEntry) -> Undo:
         if entry.event == "launch":
             lists = [self.job_order, self.jobs_by_agent[entry.agent], self.jobs_by_user[entry.user]]
+            if entry.run_request is not None:
+                lists.append(self.run_request_jobs[entry.run_request])
             self.jobs[entry.job_id] = [entry]
             for ids in lists:
                 ids.append(entry.job_id)
