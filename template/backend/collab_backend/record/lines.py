@@ -90,6 +90,11 @@ class Entries(Sequence[T], Generic[T]):
         item = self.items.pop()
         return cast(T, decode_line(item)) if type(item) is bytes else cast(T, item)
 
+    def held_line(self, at: int) -> str | None:
+        """The index line item `at` is held as, as text; None if it is held as an entry."""
+        item = self.items[at]
+        return item.decode() if type(item) is bytes else None
+
     def lines(self, start: int, stop: int) -> list[bytes]:
         """The index lines of items[start:stop] (a line held is given as it is, an entry is encoded)."""
         return [i if type(i) is bytes else encode(i).encode() for i in self.items[start:stop]]

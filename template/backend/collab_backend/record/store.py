@@ -156,7 +156,8 @@ class Record:
         found = self._from_snapshot(chain, read)
         if found is not None and not self._replay(chain, read, found):
             log.warning(
-                "snapshot %s does not describe the index's messages; the index is read instead", snapshot.path_of(found[0])
+                "snapshot %s does not describe the index's messages; the index is read instead",
+                snapshot.path_of(found[0]),
             )
             self.state, self.segments, self._snapshot_seq = State(), [], 0
             self._replay(chain, {}, None)
