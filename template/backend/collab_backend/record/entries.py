@@ -23,9 +23,14 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+# libyaml's emitter when PyYAML was built with it (the wheels are): the same safe representer, in C,
+# about five times faster than the pure-Python one, which was a third of a raw post's writer time.
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def frontmatter_document(fields: dict[str, Any], body: str) -> str:
     """Markdown with a YAML header; values are dumped safely (no tags, no anchors)."""
-    header = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    header = yaml.dump(fields, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return f"---\n{header}---\n\n{body}"
 
 

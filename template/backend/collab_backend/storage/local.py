@@ -77,11 +77,14 @@ class LocalStorage:
         return self._no_symlink(self.bucket_dir(bucket) / check_path(path), path)
 
     def _no_symlink(self, target: Path, named: str) -> Path:
-        probe = self.root
+        probe = str(self.root)
         for part in target.relative_to(self.root).parts:
-            probe = probe / part
-            if probe.is_symlink():
-                raise InvalidPath(f"path leads through a symlink: {named!r}")
+            probe = os.path.join(probe, part)  # strings and os.lstat: pathlib's own cost was most of this check's
+            try:
+                if stat.S_ISLNK(os.lstat(probe).st_mode):
+                    raise InvalidPath(f"path leads through a symlink: {named!r}")
+            except (FileNotFoundError, NotADirectoryError):
+                return target  # nothing lies below a part that is missing or not a folder
         return target
 
     def create_bucket(self, bucket: str) -> None:
@@ -263,8 +266,11 @@ class LocalStorage:
 
     def _write(self, target: Path, data: bytes | Iterable[bytes], check: Callable[[], bool] | None = None) -> None:
         """Write to a temporary file beside `target`, then rename it into place (unless `check` says no)."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
+        except FileNotFoundError:  # the folder is new (most writes go to one that exists: no mkdir for them)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in [data] if isinstance(data, bytes) else data:
