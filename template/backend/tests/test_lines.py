@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collab_backend.record.entries import MessageEntry, encode
-from collab_backend.record.lines import parse_lines
+from collab_backend.record.entries import Entry, FileCopyEntry, MessageEntry, ResultEntry, encode
+from collab_backend.record.lines import decode_line, parse_lines
 from collab_backend.record.state import State
 from collab_backend.services.threads import search
 
@@ -42,3 +45,17 @@ def test_a_state_held_as_lines_reads_and_compares_as_its_entries() -> None:
     assert list(held.messages) == list(decoded.messages)
     assert held.log.lines(0, 3) == decoded.log.lines(0, 3)  # what a merge writes: the same lines
     assert held.messages.pop() == decoded.messages.pop()
+
+
+def test_an_index_line_is_the_entry_s_fields_as_asdict_gives_them() -> None:
+    entries: list[Entry] = [
+        MessageEntry(3, 1.5, "1500-3", "speedy", "alice", "general", "h\u2028i \"q\"", thread="t",
+                     mentions=("bob",), notify=("bob",), source={"bucket": "b", "path": "p", "hash": "h"},
+                     client_fields={"k": [1, {"x": 2}]}),
+        FileCopyEntry(4, 2.0, "speedy", "artifacts", (("a/p", "p", "h", 3), ("a/q", "q", "h2", 4))),
+        ResultEntry(5, 2.5, "r1", "speedy", "alice", 1e16, "agent-run", {"ppl": 2.25}, None, ("r0",), None, "",
+                    {"b": "c"}),
+    ]  # fmt: skip
+    for entry in entries:
+        expected = json.dumps(asdict(entry), ensure_ascii=False, separators=(",", ":"))
+        assert encode(entry) == expected and decode_line(expected.encode()) == entry
