@@ -221,13 +221,7 @@ class Record:
         return chain
 
     def _listing(self, prefix: str) -> list[str]:
-        paths, cursor = [], None
-        while True:
-            page = self.storage.list(self.bucket, prefix, cursor=cursor)
-            paths += [info.path for info in page.items]
-            if page.next_cursor is None:
-                return paths
-            cursor = page.next_cursor
+        return self.storage.paths(self.bucket, prefix)
 
     def _from_snapshot(self, chain: list[Segment], read: dict[str, bytes]) -> tuple[int, dict[str, Any]] | None:
         """The newest snapshot the index confirms (`snapshot.py` says what is checked): its entry and lookups."""

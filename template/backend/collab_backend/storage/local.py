@@ -18,6 +18,7 @@ is refused).
 
 from __future__ import annotations
 
+import builtins
 import errno
 import hashlib
 import os
@@ -185,15 +186,20 @@ class LocalStorage:
                 if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                     yield file
 
-    def list(self, bucket: str, prefix: str = "", *, cursor: str | None = None, limit: int = MAX_PAGE) -> Page:
-        """Files under `prefix` in path order, after `cursor`, at most `limit`."""
+    def paths(self, bucket: str, prefix: str = "") -> builtins.list[str]:
+        """Every file's path under `prefix`, in path order (nothing read, nothing hashed)."""
         check_prefix(prefix)
-        check_limit(limit)
         base = self.bucket_dir(bucket)
         if not base.is_dir():
             raise NotFound(f"bucket {bucket} not found")
         folder = self._no_symlink(base / prefix if prefix else base, prefix or bucket)
-        paths = sorted(p.relative_to(base).as_posix() for p in self._walk(folder)) if folder.is_dir() else []
+        return sorted(p.relative_to(base).as_posix() for p in self._walk(folder)) if folder.is_dir() else []
+
+    def list(self, bucket: str, prefix: str = "", *, cursor: str | None = None, limit: int = MAX_PAGE) -> Page:
+        """Files under `prefix` in path order, after `cursor`, at most `limit`."""
+        check_limit(limit)
+        paths = self.paths(bucket, prefix)
+        base = self.bucket_dir(bucket)
         if cursor is not None:
             paths = [p for p in paths if p > cursor]
         page = paths[:limit]
