@@ -266,3 +266,25 @@ def test_a_snapshot_the_store_refuses_is_tried_again_only_after_as_many_entries(
         assert tries == [5, 10] and record.problem() is None  # the writes went on; no retry at every commit
     finally:
         record.close()
+
+
+def test_a_snapshot_in_the_older_pickle_format_is_refused_unread(
+    filled: World, caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    newest = sorted(_snapshots(filled))[-1]
+    seq = snapshot.seq_of(newest)
+    older = f"{snapshot.PREFIX}{seq:012d}.pickle"  # tried first: the same entry, and a name that sorts after
+    filled.storage.batch(
+        filled.spec.storage.central_bucket, [Add(older, b"collab-snapshot 1\n{}\n" + pickle.dumps(_Boom()))]
+    )
+    with caplog.at_level(logging.WARNING, "collab_backend.record"):
+        record = _open(filled)
+    try:
+        assert record._snapshot_seq == seq  # the JSON one beside it was used
+        assert any(
+            older in r.getMessage() and "not a snapshot of this format" in r.getMessage() for r in caplog.records
+        )
+        assert not (tmp_path / "planted-by-a-snapshot").exists()
+    finally:
+        record.close()
