@@ -145,18 +145,32 @@ class State:
         """Add entries read back from the index (each line and its parse), in order; nothing to undo.
 
         Entries already loaded (the overlap of a merge interrupted by a crash) are skipped. A
-        message is indexed from its parse and kept as its line: no entry object is built.
+        message is indexed from its parse and kept as its line: no entry object is built. Spelled
+        out with local names: a restart without a snapshot runs this loop a million times.
         """
-        index = self._index_line
+        log, messages, position = self.log.items, self.messages.items, self.position
+        by_channel, by_author, by_thread, inbox = self.by_channel, self.by_author, self.by_thread, self.inbox
         for line, data in zip(lines, parsed, strict=True):
             if data["seq"] != self.seq + 1:
                 continue
-            if data["kind"] == "message":  # nearly all of a large record: no undo bookkeeping
-                self.seq, self.last_ts = data["seq"], max(self.last_ts, data["ts"])
-                self.log.items.append(line)
-                index(line, data)
-            else:
+            if data["kind"] != "message":
                 self._apply(decode_data(data))
+                continue
+            self.seq, self.last_ts = data["seq"], max(self.last_ts, data["ts"])
+            at = len(messages)
+            log.append(line)
+            messages.append(line)
+            position[data["id"]] = at
+            by_channel[data["channel"]].append(at)
+            by_author[data["author"]].append(at)
+            if thread := data.get("thread"):
+                by_thread[thread].append(at)
+            for handle in data.get("notify", ()):
+                inbox[handle].append(at)
+            if data.get("role") == "organizer":
+                self.announcements.append(at)
+            if source := data.get("source"):
+                self.promoted[(source["bucket"], source["path"], source["hash"])] = data["id"]
 
     def _apply(self, entry: Entry) -> Undo:
         if entry.seq != self.seq + 1:
@@ -357,23 +371,6 @@ class State:
         key = (message.source["bucket"], message.source["path"], message.source["hash"])
         self.promoted[key] = message.id
         return key
-
-    def _index_line(self, line: bytes, data: dict[str, Any]) -> None:
-        """As `_index_message`, for a message read back from the index: from its parse, kept as its line."""
-        at = len(self.messages)
-        self.messages.items.append(line)
-        self.position[data["id"]] = at
-        self.by_channel[data["channel"]].append(at)
-        self.by_author[data["author"]].append(at)
-        if data.get("thread"):
-            self.by_thread[data["thread"]].append(at)
-        for handle in data.get("notify", ()):
-            self.inbox[handle].append(at)
-        if data.get("role", "agent") == "organizer":
-            self.announcements.append(at)
-        source = data.get("source")
-        if source:
-            self.promoted[(source["bucket"], source["path"], source["hash"])] = data["id"]
 
     def positions_of(self, channel: str | None = None, author: str | None = None) -> Sequence[int]:
         """The positions of a channel's messages, else an author's, else all, oldest first."""
