@@ -6,6 +6,7 @@ the environment (the Space).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,6 +50,12 @@ from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
 
+# How long a thread holds the GIL while another waits for it (CPython's default: 5 ms). The record's
+# writer releases it at each file operation of a commit, and taking it back from the event loop
+# then cost up to the whole interval each time: commits, and every write waiting on them, slowed
+# to a crawl under concurrent requests. A shorter interval hands it back sooner.
+SWITCH_INTERVAL = 0.0005
+
 
 def build_context(settings: Settings) -> Context:
     """Wire storage, identity and the record from settings."""
@@ -88,6 +95,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if app.state.ctx is None:
             app.state.ctx = build_context(Settings())  # read from the environment
         ctx = app.state.ctx
