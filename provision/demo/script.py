@@ -32,10 +32,12 @@ from provision.demo.agents import (
     frontmatter,
     merge,
     read_json_object,
+    read_readme,
     result_fields,
     run_harness,
     say,
 )
+from provision.demo.coordination import show_directions_and_credit
 from provision.demo.guide import Guide
 from provision.demo.job import JobStep
 from provision.demo.views import show_leaderboard, show_proxy_view
@@ -100,6 +102,10 @@ class Demo:
             ("leaderboard", self.leaderboard),
             ("proxy view", self.proxy_view),
             ("digest", partial(self.digest, ben)),
+            (
+                "directions and credit",
+                partial(show_directions_and_credit, self.api, read_readme(self.target), self.guide, cleo, ben),
+            ),
         ]
 
     # -- the steps ------------------------------------------------------------------------------

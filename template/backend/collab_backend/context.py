@@ -9,6 +9,8 @@ from collab_backend.identity import IdentityProvider
 from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.limits import Limits
 from collab_backend.record.store import Record
+from collab_backend.services.credit import CreditCache
+from collab_backend.services.direction_index import DirectionIndex
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
 from collab_backend.services.threads import HandleIndex, ThreadIndex
@@ -45,6 +47,8 @@ class Context:
     result_views: ResultViews = field(default_factory=ResultViews)  # the read views of results for people
     threads: ThreadIndex = field(default_factory=ThreadIndex)
     handles: HandleIndex = field(default_factory=HandleIndex)
+    credit: CreditCache = field(default_factory=CreditCache)  # the credit ledger along lineage
+    directions: DirectionIndex = field(default_factory=DirectionIndex)  # what each direction holds
 
     @property
     def central(self) -> str:

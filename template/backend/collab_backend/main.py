@@ -26,8 +26,23 @@ from collab_backend.limits import Limits, replay
 from collab_backend.middleware import AuditTrail, BodyLimit, JsonGuard
 from collab_backend.openapi import document_errors
 from collab_backend.record.store import Record
-from collab_backend.routes import agents, board, browse, digest, files, jobs, meta, pages, profiles, results, usage
+from collab_backend.routes import (
+    agents,
+    board,
+    browse,
+    credit,
+    digest,
+    directions,
+    files,
+    jobs,
+    meta,
+    pages,
+    profiles,
+    results,
+    usage,
+)
 from collab_backend.services.board import ensure_spec_channels
+from collab_backend.services.directions import ensure_spec_directions
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.services.results import IndexWatcher
 from collab_backend.services.verifier import Verifier
@@ -79,6 +94,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
         if manage_record:
             ctx.record.open()
             ensure_spec_channels(ctx)
+            ensure_spec_directions(ctx)
             replay(ctx.limits, ctx.record.state, ctx.record.clock())
         if ctx.audit is not None:
             ctx.audit.start()
@@ -107,7 +123,8 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, profiles, board, digest, results, files, usage, jobs, browse, pages):
+    modules = (meta, agents, profiles, board, digest, results, files, usage, jobs, browse, pages, credit, directions)
+    for module in modules:
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.

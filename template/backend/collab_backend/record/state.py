@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from collab_backend.record.entries import (
     AgentEntry,
     ChannelEntry,
+    DirectionEntry,
     Entry,
     FileCopyEntry,
     FollowEntry,
@@ -69,6 +70,7 @@ class State:
     follows: defaultdict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))  # agent -> channel
     registered_seq: dict[str, int] = field(default_factory=dict)  # agent id -> seq of its first binding
     profiles: dict[str, ProfileEntry] = field(default_factory=dict)  # agent id -> its latest self-description
+    directions: dict[str, DirectionEntry] = field(default_factory=dict)  # declared or opened, in opening order
     log: list[Entry] = field(default_factory=list)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
@@ -265,6 +267,13 @@ class State:
                 self.channels.pop(entry.name, None)
 
             return undo_channel
+        if isinstance(entry, DirectionEntry):
+            self.directions[entry.name] = entry
+
+            def undo_direction() -> None:
+                self.directions.pop(entry.name, None)
+
+            return undo_direction
         return self._apply_message(entry)
 
     def _apply_job(self, entry: JobEntry) -> Undo:

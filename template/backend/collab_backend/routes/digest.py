@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import message_json
 from collab_backend.openapi import answers
 from collab_backend.routes.results import public
+from collab_backend.services import credit, directions
 from collab_backend.services.follows import followed_channels
 
 router = APIRouter(prefix="/v1", tags=["digest"])
@@ -27,7 +29,7 @@ async def digest(
     since: Annotated[str | None, Query(max_length=64, description="the `inbox.cursor` of the last digest")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
-    """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results.
+    """Inbox since a cursor, announcements, followed channels, the leaderboard's top, recent results, credit, nudges.
 
     The inbox comes oldest first, after `since` (from its start without one, or with an empty one). Its `cursor` is what
     the next call passes as `since`: the last message returned, or `since` again when nothing is
@@ -49,6 +51,10 @@ async def digest(
     }
     announcements, _ = state.page(state.announcements, limit=10)
     cache = await ctx.leaderboard.current(state, ctx.spec.scoring)
+    drawn = await ctx.credit.current(state, ctx.spec.scoring)
+    built = await ctx.result_views.current(state, ctx.spec.scoring)
+    activity = await run_in_threadpool(ctx.directions.get, state)
+    rows = directions.directions_map(ctx, activity, built.excluded)
     return JSONResponse(
         {
             "leaderboard": [
@@ -68,6 +74,12 @@ async def digest(
             },
             "announcements": [message_json(m) for m in announcements],
             "channels": channels,
+            "credit": credit.digest_line(drawn, agent_id),
+            "directions": {
+                "nudge": directions.nudge(rows, activity, ctx.record.clock()),
+                "rule": directions.NUDGE_RULE,
+                "map": "GET /v1/directions",
+            },
             "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
         }
     )
