@@ -137,3 +137,15 @@ def test_get_v1_describes_directions_and_credit(dc: TestClient) -> None:
     described = dc.get("/v1").json()
     assert described["directions"]["declared"] == ["kernels", "quantization", "engine"]
     assert "1/4" in described["credit"]["rule"] and described["credit"]["ledger"] == "GET /v1/credit"
+
+
+def test_directions_and_what_names_them_outlive_a_restart(dw: World, dc: TestClient, alice: str) -> None:
+    dc.post("/v1/directions", json={"agent_id": "speedy", "name": "spec-decode"}, headers=auth(alice))
+    submit(dw, dc, alice, "r1", 100, "spec-decode")
+    before = by_name(dc)
+    with TestClient(dw.restarted().app) as again:
+        after = {d["name"]: d for d in again.get("/v1/directions").json()["directions"]}
+        assert after == before and list(after) == ["kernels", "quantization", "engine", "spec-decode"]
+        assert again.get("/v1/credit").json()["total"] == 0  # one claim, unverified: no credit
+    central = dw.spec.storage.central_bucket
+    assert "directions/spec-decode.json" in dw.storage.stat(central, ["directions/spec-decode.json"])
