@@ -14,6 +14,7 @@ import pytest
 from local_harness import Proc, alive, stop
 
 from provision.cli import main
+from provision.demo.coordination import read_calls
 from provision.demo.guide import Call, GuideError, JobCalls, read_guide
 from provision.demo.run import job_processes
 from provision.local.target import local_target, local_tokens
@@ -35,7 +36,10 @@ def test_the_generated_readme_guides_every_step(readme: str) -> None:
     assert guide.bucket_of("ada") == "my-collab/gemma-collab-ada"
     assert guide.handshake_file == "collab-handshake.txt"
     assert guide.register == Call("POST", "/v1/agents", ("agent_id",))
-    assert guide.post == Call("POST", "/v1/messages", ("agent_id", "body"), ("channel", "thread", "refs"))
+    assert guide.post == Call("POST", "/v1/messages", ("agent_id", "body"), ("channel", "thread", "refs", "direction"))
+    coordination = read_calls(readme)  # the demo's directions and credit step reads these
+    assert coordination.open_direction == Call("POST", "/v1/directions", ("agent_id", "name"), ("description",))
+    assert coordination.agent_credit.url(agent="ben") == "/v1/credit/ben"
     assert guide.promote == Call("POST", "/v1/messages/promote", ("agent_id", "path"))
     assert guide.open_channel == Call("POST", "/v1/channels", ("agent_id", "name", "description"))
     assert guide.result == Call("POST", "/v1/results", ("agent_id", "path"))
