@@ -307,6 +307,8 @@ def test_a_launch_whose_fingerprint_was_measured_is_told_by_whom_and_credit_foll
     ledger = jc.get("/v1/credit").json()
     assert [(a["agent"], a["credit"]) for a in ledger["agents"]] == [("bolt", 22.5), ("speedy", 7.5)]
     assert ledger["total_credit"] == 30.0 and "1/4" in ledger["rule"]
+    page = jc.get("/v1/credit", params={"limit": 1, "offset": 1}).json()
+    assert (page["total"], [(a["rank"], a["agent"]) for a in page["agents"]]) == (2, [(2, "speedy")])
     speedy = jc.get("/v1/credit/speedy").json()
     assert (speedy["credit"], speedy["lineage"], speedy["rank"]) == (7.5, 7.5, 2)
     assert jc.get("/v1/digest/speedy").json()["credit"] == {

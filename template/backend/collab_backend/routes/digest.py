@@ -52,9 +52,7 @@ async def digest(
     announcements, _ = state.page(state.announcements, limit=10)
     cache = await ctx.leaderboard.current(state, ctx.spec.scoring)
     drawn = await ctx.credit.current(state, ctx.spec.scoring)
-    built = await ctx.result_views.current(state, ctx.spec.scoring)
     activity = await run_in_threadpool(ctx.directions.get, state)
-    rows = directions.directions_map(ctx, activity, built.excluded)
     return JSONResponse(
         {
             "leaderboard": [
@@ -76,7 +74,7 @@ async def digest(
             "channels": channels,
             "credit": credit.digest_line(drawn, agent_id),
             "directions": {
-                "nudge": directions.nudge(rows, activity, ctx.record.clock()),
+                "nudge": directions.nudge(state, activity, ctx.record.clock()),
                 "rule": directions.NUDGE_RULE,
                 "map": "GET /v1/directions",
             },

@@ -7,10 +7,11 @@ post: the `direction` field); an unknown name is refused with the list of known 
 figure (the leaderboard's rules: what cannot rank has no figure), its last activity, the agents
 who worked in it and its open run requests. The counts are kept by a pass over the record's log
 that resumes where it stopped (O(new entries) per read); the best figure is taken at read time
-from the direction's results under the current verdicts.
+from the direction's results under the current verdicts (O(results named) per map).
 
 The digest's nudge lists at most NUDGE directions that have fewer than FEW results, or no result
-in the last QUIET_SECONDS: fewest results first, then the longest quiet.
+in the last QUIET_SECONDS: fewest results first, then the longest quiet. It reads the counts
+only, so a digest costs O(directions) for it, whatever the number of results.
 """
 
 from __future__ import annotations
@@ -112,15 +113,14 @@ def directions_map(ctx: Context, activity: dict[str, Activity], excluded: dict[s
     return out
 
 
-def nudge(rows: list[dict[str, Any]], activity: dict[str, Activity], now: float) -> list[dict[str, Any]]:
-    """The directions a digest suggests (NUDGE_RULE), each with why."""
+def nudge(state: State, activity: dict[str, Activity], now: float) -> list[dict[str, Any]]:
+    """The directions a digest suggests (NUDGE_RULE), each with why: O(directions), no figure looked up."""
     picked = []
-    for row in rows:
-        found = activity.get(row["name"], Activity())
-        quiet = found.last_result is None or now - found.last_result > QUIET_SECONDS
-        if row["results"] < FEW or quiet:
-            why = f"{row['results']} result(s)" + ("" if found.last_result is None else
-                                                  f", the last at {row['last_result']}")  # fmt: skip
-            picked.append((row["results"], found.last_result or 0.0, row["name"], why, row["description"]))
+    for name, entry in list(state.directions.items()):
+        found = activity.get(name, Activity())
+        count = len(found.results)
+        if count < FEW or found.last_result is None or now - found.last_result > QUIET_SECONDS:
+            last = "" if found.last_result is None else f", the last at {iso(found.last_result)}"
+            picked.append((count, found.last_result or 0.0, name, f"{count} result(s){last}", entry.description))
     picked.sort()
     return [{"name": name, "description": text, "why": why} for _, _, name, why, text in picked[:NUDGE]]
