@@ -155,7 +155,7 @@ def test_the_credit_handed_out_is_the_sum_of_the_improvements(
 ) -> None:
     results, verdicts = drawn
     ledger = draw(results, verdicts, scoring(direction))
-    assert sum(ledger.totals.values(), Fraction(0)) == sum(ledger.improvement.values(), Fraction(0))
+    assert sum(ledger.totals.values(), Fraction(0)) == sum(ledger.improvement.values(), Fraction(0)) == ledger.total
     assert all(amount > 0 for amount in ledger.improvement.values())
     assert all(part.amount > 0 for parts in ledger.parts.values() for part in parts)
     earning = {

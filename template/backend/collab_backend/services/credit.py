@@ -98,6 +98,7 @@ class Ledger:
     improvement: dict[str, Fraction] = field(default_factory=dict)  # earning results with a positive one
     totals: defaultdict[str, Fraction] = field(default_factory=lambda: defaultdict(Fraction))
     parts: defaultdict[str, list[Part]] = field(default_factory=lambda: defaultdict(list))
+    total: Fraction = Fraction(0)  # the sum of the improvements: the credit handed out
     copied: set[str] = field(default_factory=set)  # agents whose parts list is this ledger's own (not `previous`'s)
 
 
@@ -115,7 +116,8 @@ def draw(
         out = Ledger(previous.count, previous.last, previous.verdicts, previous.invalid, set(previous.tainted),
                      dict(previous.figure), set(previous.earns), dict(previous.owners), dict(previous.best_parent),
                      dict(previous.best_before), dict(previous.improvement),
-                     defaultdict(Fraction, previous.totals), defaultdict(list, previous.parts))  # fmt: skip
+                     defaultdict(Fraction, previous.totals), defaultdict(list, previous.parts),
+                     previous.total)  # fmt: skip
         new = results[previous.count :]
     else:
         by_id = {r.id: r for r in results}
@@ -154,6 +156,7 @@ def _add(out: Ledger, result: ResultEntry, verdicts: Mapping[str, VerdictEntry],
     if reference is None or sign * (figure - reference) <= 0:
         return
     improvement = out.improvement[result.id] = sign * (figure - reference)
+    out.total += improvement
     kept = improvement
     via, generation = out.best_parent.get(result.id), 1
     while via is not None and via in out.earns and generation <= len(ANCESTOR_SHARES):
@@ -214,11 +217,10 @@ def collab_page(drawn: tuple[Ledger, list[tuple[str, Fraction]], dict[str, int]]
                 offset: int) -> dict[str, Any]:  # fmt: skip
     """One page of the collab's ledger: agents by credit, with the rule."""
     ledger, ordered, _ = drawn
-    total = sum(ledger.improvement.values(), Fraction(0))
     return {
         "rule": CREDIT_RULE,
         "unit": scoring.unit,
-        "total_credit": rounded(total),
+        "total_credit": rounded(ledger.total),
         "results_credited": len(ledger.improvement),
         "limit": limit,
         "offset": offset,
