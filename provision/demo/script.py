@@ -34,10 +34,12 @@ from provision.demo.agents import (
     frontmatter,
     merge,
     read_json_object,
+    read_readme,
     result_fields,
     run_harness,
     say,
 )
+from provision.demo.coordination import show_directions_and_credit
 from provision.demo.guide import Guide
 from provision.demo.job import JobStep
 from provision.demo.rulings import flag_and_rule
@@ -110,6 +112,10 @@ class Demo:
             ("proxy view", self.proxy_view),
             ("digest", partial(self.digest, ben)),
             ("flag and ruling", partial(flag_and_rule, self.api, self.guide, self.organizer, cleo, self.filed)),
+            (
+                "directions and credit",
+                partial(show_directions_and_credit, self.api, read_readme(self.target), self.guide, cleo, ben),
+            ),
         ]
 
     # -- the steps ------------------------------------------------------------------------------

@@ -127,6 +127,11 @@ class Channel(_Model):
     description: str
 
 
+class ResearchDirection(_Model):
+    name: str
+    description: str
+
+
 class Board(_Model):
     channels: tuple[Channel, ...]
     agent_channels: bool
@@ -158,6 +163,7 @@ class ChallengeSpec(_Model):
     verification: Verification
     jobs: Jobs
     board: Board
+    directions: tuple[ResearchDirection, ...]
     dashboard: Dashboard
 
     def to_document(self) -> dict[str, object]:

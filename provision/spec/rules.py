@@ -91,14 +91,15 @@ def eval_space_private(spec: dict[str, Any], smap: SourceMap) -> Iterator[Proble
 
 @rule
 def unique_names(spec: dict[str, Any], smap: SourceMap) -> Iterator[Problem]:
-    """Channels, tracks and metrics are looked up by name, so names must be unique."""
-    groups: list[tuple[tuple[str, str], str]] = [
+    """Channels, tracks, metrics and directions are looked up by name, so names must be unique."""
+    groups: list[tuple[tuple[str, ...], str]] = [
         (("board", "channels"), "name"),
         (("scoring", "tracks"), "name"),
         (("scoring", "metrics"), "field"),
+        (("directions",), "name"),
     ]
     for path, key in groups:
-        items = spec[path[0]][path[1]]
+        items = spec[path[0]][path[1]] if len(path) == 2 else spec[path[0]]
         counts = Counter(item[key] for item in items)
         for i, item in enumerate(items):
             if counts[item[key]] > 1 and [x[key] for x in items].index(item[key]) != i:

@@ -9,6 +9,8 @@ from collab_backend.identity import IdentityProvider
 from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.limits import Limits
 from collab_backend.record.store import Record
+from collab_backend.services.credit import CreditCache
+from collab_backend.services.direction_index import DirectionIndex
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
 from collab_backend.services.threads import HandleIndex, ThreadIndex
@@ -46,6 +48,8 @@ class Context:
     threads: ThreadIndex = field(default_factory=ThreadIndex)
     handles: HandleIndex = field(default_factory=HandleIndex)
     submission_config: str | None = None  # the challenge type's config file in a submission folder (ruling predicates)
+    credit: CreditCache = field(default_factory=CreditCache)  # the credit ledger along lineage
+    directions: DirectionIndex = field(default_factory=DirectionIndex)  # what each direction holds
 
     @property
     def central(self) -> str:

@@ -46,6 +46,8 @@ CODES: dict[str, tuple[int, str]] = {
     "FANOUT_EXCEEDED": (422, "the message mentions or refers to more handles than allowed"),
     "CHANNEL_UNKNOWN": (404, "no such channel"),
     "CHANNEL_EXISTS": (409, "a channel with that name exists"),
+    "DIRECTION_UNKNOWN": (404, "no such direction (results and posts name a listed one)"),
+    "DIRECTION_EXISTS": (409, "a direction with that name exists"),
     "CHANNELS_CLOSED": (403, "agents may not create channels in this collab"),
     "THREAD_UNKNOWN": (404, "the message to reply to does not exist"),
     "SOURCE_NOT_FOUND": (422, "the file to promote is not in the agent's bucket"),

@@ -31,7 +31,9 @@ from collab_backend.routes import (
     agents,
     board,
     browse,
+    credit,
     digest,
+    directions,
     files,
     jobs,
     meta,
@@ -43,6 +45,7 @@ from collab_backend.routes import (
     usage,
 )
 from collab_backend.services.board import ensure_spec_channels
+from collab_backend.services.directions import ensure_spec_directions
 from collab_backend.services.job_endings import JobMonitor
 from collab_backend.services.results import IndexWatcher
 from collab_backend.services.verifier import Verifier
@@ -102,6 +105,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
         if manage_record:
             ctx.record.open()
             ensure_spec_channels(ctx)
+            ensure_spec_directions(ctx)
             replay(ctx.limits, ctx.record.state, ctx.record.clock())
         if ctx.audit is not None:
             ctx.audit.start()
@@ -131,7 +135,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     app.state.ctx = ctx
     errors.install(app)
     routers = (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, run_requests, browse, pages)
-    for module in routers:
+    for module in (*routers, credit, directions):
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.

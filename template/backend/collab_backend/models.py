@@ -25,6 +25,7 @@ class MessageCreate(_In):
     channel: str | None = Field(None, max_length=MAX_ID, description="channel name (default: general)")
     thread: str | None = Field(None, max_length=MAX_ID, description="id of the message this replies to")
     refs: list[str] = Field(default_factory=list, max_length=50, description="ids of messages this builds on")
+    direction: str | None = Field(None, max_length=MAX_ID, description="the direction it is about (GET /v1/directions)")
 
 
 class PromoteCreate(_In):
@@ -77,6 +78,7 @@ class MessagePublic(BaseModel):
     attribution: str
     posted_at: str
     source: dict[str, str] | None
+    direction: str | None = None
 
     @classmethod
     def of(cls, m: MessageEntry) -> MessagePublic:
@@ -102,6 +104,7 @@ def message_json(m: MessageEntry) -> dict[str, Any]:
         "attribution": m.attribution,
         "posted_at": iso(m.ts),
         "source": m.source,
+        "direction": m.client_fields.get("direction"),
     }
 
 

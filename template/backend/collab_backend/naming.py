@@ -56,6 +56,11 @@ def channel_path(name: str) -> str:
     return f"channels/{name}.json"
 
 
+def direction_path(name: str) -> str:
+    """A direction's description file."""
+    return f"directions/{name}.json"
+
+
 def inbox_path(handle: str, message_id: str) -> str:
     """A delivered copy in a handle's inbox."""
     return f"inbox/{handle}/{message_id}.md"

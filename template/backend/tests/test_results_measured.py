@@ -276,3 +276,41 @@ def test_get_v1_states_the_result_format_basis_fingerprint_tie_rule_and_verifica
     assert "never ranks" in results["basis"] and "never typed" in results["fingerprint"]
     assert results["tie_rule"] == jc.get("/v1/leaderboard").json()["ranking"]["tie_rule"]["rule"]
     assert results["verification"]["mode"] == "manual" and "pending" in results["verification"]["what_happens"]
+
+
+def test_a_launch_whose_fingerprint_was_measured_is_told_by_whom_and_credit_follows_the_lineage(
+    jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher
+) -> None:
+    first = jc.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub", "track": "lossless"},
+                    headers=auth(alice)).json()  # fmt: skip
+    assert first["warnings"] == []  # nothing measured it yet
+    launcher.end(first["id"], stage="COMPLETED", exit_code=0, summary=summary_bytes(ppl=2.3, tps=100.0, proxy=False))
+    tick(jw.ctx)
+    base = promote(jw, jc, alice, {"job": first["id"]})
+    # another agent runs the very same files: the launch goes ahead, and says who measured them, in which result
+    bob = jw.user("bob")
+    jw.agent(jc, bob, "bolt")
+    jw.write(bob, jw.bucket_of("bolt"), {"sub/config.json": b'{"k": 7}', "sub/notes.txt": b"mtp"})
+    again = jc.post("/v1/jobs", json={"agent_id": "bolt", "submission": "sub", "track": "lossless"}, headers=auth(bob))
+    assert again.status_code == 201 and again.json()["status"] == "queued"
+    [warning] = again.json()["warnings"]
+    assert warning["code"] == "ALREADY_MEASURED" and f"{base['id']} by speedy (tps 100, job)" in warning["message"]
+    assert warning["results"] == [{"result_id": base["id"], "agent": "speedy", "score": 100.0, "basis": "job"}]
+    # bolt changes the submission, measures 130 and names speedy's result as its parent: credit along lineage
+    jw.write(bob, jw.bucket_of("bolt"), {"sub/notes.txt": b"mtp, k=8"})
+    changed = jc.post("/v1/jobs", json={"agent_id": "bolt", "submission": "sub", "track": "lossless"},
+                      headers=auth(bob)).json()  # fmt: skip
+    assert changed["warnings"] == []
+    launcher.end(changed["id"], stage="COMPLETED", exit_code=0, summary=summary_bytes(ppl=2.3, tps=130.0, proxy=False))
+    tick(jw.ctx)
+    promote(jw, jc, bob, {"job": changed["id"], "parents": [base["id"]]}, agent="bolt")
+    ledger = jc.get("/v1/credit").json()
+    assert [(a["agent"], a["credit"]) for a in ledger["agents"]] == [("bolt", 22.5), ("speedy", 7.5)]
+    assert ledger["total_credit"] == 30.0 and "1/4" in ledger["rule"]
+    page = jc.get("/v1/credit", params={"limit": 1, "offset": 1}).json()
+    assert (page["total"], [(a["rank"], a["agent"]) for a in page["agents"]]) == (2, [(2, "speedy")])
+    speedy = jc.get("/v1/credit/speedy").json()
+    assert (speedy["credit"], speedy["lineage"], speedy["rank"]) == (7.5, 7.5, 2)
+    assert jc.get("/v1/digest/speedy").json()["credit"] == {
+        "credit": 7.5, "rank": 2, "agents_with_credit": 2, "detail": "GET /v1/credit/speedy"}  # fmt: skip
+    assert jc.get("/v1/credit/nobody").json()["error"]["code"] == "NOT_FOUND"

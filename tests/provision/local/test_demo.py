@@ -14,6 +14,7 @@ import pytest
 from local_harness import Proc, alive, stop
 
 from provision.cli import main
+from provision.demo.coordination import read_calls
 from provision.demo.guide import Call, GuideError, JobCalls, read_guide
 from provision.demo.run import job_processes
 from provision.local.target import local_target, local_tokens
@@ -35,7 +36,10 @@ def test_the_generated_readme_guides_every_step(readme: str) -> None:
     assert guide.bucket_of("ada") == "my-collab/gemma-collab-ada"
     assert guide.handshake_file == "collab-handshake.txt"
     assert guide.register == Call("POST", "/v1/agents", ("agent_id",))
-    assert guide.post == Call("POST", "/v1/messages", ("agent_id", "body"), ("channel", "thread", "refs"))
+    assert guide.post == Call("POST", "/v1/messages", ("agent_id", "body"), ("channel", "thread", "refs", "direction"))
+    coordination = read_calls(readme)  # the demo's directions and credit step reads these
+    assert coordination.open_direction == Call("POST", "/v1/directions", ("agent_id", "name"), ("description",))
+    assert coordination.agent_credit.url(agent="ben") == "/v1/credit/ben"
     assert guide.promote == Call("POST", "/v1/messages/promote", ("agent_id", "path"))
     assert guide.open_channel == Call("POST", "/v1/channels", ("agent_id", "name", "description"))
     assert guide.result == Call("POST", "/v1/results", ("agent_id", "path"))
@@ -207,6 +211,17 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     assert flag_id.startswith("flag-")
     # The official board ranks only the replayed example claim: the proxies never rank.
     assert re.search(r"^ +1 +eve +247\.1 \(pending verification\)$", out, re.MULTILINE)
+    # Directions and credit: cleo opens one and posts in it; the map, ben's nudge and the ledger, as the API answers.
+    assert "cleo opened direction vocab-pruning: Pruning the output vocabulary" in out
+    assert "[general] cleo (direction vocab-pruning): Looking at vocabulary pruning" in out
+    assert "  map of directions (GET /v1/directions):" in out
+    mapped = re.findall(r"^    (\S+) +(\d+) result\(s\), (\d+) post\(s\), (.+?); agents: (.+?); open run requests: 0;",
+                        out, re.MULTILINE)  # fmt: skip
+    assert mapped == [("vocab-pruning", "0", "1", "no ranked figure", "cleo")], out  # a post, no result yet
+    assert "ben's digest nudges toward: vocab-pruning (0 result(s))" in out
+    # every figure of the demo is a CPU stand-in's proxy or an unverified claim: nobody has earned credit
+    assert "  credit ledger (GET /v1/credit; tokens/s):\n    no credit yet: a result earns only when" in out
+    assert "ben's credit: 0 (own 0, from its lineage 0; GET /v1/credit/{agent})" in out
     assert "FAILED" not in out
     assert not alive(backend_pid) and not alive(dashboard_pid)
     assert job_processes(collab / ".collab" / "jobs") == []

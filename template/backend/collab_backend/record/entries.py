@@ -67,6 +67,22 @@ class ChannelEntry:
 
 
 @dataclass(frozen=True)
+class DirectionEntry:
+    """A direction of research (declared in the spec, or opened by an agent) that results and posts may name."""
+
+    seq: int
+    ts: float
+    name: str
+    description: str
+    creator: str
+    kind: Literal["direction"] = "direction"
+
+    def files(self) -> dict[str, bytes]:
+        doc = {"name": self.name, "description": self.description, "creator": self.creator, "opened_at": iso(self.ts)}
+        return {naming.direction_path(self.name): json.dumps(doc, indent=2).encode()}
+
+
+@dataclass(frozen=True)
 class MessageEntry:
     """A board message.
 
@@ -469,6 +485,7 @@ Entry = (
     | FlagEntry
     | RulingEntry
     | RunRequestEntry
+    | DirectionEntry
 )
 _KINDS: dict[str, Any] = {
     "agent": AgentEntry,
@@ -486,6 +503,7 @@ _KINDS: dict[str, Any] = {
     "flag": FlagEntry,
     "ruling": RulingEntry,
     "run_request": RunRequestEntry,
+    "direction": DirectionEntry,
 }
 
 

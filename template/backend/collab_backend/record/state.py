@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from collab_backend.record.entries import (
     AgentEntry,
     ChannelEntry,
+    DirectionEntry,
     Entry,
     FileCopyEntry,
     FlagEntry,
@@ -84,6 +85,7 @@ class State:
     run_requests: dict[str, list[RunRequestEntry]] = field(default_factory=dict)
     run_request_order: list[str] = field(default_factory=list)
     run_request_jobs: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    directions: dict[str, DirectionEntry] = field(default_factory=dict)  # declared or opened, in opening order
     log: Entries[Entry] = field(default_factory=Entries)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
@@ -318,6 +320,13 @@ class State:
                 self.channels.pop(entry.name, None)
 
             return undo_channel
+        if isinstance(entry, DirectionEntry):
+            self.directions[entry.name] = entry
+
+            def undo_direction() -> None:
+                self.directions.pop(entry.name, None)
+
+            return undo_direction
         return self._apply_message(entry)
 
     def _apply_ruling(self, entry: FlagEntry | RulingEntry) -> Undo:

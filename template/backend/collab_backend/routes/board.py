@@ -31,15 +31,23 @@ Cursor = Annotated[str | None, Query(max_length=64, description="a message id fr
     "/messages",
     status_code=201,
     responses=answers(
-        "NOT_ORG_MEMBER", "AGENT_NOT_REGISTERED", "RATE_LIMITED", "CHANNEL_UNKNOWN", "THREAD_UNKNOWN", "FANOUT_EXCEEDED"
+        "NOT_ORG_MEMBER",
+        "AGENT_NOT_REGISTERED",
+        "RATE_LIMITED",
+        "CHANNEL_UNKNOWN",
+        "THREAD_UNKNOWN",
+        "FANOUT_EXCEEDED",
+        "DIRECTION_UNKNOWN",
     ),
 )
 def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
     """Post as one of your agents (`agent_id`), or as yourself when you belong to the org."""
     if body.agent_id is None:
-        entry = board.post_human(ctx, user, body.body, body.channel, body.thread, body.refs)
+        entry = board.post_human(ctx, user, body.body, body.channel, body.thread, body.refs, body.direction)
     else:
-        entry = board.post_raw(ctx, user, body.agent_id, body.body, body.channel, body.thread, body.refs)
+        entry = board.post_raw(
+            ctx, user, body.agent_id, body.body, body.channel, body.thread, body.refs, body.direction
+        )
     return MessagePublic.of(entry)
 
 
@@ -54,6 +62,7 @@ def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> Mes
         "CHANNEL_UNKNOWN",
         "THREAD_UNKNOWN",
         "FANOUT_EXCEEDED",
+        "DIRECTION_UNKNOWN",
         unchanged="that content was promoted before: the first message",
         model=MessagePublic,
     ),

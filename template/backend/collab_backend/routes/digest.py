@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import message_json
 from collab_backend.openapi import answers
 from collab_backend.routes.results import public
+from collab_backend.services import credit, directions
 from collab_backend.services.follows import followed_channels
 from collab_backend.services.run_requests import open_for
 
@@ -29,7 +31,7 @@ async def digest(
     since: Annotated[str | None, Query(max_length=64, description="the `inbox.cursor` of the last digest")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
-    """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results.
+    """Inbox since a cursor, announcements, followed channels, the leaderboard's top, recent results, credit, nudges.
 
     `run_requests` lists the newest open run requests of other agents while the agent has job quota
     left (empty otherwise): what it could claim and launch for them.
@@ -54,6 +56,8 @@ async def digest(
     }
     announcements, _ = state.page(state.announcements, limit=10)
     cache = await ctx.leaderboard.current(state, ctx.spec.scoring)
+    drawn = await ctx.credit.current(state, ctx.spec.scoring)
+    activity = await run_in_threadpool(ctx.directions.get, state)
     return JSONResponse(
         {
             "leaderboard": [
@@ -74,6 +78,12 @@ async def digest(
             "announcements": [message_json(m) for m in announcements],
             "channels": channels,
             "run_requests": open_for(ctx, agent_id, RUN_REQUESTS),
+            "credit": credit.digest_line(drawn, agent_id),
+            "directions": {
+                "nudge": directions.nudge(state, activity, ctx.record.clock()),
+                "rule": directions.NUDGE_RULE,
+                "map": "GET /v1/directions",
+            },
             "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
         }
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.jobs.paths import JOB_ID_PATTERN
 from collab_backend.openapi import answers
-from collab_backend.services import job_endings, job_views, jobs
+from collab_backend.services import fingerprints, job_endings, job_views, jobs
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -40,8 +40,10 @@ class JobLaunch(BaseModel):
     ),
 )
 def launch_job(body: JobLaunch, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
-    """Launch a benchmark run of the harness on a folder of your agent's bucket (charged to its quotas)."""
-    return job_views.job_view(ctx, jobs.launch_job(ctx, user, body.agent_id, body.submission, body.track))
+    """Launch a benchmark run of a folder of your agent's bucket (charged to its quotas); warns if already measured."""
+    view = job_views.job_view(ctx, jobs.launch_job(ctx, user, body.agent_id, body.submission, body.track))
+    scoring = ctx.spec.scoring
+    return {**view, "warnings": fingerprints.already_measured(ctx.record.state, view["fingerprint"], scoring)}
 
 
 @router.get("/jobs")

@@ -13,6 +13,8 @@ from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
 from collab_backend.openapi import answers
 from collab_backend.services.board import RULINGS_CHANNEL
+from collab_backend.services.credit import CREDIT_RULE
+from collab_backend.services.directions import NUDGE_RULE
 from collab_backend.services.follows import MAX_FOLLOWED
 from collab_backend.services.leaderboard import tie_rule
 from collab_backend.services.predicates import OPS
@@ -53,6 +55,18 @@ def describe(ctx: ContextDep) -> dict[str, Any]:
         "jobs": _jobs(ctx),
         "results": _results(ctx),
         "rulings": _rulings(ctx),
+        "directions": {
+            "declared": [d.name for d in spec.directions],
+            "map": "GET /v1/directions: each one's results, best figure, last activity, agents, open run requests",
+            "open": "POST /v1/directions {agent_id, name, description} (the channel naming rules)",
+            "name_one": "`direction: <name>` in a result's or a post's frontmatter, or `direction` in a raw post",
+            "nudge": "your digest's `directions.nudge`: " + NUDGE_RULE,
+        },
+        "credit": {
+            "ledger": "GET /v1/credit",
+            "yours": "GET /v1/credit/{agent_id}, and your digest's `credit`",
+            "rule": CREDIT_RULE,
+        },
         "errors": {code: {"status": status, "meaning": meaning} for code, (status, meaning) in CODES.items()},
         "docs": {"openapi": "/openapi.json", "interactive": "/docs"},
     }
@@ -74,6 +88,7 @@ def _results(ctx: Context) -> dict[str, Any]:
             "job": "your agent's own ended job (or one that ran your run request): the score and metrics are taken "
             "from its summary",
             "submission": "without a job: the folder of your bucket that was run (gives the fingerprint)",
+            "direction": "the direction of research it belongs to (GET /v1/directions)",
         },
         "basis": BASIS_RULE,
         "fingerprint": FINGERPRINT_RULE,

@@ -54,6 +54,7 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "submitted_at": iso(r.ts),
         "source": r.source,
         "description": r.body,
+        "direction": r.client_fields.get("direction"),
     }
 
 
@@ -66,6 +67,7 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "SOURCE_NOT_FOUND",
         "JOB_NOT_USABLE",
         "FIGURE_MISMATCH",
+        "DIRECTION_UNKNOWN",
         "SUBMISSION_NOT_FOUND",
         "BODY_TOO_LARGE",
         "RATE_LIMITED",

@@ -21,6 +21,7 @@ from collab_backend.identity import Identity
 from collab_backend.record.entries import ChannelEntry, MessageEntry
 from collab_backend.record.state import State
 from collab_backend.record.store import Unchanged
+from collab_backend.services.direction_index import check_direction
 from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.registry import agent_of
 from collab_backend.services.sources import locate, read_text
@@ -85,6 +86,7 @@ def _message_builder(
     refs: Sequence[str],
     attribution: Literal["raw", "promoted"] = "raw",
     source: dict[str, str] | None = None,
+    direction: str | None = None,  # checked by the caller (check_direction)
 ) -> Callable[[State, int, float], MessageEntry]:
     if len(refs) > MAX_REFS:
         raise APIError("FANOUT_EXCEEDED", f"at most {MAX_REFS} refs", None)
@@ -95,7 +97,7 @@ def _message_builder(
         mentions, notify = _recipients(state, body, [*refs, *([thread] if thread else [])], author, cap)
         return MessageEntry(
             seq, ts, message_id(seq, ts), author, user, where, body, role, root, mentions,
-            tuple(dict.fromkeys(refs)), attribution, source, {}, notify,
+            tuple(dict.fromkeys(refs)), attribution, source, {"direction": direction} if direction else {}, notify,
         )  # fmt: skip
 
     return build
@@ -125,30 +127,42 @@ def _thread_and_channel(state: State, thread: str | None, channel: str | None) -
 
 
 def post_raw(
-    ctx: Context, identity: Identity, agent_id: str, body: str, channel: str | None, thread: str | None, refs: list[str]
+    ctx: Context,
+    identity: Identity,
+    agent_id: str,
+    body: str,
+    channel: str | None,
+    thread: str | None,
+    refs: list[str],
+    direction: str | None = None,
 ) -> MessageEntry:
     """An agent's post sent in the request (best-effort attribution)."""
     author = agent_of(ctx, identity, agent_id)
     check_body(ctx, body)
+    direction = check_direction(ctx.record.state, direction)
     ctx.limits.raw_posts.acquire(author)
     build = _message_builder(
-        ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs
-    )
+        ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
+        direction=direction,
+    )  # fmt: skip
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
 
 
 def post_human(
-    ctx: Context, identity: Identity, body: str, channel: str | None, thread: str | None, refs: list[str]
-) -> MessageEntry:
+    ctx: Context, identity: Identity, body: str, channel: str | None, thread: str | None, refs: list[str],
+    direction: str | None = None,
+) -> MessageEntry:  # fmt: skip
     """A person's post with their own token: org members only, as `human-<user>`."""
     if not identity.is_member(ctx.spec.challenge.org):
         raise APIError("NOT_ORG_MEMBER", "only members of the challenge org may post as people", "join the org")
     check_body(ctx, body)
+    direction = check_direction(ctx.record.state, direction)
     handle = naming.human_handle(identity.user)
     ctx.limits.raw_posts.acquire(handle)
     build = _message_builder(
-        ctx, author=handle, user=identity.user, role="human", channel=channel, body=body, thread=thread, refs=refs
-    )
+        ctx, author=handle, user=identity.user, role="human", channel=channel, body=body, thread=thread, refs=refs,
+        direction=direction,
+    )  # fmt: skip
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
 
 
@@ -181,10 +195,11 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
     fields, body = split_frontmatter(text)
     check_body(ctx, body)
     channel, thread, refs = _post_fields(fields)
+    direction = check_direction(state, fields.get("direction"))
     ctx.limits.promotions.acquire(src.bucket)
     build_message = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
-        attribution="promoted", source=src.record(),
+        attribution="promoted", source=src.record(), direction=direction,
     )  # fmt: skip
 
     def build(state: State, seq: int, ts: float) -> MessageEntry:

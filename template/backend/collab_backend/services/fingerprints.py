@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from collab_backend.context import Context
+from collab_backend.record.state import State
+from collab_backend.spec import Scoring
 from collab_backend.storage import FileInfo
 
 VERSION = 1
@@ -60,3 +63,27 @@ def harness_files(ctx: Context) -> list[FileInfo]:
         if page.next_cursor is None:
             return found
         cursor = page.next_cursor
+
+
+MAX_SAID = 3  # earlier results a launch's warning names
+
+
+def already_measured(state: State, run_fingerprint: str | None, scoring: Scoring) -> list[dict[str, Any]]:
+    """Warnings for a launch whose fingerprint results already carry: by whom, which result, what it measured.
+
+    Not a refusal: a re-run may be wanted (noise, a reproduction), but the agent learns before the
+    job is spent. O(results): a launch is rare next to reads.
+    """
+    if run_fingerprint is None:
+        return []
+    found = [r for r in list(state.results.values()) if r.fingerprint == run_fingerprint]
+    if not found:
+        return []
+    unit = f" {scoring.unit}" if scoring.unit else ""
+    named = ", ".join(f"{r.id} by {r.agent} ({scoring.score_field} {r.score:g}{unit}, {r.basis}"
+                      f"{', negative' if r.status == 'negative' else ''})" for r in found[:MAX_SAID])  # fmt: skip
+    more = f" and {len(found) - MAX_SAID} more" if len(found) > MAX_SAID else ""
+    hint = "the job runs anyway; build on the earlier result (name it in `parents`) unless you mean to reproduce it"
+    said = [{"result_id": r.id, "agent": r.agent, "score": r.score, "basis": r.basis} for r in found[:MAX_SAID]]
+    message = f"this submission's fingerprint was already measured: {named}{more}"
+    return [{"code": "ALREADY_MEASURED", "message": message, "hint": hint, "results": said}]

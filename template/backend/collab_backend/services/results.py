@@ -29,6 +29,7 @@ from collab_backend.record.entries import JobEntry, MessageEntry, ResultEntry, V
 from collab_backend.record.state import State
 from collab_backend.record.store import Unchanged
 from collab_backend.services.board import message_id
+from collab_backend.services.direction_index import check_direction
 from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.frontmatter import split_frontmatter
 from collab_backend.services.jobs import submission_files, submission_folder
@@ -106,6 +107,9 @@ def check_result_fields(ctx: Context, fields: dict[str, Any], agent: str | None 
                        "fix the submission and run a new job, or record it as `status: negative`")  # fmt: skip
     score = _number(fields, scoring.score_field)
     kept = {name: fields[name] for name in scoring.required_fields if name not in STAMPED}
+    direction = check_direction(ctx.record.state, fields.get("direction"))
+    if direction is not None:
+        kept["direction"] = direction
     parts: dict[str, Any] = {
         "score": score,
         "client_fields": {**kept, scoring.score_field: score, **metrics},

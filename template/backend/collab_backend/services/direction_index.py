@@ -1,0 +1,84 @@
+"""What each direction holds: its results, posts, agents and last activity, from one pass over the record's log.
+
+The pass resumes where it stopped, so a read costs the entries written since the last one; a
+record taken back past that point (a failed write's undo) starts it over.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from collab_backend.errors import APIError
+from collab_backend.record.entries import DirectionEntry, MessageEntry, ResultEntry
+from collab_backend.record.state import State
+
+
+def check_direction(state: State, value: Any) -> str | None:
+    """The direction a result or a post names (None when it names none), or DIRECTION_UNKNOWN listing them."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in state.directions:
+        return value
+    known = ", ".join(list(state.directions)[:50]) or "none yet"
+    raise APIError("DIRECTION_UNKNOWN", f"no direction {value!r}",
+                   f"name one of: {known} (GET /v1/directions); or open it first: POST /v1/directions")  # fmt: skip
+
+
+@dataclass
+class Activity:
+    """One direction's activity: its results (ids, in order), posts, agents and last times."""
+
+    results: list[str] = field(default_factory=list)
+    posts: int = 0
+    last: float = 0.0
+    last_result: float | None = None
+    agents: dict[str, None] = field(default_factory=dict)  # in order of first activity
+
+
+class DirectionIndex:
+    """Per direction, its results, posts, agents and last activity: a pass over the log resuming where it stopped."""
+
+    def __init__(self) -> None:
+        self._state_id: int | None = None
+        self._seen = 0  # entries of the log looked at
+        self._last_seq = 0
+        self.activity: dict[str, Activity] = {}
+        self._lock = threading.Lock()
+
+    def get(self, state: State) -> dict[str, Activity]:
+        with self._lock:
+            log = state.log
+            stale = self._state_id != id(state) or len(log) < self._seen
+            if not stale and self._seen and log[self._seen - 1].seq != self._last_seq:
+                stale = True  # an entry taken back and another written in its place
+            if stale:
+                self._state_id, self._seen, self.activity = id(state), 0, {}
+            tail = log[self._seen :]
+            for entry in tail:
+                self._add(entry)
+            if tail:
+                self._seen += len(tail)
+                self._last_seq = tail[-1].seq
+            return self.activity
+
+    def _add(self, entry: Any) -> None:
+        if isinstance(entry, DirectionEntry):
+            found = self.activity.setdefault(entry.name, Activity())
+            found.last = max(found.last, entry.ts)
+            return
+        if not isinstance(entry, ResultEntry | MessageEntry):
+            return
+        name = entry.client_fields.get("direction")
+        if not isinstance(name, str):
+            return
+        found = self.activity.setdefault(name, Activity())
+        found.last = max(found.last, entry.ts)
+        if isinstance(entry, ResultEntry):
+            found.results.append(entry.id)
+            found.last_result = entry.ts
+            found.agents.setdefault(entry.agent)
+        else:
+            found.posts += 1
+            found.agents.setdefault(entry.author)
