@@ -325,3 +325,28 @@ def test_run_requests_are_refused_when_jobs_are_off(storage_kind: str, tmp_path:
         world.write(token, world.bucket_of("speedy"), {"sub/x": b"1"})
         assert code(publish(client, token)) == "JOBS_DISABLED"
         assert client.get("/v1/digest/speedy").json()["run_requests"] == []
+
+
+# -- directions ---------------------------------------------------------------------------------
+def test_a_request_naming_a_direction_counts_among_its_open_ones_until_claimed(
+    rc: TestClient, people: dict[str, str]
+) -> None:
+    opened = post(rc, people["alice"], "/v1/directions", agent_id="speedy", name="int4", description="4-bit weights")
+    assert opened.status_code == 201, opened.text
+
+    def open_in_map() -> int:
+        [row] = [d for d in rc.get("/v1/directions").json()["directions"] if d["name"] == "int4"]
+        return int(row["open_run_requests"])
+
+    unknown = publish(rc, people["alice"], direction="nowhere")
+    assert (unknown.status_code, code(unknown)) == (404, "DIRECTION_UNKNOWN"), unknown.text
+    assert "int4" in unknown.json()["error"]["hint"]
+    assert open_in_map() == 0
+    request = publish(rc, people["alice"], direction="int4").json()
+    assert (request["direction"], open_in_map()) == ("int4", 1)
+    publish(rc, people["alice"])  # one naming no direction counts nowhere
+    assert open_in_map() == 1
+    assert act(rc, people["bob"], request["id"], "claim", "helper").status_code == 200
+    assert open_in_map() == 0  # held: no longer open to others
+    assert act(rc, people["bob"], request["id"], "release", "helper").status_code == 200
+    assert open_in_map() == 1

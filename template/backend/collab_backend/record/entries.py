@@ -459,13 +459,15 @@ class RunRequestEntry:
     expected: float | None = None  # open: the score the originator expects
     track: str | None = None  # open: the track the run is for
     expires: float | None = None  # claim, renew: when the lease ends
+    direction: str | None = None  # open: the direction the run explores
     kind: Literal["run_request"] = "run_request"
 
     def files(self) -> dict[str, bytes]:
         if self.event != "open":
             return {}  # the lease's events are served by the API; the index keeps every one
         doc = {"id": self.request_id, "originator": self.agent, "submission": self.source, "what": self.what,
-               "why": self.why, "expected": self.expected, "track": self.track, "opened_at": iso(self.ts)}  # fmt: skip
+               "why": self.why, "expected": self.expected, "track": self.track, "direction": self.direction,
+               "opened_at": iso(self.ts)}  # fmt: skip
         return {naming.run_request_path(self.request_id): json.dumps(doc, indent=2).encode()}
 
 

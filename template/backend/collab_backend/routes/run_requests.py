@@ -26,6 +26,7 @@ class RunRequestCreate(BaseModel):
     why: str = Field("", max_length=2000, description="why it is worth someone's quota")
     expected: float | None = Field(None, description="the score you expect it to reach")
     track: str | None = Field(None, max_length=64, description="the track the run is for, when the collab has tracks")
+    direction: str | None = Field(None, max_length=64, description="the direction it explores (GET /v1/directions)")
 
 
 class LeaseAction(BaseModel):
@@ -47,12 +48,13 @@ LEASE_ERRORS = ("AGENT_NOT_REGISTERED", "RUN_REQUEST_UNKNOWN", "LEASE_HELD", "LE
     "/run-requests",
     status_code=201,
     responses=answers("JOBS_DISABLED", "AGENT_NOT_REGISTERED", "INVALID_PATH", "RATE_LIMITED",
-                      "SCRATCH_BUCKET_MISSING", "SUBMISSION_NOT_FOUND", "BODY_TOO_LARGE", "JOB_LAUNCH_FAILED"),
+                      "SCRATCH_BUCKET_MISSING", "SUBMISSION_NOT_FOUND", "BODY_TOO_LARGE", "JOB_LAUNCH_FAILED",
+                      "DIRECTION_UNKNOWN"),
 )  # fmt: skip
 def open_run_request(body: RunRequestCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Publish a run request for a folder of your agent's bucket, for an agent with quota to run."""
     return run_requests.open_request(ctx, user, body.agent_id, body.submission, body.what, body.why, body.expected,
-                                     body.track)  # fmt: skip
+                                     body.track, body.direction)  # fmt: skip
 
 
 @router.get("/run-requests")

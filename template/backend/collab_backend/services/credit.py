@@ -29,7 +29,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
-from collab_backend.services.leaderboard import _descendants, _ranked_score, exclusion
+from collab_backend.services.leaderboard import _ranked_score, descendants, exclusion, ruled
 from collab_backend.spec import Scoring
 
 ANCESTOR_SHARES = (Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))  # best parent, its best parent, the next
@@ -122,7 +122,7 @@ def draw(
     else:
         by_id = {r.id: r for r in results}
         invalid = {rid for rid, v in verdicts.items() if v.verdict == "invalid"}  # results to come included
-        out = Ledger(verdicts=verdicts, invalid=invalid, tainted=_descendants(by_id, invalid))
+        out = Ledger(verdicts=verdicts, invalid=invalid, tainted=descendants(by_id, invalid))
         new = results
     sign = 1 if scoring.direction == "maximize" else -1
     for result in new:
@@ -206,7 +206,8 @@ class CreditCache:
         key = (id(state), state.results_version)
         if key != self._key or self._drawn is None:
             before = self._drawn[0] if self._drawn is not None and self._key and self._key[0] == id(state) else None
-            ledger = draw(list(state.results.values()), dict(state.verdicts), scoring, before)
+            verdicts = ruled(state.verdicts, list(state.rulings.values()))  # rulings applied, as the ranking does
+            ledger = draw(list(state.results.values()), verdicts, scoring, before)
             ordered = board(ledger)
             self._drawn = (ledger, ordered, {agent: at for at, (agent, _) in enumerate(ordered, start=1)})
             self._key = key

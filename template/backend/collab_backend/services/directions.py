@@ -28,6 +28,7 @@ from collab_backend.services.board import CHANNEL
 from collab_backend.services.direction_index import Activity
 from collab_backend.services.leaderboard import _ranked_score
 from collab_backend.services.registry import agent_of
+from collab_backend.services.run_requests import open_in
 
 FEW = 3  # a direction with fewer results than this is nudged toward
 QUIET_SECONDS = 24 * 3600  # ... and so is one without a result for this long
@@ -71,22 +72,12 @@ def ensure_spec_directions(ctx: Context) -> None:
             ctx.record.write(build)
 
 
-def open_run_requests(state: State, direction: str) -> int:
-    """Open run requests for submissions in `direction`: 0 while the record holds no run requests."""
-    requests = getattr(state, "run_requests", None)
-    if not requests:
-        return 0
-    return sum(
-        1 for r in dict(requests).values()
-        if getattr(r, "direction", None) == direction and getattr(r, "status", "open") == "open"
-    )  # fmt: skip
-
-
 def directions_map(ctx: Context, activity: dict[str, Activity], excluded: dict[str, str]) -> list[dict[str, Any]]:
     """Every direction, in opening order, with how much it has been explored (see the module docstring)."""
     state = ctx.record.state
     scoring = ctx.spec.scoring
     sign = 1.0 if scoring.direction == "maximize" else -1.0
+    now = ctx.record.clock()
 
     def figure(r: ResultEntry) -> float:
         return _ranked_score(r, state.verdicts, scoring)
@@ -108,7 +99,7 @@ def directions_map(ctx: Context, activity: dict[str, Activity], excluded: dict[s
             "last_result": iso(found.last_result) if found.last_result is not None else None,
             "agents": list(found.agents)[:50],
             "agent_count": len(found.agents),
-            "open_run_requests": open_run_requests(state, name),
+            "open_run_requests": open_in(state, name, now),
         })  # fmt: skip
     return out
 

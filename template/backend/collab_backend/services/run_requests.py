@@ -27,6 +27,7 @@ from collab_backend.errors import APIError
 from collab_backend.identity import Identity
 from collab_backend.record.entries import RunRequestEntry, iso
 from collab_backend.record.state import State
+from collab_backend.services.direction_index import check_direction
 from collab_backend.services.jobs import (
     check_quota,
     check_track,
@@ -96,6 +97,12 @@ def state_of(state: State, rid: str, now: float) -> RunState:
     return "claimed" if lease_of(events, now) is not None else "open"
 
 
+def open_in(state: State, direction: str, now: float) -> int:
+    """How many run requests naming `direction` are open (published, not claimed, launched or withdrawn)."""
+    return sum(1 for rid, events in state.run_requests.items()
+               if events[0].direction == direction and state_of(state, rid, now) == "open")  # fmt: skip
+
+
 def view(state: State, rid: str, now: float) -> dict[str, Any]:
     """A run request as the API shows it."""
     events = state.run_requests[rid]
@@ -112,6 +119,7 @@ def view(state: State, rid: str, now: float) -> dict[str, Any]:
         "why": opened.why,
         "expected": opened.expected,
         "track": opened.track,
+        "direction": opened.direction,
         "opened_at": iso(opened.ts),
         "lease": {"holder": lease.holder, "expires_at": iso(lease.expires)} if lease else None,
         "job": job[0] if job else None,
@@ -176,13 +184,14 @@ def open_for(ctx: Context, agent: str, limit: int) -> list[dict[str, Any]]:
 # -- changing it ----------------------------------------------------------------------------
 def open_request(
     ctx: Context, identity: Identity, agent_id: str, submission: str, what: str, why: str,
-    expected: float | None, track: str | None,
+    expected: float | None, track: str | None, direction: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Publish a run request for a folder of the caller's agent's bucket, checked as a job launch would be."""
     jobs_on(ctx)
     agent = agent_of(ctx, identity, agent_id)
     folder = submission_folder(submission)
     check_track(ctx, track)
+    check_direction(ctx.record.state, direction)
     if expected is not None and not math.isfinite(expected):
         raise APIError("VALIDATION_FAILED", "expected: a finite number", None)
     bucket = naming.scratch_bucket(ctx.spec, agent)
@@ -192,7 +201,7 @@ def open_request(
     def build(state: State, seq: int, ts: float) -> RunRequestEntry:
         return RunRequestEntry(seq, ts, request_id(ts, seq), "open", agent, identity.user,
                                source={"bucket": bucket, "path": folder}, what=what, why=why, expected=expected,
-                               track=track)  # fmt: skip
+                               track=track, direction=direction)  # fmt: skip
 
     entry = _write(ctx, agent, build)
     return view(ctx.record.state, entry.request_id, ctx.record.clock())
