@@ -127,10 +127,10 @@ def post_raw(
     """An agent's post sent in the request (best-effort attribution)."""
     author = agent_of(ctx, identity, agent_id)
     check_body(ctx, body)
-    ctx.limits.raw_posts.acquire(author)
     build = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs
     )
+    ctx.limits.raw_posts.acquire(author)
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
 
 
@@ -142,10 +142,10 @@ def post_human(
         raise APIError("NOT_ORG_MEMBER", "only members of the challenge org may post as people", "join the org")
     check_body(ctx, body)
     handle = naming.human_handle(identity.user)
-    ctx.limits.raw_posts.acquire(handle)
     build = _message_builder(
         ctx, author=handle, user=identity.user, role="human", channel=channel, body=body, thread=thread, refs=refs
     )
+    ctx.limits.raw_posts.acquire(handle)
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
 
 
@@ -178,7 +178,6 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
     fields, body = split_frontmatter(text)
     check_body(ctx, body)
     channel, thread, refs = _post_fields(fields)
-    ctx.limits.promotions.acquire(src.bucket)
     build_message = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
         attribution="promoted", source=src.record(),
@@ -190,14 +189,7 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
             raise Unchanged(state.messages[state.position[first]])
         return build_message(state, seq, ts)
 
-    try:
-        entry, new = ctx.record.write_new(build)
-    except APIError:
-        ctx.limits.promotions.release(src.bucket)
-        raise
-    if not new:
-        ctx.limits.promotions.release(src.bucket)
-    return entry, new
+    return ctx.limits.promotions.charged(src.bucket, lambda: ctx.record.write_new(build))
 
 
 def _post_fields(fields: dict[str, Any]) -> tuple[str | None, str | None, list[str]]:
