@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_world import Clock, World, auth, documented_statuses, make_spec
+from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 from jobs_world import (
     JOBS_YAML,
@@ -32,25 +31,6 @@ from collab_backend.services.job_endings import tick
 from collab_backend.storage import Delete
 
 DAY = 86_400
-
-
-@pytest.fixture
-def launcher() -> ScriptedLauncher:
-    return ScriptedLauncher()
-
-
-@pytest.fixture
-def jw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher)
-    seed_harness(world)
-    return world
-
-
-@pytest.fixture
-def jc(jw: World) -> Iterator[TestClient]:
-    with TestClient(jw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(jw.app))
-        yield client
 
 
 @pytest.fixture
