@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from backend_world import Clock, World, make_spec, serve
 from fastapi.testclient import TestClient
-from jobs_world import JOBS_YAML, ScriptedLauncher, seed_harness, with_launcher
+from jobs_world import JOB_ARGS, JOBS_YAML, ScriptedLauncher, seed_harness, with_launcher
 
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
@@ -65,8 +65,8 @@ def launcher() -> ScriptedLauncher:
 
 @pytest.fixture
 def jw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
-    """A world with jobs on (JOBS_YAML), the scripted launcher and the tiny harness in the central bucket."""
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher)
+    """A world with jobs on (JOBS_YAML, JOB_ARGS), the scripted launcher and the tiny harness in the central bucket."""
+    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher, job_args=JOB_ARGS)
     seed_harness(world)
     return world
 
