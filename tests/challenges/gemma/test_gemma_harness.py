@@ -65,6 +65,9 @@ def test_run_py_with_the_fake_engine_scores_valid_examples(tmp_path: Path, examp
     assert summary["provenance"]["engine"] == "fake" and summary["provenance"]["prompt_set"] == "sample"
     assert str(tmp_path) not in json.dumps(summary) and str(ROOT) not in json.dumps(summary)
     assert "proxy" in done.stdout
+    unpinned = [n for n in summary["notes"] if "is not pinned" in n]
+    assert unpinned and all("revision" in n for n in unpinned)  # the examples leave revision out
+    assert "note: revision: model" in done.stdout
 
 
 @pytest.fixture(scope="module")
