@@ -5,13 +5,15 @@ exactly as a third-party type would. The harness runs on a CPU with its fake eng
 (`--engine fake`), which is how the conformance suite runs it. `data/` (the bundled sample set
 the CPU stand-ins read) is uploaded beside the harness as `data/`, where the organizers add the
 public set. Its formats, the summary the harness writes among them, are defined once, in
-`schemas/`, and travel only with Gemma collabs.
+`schemas/`, and travel only with Gemma collabs. Every job passes the spec's perplexity cap
+(`job_args`: `--ppl-cap`), the one the leaderboard applies.
 """
 
 from pathlib import Path
 
 from challenge_gemma.check import cheap_check
 from challenge_gemma.demo import demo
+from challenge_gemma.job_args import job_args
 from provision.challenge_types import ChallengeType
 
 challenge_type = ChallengeType(
@@ -24,5 +26,6 @@ challenge_type = ChallengeType(
     summary_schema="schemas/gemma-summary.schema.json",
     cpu_args=("--engine", "fake"),
     submission_config="submission.json",
+    job_args=job_args,
     demo=demo,
 )

@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{verdict}: {shown}, ppl {result.get('ppl')}{proxy} -> {path}")
     for reason in result["reasons"]:
         print(f"  - {reason}")
+    for note in result["notes"]:
+        print(f"  note: {note}")
     return 0
 
 

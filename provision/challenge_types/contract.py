@@ -32,6 +32,8 @@ Verdict = Literal["valid", "invalid"]
 
 #: The harness's own arguments; the job launcher passes them, so `cpu_args` may not.
 HARNESS_FLAGS = ("--submission-dir", "--state-dir", "--private-dir")
+#: What the backend passes itself besides the folders; `job_args` may set none of these.
+LAUNCHER_FLAGS = (*HARNESS_FLAGS, "--job-id", "--time-budget-s")
 #: The job entrypoint inside the harness folder (the spec's `jobs.entrypoint` default).
 HARNESS_ENTRYPOINT = "run.py"
 #: The folder beside the entrypoint that receives a type's `harness_data` (`<harness_prefix>data/`).
@@ -67,6 +69,7 @@ class CheckResult:
 
 
 CheapCheck = Callable[[str, Mapping[str, Any], str, "ChallengeSpec"], CheckResult]
+JobArgs = Callable[["ChallengeSpec"], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,11 @@ class ChallengeType:
             ruling predicates are evaluated on (Gemma: `submission.json`); `None` (the default)
             when a submission has no such file, and rulings are scoped by results and
             fingerprints only. A relative path with '/', e.g. `"config/run.json"`.
+        job_args: `job_args(spec) -> tuple[str, ...]`: the harness arguments every job passes
+            that come from the spec (e.g. `("--ppl-cap", "2.42")` from a metric's guardrail), so a
+            job's verdict and the leaderboard's read the same value; `None` (the default) when the
+            harness needs none. Provisioning hands them to the backend (`COLLAB_JOBS_ARGS`), whose
+            launchers pass them to every run but a CPU stand-in's.
     """
 
     name: str
@@ -119,6 +127,7 @@ class ChallengeType:
     task: str = "task.md"
     cpu_args: tuple[str, ...] = ()
     submission_config: str | None = None
+    job_args: JobArgs | None = None
     demo: DemoScript = field(default_factory=DemoScript)
 
     def __post_init__(self) -> None:
@@ -203,6 +212,30 @@ class ChallengeType:
         except (OSError, UnicodeDecodeError) as exc:
             raise ChallengeTypeError(f"{self.package}/{self.task}: cannot read the task section: {exc}") from exc
         return render_task(text, spec.to_document(), where=f"{self.package}/{self.task}").strip()
+
+    def job_arguments(self, spec: ChallengeSpec) -> tuple[str, ...]:
+        """The harness arguments a job of this collab passes from its spec (the `job_args` hook).
+
+        Args:
+            spec: The collab's loaded challenge spec.
+
+        Returns:
+            The arguments, empty when the type declares no `job_args`.
+
+        Raises:
+            ChallengeTypeError: the hook raised, or gave something other than a tuple of short
+                printable strings, or set an argument the launcher passes itself.
+        """
+        if self.job_args is None:
+            return ()
+        try:
+            args = self.job_args(spec)
+        except Exception as exc:  # a type's bug, said with its name
+            raise ChallengeTypeError(f"{self.package}: job_args failed on this spec: {exc!r}") from exc
+        problem = job_args_problem(args)
+        if problem:
+            raise ChallengeTypeError(f"{self.package}: job_args gave {args!r}: {problem}")
+        return args
 
     def load_summary_schema(self) -> dict[str, Any]:
         """Read and check this type's summary schema.
@@ -381,11 +414,24 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
         problems.append(
             f"submission_config {config!r}: a relative path inside a submission folder, e.g. 'submission.json'"
         )
+    if declared.job_args is not None and not callable(declared.job_args):
+        problems.append("job_args: a function (spec) -> tuple of harness arguments, or None")
     if isinstance(declared.demo, DemoScript):
         problems += declared.demo.problems()
     else:
         problems.append(f"demo {declared.demo!r}: a DemoScript (provision.challenge_types.demo)")
     return problems
+
+
+def job_args_problem(args: object) -> str | None:
+    """Why `args` are not harness arguments a job may pass from the spec, or None when they are."""
+    if not isinstance(args, tuple) or not all(isinstance(a, str) for a in args):
+        return "a tuple of strings, e.g. ('--ppl-cap', '2.42')"
+    if len(args) > 32 or any(not 0 < len(a) <= 200 or not a.isprintable() for a in args):
+        return "at most 32 arguments, each 1 to 200 printable characters"
+    if taken := [a for a in args if a.split("=", 1)[0] in LAUNCHER_FLAGS]:
+        return f"{', '.join(taken)}: the launcher passes these itself"
+    return None
 
 
 def _inside(package_dir: Path, key: str, value: object) -> str | None:

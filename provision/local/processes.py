@@ -271,8 +271,11 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
     Jobs run as local subprocesses with the challenge type's CPU arguments (its stand-in engine),
     unless COLLAB_JOBS_CPU_ARGS is set already (e.g. `[]` on a machine with the real hardware).
     The type's submission config file, when it names one, is COLLAB_SUBMISSION_CONFIG.
+    COLLAB_JOBS_ARGS is the type's `job_args` of the spec, as on the Hub (`plan.desired`): a run
+    on the real hardware passes them (the perplexity cap), a stand-in's does not.
     """
     from provision.challenge_types import load_type  # deferred: loading a type imports its package
+    from provision.plan.desired import JOBS_ARGS_KEY, jobs_args_json
 
     env = _service_env(target, BACKEND)
     env.update(
@@ -280,6 +283,7 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
             "COLLAB_STORAGE": "local",
             "COLLAB_LOCAL_ROOT": str(target.hub_dir),
             "COLLAB_JOBS_DIR": str(target.collab_dir / STATE_DIR / "jobs"),
+            JOBS_ARGS_KEY: jobs_args_json(target.loaded),
         }
     )
     kind = load_type(target.loaded.spec.challenge.type)

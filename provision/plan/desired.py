@@ -6,8 +6,9 @@ only values decided here are the kit's own conventions: where the ownership mark
 names are `provision.naming`'s), which Spaces hold the token, their visibility, which source files
 are uploaded, and the backend's launcher (`COLLAB_JOBS`: `hub` when jobs are on, `off` when they
 are not, never left to its default; `COLLAB_SUBMISSION_CONFIG`: the challenge type's submission
-config file, which ruling predicates read, when the type names one). The central bucket's seed is
-the seed module's to describe.
+config file, which ruling predicates read, when the type names one). `COLLAB_JOBS_ARGS` is the
+challenge type's `job_args` of this spec (e.g. the perplexity cap), derived here with `COLLAB_SPEC`,
+so the two never disagree. The central bucket's seed is the seed module's to describe.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SPEC_KEY = "COLLAB_SPEC"
 FINGERPRINT_KEY = "COLLAB_TOKEN_FINGERPRINT"
 CONFIG_KEY = "COLLAB_SUBMISSION_CONFIG"  # the type's submission config file (ruling predicates), when it has one
 JOBS_KEY = "COLLAB_JOBS"  # the backend's launcher: "hub" (HF Jobs) when jobs are on, "off" when not
+JOBS_ARGS_KEY = "COLLAB_JOBS_ARGS"  # the harness arguments every job passes from the spec (the type's job_args)
 TOKEN_SECRET = "HF_TOKEN"  # noqa: S105  # the secret's name, not a value
 SPACE_SDK = "docker"
 # Never uploaded: caches, and anything that may hold credentials. Same patterns for the local
@@ -177,6 +179,17 @@ def spec_json(loaded: LoadedSpec) -> str:
     return json.dumps(loaded.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def jobs_args_json(loaded: LoadedSpec) -> str:
+    """The value of COLLAB_JOBS_ARGS: the type's `job_args` of this spec, as a JSON list.
+
+    Raises:
+        ChallengeTypeError: the type is not registered, or its hook fails on this spec.
+    """
+    from provision.challenge_types import load_type  # deferred: loading a type imports its package
+
+    return json.dumps(list(load_type(loaded.spec.challenge.type).job_arguments(loaded.spec)))
+
+
 def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
     """The resources a rendered collab needs on the Hub.
 
@@ -223,6 +236,8 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             variables[JOBS_KEY] = "hub" if spec.jobs.enabled else "off"
             if config is not None:
                 variables[CONFIG_KEY] = config
+            if spec.jobs.enabled:
+                variables[JOBS_ARGS_KEY] = jobs_args_json(loaded)
         if holds_token:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,7 @@ def test_a_sound_declaration(tmp_path: Path) -> None:
         ({"submission_config": "../submission.json"}, "submission_config '../submission.json': a relative path"),
         ({"submission_config": "/etc/passwd"}, "submission_config '/etc/passwd': a relative path"),
         ({"submission_config": 7}, "submission_config 7: a relative path"),
+        ({"job_args": ("--ppl-cap", "2.42")}, "job_args: a function"),
         ({"package_dir": "nowhere/at/all"}, "package_dir"),
         ({"demo": "words"}, "demo 'words': a DemoScript"),
         ({"demo": DemoScript(channel="Big Ideas")}, "demo.channel 'Big Ideas': lowercase"),
@@ -327,3 +329,30 @@ def test_a_sound_claim_leaves_the_verdict_to_the_type(gemma_spec: ChallengeSpec)
 @pytest.mark.parametrize(("value", "number"), [(1, True), (2.5, True), (10**400, False), (True, False), ("1", False)])
 def test_is_number(value: object, number: bool) -> None:
     assert is_number(value) is number
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        (lambda spec: ["--ppl-cap", "2.42"], "a tuple of strings"),
+        (lambda spec: ("--ppl-cap", 2.42), "a tuple of strings"),
+        (lambda spec: ("--job-id", "x"), "--job-id: the launcher passes these itself"),
+        (lambda spec: ("--state-dir=/etc",), "--state-dir=/etc: the launcher passes these itself"),
+        (lambda spec: ("a\nb",), "printable characters"),
+        (lambda spec: ("",), "printable characters"),
+        (lambda spec: 1 / 0, "job_args failed on this spec: ZeroDivisionError"),
+    ],
+)
+def test_job_args_that_a_launcher_could_not_pass_are_refused_with_the_types_name(
+    tmp_path: Path, gemma_spec: ChallengeSpec, hook: Any, message: str
+) -> None:
+    declared = _declare(_package(tmp_path), job_args=hook)
+    with pytest.raises(ChallengeTypeError, match=f"challenge_demo: .*{re.escape(message)}"):
+        declared.job_arguments(gemma_spec)
+
+
+def test_job_args_come_from_the_spec_and_default_to_none(tmp_path: Path, gemma_spec: ChallengeSpec) -> None:
+    assert _declare(_package(tmp_path)).job_arguments(gemma_spec) == ()
+    cap = gemma_spec.scoring.metrics[0].guardrail.max  # type: ignore[union-attr]
+    declared = _declare(_package(tmp_path / "other"), job_args=lambda spec: ("--cap", str(cap)))
+    assert declared.job_arguments(gemma_spec) == ("--cap", str(cap))

@@ -92,6 +92,7 @@ def evaluate(config: RunConfig, open_engine: EngineOpener, *, wall: Callable[[],
     proxy = config.proxy
     check = check_submission(config.submission_dir, min_model_len=params.min_model_len)
     provenance["submission_sha256"] = check.sha256
+    report.notes += check.notes
     if check.submission is None:
         report.fail("submission", check.reasons)
     else:

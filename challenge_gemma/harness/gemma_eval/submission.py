@@ -45,6 +45,7 @@ MAX_DEPTH = 6
 FORMAT = "gemma-submission"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 TOP_LEVEL = {"format", "version", "model", "revision", "engine_args", "speculative_config", "description"}
 
@@ -75,11 +76,15 @@ class Submission:
 
 @dataclass(frozen=True)
 class SubmissionCheck:
-    """The outcome: a submission, or every reason it was refused (and the digest either way)."""
+    """The outcome: a submission, or every reason it was refused (and the digest either way).
+
+    `notes` say what to fix that does not refuse the submission: a Hub model not pinned to a commit.
+    """
 
     submission: Submission | None
     reasons: list[str]
     sha256: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 def check_submission(folder: Path, *, min_model_len: int) -> SubmissionCheck:
@@ -115,7 +120,32 @@ def check_submission(folder: Path, *, min_model_len: int) -> SubmissionCheck:
         Submission(**{**submission, "sha256": digest or "", "files": files}),
         reasons,
         digest,
+        unpinned_notes(doc),
     )
+
+
+def unpinned_notes(doc: Mapping[str, Any]) -> list[str]:
+    """A note for each Hub model of a checked submission whose `revision` is not a commit hash.
+
+    A branch or tag (or no revision: the repository's default branch) names whatever the
+    repository holds when the model loads, so a re-run (verification, another agent building
+    on the result) may load other weights than the ones measured. A `./folder` model is pinned
+    by the submission's own digest.
+    """
+    notes = []
+    speculative = doc.get("speculative_config")
+    for where, holder in (("", doc), ("speculative_config.", speculative if isinstance(speculative, dict) else {})):
+        model, revision = holder.get("model"), holder.get("revision")
+        pinned = isinstance(revision, str) and _COMMIT.match(revision)
+        if not isinstance(model, str) or not _HUB_ID.match(model) or pinned:
+            continue
+        now = "no revision" if revision is None else f"revision {revision!r} is a branch or tag, not a commit"
+        notes.append(
+            f"{where}revision: {where}model {model} is not pinned ({now}): a re-run loads whatever the repository "
+            f"holds then, which may not be what this run measured; set {where}revision to the 40-hex commit "
+            f"you measured (huggingface_hub: HfApi().model_info('{model}').sha)"
+        )
+    return notes
 
 
 def _check_document(doc: Any, root: Path, min_model_len: int) -> tuple[list[str], dict[str, Any] | None]:

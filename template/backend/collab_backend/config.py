@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
         description="the challenge type's JSON config file in a submission folder, which ruling predicates read",
     )
+    jobs_args: tuple[str, ...] = Field(
+        default=(),
+        max_length=32,
+        description="the harness arguments every job passes from the spec (the challenge type's job_args, "
+        "e.g. the perplexity cap), as a JSON list; a CPU stand-in's runs leave them out",
+    )
     jobs_dir: Path | None = Field(default=None, description="local jobs: where runs get their folders (default: temp)")
     jobs_max_running: int = Field(default=2, ge=1, le=64, description="local jobs: runs at once")
     jobs_poll_s: float = Field(default=5.0, gt=0, le=300, description="seconds between looks at running jobs")
@@ -68,7 +74,8 @@ class Settings(BaseSettings):
             raise ValueError("COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE are required when COLLAB_STORAGE=local")
         if self.jobs == "hub" and self.storage != "hub":
             raise ValueError("COLLAB_JOBS=hub needs COLLAB_STORAGE=hub: HF Jobs mount the collab's Hub buckets")
-        for arg in self.jobs_cpu_args:
-            if not 0 < len(arg) <= 200 or not arg.isprintable() or arg.split("=", 1)[0] in HARNESS_FLAGS:
-                raise ValueError(f"COLLAB_JOBS_CPU_ARGS: {arg!r} is not a harness argument the backend may add")
+        for name, args in (("COLLAB_JOBS_CPU_ARGS", self.jobs_cpu_args), ("COLLAB_JOBS_ARGS", self.jobs_args)):
+            for arg in args:
+                if not 0 < len(arg) <= 200 or not arg.isprintable() or arg.split("=", 1)[0] in HARNESS_FLAGS:
+                    raise ValueError(f"{name}: {arg!r} is not a harness argument the backend may add")
         return self

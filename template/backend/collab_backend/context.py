@@ -44,6 +44,7 @@ class Context:
     usage: UsageRanking = field(default_factory=UsageRanking)
     launcher: Launcher | None = None  # runs jobs (local subprocesses or HF Jobs); None: jobs are off here
     runs: Runs = field(default_factory=Runs)
+    job_args: tuple[str, ...] = ()  # harness arguments every job passes from the spec (COLLAB_JOBS_ARGS)
     result_views: ResultViews = field(default_factory=ResultViews)  # the read views of results for people
     threads: ThreadIndex = field(default_factory=ThreadIndex)
     handles: HandleIndex = field(default_factory=HandleIndex)

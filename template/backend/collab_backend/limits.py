@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from collab_backend import naming
 from collab_backend.errors import APIError
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collab_backend.record.state import State
 
 MAX_KEYS = 100_000
+T = TypeVar("T")
 
 
 class RateLimiter:
@@ -87,6 +88,22 @@ class RateLimiter:
             events = self._events.get(key)
             if events:
                 events.pop()
+
+    def charged(self, key: str, write: Callable[[], tuple[T, bool]]) -> tuple[T, bool]:
+        """Count one event for `key`, then `write` (the record's `write_new`); what it returns.
+
+        A write that fails (APIError), or finds what it would write recorded already (False),
+        took no effect, so the event is given back.
+        """
+        self.acquire(key)
+        try:
+            entry, new = write()
+        except APIError:
+            self.release(key)
+            raise
+        if not new:
+            self.release(key)
+        return entry, new
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,10 @@ def build_context(settings: Settings) -> Context:
             storage, workdir=settings.jobs_dir, cpu_args=settings.jobs_cpu_args, max_running=settings.jobs_max_running
         )
     runs = Runs(poll_interval=settings.jobs_poll_s)
-    return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs,
-                   submission_config=settings.submission_config)  # fmt: skip
+    return Context(
+        spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs,
+        submission_config=settings.submission_config, job_args=settings.jobs_args,
+    )  # fmt: skip
 
 
 def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> FastAPI:

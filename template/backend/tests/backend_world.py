@@ -10,7 +10,7 @@ import dataclasses
 import json
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +177,10 @@ def _operations(app: Any) -> list[tuple[re.Pattern[str], str, set[str]]]:
         for path, methods in app.openapi()["paths"].items()
         for method, op in methods.items()
     ]
+
+
+def serve(world: World) -> Iterator[TestClient]:
+    """A client of the world's API that holds every status it sees to the OpenAPI document."""
+    with TestClient(world.app, raise_server_exceptions=False) as test_client:
+        test_client.event_hooks["response"].append(documented_statuses(world.app))
+        yield test_client

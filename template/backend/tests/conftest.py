@@ -1,5 +1,6 @@
-"""Fixtures for the backend's tests: both storage adapters (the Hub one over the shared fake) and
-a running API over either (see backend_world.py)."""
+"""Fixtures for the backend's tests: both storage adapters (the Hub one over the shared fake),
+a running API over either (see backend_world.py), and a world that runs jobs with a scripted
+launcher (see jobs_world.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_world import Clock, World, documented_statuses, make_spec
+from backend_world import Clock, World, make_spec, serve
 from fastapi.testclient import TestClient
+from jobs_world import JOB_ARGS, JOBS_YAML, ScriptedLauncher, seed_harness, with_launcher
 
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
@@ -53,6 +55,22 @@ def world(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
 
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
-    with TestClient(world.app, raise_server_exceptions=False) as test_client:
-        test_client.event_hooks["response"].append(documented_statuses(world.app))
-        yield test_client
+    yield from serve(world)
+
+
+@pytest.fixture
+def launcher() -> ScriptedLauncher:
+    return ScriptedLauncher()
+
+
+@pytest.fixture
+def jw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
+    """A world with jobs on (JOBS_YAML, JOB_ARGS), the scripted launcher and the tiny harness in the central bucket."""
+    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher, job_args=JOB_ARGS)
+    seed_harness(world)
+    return world
+
+
+@pytest.fixture
+def jc(jw: World) -> Iterator[TestClient]:
+    yield from serve(jw)

@@ -29,6 +29,10 @@ JOBS_YAML = (
     "  quota: {per_agent_per_day: 3, per_user_per_day: 5, overrides: {vip-agent: 6, banned: 0}}\n"
 )
 
+# COLLAB_JOBS_ARGS of a Gemma collab under JOBS_YAML: what provisioning derives from the `ppl`
+# guardrail with the type's job_args hook (a kit test holds the Gemma type to it).
+JOB_ARGS = ("--ppl-cap", "2.42")
+
 SUMMARY: dict[str, Any] = {
     "valid": True,
     "reasons": [],
@@ -144,9 +148,18 @@ def summary_bytes(**change: Any) -> bytes:
     return json.dumps({**SUMMARY, **change}).encode()
 
 
-def with_launcher(world: World, launcher: Launcher, *, poll_interval: float = 3600.0, **runs: Any) -> World:
-    """The world's backend with a launcher (monitor polling every `poll_interval` seconds)."""
-    world.ctx = dataclasses.replace(world.ctx, launcher=launcher, runs=Runs(poll_interval=poll_interval, **runs))
+def with_launcher(
+    world: World,
+    launcher: Launcher,
+    *,
+    poll_interval: float = 3600.0,
+    job_args: tuple[str, ...] = (),
+    **runs: Any,
+) -> World:
+    """The world's backend with a launcher (monitor polling every `poll_interval` seconds) and the spec's job args."""
+    world.ctx = dataclasses.replace(
+        world.ctx, launcher=launcher, runs=Runs(poll_interval=poll_interval, **runs), job_args=job_args
+    )
     world.app = create_app(world.ctx)
     return world
 

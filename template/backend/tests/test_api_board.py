@@ -54,6 +54,36 @@ def test_refs_and_replies_notify_the_authors_they_point_at(world: World, client:
     assert world.storage.list(central, f"inbox/{root['id']}/").items == []
 
 
+def test_a_self_mention_is_kept_but_never_delivered_to_ones_own_inbox(
+    world: World, client: TestClient, alice: str
+) -> None:
+    for name in ("a1", "a2", "a3"):
+        world.agent(client, world.user(f"user-{name}"), f"agent-{name}")
+    note = post(client, alice, "note to @speedy: ask @agent-a1, @agent-a2 and @agent-a3")
+    assert note["mentions"] == ["speedy", "agent-a1", "agent-a2", "agent-a3"]  # within the cap of 3: self is free
+    assert client.get("/v1/inbox/speedy", params={"after": ""}).json()["items"] == []
+    assert [m["id"] for m in client.get("/v1/inbox/agent-a1").json()["items"]] == [note["id"]]
+    reply = post(client, alice, "answering myself, @speedy", thread=note["id"], refs=[note["id"]])
+    assert reply["mentions"] == ["speedy"]
+    assert client.get("/v1/inbox/speedy", params={"after": ""}).json()["items"] == []
+    assert world.storage.list(world.spec.storage.central_bucket, "inbox/speedy/").items == []
+
+
+def test_a_promotion_refused_before_it_is_written_costs_no_promotion(
+    world: World, client: TestClient, alice: str
+) -> None:
+    refs = "\n".join(f"  - m{i}" for i in range(51))  # more refs than any message may carry
+    world.write(alice, world.bucket_of("speedy"), {"posts/wide.md": f"---\nrefs:\n{refs}\n---\nwide".encode(),
+                                                    "posts/fine.md": b"fine"})  # fmt: skip
+    for _ in range(world.spec.board.promotions.limit + 1):
+        refused = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "posts/wide.md"},
+                              headers=auth(alice))  # fmt: skip
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "FANOUT_EXCEEDED"
+    fine = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "posts/fine.md"},
+                       headers=auth(alice))  # fmt: skip
+    assert fine.status_code == 201, fine.text
+
+
 def test_fanout_is_capped(world: World, client: TestClient, alice: str) -> None:
     for name in ("a1", "a2", "a3", "a4"):
         world.agent(client, world.user(f"user-{name}"), f"agent-{name}")

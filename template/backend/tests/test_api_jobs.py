@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_world import Clock, World, auth, documented_statuses, make_spec
+from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 from jobs_world import (
+    JOB_ARGS,
     JOBS_YAML,
     PLAIN_HARNESS,
     ScriptedLauncher,
@@ -24,33 +24,16 @@ from jobs_world import (
 
 from collab_backend.context import Context
 from collab_backend.jobs.base import LauncherError, Progress, Runs
+from collab_backend.jobs.hub import HubLauncher
 from collab_backend.limits import Limits
 from collab_backend.main import create_app
 from collab_backend.record.entries import JobEntry
 from collab_backend.record.store import Record
 from collab_backend.services.job_endings import tick
 from collab_backend.storage import Delete
+from collab_testing.hub import ADMIN_TOKEN
 
 DAY = 86_400
-
-
-@pytest.fixture
-def launcher() -> ScriptedLauncher:
-    return ScriptedLauncher()
-
-
-@pytest.fixture
-def jw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher)
-    seed_harness(world)
-    return world
-
-
-@pytest.fixture
-def jc(jw: World) -> Iterator[TestClient]:
-    with TestClient(jw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(jw.app))
-        yield client
 
 
 @pytest.fixture
@@ -103,7 +86,7 @@ def test_a_launch_is_charged_started_and_recorded_with_its_summary(
 
 def test_a_stand_in_gets_no_cap_and_a_plain_harness_no_options(storage_kind: str, tmp_path: Path, clock: Clock) -> None:
     stand_in = ScriptedLauncher(stand_in=True)
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), stand_in)
+    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), stand_in, job_args=JOB_ARGS)
     seed_harness(world)
     with TestClient(world.app) as client:
         token = world.user("alice")
@@ -114,6 +97,23 @@ def test_a_stand_in_gets_no_cap_and_a_plain_harness_no_options(storage_kind: str
         seed_harness(world, PLAIN_HARNESS)
         assert launch(client, token).status_code == 201
         assert stand_in.requests[1].options == ()
+
+
+def test_a_hub_job_passes_the_specs_job_args_to_run_job(tmp_path: Path, clock: Clock) -> None:
+    world = World("hub", tmp_path, make_spec(JOBS_YAML), clock)
+    hub = HubLauncher(world.hub, world.storage, token=ADMIN_TOKEN, namespace="acme", image="img",
+                      flavor="a10g-small", state_bucket=world.spec.storage.audit_bucket)  # fmt: skip
+    with_launcher(world, hub, job_args=JOB_ARGS)
+    seed_harness(world)
+    with TestClient(world.app) as client:
+        token = world.user("alice")
+        world.agent(client, token, "speedy")
+        world.write(token, world.bucket_of("speedy"), {"sub/x": b"1"})
+        job = launch(client, token).json()
+    (started,) = world.hub.jobs.values()
+    assert started.labels["collab_job"] == job["id"]
+    assert started.command[-2:] == ["--ppl-cap", "2.42"]  # after the launcher's own options
+    assert started.command[started.command.index("--job-id") + 1] == job["id"]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 from jobs_world import (
+    JOB_ARGS,
     JOBS_YAML,
     pid_alive,
     seed_bundled_harness,
@@ -87,6 +88,23 @@ def test_a_sponsored_run_copies_the_originators_submission_and_charges_the_spons
     quota = client.get("/v1/jobs", params={"agent": "helper"}).json()["quota"]["agent"]["used"]
     assert quota == 1 and client.get("/v1/jobs", params={"agent": "speedy"}).json()["quota"]["agent"]["used"] == 0
     assert client.get(f"/v1/run-requests/{opened['id']}").json()["state"] == "done"
+
+
+def test_a_local_job_on_the_real_hardware_passes_the_specs_job_args(
+    storage_kind: str, tmp_path: Path, clock: Clock
+) -> None:
+    world = World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock)
+    real = LocalLauncher(world.storage, workdir=tmp_path / "runs", kill_grace_s=2)  # no cpu_args: not a stand-in
+    with_launcher(world, real, poll_interval=0.05, job_args=JOB_ARGS)
+    seed_harness(world)
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        token = _agent(world, client, "ok")
+        job = client.post("/v1/jobs", json={"agent_id": "speedy", "submission": "sub"}, headers=auth(token)).json()
+        view = _ended(client, job["id"])
+        lines = client.get(f"/v1/jobs/{job['id']}/logs", params={"tail": 1000}).json()["lines"]
+    argv = json.loads(next(line for line in lines if line.startswith("argv "))[5:])
+    assert argv[-2:] == ["--ppl-cap", "2.42"] and "--engine" not in argv  # the spec's cap, as the leaderboard's
+    assert (view["status"], view["proxy"]) == ("succeeded", False)
 
 
 def test_a_local_infrastructure_failure_is_refunded(local_world: World, client: TestClient) -> None:

@@ -39,7 +39,10 @@ def test_cpu_args_come_as_json_from_the_environment(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("COLLAB_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setenv("COLLAB_IDENTITY_FILE", str(tmp_path / "ids.json"))
     monkeypatch.setenv("COLLAB_JOBS_CPU_ARGS", '["--engine", "fake"]')
-    assert Settings().jobs_cpu_args == ("--engine", "fake")  # type: ignore[call-arg]
+    monkeypatch.setenv("COLLAB_JOBS_ARGS", '["--ppl-cap", "2.42"]')
+    read = Settings()  # type: ignore[call-arg]
+    assert read.jobs_cpu_args == ("--engine", "fake") and read.jobs_args == ("--ppl-cap", "2.42")
+    assert build_context(read).job_args == ("--ppl-cap", "2.42")
 
 
 @pytest.mark.parametrize(
@@ -51,6 +54,9 @@ def test_cpu_args_come_as_json_from_the_environment(tmp_path: Path, monkeypatch:
         {"jobs_cpu_args": ["--job-id"]},
         {"jobs_cpu_args": ["a\nb"]},
         {"jobs_cpu_args": [""]},
+        {"jobs_args": ["--state-dir", "/etc"]},  # the spec's arguments may not move the folders either
+        {"jobs_args": ["--time-budget-s=1"]},
+        {"jobs_args": ["x\ty"]},
         {"jobs": "sometimes"},
         {"jobs_poll_s": 0},
         {"jobs_max_running": 0},

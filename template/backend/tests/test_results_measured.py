@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from backend_world import Clock, World, auth, documented_statuses, make_spec
+from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,25 +27,6 @@ from jobs_world import (
 
 from collab_backend.jobs.local import LocalLauncher
 from collab_backend.services.job_endings import tick
-
-
-@pytest.fixture
-def launcher() -> ScriptedLauncher:
-    return ScriptedLauncher()
-
-
-@pytest.fixture
-def jw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher)
-    seed_harness(world)
-    return world
-
-
-@pytest.fixture
-def jc(jw: World) -> Iterator[TestClient]:
-    with TestClient(jw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(jw.app))
-        yield client
 
 
 @pytest.fixture

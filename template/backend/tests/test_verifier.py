@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from backend_world import Clock, World, auth, documented_statuses, make_spec
+from backend_world import Clock, World, auth, make_spec, serve
 from fastapi.testclient import TestClient
 from jobs_world import (
     JOBS_YAML,
@@ -91,11 +91,6 @@ def test_a_rerun_decides_the_verdict(spec_text: str, public: float, end: JobEntr
 
 # -- the verifier over the API, with a scripted launcher ----------------------------------------------
 @pytest.fixture
-def launcher() -> ScriptedLauncher:
-    return ScriptedLauncher()
-
-
-@pytest.fixture
 def vw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
     world = with_launcher(World(storage_kind, tmp_path, make_spec(VERIFY_YAML), clock), launcher)
     seed_harness(world, PRIVATE_HARNESS)
@@ -105,9 +100,7 @@ def vw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLaunch
 
 @pytest.fixture
 def vc(vw: World) -> Iterator[TestClient]:
-    with TestClient(vw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(vw.app))
-        yield client
+    yield from serve(vw)
 
 
 def _agent(vw: World, vc: TestClient, name: str = "speedy", user: str = "alice", files: bytes = b"k=7") -> str:

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gemma_eval.submission import Submission
 from gemma_helpers import EXAMPLES, HARNESS, ROOT, SHORT, bf16_submission, schema_errors
 
 from challenge_gemma import challenge_type
+from provision.spec import ChallengeSpec
 
 # The contract's path: the type's summary schema, its reference to the kit's schema resolved offline.
 SUMMARY = challenge_type.summary_validator()
@@ -64,6 +65,9 @@ def test_run_py_with_the_fake_engine_scores_valid_examples(tmp_path: Path, examp
     assert summary["provenance"]["engine"] == "fake" and summary["provenance"]["prompt_set"] == "sample"
     assert str(tmp_path) not in json.dumps(summary) and str(ROOT) not in json.dumps(summary)
     assert "proxy" in done.stdout
+    unpinned = [n for n in summary["notes"] if "is not pinned" in n]
+    assert unpinned and all("revision" in n for n in unpinned)  # the examples leave revision out
+    assert "note: revision: model" in done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +265,32 @@ def test_the_ppl_cap_from_the_spec_applies(tmp_path: Path, sample_copy: Path) ->
     assert "above the cap 100.0000 (the collab spec" in summary["reasons"][0]
     relative = evaluate(config(tmp_path, sample_copy), opener(FakeEngine()))
     assert relative["ppl_cap"] == pytest.approx(relative["ppl_bf16"] * 1.05)
+
+
+def test_a_job_passes_the_specs_cap_and_a_run_above_it_is_invalid(
+    tmp_path: Path, spec_of: Callable[..., ChallengeSpec]
+) -> None:
+    spec = spec_of("gemma")
+    cap = spec.scoring.metrics[0].guardrail.max  # type: ignore[union-attr]
+    assert challenge_type.job_arguments(spec) == ("--ppl-cap", repr(float(cap)))  # what every job passes
+    document = spec.model_dump()
+    document["scoring"]["metrics"][0]["guardrail"]["max"] = 1.5  # a cap the stand-in's figures are above
+    args = challenge_type.job_arguments(ChallengeSpec.model_validate(document))
+    assert args == ("--ppl-cap", "1.5")
+    example = EXAMPLES / "valid" / "bf16_baseline"
+    done = run("--submission-dir", str(example), "--state-dir", str(tmp_path / "state"), "--engine", "fake", *args)
+    assert done.returncode == 0, done.stderr
+    summary = read(tmp_path / "state")
+    assert summary["valid"] is False and summary["checks"]["ppl"] == "fail" and summary["ppl"] > 1.5
+    assert (summary["ppl_cap"], summary["ppl_cap_source"]) == (1.5, "the collab spec (--ppl-cap)")
+    assert any("above the cap 1.5000" in reason for reason in summary["reasons"])
+
+
+def test_a_spec_without_the_ppl_guardrail_passes_no_cap(spec_of: Callable[..., ChallengeSpec]) -> None:
+    spec = spec_of("gemma")
+    document = spec.model_dump()
+    document["scoring"]["metrics"] = []
+    assert challenge_type.job_arguments(ChallengeSpec.model_validate(document)) == ()
 
 
 class Real(FakeEngine):

@@ -376,3 +376,47 @@ def test_every_value_is_allowed_or_refused_with_its_reason(
     reasons = reasons_for(tmp_path, BASE | {"engine_args": {key: value}})
     expected = [] if allowed else [f"engine_args.{key}: {value!r} is refused: {DENIED_VALUES[values][str(value)]}"]
     assert reasons == expected
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+DRAFT = {"model": "google/gemma-4-E4B-it-assistant", "num_speculative_tokens": 3}
+
+
+@pytest.mark.parametrize(
+    ("changes", "unpinned"),
+    [
+        ({}, ["revision: model google/gemma-4-E4B-it is not pinned (no revision)"]),
+        ({"revision": "main"}, ["revision 'main' is a branch or tag, not a commit"]),
+        ({"revision": COMMIT.upper()}, ["is a branch or tag, not a commit"]),  # a commit id is lowercase hex
+        ({"revision": COMMIT}, []),
+        (
+            {"revision": COMMIT, "speculative_config": DRAFT},
+            ["speculative_config.revision: speculative_config.model google/gemma-4-E4B-it-assistant is not pinned"],
+        ),
+        (
+            {"revision": COMMIT, "speculative_config": {**DRAFT, "revision": COMMIT}},
+            [],
+        ),
+    ],
+)
+def test_a_hub_model_not_pinned_to_a_commit_gets_a_note_not_a_refusal(
+    tmp_path: Path, changes: dict[str, Any], unpinned: list[str]
+) -> None:
+    check = check_submission(write(tmp_path / "sub", {**BASE, **changes}), min_model_len=4096)
+    assert check.reasons == [] and check.submission is not None
+    assert len(check.notes) == len(unpinned)
+    for note, fragment in zip(check.notes, unpinned, strict=True):
+        assert fragment in note and "40-hex commit" in note and "model_info(" in note
+
+
+def test_a_local_model_folder_needs_no_revision(tmp_path: Path) -> None:
+    folder = write(tmp_path / "sub", {**BASE, "model": "./weights"})
+    (folder / "weights").mkdir()
+    check = check_submission(folder, min_model_len=4096)
+    assert check.reasons == [] and check.notes == []  # the submission's digest pins its own files
+
+
+def test_a_refused_submission_gets_no_pinning_note(tmp_path: Path) -> None:
+    refused = write(tmp_path / "sub", {**BASE, "engine_args": {"trust_remote_code": True}})
+    check = check_submission(refused, min_model_len=4096)
+    assert check.submission is None and check.notes == []

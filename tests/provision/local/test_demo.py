@@ -155,7 +155,8 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     job_id = launched.group(1)
     assert f"{job_id} ended succeeded (exit 0), charged to ben's quota: summary written, valid" in step
     assert re.search(r"summary: tps [\d.]+, ppl [\d.]+; valid; proxy \(a CPU stand-in's numbers: never ranked\)", step)
-    assert f"its log, the last 1 line(s) (GET /v1/jobs/{job_id}/logs):" in step
+    assert re.search(rf"its log, the last \d+ line\(s\) \(GET /v1/jobs/{job_id}/logs\):", step)
+    assert "|   note: revision: model google/gemma-4-E4B-it is not pinned (no revision)" in step  # the summary's note
     assert re.search(r"\| valid: [\d.]+ tokens/s, ppl [\d.]+ \(proxy: never ranks\)", step)  # the harness's own line
     assert "ben's job quota: 1 of 5 used in 24 h" in step
     filed = re.search(rf"result (r\S+) by ben: tps [\d.]+ \(proxy\), from {job_id}; builds on (r\S+), the local", step)

@@ -23,6 +23,8 @@ def test_local_jobs_run_the_types_stand_in_in_the_collabs_state_folder(
     target = local_target(collab)
     env = backend_env(target)
     assert json.loads(env["COLLAB_JOBS_CPU_ARGS"]) == ["--engine", "fake"]  # the Gemma type's cpu_args
+    cap = target.loaded.spec.scoring.metrics[0].guardrail.max  # type: ignore[union-attr]
+    assert json.loads(env["COLLAB_JOBS_ARGS"]) == ["--ppl-cap", repr(float(cap))]  # the cap the leaderboard applies
     assert Path(env["COLLAB_JOBS_DIR"]) == collab / ".collab" / "jobs"
     assert "HF_TOKEN" not in env
     for name, value in env.items():
@@ -30,6 +32,7 @@ def test_local_jobs_run_the_types_stand_in_in_the_collabs_state_folder(
     settings = Settings()  # type: ignore[call-arg]  # read from the environment, as the backend does
     assert settings.jobs_mode == "local" and settings.jobs_cpu_args == ("--engine", "fake")
     assert settings.submission_config == "submission.json"  # the Gemma type's: what ruling predicates read
+    assert settings.jobs_args == ("--ppl-cap", repr(float(cap)))
 
 
 def test_cpu_args_set_by_the_organizer_are_kept(collab: Path, monkeypatch: pytest.MonkeyPatch) -> None:

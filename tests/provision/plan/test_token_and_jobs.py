@@ -68,6 +68,8 @@ def test_plan_json_shows_the_jobs_check(collab: Path, env: dict[str, str], capsy
     }
     backend = next(a for a in document["actions"] if a["address"] == "space.backend")
     assert {"field": "variable COLLAB_JOBS", "before": None, "after": "hub"} in backend["changes"]
+    cap = {"field": "variable COLLAB_JOBS_ARGS", "before": None, "after": '["--ppl-cap", "2.42"]'}
+    assert cap in backend["changes"]  # the type's job_args of this spec: the cap the leaderboard applies
 
     code, out = run(capsys, "apply", "--poll-interval", "0", str(collab))
     assert code == 0, out

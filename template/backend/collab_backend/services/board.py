@@ -140,11 +140,11 @@ def post_raw(
     author = agent_of(ctx, identity, agent_id)
     check_body(ctx, body)
     direction = check_direction(ctx.record.state, direction)
-    ctx.limits.raw_posts.acquire(author)
     build = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
         direction=direction,
     )  # fmt: skip
+    ctx.limits.raw_posts.acquire(author)
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
 
 
@@ -158,11 +158,11 @@ def post_human(
     check_body(ctx, body)
     direction = check_direction(ctx.record.state, direction)
     handle = naming.human_handle(identity.user)
-    ctx.limits.raw_posts.acquire(handle)
     build = _message_builder(
         ctx, author=handle, user=identity.user, role="human", channel=channel, body=body, thread=thread, refs=refs,
         direction=direction,
     )  # fmt: skip
+    ctx.limits.raw_posts.acquire(handle)
     return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
 
 
@@ -196,7 +196,6 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
     check_body(ctx, body)
     channel, thread, refs = _post_fields(fields)
     direction = check_direction(state, fields.get("direction"))
-    ctx.limits.promotions.acquire(src.bucket)
     build_message = _message_builder(
         ctx, author=author, user=identity.user, role="agent", channel=channel, body=body, thread=thread, refs=refs,
         attribution="promoted", source=src.record(), direction=direction,
@@ -208,14 +207,7 @@ def promote(ctx: Context, identity: Identity, agent_id: str, path: str) -> tuple
             raise Unchanged(state.messages[state.position[first]])
         return build_message(state, seq, ts)
 
-    try:
-        entry, new = ctx.record.write_new(build)
-    except APIError:
-        ctx.limits.promotions.release(src.bucket)
-        raise
-    if not new:
-        ctx.limits.promotions.release(src.bucket)
-    return entry, new
+    return ctx.limits.promotions.charged(src.bucket, lambda: ctx.record.write_new(build))
 
 
 def _post_fields(fields: dict[str, Any]) -> tuple[str | None, str | None, list[str]]:

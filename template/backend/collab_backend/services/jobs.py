@@ -151,11 +151,12 @@ def harness_options_supported(ctx: Context) -> frozenset[str]:
 
 
 def harness_options(ctx: Context, job: str, supported: frozenset[str]) -> tuple[str, ...]:
-    """What the command passes after the two folders, each only when the harness names it.
+    """What the command passes after the folders: the launcher's own options, then the spec's.
 
-    The job id, the time budget (nine tenths of the timeout), and for each scoring metric with a
-    guardrail maximum `--<field>-cap <max>`: except for a CPU stand-in, which the spec's caps,
-    set for the real engine, would judge wrongly (it uses its own reference instead).
+    The job id and the time budget (nine tenths of the timeout), each only when the harness
+    names it; then the challenge type's arguments from the spec (`COLLAB_JOBS_ARGS`, e.g.
+    `--ppl-cap 2.42`), the values the leaderboard applies: except for a CPU stand-in, which the
+    spec's caps, set for the real engine, would judge wrongly (it uses its own reference instead).
     """
     jobs = ctx.spec.jobs
     out: list[str] = []
@@ -164,10 +165,7 @@ def harness_options(ctx: Context, job: str, supported: frozenset[str]) -> tuple[
     if "--time-budget-s" in supported:
         out += ["--time-budget-s", str(int(jobs.timeout_minutes * 60 * 0.9))]
     if ctx.launcher is not None and not ctx.launcher.stand_in:
-        for metric in ctx.spec.scoring.metrics:
-            flag = f"--{metric.field.replace('_', '-')}-cap"
-            if metric.guardrail is not None and metric.guardrail.max is not None and flag in supported:
-                out += [flag, repr(float(metric.guardrail.max))]
+        out += ctx.job_args
     return tuple(out)
 
 

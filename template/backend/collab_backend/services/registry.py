@@ -37,7 +37,6 @@ def register_agent(ctx: Context, identity: Identity, agent_id: str) -> tuple[Age
         return existing, False
     bucket = naming.scratch_bucket(ctx.spec, agent_id)
     _check_handshake(ctx, bucket, identity.user)
-    ctx.limits.registrations.acquire(identity.user)
 
     def build(state: State, seq: int, ts: float) -> AgentEntry:
         current = state.agents.get(agent_id)
@@ -47,14 +46,7 @@ def register_agent(ctx: Context, identity: Identity, agent_id: str) -> tuple[Age
             raise Unchanged(current)
         return AgentEntry(seq, ts, agent_id, identity.user, bucket)
 
-    try:
-        entry, new = ctx.record.write_new(build)
-    except APIError:
-        ctx.limits.registrations.release(identity.user)
-        raise
-    if not new:
-        ctx.limits.registrations.release(identity.user)
-    return entry, new
+    return ctx.limits.registrations.charged(identity.user, lambda: ctx.record.write_new(build))
 
 
 def _check_handshake(ctx: Context, bucket: str, user: str) -> None:

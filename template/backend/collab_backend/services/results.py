@@ -209,7 +209,6 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
     if parts["status"] == "agent-run":
         refuse_ruled(ctx, parts["submission"], parts["fingerprint"])
     source = src.record()
-    ctx.limits.promotions.acquire(src.bucket)
 
     def build(state: State, seq: int, ts: float) -> ResultEntry:
         first = state.promoted_results.get(src.key)
@@ -221,14 +220,7 @@ def promote_result(ctx: Context, identity: Identity, agent_id: str, path: str) -
         return ResultEntry(seq, ts, f"r{message_id(seq, ts)}", agent, identity.user, body=body, source=source,
                            **parts)  # fmt: skip
 
-    try:
-        entry, new = ctx.record.write_new(build)
-    except APIError:
-        ctx.limits.promotions.release(src.bucket)
-        raise
-    if not new:
-        ctx.limits.promotions.release(src.bucket)
-    return entry, new
+    return ctx.limits.promotions.charged(src.bucket, lambda: ctx.record.write_new(build))
 
 
 def verification_words(spec: Any) -> str:
