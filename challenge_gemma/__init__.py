@@ -5,7 +5,9 @@ exactly as a third-party type would. The harness runs on a CPU with its fake eng
 (`--engine fake`), which is how the conformance suite runs it. `data/` (the bundled sample set
 the CPU stand-ins read) is uploaded beside the harness as `data/`, where the organizers add the
 public set. Its formats, the summary the harness writes among them, are defined once, in
-`schemas/`, and travel only with Gemma collabs.
+`schemas/`, and travel only with Gemma collabs. What a submission may not set in vLLM is data,
+`harness/gemma_eval/denied.json`: the harness refuses it, and the backend shows it as the type's
+standing rules beside the organizers' rulings.
 """
 
 from pathlib import Path
@@ -24,5 +26,6 @@ challenge_type = ChallengeType(
     summary_schema="schemas/gemma-summary.schema.json",
     cpu_args=("--engine", "fake"),
     submission_config="submission.json",
+    denylist="gemma_eval/denied.json",
     demo=demo,
 )

@@ -270,7 +270,8 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
 
     Jobs run as local subprocesses with the challenge type's CPU arguments (its stand-in engine),
     unless COLLAB_JOBS_CPU_ARGS is set already (e.g. `[]` on a machine with the real hardware).
-    The type's submission config file, when it names one, is COLLAB_SUBMISSION_CONFIG.
+    The type's submission config file, when it names one, is COLLAB_SUBMISSION_CONFIG, and its
+    denylist (standing rules, inside the harness folder) COLLAB_DENYLIST.
     """
     from provision.challenge_types import load_type  # deferred: loading a type imports its package
 
@@ -287,6 +288,8 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
         env["COLLAB_JOBS_CPU_ARGS"] = json.dumps(list(kind.cpu_args))
     if kind.submission_config is not None:  # what the organizers' ruling predicates read
         env["COLLAB_SUBMISSION_CONFIG"] = kind.submission_config
+    if kind.denylist is not None:  # the type's standing rules, seeded with the harness
+        env["COLLAB_DENYLIST"] = kind.denylist
     return env
 
 

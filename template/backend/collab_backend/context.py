@@ -11,6 +11,7 @@ from collab_backend.limits import Limits
 from collab_backend.record.store import Record
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
+from collab_backend.services.standing import StandingCache
 from collab_backend.services.threads import HandleIndex, ThreadIndex
 from collab_backend.services.usage_view import UsageRanking
 from collab_backend.spec import ChallengeSpec
@@ -46,6 +47,8 @@ class Context:
     threads: ThreadIndex = field(default_factory=ThreadIndex)
     handles: HandleIndex = field(default_factory=HandleIndex)
     submission_config: str | None = None  # the challenge type's config file in a submission folder (ruling predicates)
+    denylist: str | None = None  # the type's denylist in its harness folder: its standing rules
+    standing: StandingCache = field(default_factory=StandingCache)
 
     @property
     def central(self) -> str:

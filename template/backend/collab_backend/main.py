@@ -79,7 +79,7 @@ def build_context(settings: Settings) -> Context:
         )
     runs = Runs(poll_interval=settings.jobs_poll_s)
     return Context(spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs,
-                   submission_config=settings.submission_config)  # fmt: skip
+                   submission_config=settings.submission_config, denylist=settings.denylist)  # fmt: skip
 
 
 def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> FastAPI:
