@@ -1,4 +1,4 @@
-"""The challenge type's standing rules (its denylist, seeded with the harness): listed beside rulings, refusing launches."""
+"""The challenge type's standing rules (its denylist, seeded with the harness): listed, and refusing launches."""
 
 from __future__ import annotations
 
@@ -116,7 +116,9 @@ def test_a_launch_matching_a_standing_rule_is_refused_with_its_id(
     refused = submit(sw, sc, {**BASE, **config})
     assert refused.status_code == 403, refused.text
     error = refused.json()["error"]
-    assert error["code"] == "RULED_OUT" and rule_id in error["message"] and f"GET /v1/rulings/{rule_id}" in error["hint"]
+    assert (
+        error["code"] == "RULED_OUT" and rule_id in error["message"] and f"GET /v1/rulings/{rule_id}" in error["hint"]
+    )
     assert sc.get("/v1/jobs", params={"agent": "speedy"}).json()["items"] == []  # no job was spent on it
     allowed = submit(sw, sc, {**BASE, "engine_args": {"kv_cache_dtype": "fp8"}})  # not on the list: it runs
     assert allowed.status_code == 201, allowed.text
@@ -144,7 +146,9 @@ def test_a_reseeded_denylist_is_read_again_and_a_broken_one_refuses_nothing(sw: 
     seed_harness(sw, extra={DENYLIST: b"{not json"})
     broken = sc.get("/v1/rulings/standing").json()
     assert broken["items"] == [] and "is not JSON" in broken["problem"]
-    assert submit(sw, sc, {**BASE, "engine_args": {"trust_remote_code": True}}).status_code == 201  # the harness refuses
+    assert (
+        submit(sw, sc, {**BASE, "engine_args": {"trust_remote_code": True}}).status_code == 201
+    )  # the harness refuses
 
 
 def test_a_type_without_a_denylist_shows_none(storage_kind: str, tmp_path: Path, clock: Clock) -> None:
@@ -181,7 +185,10 @@ def test_the_gemma_denylist_is_all_rules_and_classifies_its_examples() -> None:
 
     for valid in ("bf16_baseline", "int4_qat", "int4_qat_mtp"):
         assert hits("valid", valid) == set()
-    assert hits("invalid", "unlisted_engine_arg") == {"type:engine_args.hf_overrides", "type:engine_args.logits_processors"}
+    assert hits("invalid", "unlisted_engine_arg") == {
+        "type:engine_args.hf_overrides",
+        "type:engine_args.logits_processors",
+    }
     assert hits("invalid", "relaxed_acceptance") == {
         "type:speculative_config.rejection_sample_method=synthetic",
         "type:speculative_config.synthetic_acceptance_rates",
@@ -200,5 +207,7 @@ JSON = st.recursive(
 def test_parsing_any_denylist_never_raises_and_keeps_only_rules(names: Any, values: Any) -> None:
     rules, problems = parse({"format": "denylist", "version": 1, "names": names, "values": values})
     for rule in rules:
-        assert predicates.check(rule.predicate) == rule.predicate and rule.reason.strip() and rule.id.startswith("type:")
+        assert (
+            predicates.check(rule.predicate) == rule.predicate and rule.reason.strip() and rule.id.startswith("type:")
+        )
     assert isinstance(problems, list)

@@ -37,8 +37,8 @@ from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
 from collab_backend.services.rulings import refuse_ruled, submission_config
-from collab_backend.services.standing import refuse_standing
 from collab_backend.services.sources import check_sizes, list_bounded
+from collab_backend.services.standing import refuse_standing
 from collab_backend.storage import FileInfo, NotFound, TooLarge, check_path
 
 log = logging.getLogger("collab_backend.jobs")

@@ -72,12 +72,12 @@ def parse(doc: Any) -> tuple[list[StandingRule], list[str]]:
         return [], ['not a denylist: {"format": "denylist", "version": 1, "names": ..., "values": ...}']
     found: list[tuple[str, dict[str, Any], Any]] = []
     names, values = doc.get("names", {}), doc.get("values", {})
-    for where, table in (names.items() if isinstance(names, dict) else []):
-        for name, reason in (table.items() if isinstance(table, dict) else []):
+    for where, table in names.items() if isinstance(names, dict) else []:
+        for name, reason in table.items() if isinstance(table, dict) else []:
             found.append((f"{where}.{name}", {"field": f"{where}.{name}", "op": "set"}, reason))
-    for entry in (values.values() if isinstance(values, dict) else []):
+    for entry in values.values() if isinstance(values, dict) else []:
         denied = entry.get("denied", {}) if isinstance(entry, dict) else {}
-        for value, reason in (denied.items() if isinstance(denied, dict) else []):
+        for value, reason in denied.items() if isinstance(denied, dict) else []:
             for where in entry.get("fields", []):
                 found.append((f"{where}={value}", {"field": where, "op": "equals", "value": value}, reason))
             for where in entry.get("keys_of", []):
