@@ -9,9 +9,9 @@ from collab_backend.identity import IdentityProvider
 from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.limits import Limits
 from collab_backend.record.store import Record
+from collab_backend.services.denylist import StandingCache
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
-from collab_backend.services.standing import StandingCache
 from collab_backend.services.threads import HandleIndex, ThreadIndex
 from collab_backend.services.usage_view import UsageRanking
 from collab_backend.spec import ChallengeSpec

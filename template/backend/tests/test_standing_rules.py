@@ -17,7 +17,7 @@ from jobs_world import JOBS_YAML, ScriptedLauncher, bundled_type, seed_harness, 
 
 from collab_backend.main import create_app
 from collab_backend.services import predicates
-from collab_backend.services.standing import parse
+from collab_backend.services.denylist import parse
 from collab_testing.hub import ADMIN_TOKEN
 
 DENYLIST = "gemma_eval/denied.json"

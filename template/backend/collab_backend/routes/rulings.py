@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.openapi import answers
-from collab_backend.services import rulings, standing
+from collab_backend.services import denylist, rulings, standing
 
 router = APIRouter(prefix="/v1", tags=["rulings"])
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
@@ -109,6 +109,6 @@ def list_standing(
 @router.get("/rulings/{ruling_id}", responses=answers("NOT_FOUND"))
 def get_ruling(ruling_id: Annotated[str, Path(max_length=200)], ctx: ContextDep) -> dict[str, Any]:
     """One ruling, or one of the challenge type's standing rules (`type:...`)."""
-    if ruling_id.startswith(standing.PREFIX):
+    if ruling_id.startswith(denylist.PREFIX):
         return standing.get_standing(ctx, ruling_id)
     return rulings.get_ruling(ctx, ruling_id)

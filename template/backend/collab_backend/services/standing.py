@@ -10,11 +10,12 @@ only when its hash changes. Its form:
      "values": {"<value set>": {"fields": ["<path>", ...], "keys_of": ["<path>", ...],
                                 "denied": {"<value>": "<reason>", ...}}, ...}}
 
-Each entry is a standing rule in the rulings' predicate vocabulary (services/predicates.py), with
-its reason as the text: a denied name under an object is `{"field": "<object>.<name>", "op":
-"set"}` (id `type:<object>.<name>`); a denied value of a field is `{"field": "<field>", "op":
-"equals", "value": <value>}` (id `type:<field>=<value>`); a denied value that keys an object
-(`keys_of`) is `set` on `<object>.<value>`. Standing rules are in force from the start and never
+Each entry is a standing rule (services/denylist.py parses the document) in the rulings'
+predicate vocabulary (services/predicates.py), with its reason as the text: a denied name under
+an object is `{"field": "<object>.<name>", "op": "set"}` (id `type:<object>.<name>`); a denied
+value of a field is `{"field": "<field>", "op": "equals", "value": <value>}` (id
+`type:<field>=<value>`); a denied value that keys an object (`keys_of`) is `set` on
+`<object>.<value>`. Standing rules are in force from the start and never
 revoked; organizers' rulings extend them. The harness refuses every entry itself (with checks no
 predicate expresses, such as the speculative method vLLM would resolve); the backend refuses a job
 launch whose submission config matches one, with `RULED_OUT` naming it, before a job is spent on
@@ -25,75 +26,15 @@ it. A file that is missing, too large or malformed gives no standing rules, and 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.services import predicates
+from collab_backend.services.denylist import Standing, StandingRule, parse
 from collab_backend.storage import NotFound, TooLarge
 
-if TYPE_CHECKING:
-    from collab_backend.context import Context
-
 MAX_DENYLIST_BYTES = 1024 * 1024
-PREFIX = "type:"
-
-
-@dataclass(frozen=True)
-class StandingRule:
-    id: str
-    predicate: dict[str, Any]
-    reason: str
-
-
-@dataclass(frozen=True)
-class Standing:
-    """The standing rules as read from `source`, the hash of the file, and what was wrong with it."""
-
-    source: str | None = None
-    hash: str | None = None
-    rules: tuple[StandingRule, ...] = ()
-    problem: str | None = None
-
-    def get(self, rule_id: str) -> StandingRule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
-
-
-@dataclass
-class StandingCache:
-    """The standing rules last read, kept while the seeded file's hash stays the same."""
-
-    last: Standing | None = None
-
-
-def parse(doc: Any) -> tuple[list[StandingRule], list[str]]:
-    """The standing rules a denylist document holds, and what in it is not a rule (never raises)."""
-    if not isinstance(doc, dict) or doc.get("format") != "denylist" or doc.get("version") != 1:
-        return [], ['not a denylist: {"format": "denylist", "version": 1, "names": ..., "values": ...}']
-    found: list[tuple[str, dict[str, Any], Any]] = []
-    names, values = doc.get("names", {}), doc.get("values", {})
-    for where, table in names.items() if isinstance(names, dict) else []:
-        for name, reason in table.items() if isinstance(table, dict) else []:
-            found.append((f"{where}.{name}", {"field": f"{where}.{name}", "op": "set"}, reason))
-    for entry in values.values() if isinstance(values, dict) else []:
-        denied = entry.get("denied", {}) if isinstance(entry, dict) else {}
-        for value, reason in denied.items() if isinstance(denied, dict) else []:
-            for where in entry.get("fields", []):
-                found.append((f"{where}={value}", {"field": where, "op": "equals", "value": value}, reason))
-            for where in entry.get("keys_of", []):
-                found.append((f"{where}.{value}", {"field": f"{where}.{value}", "op": "set"}, reason))
-    rules, problems = [], []
-    for name, raw, reason in found:
-        try:
-            predicate = predicates.check(raw)
-        except predicates.PredicateError as exc:
-            problems.append(f"{name[:120]}: {exc.message}")
-            continue
-        if not isinstance(reason, str) or not reason.strip():
-            problems.append(f"{name[:120]}: no reason")
-            continue
-        rules.append(StandingRule(PREFIX + name, predicate, reason))
-    return rules, problems
 
 
 def current(ctx: Context) -> Standing:
