@@ -202,7 +202,14 @@ JSON = st.recursive(
 )
 
 
-@given(names=JSON, values=JSON)
+VALUE_SETS = st.dictionaries(
+    st.text(max_size=8),
+    st.fixed_dictionaries({}, optional={"fields": JSON, "keys_of": JSON, "denied": JSON}) | JSON,
+    max_size=3,
+)
+
+
+@given(names=JSON | st.dictionaries(st.text(max_size=8), JSON, max_size=3), values=VALUE_SETS)
 @settings(max_examples=200, deadline=None)
 def test_parsing_any_denylist_never_raises_and_keeps_only_rules(names: Any, values: Any) -> None:
     rules, problems = parse({"format": "denylist", "version": 1, "names": names, "values": values})

@@ -52,11 +52,12 @@ def parse(doc: Any) -> tuple[list[StandingRule], list[str]]:
         for name, reason in table.items() if isinstance(table, dict) else []:
             found.append((f"{where}.{name}", {"field": f"{where}.{name}", "op": "set"}, reason))
     for entry in values.values() if isinstance(values, dict) else []:
-        denied = entry.get("denied", {}) if isinstance(entry, dict) else {}
+        entry = entry if isinstance(entry, dict) else {}
+        denied, fields, keys_of = (entry.get(k) for k in ("denied", "fields", "keys_of"))
         for value, reason in denied.items() if isinstance(denied, dict) else []:
-            for where in entry.get("fields", []):
+            for where in fields if isinstance(fields, list) else []:
                 found.append((f"{where}={value}", {"field": where, "op": "equals", "value": value}, reason))
-            for where in entry.get("keys_of", []):
+            for where in keys_of if isinstance(keys_of, list) else []:
                 found.append((f"{where}.{value}", {"field": f"{where}.{value}", "op": "set"}, reason))
     rules, problems = [], []
     for name, raw, reason in found:
