@@ -6,6 +6,7 @@ command. Each session installs what it needs into its own environment.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,7 +54,12 @@ def tests(session: nox.Session) -> None:
         "template/dashboard/requirements.txt",
     )
     # The browser tests drive the system's Chromium (.ci/run installs Debian's `chromium` when missing).
-    session.run("pytest", *session.posargs, env={"COLLAB_BROWSER_TESTS": "1"})
+    # One worker per core, at most eight (each imports torch); `-- -n 0` runs in one process.
+    workers = str(min(os.cpu_count() or 1, 8))
+    session.run(
+        "pytest", "-n", workers, "--dist", "loadgroup", "--no-loadscope-reorder", *session.posargs,
+        env={"COLLAB_BROWSER_TESTS": "1"},
+    )  # fmt: skip
 
 
 @nox.session(default=False)

@@ -27,12 +27,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def work_unit(item: pytest.Item) -> str:
+    """The tests a parallel run keeps on one worker: a module's, per parameter of its module-scoped fixtures.
+
+    They share what those fixtures build (a rendered collab, a loaded model), which a worker would
+    otherwise build again.
+    """
+    unit = item.nodeid.split("::")[0]
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        fixtures = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+        shared = sorted(name for name in callspec.indices if name in fixtures and fixtures[name][-1].scope == "module")
+        unit += "".join(f"[{name}={callspec.indices[name]}]" for name in shared)
+    return unit
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    parallel = config.pluginmanager.hasplugin("xdist")
     for item in items:
+        if parallel:  # `nox -s tests` runs `--dist loadgroup`: one group, one worker
+            item.add_marker(pytest.mark.xdist_group(work_unit(item)))
         for marker, (flag, why) in OPT_IN.items():
             # A marker, not a keyword: parameter ids such as "hub" are keywords too.
             if item.get_closest_marker(marker) is not None and not config.getoption(flag):
                 item.add_marker(pytest.mark.skip(reason=f"opt-in: {why}; run with {flag}"))
+
+
+class SlowFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by their fixtures' parameters
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Tests that run for minutes go first, in their order: the workers of a parallel run then end together."""
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SlowFirst(), "slow-first")
 
 
 @pytest.fixture(scope="session")

@@ -165,6 +165,15 @@ def read_guide(text: str, *, required_result_fields: tuple[str, ...] = (), jobs:
     )
 
 
+def reference_calls(text: str) -> dict[tuple[str, str], Call]:
+    """Every request the README's API reference lists, by (method, path).
+
+    Raises:
+        GuideError: the README has no API reference, or it lists no endpoint.
+    """
+    return _reference_table(_sections(text))
+
+
 def _job_calls(table: dict[tuple[str, str], Call]) -> JobCalls:
     launch = _table_call(table, "POST", "/v1/jobs")
     missing = [f for f in ("agent_id", "submission") if f not in (*launch.fields, *launch.optional)]

@@ -3,9 +3,10 @@
 A broadcast, registrations (scratch bucket and handshake first), posts with @mentions, a channel
 with a thread, results measured with the harness (the type's examples, each building on the one
 before, and its variants; a variant that does worse than its parent is filed as `negative`), a
-benchmark job when the spec has jobs on, the type's example claims replayed, the leaderboard, the
-proxy view, a digest, and a flag the organizers rule on (`provision.demo.rulings`). Every request is
-the onboarding README's (`provision.demo.guide`); the agents' means are `provision.demo.agents`,
+benchmark job when the spec has jobs on and a run request another agent sponsors
+(`provision.demo.sponsor`), the type's example claims replayed, the leaderboard, the proxy view,
+a digest, and a flag the organizers rule on (`provision.demo.rulings`). Every request is the
+onboarding README's (`provision.demo.guide`); the agents' means are `provision.demo.agents`,
 what is shown of the board `provision.demo.views`.
 """
 
@@ -40,6 +41,7 @@ from provision.demo.agents import (
 from provision.demo.guide import Guide
 from provision.demo.job import JobStep
 from provision.demo.rulings import flag_and_rule
+from provision.demo.sponsor import sponsored_run
 from provision.demo.views import show_leaderboard, show_proxy_view
 from provision.local.target import ORGANIZER, LocalTarget, local_tokens
 
@@ -98,6 +100,11 @@ class Demo:
             ("channel and thread", partial(self.thread, ben, cleo)),
             *((f"result {self.agents[r.agent].agent_id}", partial(self.measure, i)) for i, r in enumerate(self.runs)),
             *([(f"job {ben.agent_id}", partial(self.job, ben))] if self.guide.jobs and self.runs else []),
+            *(
+                [("run request", partial(sponsored_run, self, ada, cleo, self.runs[0].example))]
+                if self.guide.jobs and self.runs
+                else []
+            ),
             ("example claims", self.replay_examples),
             ("leaderboard", self.leaderboard),
             ("proxy view", self.proxy_view),

@@ -23,19 +23,19 @@ QUOTA_QUESTIONS = ("jobs_per_agent_per_day", "jobs_per_user_per_day")
 
 
 def copier_verdict(src: Path, tmp_path: Path, question: str, value: Any, base: dict[str, Any]) -> bool:
-    """Whether Copier accepts `value` for `question` (a dry run; no files written)."""
+    """Whether Copier accepts `value` for `question` (a dry run of `questions_src`; no files written)."""
     try:
-        render(src, tmp_path / "collab", {**base, question: value}, pretend=True)
+        render(src, tmp_path / "collab", {**base, question: value}, pretend=True, vcs_ref=None)
     except ValueError as exc:
         assert str(exc).startswith(f"Validation error for question '{question}': "), str(exc)
         return False
     return True
 
 
-def refusal(src: Path, tmp_path: Path, data: dict[str, Any]) -> str:
+def refusal(src: Path, tmp_path: Path, data: dict[str, Any], **kwargs: Any) -> str:
     """Render with `data`, expecting Copier to refuse; return its message."""
     with pytest.raises(ValueError) as refused:
-        render(src, tmp_path / "collab", data)
+        render(src, tmp_path / "collab", data, **kwargs)
     assert not (tmp_path / "collab").exists(), "a refused render must not leave a half-written collab"
     return str(refused.value)
 
@@ -98,10 +98,10 @@ BAD_ANSWERS = [
     ("question", "value", "expected"), BAD_ANSWERS, ids=[f"{q}-{i}" for i, (q, _, _) in enumerate(BAD_ANSWERS)]
 )
 def test_bad_answer_is_refused_readably(
-    question: str, value: Any, expected: str, template_src: Path, tmp_path: Path
+    question: str, value: Any, expected: str, questions_src: Path, tmp_path: Path
 ) -> None:
     data = {question: value, "jobs_enabled": True} if question in QUOTA_QUESTIONS else {question: value}
-    message = refusal(template_src, tmp_path, data)
+    message = refusal(questions_src, tmp_path, data, vcs_ref=None)
     prefix = f"Validation error for question '{question}': "
     assert message.startswith(prefix), message
     reason = message.removeprefix(prefix)
@@ -210,15 +210,15 @@ def _id(value: Any) -> str:
 
 
 @pytest.mark.parametrize(("name", "valid"), ORG_NAMES, ids=_id)
-def test_org_rule_agrees_with_schema(name: str, valid: bool, template_src: Path, tmp_path: Path) -> None:
+def test_org_rule_agrees_with_schema(name: str, valid: bool, questions_src: Path, tmp_path: Path) -> None:
     # The admin org is given explicitly: its default ("<org>-admin") is too long for a 96-character org.
-    accepted = copier_verdict(template_src, tmp_path, "org", name, {"admin_org": "organizers-only"})
+    accepted = copier_verdict(questions_src, tmp_path, "org", name, {"admin_org": "organizers-only"})
     assert (accepted, schema_verdict(ORG_POINTER, name)) == (valid, valid)
 
 
 @pytest.mark.parametrize(("name", "valid"), SLUG_NAMES, ids=_id)
-def test_slug_rule_agrees_with_schema(name: str, valid: bool, template_src: Path, tmp_path: Path) -> None:
-    accepted = copier_verdict(template_src, tmp_path, "slug", name, {})
+def test_slug_rule_agrees_with_schema(name: str, valid: bool, questions_src: Path, tmp_path: Path) -> None:
+    accepted = copier_verdict(questions_src, tmp_path, "slug", name, {})
     assert (accepted, schema_verdict(SLUG_POINTER, name)) == (valid, valid)
 
 
@@ -254,10 +254,10 @@ LIMITS = [
     ("question", "pointer", "value", "valid"), LIMITS, ids=[f"{q}-{_id(v)}" for q, _, v, _ in LIMITS]
 )
 def test_limits_agree_with_schema(
-    question: str, pointer: str, value: Any, valid: bool, template_src: Path, tmp_path: Path
+    question: str, pointer: str, value: Any, valid: bool, questions_src: Path, tmp_path: Path
 ) -> None:
     base = {"jobs_enabled": True} if question in QUOTA_QUESTIONS else {}
-    accepted = copier_verdict(template_src, tmp_path, question, value, base)
+    accepted = copier_verdict(questions_src, tmp_path, question, value, base)
     assert (accepted, schema_verdict(pointer, value)) == (valid, valid)
 
 

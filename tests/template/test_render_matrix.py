@@ -131,7 +131,21 @@ def test_jobs_verification_without_jobs_is_refused(combo: Combo, template_src: P
 # ---------------------------------------------------------------- each rendered combination
 
 
-@pytest.fixture(scope="module", params=RENDERED, ids=lambda c: c.id)
+# The backend's and the dashboard's tests do not depend on the answers, and this suite runs them itself
+# with the first registered type (`any_type`). So, in its own environment (where only its type is
+# registered), a collab of each other type runs its whole suite and the demo; a collab of that first
+# type runs its own checks and the demo; the other combinations run the collab's own spec checks
+# (which do depend on the answers).
+DEMOED = {next(c for c in RENDERED if c.challenge_type == t) for t in TYPES}
+FULL_SUITE = {c for c in DEMOED if c.challenge_type != any_type()}
+
+
+# A whole suite in a fresh environment runs for minutes: its combination's tests are scheduled first
+# (the `slow` marker, tests/conftest.py), so a parallel run does not end waiting for it.
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c in FULL_SUITE else []) for c in RENDERED],
+)
 def rendered(request: pytest.FixtureRequest, template_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     combo: Combo = request.param
     collab = render(template_src, tmp_path_factory.mktemp(combo.id) / "collab", combo.data)
@@ -299,15 +313,6 @@ def own_environment(collab: Path) -> Path:
     return python
 
 
-# The backend's and the dashboard's tests do not depend on the answers, and this suite runs them itself
-# with the first registered type (`any_type`). So, in its own environment (where only its type is
-# registered), a collab of each other type runs its whole suite and the demo; a collab of that first
-# type runs its own checks and the demo; the other combinations run the collab's own spec checks
-# (which do depend on the answers).
-DEMOED = {next(c for c in RENDERED if c.challenge_type == t) for t in TYPES}
-FULL_SUITE = {c for c in DEMOED if c.challenge_type != any_type()}
-
-
 def passes_its_tests(collab: Path, python: Path, *selection: str) -> None:
     command = (str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection)
     done = _run(collab, *command, timeout=900, python=python)
@@ -381,6 +386,7 @@ def new_type_collab(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(src, tmp_path_factory.mktemp("new-type-collab") / "collab", {"challenge_type": NEW_TYPE})
 
 
+@pytest.mark.slow
 def test_a_new_type_collab_passes_its_tests_and_demo(new_type_collab: Path) -> None:
     """The contributor's path: the scaffold's stand-in task, rendered, installed and run as an organizer would."""
     assert sorted(p.name for p in new_type_collab.glob("challenge_*")) == [f"challenge_{NEW_TYPE}"]

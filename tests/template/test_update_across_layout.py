@@ -17,6 +17,9 @@ import copier
 import pytest
 from template_harness import REPO, commit_all, copy_working_tree, files_under, git, init_repo, read_answers, render
 
+# Copier updates of rendered collabs, each for tens of seconds: scheduled first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 MOVED = "provision/desired.py"  # a module of the flat layout, deleted by the move
 OLD_TAG, NEW_TAG = "v1.0.0", "v2.0.0"
 DATA = {"challenge_type": "gemma"}

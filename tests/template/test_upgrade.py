@@ -18,6 +18,9 @@ from template_harness import REPO, commit_all, copy_working_tree, files_under, g
 
 from provision.spec import check_spec
 
+# Copier updates of rendered collabs, each for tens of seconds: scheduled first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 CHALLENGE_TYPE = "gemma"
 SPEC_TEMPLATE = "template/challenge.yaml.jinja"
 FRAGMENT = f"challenge_{CHALLENGE_TYPE}/copier/spec.jinja"

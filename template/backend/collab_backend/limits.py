@@ -32,6 +32,7 @@ from collab_backend.record.entries import (
     MessageEntry,
     ProfileEntry,
     ResultEntry,
+    RunRequestEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
     TokenStatsEntry,
@@ -119,7 +120,7 @@ def charge_of(entry: Entry, state: State) -> tuple[str, str] | None:
         return ("promotions", agent.bucket) if agent else None
     if isinstance(entry, TaskforceNoteEntry):
         return "raw_posts", entry.author
-    if isinstance(entry, TokenStatsEntry | FollowEntry | ProfileEntry):
+    if isinstance(entry, TokenStatsEntry | FollowEntry | ProfileEntry | RunRequestEntry):
         return "raw_posts", entry.agent
     if isinstance(entry, ChannelEntry):
         return None if entry.creator == naming.ORGANIZERS else ("raw_posts", entry.creator)

@@ -6,6 +6,7 @@ the environment (the Space).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,7 @@ from collab_backend.routes import (
     profiles,
     results,
     rulings,
+    run_requests,
     usage,
 )
 from collab_backend.services.board import ensure_spec_channels
@@ -47,6 +49,12 @@ from collab_backend.services.verifier import Verifier
 from collab_backend.storage import Storage
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
+
+# How long a thread holds the GIL while another waits for it (CPython's default: 5 ms). The record's
+# writer releases it at each file operation of a commit, and taking it back from the event loop
+# then cost up to the whole interval each time: commits, and every write waiting on them, slowed
+# to a crawl under concurrent requests. A shorter interval hands it back sooner.
+SWITCH_INTERVAL = 0.0005
 
 
 def build_context(settings: Settings) -> Context:
@@ -87,6 +95,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if app.state.ctx is None:
             app.state.ctx = build_context(Settings())  # read from the environment
         ctx = app.state.ctx
@@ -121,7 +130,8 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, browse, pages):
+    routers = (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, run_requests, browse, pages)
+    for module in routers:
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.

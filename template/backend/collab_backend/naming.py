@@ -76,6 +76,11 @@ def ruling_path(ruling_id: str) -> str:
     return f"rulings/{ruling_id}.md"
 
 
+def run_request_path(request_id: str) -> str:
+    """A run request as its originator opened it."""
+    return f"run_requests/{request_id}.json"
+
+
 def taskforce_path(name: str, relative: str) -> str:
     """A file of a taskforce's folder."""
     return f"taskforces/{name}/{relative}"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from collab_backend.record.entries import ResultEntry, VerdictEntry
 from collab_backend.services import result_views
 from collab_backend.services.result_views import _frontier
-from collab_backend.services.threads import search
+from collab_backend.services.threads import ThreadIndex, _Threads, search
 from collab_testing.hub import ADMIN_TOKEN
 
 SPEC = (
@@ -201,6 +201,19 @@ def test_threads_fold_replies_and_count_them(world: World, setup: tuple[TestClie
     paged = client.get("/v1/threads", params={"channel": "general", "limit": 1}).json()
     assert paged["next"] == second
     assert client.get("/v1/threads", params={"channel": "nope"}).json()["error"]["code"] == "CHANNEL_UNKNOWN"
+
+
+def test_the_thread_index_built_from_the_lookups_equals_one_folded_message_by_message(
+    world: World, setup: tuple[TestClient, str]
+) -> None:
+    client, token = setup
+    roots = [post(client, token, f"root {i}", channel=("general", "results")[i % 2]) for i in range(4)]
+    for i in range(9):
+        post(client, token, f"reply {i}", thread=roots[i % 3])
+    state = world.record.state
+    for n in (0, 3, 8, len(state.messages)):
+        folded = ThreadIndex._catch_up(_Threads(state_id=id(state)), state, n)
+        assert ThreadIndex._build(state, n) == folded
 
 
 def test_thread_index_starts_over_when_a_message_is_taken_back(world: World, setup: tuple[TestClient, str]) -> None:

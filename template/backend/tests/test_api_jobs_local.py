@@ -69,6 +69,26 @@ def test_a_local_job_runs_the_stand_in_and_records_a_proxy_summary(local_world: 
     assert not set(CALLER_ENV) & set(env)
 
 
+def test_a_sponsored_run_copies_the_originators_submission_and_charges_the_sponsor(
+    local_world: World, client: TestClient
+) -> None:
+    seed_harness(local_world)
+    alice = _agent(local_world, client, "ok")  # the originator's folder says "ok"; the sponsor's says "crash"
+    bob = local_world.user("bob")
+    local_world.agent(client, bob, "helper")
+    local_world.write(bob, local_world.bucket_of("helper"), {"sub/mode.txt": b"crash"})
+    opened = client.post("/v1/run-requests", json={"agent_id": "speedy", "submission": "sub", "what": "try it"},
+                         headers=auth(alice)).json()  # fmt: skip
+    client.post(f"/v1/run-requests/{opened['id']}/claim", json={"agent_id": "helper"}, headers=auth(bob))
+    launched = client.post(f"/v1/run-requests/{opened['id']}/launch", json={"agent_id": "helper"}, headers=auth(bob))
+    assert launched.status_code == 201, launched.text
+    view = _ended(client, launched.json()["id"])
+    assert (view["status"], view["valid"], view["agent"], view["originator"]) == ("succeeded", True, "helper", "speedy")
+    quota = client.get("/v1/jobs", params={"agent": "helper"}).json()["quota"]["agent"]["used"]
+    assert quota == 1 and client.get("/v1/jobs", params={"agent": "speedy"}).json()["quota"]["agent"]["used"] == 0
+    assert client.get(f"/v1/run-requests/{opened['id']}").json()["state"] == "done"
+
+
 def test_a_local_infrastructure_failure_is_refunded(local_world: World, client: TestClient) -> None:
     seed_harness(local_world)
     token = _agent(local_world, client, "infra")

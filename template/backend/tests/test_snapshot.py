@@ -140,6 +140,16 @@ def _rehash(header_change: dict[str, object], payload: bytes | None = None):  # 
     return change
 
 
+def _reshape(change: Callable[[dict[str, object]], dict[str, object]]):  # type: ignore[no-untyped-def]
+    """A snapshot whose payload is changed (and hashed again, as one planted would be)."""
+
+    def reshape(data: bytes) -> bytes:
+        payload = json.loads(data[len(snapshot.MAGIC) :].partition(b"\n")[2])
+        return _rehash({}, json.dumps(change(payload)).encode())(data)  # type: ignore[no-any-return]
+
+    return reshape
+
+
 class _Boom:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, ("touch planted-by-a-snapshot",))
@@ -153,8 +163,11 @@ class _Boom:
         ("another version", _rehash({"code": "0" * 64}), "another version"),
         ("another record", _rehash({"last": "0" * 64}), "is not the one it holds"),
         ("a header that lies about its entry", _rehash({"seq": 10**6}), "does not hold the state it claims"),
-        ("a planted pickle", _rehash({}, pickle.dumps(_Boom())), "which a snapshot never holds"),
-        ("not a state", _rehash({}, pickle.dumps([1, 2])), "does not hold the state it claims"),
+        ("a planted pickle", _rehash({}, pickle.dumps(_Boom())), "does not parse"),
+        ("not a state", _rehash({}, json.dumps([1, 2]).encode()), "does not hold the state it claims"),
+        ("a lookup of another shape", _reshape(lambda s: s | {"by_channel": [1, 2]}), "does not hold the state"),
+        ("positions not in the index", _reshape(lambda s: s | {"ids": s["ids"][1:]}), "does not describe"),
+        ("a promotion that is no 4 strings", _reshape(lambda s: s | {"promoted": [[1]]}), "does not describe"),
     ],
 )
 def test_a_snapshot_that_cannot_be_trusted_is_ignored_with_a_log_line(
@@ -221,12 +234,8 @@ def test_lookups_that_do_not_describe_the_index_s_messages_are_dropped_and_the_i
 ) -> None:
     expected = _full_replay(filled)
 
-    def other_messages(data: bytes) -> bytes:
-        payload = data[len(snapshot.MAGIC) :].partition(b"\n")[2]
-        lookups = pickle.loads(payload)  # noqa: S301  # the test's own snapshot
-        lookups["last_message"] = "1-00000001"  # as if written over another record with as many entries
-        return _rehash({}, pickle.dumps(lookups, protocol=snapshot.PROTOCOL))(data)
-
+    # as if written over another record with as many entries
+    other_messages = _reshape(lambda s: s | {"ids": [*s["ids"][:-1], "1-00000001"]})  # type: ignore[index]
     newest = _damage(filled, other_messages)
     filled.storage.batch(filled.spec.storage.central_bucket, [Delete(p) for p in _snapshots(filled) if p != newest])
     with caplog.at_level(logging.WARNING, "collab_backend.record"):
@@ -255,5 +264,27 @@ def test_a_snapshot_the_store_refuses_is_tried_again_only_after_as_many_entries(
         for i in range(12):
             assert record.write(_note(i))
         assert tries == [5, 10] and record.problem() is None  # the writes went on; no retry at every commit
+    finally:
+        record.close()
+
+
+def test_a_snapshot_in_the_older_pickle_format_is_refused_unread(
+    filled: World, caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    newest = sorted(_snapshots(filled))[-1]
+    seq = snapshot.seq_of(newest)
+    older = f"{snapshot.PREFIX}{seq:012d}.pickle"  # tried first: the same entry, and a name that sorts after
+    filled.storage.batch(
+        filled.spec.storage.central_bucket, [Add(older, b"collab-snapshot 1\n{}\n" + pickle.dumps(_Boom()))]
+    )
+    with caplog.at_level(logging.WARNING, "collab_backend.record"):
+        record = _open(filled)
+    try:
+        assert record._snapshot_seq == seq  # the JSON one beside it was used
+        assert any(
+            older in r.getMessage() and "not a snapshot of this format" in r.getMessage() for r in caplog.records
+        )
+        assert not (tmp_path / "planted-by-a-snapshot").exists()
     finally:
         record.close()

@@ -67,6 +67,21 @@ def test_pagination_walks_every_file_once(storage: Storage) -> None:
     assert pages == 3
 
 
+def test_paths_are_the_listing_s_without_pages(storage: Storage) -> None:
+    put(storage, MAIN, {f"idx/{i:04d}": b"x" for i in range(1005)} | {"idx.json": b"", "idx2/a": b""})
+    listed, cursor = [], None
+    while True:
+        page = storage.list(MAIN, "idx/", cursor=cursor)
+        listed += [f.path for f in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert storage.paths(MAIN, "idx/") == listed and len(listed) == 1005
+    assert storage.paths(MAIN, "nothing/") == [] and storage.paths(MAIN)[:2] == ["idx.json", "idx/0000"]
+    with pytest.raises(NotFound):
+        storage.paths("org/missing-bucket")
+
+
 def test_listing_an_empty_or_absent_folder(storage: Storage) -> None:
     assert storage.list(MAIN, "nothing/").items == []
 

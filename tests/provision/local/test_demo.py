@@ -106,7 +106,7 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
 
     The dashboard runs beside it, and shows what the agents did.
     """
-    demo = Proc("provision.demo", str(collab), "--seconds", "20", "--port", str(port), "--pause", "0",
+    demo = Proc("provision.demo", str(collab), "--seconds", "30", "--port", str(port), "--pause", "0",
                 "--dashboard-port", str(dashboard_port))  # fmt: skip
     backend_pid = dashboard_pid = None
     try:
@@ -160,6 +160,24 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     assert json.loads((ben / "jobs" / "bf16_baseline" / "submission.json").read_text(encoding="utf-8"))
     result = (ben / "results" / "job-bf16_baseline.md").read_text(encoding="utf-8")
     assert f"job: {job_id}\nproxy: true\n" in result and "they are not a claim" in result
+    # The run request: ada publishes one, cleo finds it in her digest, claims it and launches it on her own
+    # quota (the job runs ada's folder); the result cleo records names ada as originator and cleo as sponsor.
+    sponsored = re.search(r"^run request:\n((?:  .*\n)+)", out, re.MULTILINE)
+    assert sponsored is not None, out
+    told = sponsored.group(1)
+    published = re.search(r"ada published run request (rr-\d+-\d+) for requests/bf16_baseline/ of "
+                          r"my-collab/gemma-collab-ada: bf16_baseline, as a job \(open\)", told)  # fmt: skip
+    assert published is not None, told
+    rid = published.group(1)
+    assert f"cleo's digest lists 1 open run request(s), {rid} among them: yes" in told
+    assert f"cleo claimed {rid}: lease held by cleo until " in told
+    ran = re.search(rf"cleo launched {rid} as (job-\d+-\d+): originator ada, sponsor cleo, running "
+                    r"my-collab/gemma-collab-ada/requests/bf16_baseline\n", told)  # fmt: skip
+    assert ran is not None, told
+    assert f"{ran.group(1)} ended succeeded; charged to cleo (1 of 5 used), not to ada (0 of 5 used)" in told
+    assert re.search(rf"result r\S+ by cleo: tps [\d.]+ \(proxy\), from {ran.group(1)}; originator ada, sponsor cleo",
+                     told)  # fmt: skip
+    assert f"run request {rid} is now done" in told
     # The proxies differ by submission, the job's equals the local run of its submission; ties share a
     # place within the spec's noise margin; lineage is a chain.
     rows = re.findall(r"^ +(=?\d+) +(\w+) +([\d.]+) +(r\S+) +(\S+) +(\S.*)$", out, re.MULTILINE)

@@ -31,6 +31,8 @@ from provision.local.target import local_target, local_tokens
 FENCE = re.compile(r"^( *)```(\w+)\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
 HARNESS_RUN = "run.py --submission-dir"
 AGENT = "my-agent-7"  # the id the README's registration example exports
+SPONSORING = "/claim"  # a block that takes another agent's run request: run as a second participant
+SPONSOR = "sponsor-8"
 
 
 def fenced_blocks(readme: str) -> list[tuple[str, str]]:
@@ -74,6 +76,15 @@ def collab_shim(folder: Path) -> Path:
     return folder
 
 
+def run_blocks(blocks: list[str], work: Path, env: dict[str, str]) -> None:
+    """Run README blocks in order in one shell, any error answer failing the run."""
+    script = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n' + "".join(
+        f"echo '### README example {n}' >&2\n{text}\n" for n, text in enumerate(blocks, 1)
+    )
+    ran = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, f"a README example failed:\n{ran.stderr[-3000:]}\n{ran.stdout[-2000:]}"
+
+
 def test_every_readme_example_parses_and_runs_against_the_local_backend(
     collab: Path, port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -97,7 +108,8 @@ def test_every_readme_example_parses_and_runs_against_the_local_backend(
             check_parses(lang, text)
         posts = [t for lang, t in blocks if lang == "markdown" and score not in frontmatter(t)]
         results = [t for lang, t in blocks if lang == "markdown" and score in frontmatter(t)]
-        scripts = [t for lang, t in blocks if lang == "bash" and HARNESS_RUN not in t]
+        scripts = [t for lang, t in blocks if lang == "bash" and HARNESS_RUN not in t and SPONSORING not in t]
+        sponsoring = [t for lang, t in blocks if lang == "bash" and SPONSORING in t]
         skipped = [t for lang, t in blocks if lang == "bash" and HARNESS_RUN in t]
         assert posts and len(results) == 2 and len(scripts) >= 6 and skipped  # the type's example and the kit's
         assert all("curl" not in t for t in skipped)  # no API call is left out
@@ -107,12 +119,20 @@ def test_every_readme_example_parses_and_runs_against_the_local_backend(
         (work / "post.md").write_text(posts[0], encoding="utf-8")
         (work / "result.md").write_text(results[-1], encoding="utf-8")
         shutil.copytree(ROOT / "challenge_gemma" / "examples" / "valid" / "int4_qat_mtp", work / "my-submission")
-        script = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n' + "".join(
-            f"echo '### README example {n}' >&2\n{text}\n" for n, text in enumerate(scripts, 1)
-        )
         env = {"PATH": f"{collab_shim(tmp_path / 'bin')}:/usr/bin:/bin", "HF_TOKEN": token, "HOME": str(tmp_path)}
-        ran = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300)
-        assert ran.returncode == 0, f"a README example failed:\n{ran.stderr[-3000:]}\n{ran.stdout[-2000:]}"
+        run_blocks(scripts, work, env)
+        # Another participant's agent takes the run request the first one published, and launches it.
+        if spec.jobs.enabled:
+            assert sponsoring, "the README shows no example of sponsoring a run request"
+            sponsor_token = local_tokens(target)["participant-2"]
+            sponsor_bucket = target.bucket_dir(f"{spec.challenge.org}/{spec.challenge.slug}-{SPONSOR}")
+            sponsor_bucket.mkdir(parents=True, exist_ok=True)
+            (sponsor_bucket / "collab-handshake.txt").write_text("participant-2", encoding="utf-8")
+            with httpx.Client(base_url=url, timeout=10) as api:
+                joined = api.post("/v1/agents", json={"agent_id": SPONSOR},
+                                  headers={"Authorization": f"Bearer {sponsor_token}"})  # fmt: skip
+                assert joined.status_code == 201, joined.text
+            run_blocks(sponsoring, work, {**env, "HF_TOKEN": sponsor_token, "COLLAB_API": url, "AGENT_ID": SPONSOR})
 
         with httpx.Client(base_url=url, timeout=10) as api:
             assert api.get(f"/v1/agents/{AGENT}").json()["user"] == "participant-1"
@@ -121,6 +141,11 @@ def test_every_readme_example_parses_and_runs_against_the_local_backend(
             mine = api.get("/v1/results", params={"agent": AGENT}).json()["items"]
             assert [r["score"] for r in mine] == [frontmatter(results[-1])[score]]
             assert len(api.get("/v1/jobs", params={"agent": AGENT}).json()["items"]) == 1
+            if spec.jobs.enabled:  # the run request the README published, launched by the sponsor on its quota
+                (asked,) = api.get("/v1/run-requests").json()["items"]
+                assert (asked["originator"], asked["state"], asked["sponsor"]) == (AGENT, "launched", SPONSOR)
+                sponsored = api.get(f"/v1/jobs/{asked['job']}").json()
+                assert (sponsored["agent"], sponsored["originator"]) == (SPONSOR, AGENT)
             # The type's result example is recorded as written, too.
             scratch = target.bucket_dir(f"{spec.challenge.org}/{spec.challenge.slug}-{AGENT}")
             (scratch / "results" / "task-example.md").write_text(results[0], encoding="utf-8")

@@ -1,27 +1,31 @@
-"""Snapshots of the board's lookups, so that a restart does not rebuild them from the index.
+"""Snapshots of the board's lookups, so that a restart does not parse the messages of the index.
 
-A restart reads every entry from the index, and a large part of its time went into folding the
-messages into the lookups the board is served from (by channel, author, thread, inbox...). A
-snapshot holds those lookups as they stood after entry N: plain lists and dicts (positions into
-the list of messages), one pickle behind a header that says what it holds:
+Nearly all of a large record is messages, and a restart spent its time parsing their lines and
+folding them into the lookups the board is served from (by channel, author, thread, inbox, and
+each message's position by id). A snapshot holds those lookups as they stood after entry N, as
+one JSON document behind a header that says what it holds:
 
-    collab-snapshot 1
+    collab-snapshot 2
     {"seq": N, "last": "<sha256 of entry N's index line>", "code": "<fingerprint>", "payload": "<sha256>"}
-    <the pickle>
+    {"seq": N, "last_ts": ..., "messages": M, "ids": [...], "by_channel": {...}, ...}
+
+A restart from it keeps the messages up to entry N as their index lines, unparsed (`lines.py`),
+parses only the other entries up to N, and parses everything after N.
 
 It is trusted only when every check holds, and otherwise ignored with a log line (the restart then
 replays the whole index, as without a snapshot):
 
 - the header parses and the payload's hash matches (a torn or truncated file fails here);
 - `code` matches this backend's: a hash of the record's own source (`state.py`, `entries.py`,
-  this file), the Python version and the pickle protocol, so a snapshot from another version of
-  the code, whose state may be folded differently, is never loaded;
+  `lines.py`, this file), so a snapshot from another version of the code, whose state may be
+  folded differently, is never loaded;
 - the index holds entry N and its line hashes to `last` (checked by the loader in `store.py`):
   a snapshot from another record, or ahead of its index, fails here;
-- the messages read from the index up to entry N are as many as the lookups index, and the last
-  of them has the id the snapshot names (`State.adopt`);
-- the pickle names no class but `defaultdict`, `list` and `dict` (`Restricted`): nothing else is
-  ever imported or called while loading, whatever the file holds.
+- the payload is JSON of the expected shape: it is parsed as data, nothing in it is ever
+  imported or called, whatever the file holds;
+- the index's lines up to entry N are where the segments' names put them, hold the messages the
+  snapshot counts (a message's line ends with its kind, which `encode` writes last), and the last
+  of those messages has the id the snapshot names (`State.adopt`).
 
 The entries themselves always come from the index, which stays the record.
 """
@@ -29,22 +33,21 @@ The entries themselves always come from the index, which stays the record.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import pickle
-import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from collab_backend.record import entries
 from collab_backend.record.state import State
 
 PREFIX = ".collab/snapshot/"
-MAGIC = b"collab-snapshot 1\n"
-PROTOCOL = 5
+MAGIC = b"collab-snapshot 2\n"
 KEEP = 2  # snapshots kept: the newest, and the one before in case the newest cannot be read
-_ALLOWED = {("collections", "defaultdict"): defaultdict, ("builtins", "list"): list, ("builtins", "dict"): dict}
+# What each part of the payload is (a snapshot of another shape is not trusted).
+_SHAPE: dict[str, type | tuple[type, ...]] = dict.fromkeys(State.LOOKUPS, dict)
+_SHAPE |= {"seq": int, "last_ts": (int, float), "messages": int, "ids": list, "announcements": list, "promoted": list}
 
 
 class Unusable(Exception):
@@ -52,9 +55,9 @@ class Unusable(Exception):
 
 
 def _fingerprint() -> str:
-    digest = hashlib.sha256(f"{sys.version_info[:3]} pickle {PROTOCOL}".encode())
+    digest = hashlib.sha256(MAGIC)
     here = Path(__file__).resolve().parent
-    for name in ("state.py", "entries.py", "snapshot.py"):
+    for name in ("state.py", "entries.py", "lines.py", "snapshot.py"):
         digest.update((here / name).read_bytes())
     return digest.hexdigest()
 
@@ -63,13 +66,14 @@ CODE = _fingerprint()
 
 
 def path_of(seq: int) -> str:
-    return f"{PREFIX}{seq:012d}.pickle"
+    return f"{PREFIX}{seq:012d}.json"
 
 
 def seq_of(path: str) -> int | None:
+    """The entry a snapshot's file ends at (an older format's `.pickle` too: it is refused, then deleted in turn)."""
     name = path.removeprefix(PREFIX)
     stem, dot, ext = name.partition(".")
-    return int(stem) if dot and ext == "pickle" and len(stem) == 12 and stem.isdigit() else None
+    return int(stem) if dot and ext in ("json", "pickle") and len(stem) == 12 and stem.isdigit() else None
 
 
 def line_hash(line: str | bytes) -> str:
@@ -78,7 +82,7 @@ def line_hash(line: str | bytes) -> str:
 
 def dump(state: State) -> bytes:
     """The state's lookups as a snapshot file (call it where nothing changes the state meanwhile)."""
-    payload = pickle.dumps(state.lookups(), protocol=PROTOCOL)
+    payload = orjson.dumps(state.lookups())
     header = {
         "seq": state.seq,
         "last": line_hash(entries.encode(state.log[-1])) if state.log else "",
@@ -86,16 +90,6 @@ def dump(state: State) -> bytes:
         "payload": hashlib.sha256(payload).hexdigest(),
     }
     return MAGIC + json.dumps(header).encode() + b"\n" + payload
-
-
-class Restricted(pickle.Unpickler):
-    """An unpickler that knows the record's classes and nothing else."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        found = _ALLOWED.get((module, name))
-        if found is None:
-            raise Unusable(f"the snapshot names {module}.{name}, which a snapshot never holds")
-        return found
 
 
 def load(data: bytes) -> tuple[dict[str, Any], str]:
@@ -114,11 +108,13 @@ def load(data: bytes) -> tuple[dict[str, Any], str]:
     if hashlib.sha256(payload).hexdigest() != header["payload"]:
         raise Unusable("it is incomplete or damaged (its content does not match its hash)")
     try:
-        lookups = Restricted(io.BytesIO(payload)).load()
-    except Unusable:
-        raise
-    except Exception as exc:  # a pickle that passed its hash but does not load: still never trusted
-        raise Unusable(f"it does not load ({type(exc).__name__})") from None
-    if not isinstance(lookups, dict) or lookups.get("seq") != header["seq"] or not lookups.keys() >= State.LOOKUPS:
+        lookups = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:  # a payload that passed its hash but does not parse: still never trusted
+        raise Unusable(f"it does not parse ({exc})") from None
+    if (
+        not isinstance(lookups, dict)
+        or lookups.get("seq") != header["seq"]
+        or not all(isinstance(lookups.get(name), kind) for name, kind in _SHAPE.items())
+    ):
         raise Unusable("it does not hold the state it claims")
     return lookups, str(header["last"])

@@ -1,15 +1,18 @@
 """The record in memory: every entry in write order plus the lookups the API serves from.
 
 Reads never touch storage. Lists are kept as positions into `messages`, which only grows, so a
-page is a bisect plus a slice: O(log n + page) whatever the size of the record.
+page is a bisect plus a slice: O(log n + page) whatever the size of the record. Entries read back
+from the index are held as their index lines until read (`lines.py`).
 """
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count, repeat
 from typing import Any, ClassVar
 
 from collab_backend.record.entries import (
@@ -24,13 +27,17 @@ from collab_backend.record.entries import (
     ProfileEntry,
     ResultEntry,
     RulingEntry,
+    RunRequestEntry,
     TaskforceEntry,
     TaskforceNoteEntry,
     TokenStatsEntry,
     VerdictEntry,
+    decode_data,
 )
+from collab_backend.record.lines import Entries, parse_lines
 
 Undo = Callable[[], None]
+_MESSAGE_END = b',"kind":"message"}'  # how `encode` ends a message's line: kind is its last field
 
 
 @dataclass
@@ -41,7 +48,7 @@ class State:
     last_ts: float = 0.0
     agents: dict[str, AgentEntry] = field(default_factory=dict)
     channels: dict[str, ChannelEntry] = field(default_factory=dict)
-    messages: list[MessageEntry] = field(default_factory=list)
+    messages: Entries[MessageEntry] = field(default_factory=Entries)
     position: dict[str, int] = field(default_factory=dict)
     by_channel: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     by_thread: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -73,68 +80,106 @@ class State:
     profiles: dict[str, ProfileEntry] = field(default_factory=dict)  # agent id -> its latest self-description
     flags: dict[str, FlagEntry] = field(default_factory=dict)  # flag id -> flag, in the record's order
     rulings: dict[str, RulingEntry] = field(default_factory=dict)  # ruling id -> ruling, in the record's order
-    log: list[Entry] = field(default_factory=list)
+    # run request id -> its events in order (the opening first); opening order; the jobs launched for it
+    run_requests: dict[str, list[RunRequestEntry]] = field(default_factory=dict)
+    run_request_order: list[str] = field(default_factory=list)
+    run_request_jobs: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    log: Entries[Entry] = field(default_factory=Entries)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
-    LOOKUPS: ClassVar[frozenset[str]] = frozenset(
-        {"by_channel", "by_thread", "by_author", "inbox", "announcements", "promoted"}
-    )
+    LOOKUPS: ClassVar[tuple[str, ...]] = ("by_channel", "by_thread", "by_author", "inbox")
 
     def lookups(self) -> dict[str, Any]:
         """The message lookups as plain containers, with what they describe (for a snapshot)."""
-        found: dict[str, Any] = {name: getattr(self, name) for name in self.LOOKUPS}
-        last = self.messages[-1].id if self.messages else ""
-        return found | {"seq": self.seq, "messages": len(self.messages), "last_message": last}
+        found: dict[str, Any] = {name: dict(getattr(self, name)) for name in self.LOOKUPS}
+        return found | {
+            "seq": self.seq,
+            "last_ts": self.last_ts,
+            "messages": len(self.messages),
+            "ids": list(self.position),  # in position order: a message's id is added when it is appended
+            "announcements": self.announcements,
+            "promoted": [[*key, message_id] for key, message_id in self.promoted.items()],
+        }
 
-    def load_bare(self, entries: Iterable[Entry]) -> None:
-        """Add entries read back from the index whose message lookups a snapshot holds.
+    def load_lines(self, lines: list[bytes]) -> bool:
+        """Add the next entries as index lines, up to where a snapshot's message lookups reach.
 
-        Messages are only appended (`adopt` brings their lookups); every other kind is folded as usual.
+        Messages are only appended, as their lines (`adopt` brings their lookups and positions);
+        every other kind is parsed and folded as usual. False if a line is not the entry expected there.
         """
-        for entry in entries:
-            if entry.seq != self.seq + 1:
-                continue
-            if type(entry) is MessageEntry:
-                self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
-                self.log.append(entry)
-                self.messages.append(entry)
-            else:
-                self._apply(entry)
+        is_message = map(bytes.endswith, lines, repeat(_MESSAGE_END))  # in C: a million lines in a few ms
+        others = list(compress(count(), map(operator.not_, is_message)))
+        parsed = parse_lines([lines[at] for at in others])
+        log, messages, start = self.log.items, self.messages.items, 0
+        for at, data in zip(others, parsed, strict=True):
+            if data.get("seq") != self.seq + at - start + 1 or data.get("kind") == "message":
+                return False
+            run = lines[start:at]
+            log += run
+            messages += run
+            entry = decode_data(data)
+            self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
+            log.append(entry)
+            self._apply_kind(entry)  # durable: nothing to undo
+            start = at + 1
+        run = lines[start:]
+        log += run
+        messages += run
+        self.seq += len(run)
+        return True
 
     def adopt(self, lookups: dict[str, Any]) -> bool:
         """Take a snapshot's message lookups, if they describe the messages loaded so far."""
-        last = self.messages[-1].id if self.messages else ""
-        if lookups["seq"] != self.seq or lookups["messages"] != len(self.messages) or lookups["last_message"] != last:
+        ids = lookups["ids"]
+        if lookups["seq"] != self.seq or lookups["messages"] != len(self.messages) or len(ids) != len(self.messages):
             return False
-        for name in ("by_channel", "by_thread", "by_author", "inbox"):
+        try:
+            if ids and ids[-1] != self.messages[-1].id:
+                return False
+            promoted = {(bucket, path, digest): message for bucket, path, digest, message in lookups["promoted"]}
+        except (ValueError, TypeError, KeyError):  # a line that is no message, a promotion that is no 4 strings
+            return False
+        for name in self.LOOKUPS:
             setattr(self, name, defaultdict(list, lookups[name]))
-        self.announcements, self.promoted = list(lookups["announcements"]), dict(lookups["promoted"])
-        self.position = {message.id: at for at, message in enumerate(self.messages)}
+        self.announcements, self.promoted = lookups["announcements"], promoted
+        self.position = dict(zip(ids, range(len(ids)), strict=True))
+        self.last_ts = max(self.last_ts, lookups["last_ts"])
         return True
 
     def apply(self, entry: Entry) -> Undo:
         """Add an entry (the next in sequence) and return how to take it back."""
         return self._apply(entry)
 
-    def load_many(self, entries: Iterable[Entry]) -> None:
-        """Add entries read back from the index, in order (nothing to undo: they are durable).
+    def load_parsed(self, lines: list[bytes], parsed: list[dict[str, Any]]) -> None:
+        """Add entries read back from the index (each line and its parse), in order; nothing to undo.
 
-        Entries already loaded (the overlap of a merge interrupted by a crash) are skipped.
+        Entries already loaded (the overlap of a merge interrupted by a crash) are skipped. A
+        message is indexed from its parse and kept as its line: no entry object is built. Spelled
+        out with local names: a restart without a snapshot runs this loop a million times.
         """
-        index, log = self._index_message, self.log
-        seq, last_ts = self.seq, self.last_ts
-        for entry in entries:
-            if entry.seq != seq + 1:
+        log, messages, position = self.log.items, self.messages.items, self.position
+        by_channel, by_author, by_thread, inbox = self.by_channel, self.by_author, self.by_thread, self.inbox
+        for line, data in zip(lines, parsed, strict=True):
+            if data["seq"] != self.seq + 1:
                 continue
-            if type(entry) is MessageEntry:  # nearly all of a large record: no undo bookkeeping
-                seq, last_ts = entry.seq, max(last_ts, entry.ts)
-                log.append(entry)
-                index(entry)
+            if data["kind"] != "message":
+                self._apply(decode_data(data))
                 continue
-            self.seq, self.last_ts = seq, last_ts
-            self._apply(entry)
-            seq, last_ts = self.seq, self.last_ts
-        self.seq, self.last_ts = seq, last_ts
+            self.seq, self.last_ts = data["seq"], max(self.last_ts, data["ts"])
+            at = len(messages)
+            log.append(line)
+            messages.append(line)
+            position[data["id"]] = at
+            by_channel[data["channel"]].append(at)
+            by_author[data["author"]].append(at)
+            if thread := data.get("thread"):
+                by_thread[thread].append(at)
+            for handle in data.get("notify", ()):
+                inbox[handle].append(at)
+            if data.get("role") == "organizer":
+                self.announcements.append(at)
+            if source := data.get("source"):
+                self.promoted[(source["bucket"], source["path"], source["hash"])] = data["id"]
 
     def _apply(self, entry: Entry) -> Undo:
         if entry.seq != self.seq + 1:
@@ -241,6 +286,8 @@ class State:
             return undo_tokens
         if isinstance(entry, JobEntry):
             return self._apply_job(entry)
+        if isinstance(entry, RunRequestEntry):
+            return self._apply_run_request(entry)
         if isinstance(entry, FollowEntry):
             followed = self.follows[entry.agent]
             previous_follow = followed.get(entry.channel)
@@ -282,9 +329,31 @@ class State:
 
         return undo_ruling
 
+    def _apply_run_request(self, entry: RunRequestEntry) -> Undo:
+        if entry.event == "open":
+            self.run_requests[entry.request_id] = [entry]
+            self.run_request_order.append(entry.request_id)
+
+            def undo_open() -> None:
+                self.run_request_order.pop()
+                del self.run_requests[entry.request_id]
+
+            return undo_open
+        events = self.run_requests.get(entry.request_id)
+        if events is None:  # an event of a request the index never opened
+            return lambda: None
+        events.append(entry)
+
+        def undo_event() -> None:
+            events.pop()
+
+        return undo_event
+
     def _apply_job(self, entry: JobEntry) -> Undo:
         if entry.event == "launch":
             lists = [self.job_order, self.jobs_by_agent[entry.agent], self.jobs_by_user[entry.user]]
+            if entry.run_request is not None:
+                lists.append(self.run_request_jobs[entry.run_request])
             self.jobs[entry.job_id] = [entry]
             for ids in lists:
                 ids.append(entry.job_id)
@@ -329,10 +398,7 @@ class State:
         return lists
 
     def _index_message(self, message: MessageEntry) -> tuple[str, str, str] | None:
-        """Add a message to every list it belongs to; return its promotion key, if promoted.
-
-        Spelled out rather than built on `_message_lists`: a restart runs this a million times.
-        """
+        """Add a message to every list it belongs to; return its promotion key, if promoted."""
         at = len(self.messages)
         self.messages.append(message)
         self.position[message.id] = at

@@ -26,7 +26,6 @@ stopped, one batch has held it too long, or its last index write failed); `/v1/h
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import queue
 import re
@@ -38,12 +37,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import orjson
-
 from collab_backend import naming
 from collab_backend.errors import APIError
 from collab_backend.record import snapshot
 from collab_backend.record.entries import Entry, decode_data, encode
+from collab_backend.record.lines import parse_lines, split_lines
 from collab_backend.record.state import State
 from collab_backend.storage import AccessDenied, Add, Delete, PartialWrite, Storage, StorageError, Unavailable
 
@@ -103,18 +101,8 @@ class Segment:
 
 
 def parse_segment(data: bytes) -> list[dict[str, Any]]:
-    """The entries of one index segment, in one parse.
-
-    JSON strings escape newlines, so raw ones only separate entries: the lines joined with
-    commas are one JSON array (a parse per line costs twice as much). orjson parses it in about
-    half the time of the standard library; the standard library still reads what orjson refuses
-    (a NaN, which `json.dumps` would have written).
-    """
-    array = b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]"
-    try:
-        return cast(list[dict[str, Any]], orjson.loads(array))
-    except orjson.JSONDecodeError:
-        return cast(list[dict[str, Any]], json.loads(array))
+    """The entries of one index segment, in one parse (`lines.parse_lines`)."""
+    return parse_lines(split_lines(data))
 
 
 class Record:
@@ -168,7 +156,8 @@ class Record:
         found = self._from_snapshot(chain, read)
         if found is not None and not self._replay(chain, read, found):
             log.warning(
-                "snapshot at entry %d does not describe the index's messages; the index is read instead", found[0]
+                "snapshot %s does not describe the index's messages; the index is read instead",
+                snapshot.path_of(found[0]),
             )
             self.state, self.segments, self._snapshot_seq = State(), [], 0
             self._replay(chain, {}, None)
@@ -179,7 +168,8 @@ class Record:
     def _replay(self, chain: list[Segment], read: dict[str, bytes], found: tuple[int, dict[str, Any]] | None) -> bool:
         """Read the index into the state, with the message lookups up to entry N from a snapshot (`found`).
 
-        False if the snapshot's lookups do not describe the messages read up to entry N.
+        Up to entry N, messages are only kept as their lines, unparsed; after it, every line is
+        parsed. False if the snapshot's lookups do not describe the messages read up to entry N.
         """
         # A million long-lived objects arrive here: the cyclic collector would rescan the growing
         # heap again and again (half the load time), and none of these objects form cycles.
@@ -192,16 +182,20 @@ class Record:
                 if segment.last <= self.state.seq:
                     continue
                 segment_start = self.state.seq
-                data = read.pop(segment.path, None) or self.storage.read(self.bucket, segment.path)
-                loaded = [decode_data(data) for data in parse_segment(data) if data["seq"] > segment_start]
+                lines = split_lines(read.pop(segment.path, b"") or self.storage.read(self.bucket, segment.path))
                 if self.state.seq < upto:  # entries the snapshot's lookups already index
-                    self.state.load_bare(e for e in loaded if e.seq <= upto)
+                    skip, take = self.state.seq + 1 - segment.first, min(upto, segment.last) - self.state.seq
+                    if skip < 0 or len(lines) != segment.last - segment.first + 1:
+                        return False  # a gap, or a segment that does not hold what its name says
+                    if not self.state.load_lines(lines[skip : skip + take]):
+                        return False
+                    lines = lines[skip + take :]
                     if self.state.seq == upto:
                         if not self.state.adopt(lookups):
                             return False
                         self._snapshot_seq = self._snapshot_tried = upto
                         log.info("message lookups up to entry %d taken from a snapshot", upto)
-                self.state.load_many(e for e in loaded if e.seq > upto)
+                self.state.load_parsed(lines, parse_lines(lines))
                 if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
                     log.error("index segment %s does not continue entry %d", segment.path, segment_start)
             return self.state.seq >= upto
@@ -227,13 +221,7 @@ class Record:
         return chain
 
     def _listing(self, prefix: str) -> list[str]:
-        paths, cursor = [], None
-        while True:
-            page = self.storage.list(self.bucket, prefix, cursor=cursor)
-            paths += [info.path for info in page.items]
-            if page.next_cursor is None:
-                return paths
-            cursor = page.next_cursor
+        return self.storage.paths(self.bucket, prefix)
 
     def _from_snapshot(self, chain: list[Segment], read: dict[str, bytes]) -> tuple[int, dict[str, Any]] | None:
         """The newest snapshot the index confirms (`snapshot.py` says what is checked): its entry and lookups."""
@@ -511,9 +499,9 @@ class Record:
             if len(run) < MERGE_AT:
                 continue
             merged = Segment(run[0].first, run[-1].last, level + 1)
-            lines = (encode(e) for e in self.state.log[merged.first - 1 : merged.last])
+            lines = self.state.log.lines(merged.first - 1, merged.last)
             try:
-                self.storage.batch(self.bucket, [Add(merged.path, ("\n".join(lines) + "\n").encode())])
+                self.storage.batch(self.bucket, [Add(merged.path, b"\n".join(lines) + b"\n")])
                 self.storage.batch(self.bucket, [Delete(s.path) for s in run])
             except StorageError as exc:
                 log.warning("index merge postponed: %s", exc)

@@ -13,11 +13,13 @@ from collab_backend.models import message_json
 from collab_backend.openapi import answers
 from collab_backend.routes.results import public
 from collab_backend.services.follows import followed_channels
+from collab_backend.services.run_requests import open_for
 
 router = APIRouter(prefix="/v1", tags=["digest"])
 PER_CHANNEL = 5
 TOP = 5
 RECENT = 5
+RUN_REQUESTS = 5
 
 
 @router.get("/digest/{agent_id}", response_model=None, responses=answers("NOT_FOUND"))
@@ -28,6 +30,9 @@ async def digest(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
     """Inbox since a cursor, announcements, the channels it follows, the leaderboard's top, recent results.
+
+    `run_requests` lists the newest open run requests of other agents while the agent has job quota
+    left (empty otherwise): what it could claim and launch for them.
 
     The inbox comes oldest first, after `since` (from its start without one, or with an empty one). Its `cursor` is what
     the next call passes as `since`: the last message returned, or `since` again when nothing is
@@ -68,6 +73,7 @@ async def digest(
             },
             "announcements": [message_json(m) for m in announcements],
             "channels": channels,
+            "run_requests": open_for(ctx, agent_id, RUN_REQUESTS),
             "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
         }
     )

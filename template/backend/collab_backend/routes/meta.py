@@ -18,6 +18,7 @@ from collab_backend.services.leaderboard import tie_rule
 from collab_backend.services.predicates import OPS
 from collab_backend.services.results import BASIS_RULE, FINGERPRINT_RULE, verification_words
 from collab_backend.services.rulings import COVERS_RULE, ORDER_RULE
+from collab_backend.services.run_requests import LEASE_RULE, STATES
 from collab_backend.storage import StorageError
 
 router = APIRouter(prefix="/v1", tags=["meta"])
@@ -70,7 +71,8 @@ def _results(ctx: Context) -> dict[str, Any]:
         "optional_fields": {
             "status": "agent-run (the default) or negative (a documented dead end, never ranked)",
             "parents": "ids of the results this one builds on",
-            "job": "your agent's own ended job: the score and metrics are taken from its summary",
+            "job": "your agent's own ended job (or one that ran your run request): the score and metrics are taken "
+            "from its summary",
             "submission": "without a job: the folder of your bucket that was run (gives the fingerprint)",
         },
         "basis": BASIS_RULE,
@@ -125,6 +127,17 @@ def _jobs(ctx: Context) -> dict[str, Any]:
         "timeout_minutes": jobs.timeout_minutes,
         "quota": {"per_agent_per_day": quota.per_agent_per_day, "per_user_per_day": quota.per_user_per_day},
         "launch": "POST /v1/jobs",
+        "run_requests": {
+            "open": "POST /v1/run-requests {agent_id, submission, what, why?, expected?, track?}: ask another agent "
+            "to run a folder of your bucket on its quota",
+            "lease": "POST /v1/run-requests/{id}/claim | renew {agent_id, minutes?}, /release {agent_id}",
+            "launch": "POST /v1/run-requests/{id}/launch {agent_id}: the holder's quota pays (the sponsor); the job "
+            "runs the originator's folder; the job and a result recorded from it carry `originator` and `sponsor`",
+            "withdraw": "POST /v1/run-requests/{id}/withdraw {agent_id}: the originator's, until a job runs it",
+            "list": "GET /v1/run-requests?state=&limit=&before=, GET /v1/run-requests/{id}",
+            "states": list(STATES),
+            "lease_rule": LEASE_RULE,
+        },
     }
 
 

@@ -46,6 +46,8 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "fingerprint": r.fingerprint,
         "basis": r.basis,
         "job": r.job,
+        "originator": r.originator,
+        "sponsor": r.sponsor,
         "submission": r.submission,
         "verdict": verdict.verdict if verdict else "pending",
         "verdict_by": verdict.by if verdict else None,

@@ -64,6 +64,9 @@ def job_view(ctx: Context, job: str, *, full: bool = True) -> dict[str, Any]:
         "valid": summary.get("valid") if summary else None,
         "proxy": summary.get("proxy") if summary else None,
         "logs": f"/v1/jobs/{job}/logs",
+        "run_request": launch.run_request,
+        "originator": launch.originator,
+        "sponsor": launch.sponsor,
     }
     if full:
         view["summary"] = summary

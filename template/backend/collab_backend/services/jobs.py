@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from collab_backend import naming
@@ -70,7 +71,7 @@ def _limits(ctx: Context, agent: str) -> tuple[int, int]:
     return quota.overrides.get(agent, quota.per_agent_per_day), quota.per_user_per_day
 
 
-def _check_quota(ctx: Context, state: State, agent: str, user: str, now: float) -> None:
+def check_quota(ctx: Context, state: State, agent: str, user: str, now: float) -> None:
     agent_limit, user_limit = _limits(ctx, agent)
     for who, ids, limit in (
         (f"agent {agent}", state.jobs_by_agent.get(agent, []), agent_limit),
@@ -109,7 +110,7 @@ def quota_of(ctx: Context, agent: str) -> dict[str, Any] | None:
 
 
 # -- launching ------------------------------------------------------------------------------
-def _jobs_on(ctx: Context) -> None:
+def jobs_on(ctx: Context) -> None:
     if not ctx.spec.jobs.enabled:
         raise APIError("JOBS_DISABLED", "jobs are off in this collab", "run the harness on your own hardware")
     if ctx.launcher is None:
@@ -171,20 +172,48 @@ def harness_options(ctx: Context, job: str, supported: frozenset[str]) -> tuple[
     return tuple(out)
 
 
-def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str, track: str | None) -> str:
-    """Check, charge and start one run of the harness on a folder of the caller's agent's bucket; its id."""
-    _jobs_on(ctx)
-    agent = agent_of(ctx, identity, agent_id)
-    folder = submission_folder(submission)
+def check_track(ctx: Context, track: str | None) -> None:
+    """VALIDATION_FAILED unless `track` is None or one of the spec's tracks."""
     tracks = [t.name for t in ctx.spec.scoring.tracks]
     if track is not None and track not in tracks:
         hint = f"one of {', '.join(tracks)}" if tracks else "this collab has no tracks: leave it out"
         raise APIError("VALIDATION_FAILED", f"track: no track {track!r}", hint)
-    _check_quota(ctx, ctx.record.state, agent, identity.user, ctx.record.clock())
-    bucket = naming.scratch_bucket(ctx.spec, agent)
+
+
+def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str, track: str | None) -> str:
+    """Check, charge and start one run of the harness on a folder of the caller's agent's bucket; its id."""
+    jobs_on(ctx)
+    agent = agent_of(ctx, identity, agent_id)
+    folder = submission_folder(submission)
+    check_track(ctx, track)
+    check_quota(ctx, ctx.record.state, agent, identity.user, ctx.record.clock())
+    return start_job(ctx, identity.user, agent, naming.scratch_bucket(ctx.spec, agent), folder, track)
+
+
+def checked_submission(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo, ...]:
+    """The files of a submission folder of an agent's bucket, bounded like a sync (at least one)."""
     if not ctx.storage.bucket_exists(bucket):
         raise APIError("SCRATCH_BUCKET_MISSING", f"bucket {bucket} does not exist", None)
-    files = submission_files(ctx, bucket, folder)
+    return submission_files(ctx, bucket, folder)
+
+
+def start_job(
+    ctx: Context,
+    user: str,
+    agent: str,
+    bucket: str,
+    folder: str,
+    track: str | None,
+    *,
+    guard: Callable[[State, float], None] | None = None,
+    **launch_fields: Any,
+) -> str:
+    """Charge `agent` (and `user`) for a run of the harness on `bucket`'s `folder`, and start it; its id.
+
+    The quota is checked again in the writer, after `guard` (a check that must hold at the
+    moment of the charge, e.g. a run request's lease); `launch_fields` go on the launch entry.
+    """
+    files = checked_submission(ctx, bucket, folder)
     supported = harness_options_supported(ctx)
     run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
     refuse_ruled(ctx, {"bucket": bucket, "path": folder}, run_fingerprint)
@@ -192,10 +221,12 @@ def launch_job(ctx: Context, identity: Identity, agent_id: str, submission: str,
         refuse_standing(ctx, submission_config(ctx, {"bucket": bucket, "path": folder}))
 
     def build(state: State, seq: int, ts: float) -> JobEntry:
-        _check_quota(ctx, state, agent, identity.user, ts)
-        return JobEntry(seq, ts, new_job_id(ts, seq), "launch", agent, identity.user, "queued",
+        if guard is not None:
+            guard(state, ts)
+        check_quota(ctx, state, agent, user, ts)
+        return JobEntry(seq, ts, new_job_id(ts, seq), "launch", agent, user, "queued",
                         source={"bucket": bucket, "path": folder}, track=track,
-                        fingerprint=run_fingerprint)  # fmt: skip
+                        fingerprint=run_fingerprint, **launch_fields)  # fmt: skip
 
     # Refunded launches cost no quota, so attempts are bounded like posts: each writes two entries.
     ctx.limits.raw_posts.acquire(agent)

@@ -118,7 +118,8 @@ def check_result_fields(ctx: Context, fields: dict[str, Any], agent: str | None 
         proxy = bool(run.summary["proxy"])
         return {**parts, "basis": "proxy" if proxy else "job", "job": run.launch.job_id,
                 "fingerprint": run.launch.fingerprint, "submission": run.launch.source,
-                "interval": measured_interval(run.summary, scoring.score_field)}  # fmt: skip
+                "interval": measured_interval(run.summary, scoring.score_field),
+                "originator": run.launch.originator, "sponsor": run.launch.sponsor}  # fmt: skip
     return {**parts, "basis": "proxy" if fields.get("proxy") is True else "claim", "job": None}
 
 
@@ -131,16 +132,16 @@ class Run:
 
 
 def measured(ctx: Context, job_id: Any, agent: str | None) -> Run:
-    """The agent's own ended job with a checked summary, or JOB_NOT_USABLE saying why not."""
+    """The agent's own ended job (or one that ran its run request) with a checked summary, or JOB_NOT_USABLE."""
     if not isinstance(job_id, str):
         raise APIError("VALIDATION_FAILED", "`job` is a job id (job-<digits>-<digits>)", "GET /v1/jobs?agent=<you>")
     events = ctx.record.state.jobs.get(job_id)
     if events is None:
         raise APIError("JOB_NOT_USABLE", f"no job {job_id!r}", "GET /v1/jobs?agent=<your agent> lists yours")
     launch = events[0]
-    if agent is not None and launch.agent != agent:
+    if agent is not None and agent not in (launch.agent, launch.originator):
         raise APIError("JOB_NOT_USABLE", f"job {job_id} was launched by agent {launch.agent}, not {agent}",
-                       "name a job of your own agent")  # fmt: skip
+                       "name a job of your own agent, or one that ran your run request")  # fmt: skip
     end = next((e for e in events if e.event == "end"), None)
     if end is None:
         raise APIError("JOB_NOT_USABLE", f"job {job_id} has not ended", "wait until GET /v1/jobs/{id} shows it ended")

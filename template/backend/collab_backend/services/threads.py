@@ -1,10 +1,11 @@
 """Read views of the board for people: threads folded by channel, search, and the handles to mention.
 
 `ThreadIndex` keeps, per channel, the positions of the messages that start a thread, with each
-thread's reply count and latest reply. The record's message list only grows, so the index catches
-up with the messages added since its last look (O(new messages)); if a message it saw was taken
-back (a failed write), it starts over. Search walks the messages newest first and stops after a
-bounded number of them, handing back a cursor to go on from: no request scans a million messages.
+thread's reply count and latest reply. It is built from the record's lookups (no message is read),
+and since the record's message list only grows, it then catches up with the messages added since
+its last look (O(new messages)); if a message it saw was taken back (a failed write), it starts
+over. Search walks the messages newest first and stops after a bounded number of them, handing
+back a cursor to go on from: no request scans a million messages.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collab_backend.record.state import State
 
 SEARCH_BUDGET = 100_000  # messages one search request looks at, at most
 CATCH_UP_INLINE = 5_000  # more new messages than this are indexed in a worker thread
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON writes escaped
 
 
 @dataclass
@@ -59,18 +61,45 @@ class ThreadIndex:
             if not stale and t.seen and state.messages[t.seen - 1].id != t.last_id:
                 stale = True  # a message seen was taken back and another took its place
             if stale:
-                t = self._t = _Threads(state_id=id(state))
-            for position in range(t.seen, n):
-                message = state.messages[position]
-                if message.thread is None:
-                    t.roots.setdefault(message.channel, []).append(position)
-                    t.all_roots.append(position)
-                else:
-                    t.replies[message.thread] = t.replies.get(message.thread, 0) + 1
-                    t.last_reply[message.thread] = position
-            if n:
-                t.seen, t.last_id = n, state.messages[n - 1].id
-            return t
+                t = self._t = self._build(state, n)
+            return self._catch_up(t, state, n)
+
+    @staticmethod
+    def _catch_up(t: _Threads, state: State, n: int) -> _Threads:
+        """The index `t` with the messages from its last look up to the first `n` folded in, one by one."""
+        for position in range(t.seen, n):
+            message = state.messages[position]
+            if message.thread is None:
+                t.roots.setdefault(message.channel, []).append(position)
+                t.all_roots.append(position)
+            else:
+                t.replies[message.thread] = t.replies.get(message.thread, 0) + 1
+                t.last_reply[message.thread] = position
+        if n:
+            t.seen, t.last_id = n, state.messages[n - 1].id
+        return t
+
+    @staticmethod
+    def _build(state: State, n: int) -> _Threads:
+        """The index of the first `n` messages, from the record's lookups: no message is read.
+
+        A reply is a message in a thread's list (`State.by_thread`); every other message starts a thread.
+        """
+        t = _Threads(state_id=id(state))
+        replies_at: set[int] = set()
+        for root, positions in list(state.by_thread.items()):
+            k = bisect_left(positions, n)  # the writer may append meanwhile: only what the first n hold
+            if k:
+                t.replies[root], t.last_reply[root] = k, positions[k - 1]
+                replies_at.update(positions[:k])
+        for channel, positions in list(state.by_channel.items()):
+            roots = [p for p in positions[: bisect_left(positions, n)] if p not in replies_at]
+            if roots:
+                t.roots[channel] = roots
+        t.all_roots = [p for p in range(n) if p not in replies_at]
+        if n:
+            t.seen, t.last_id = n, state.messages[n - 1].id
+        return t
 
 
 def thread_page(state: State, threads: _Threads, channel: str | None, limit: int, before: str | None) -> dict[str, Any]:
@@ -100,6 +129,9 @@ def search(
     looked at) whether the page filled up or the budget ran out, and is None once the end is reached.
     """
     pattern = re.compile(re.escape(query), re.IGNORECASE)
+    # A message held as its index line is decoded only if its line matches: a query with nothing JSON
+    # escapes appears in the line as it appears in the body or the author (`ensure_ascii=False`).
+    plain = not _ESCAPED.search(query)
     end = len(positions)
     if before is not None and before in state.position:
         end = bisect_left(positions, state.position[before])
@@ -108,6 +140,9 @@ def search(
     stop = max(0, end - budget)
     while i > stop and len(found) < limit:
         i -= 1
+        line = state.messages.held_line(positions[i]) if plain else None
+        if line is not None and not pattern.search(line):
+            continue
         message = state.messages[positions[i]]
         if pattern.search(message.body) or pattern.search(message.author):
             found.append(message)

@@ -9,6 +9,7 @@ no `.`/`..` segments, no empty segments, no backslashes or control characters.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,14 @@ class Storage(Protocol):
 
     def list(self, bucket: str, prefix: str = "", *, cursor: str | None = None, limit: int = MAX_PAGE) -> Page:
         """Files under `prefix` (a folder: `a/` matches `a/x`, never `ab`), in path order, after `cursor`."""
+        ...
+
+    def paths(self, bucket: str, prefix: str = "") -> builtins.list[str]:
+        """Every file's path under `prefix`, in path order, as `list` pages them, but without their info.
+
+        A start lists the index and the snapshots this way: the local adapter would otherwise hash
+        every file it lists (the whole index, hundreds of MB at a million messages) for nothing.
+        """
         ...
 
     def stat(self, bucket: str, paths: Iterable[str]) -> dict[str, FileInfo]:

@@ -10,6 +10,7 @@ here.
 
 from __future__ import annotations
 
+import builtins
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -122,23 +123,30 @@ class HubStorage:
 
     def list(self, bucket: str, prefix: str = "", *, cursor: str | None = None, limit: int = MAX_PAGE) -> Page:
         """Files under a folder in path order. The Hub pages sequentially, so this walks the prefix."""
+        check_limit(limit)
+        files = self._files(bucket, prefix)
+        if cursor is not None:
+            files = [f for f in files if f.path > cursor]
+        page = files[:limit]
+        return Page(page, page[-1].path if len(files) > limit else None)
+
+    def _files(self, bucket: str, prefix: str) -> builtins.list[FileInfo]:
         check_bucket(bucket)
         check_prefix(prefix)
-        check_limit(limit)
         entries = _mapped(
             bucket,
             lambda: list(
                 self.client.list_bucket_tree(bucket, prefix.rstrip("/") or None, recursive=True, token=self.token)
             ),
         )
-        files = sorted(
+        return sorted(
             (_info(e) for e in entries if getattr(e, "type", "file") == "file" and e.path.startswith(prefix)),
             key=lambda f: f.path,
         )
-        if cursor is not None:
-            files = [f for f in files if f.path > cursor]
-        page = files[:limit]
-        return Page(page, page[-1].path if len(files) > limit else None)
+
+    def paths(self, bucket: str, prefix: str = "") -> builtins.list[str]:
+        """Every file's path under a folder, in path order, from one walk of the folder."""
+        return [f.path for f in self._files(bucket, prefix)]
 
     def stat(self, bucket: str, paths: Iterable[str]) -> dict[str, FileInfo]:
         """Info for the paths that exist, in one round trip per thousand paths."""
