@@ -6,7 +6,9 @@ exactly as a third-party type would. The harness runs on a CPU with its fake eng
 the CPU stand-ins read) is uploaded beside the harness as `data/`, where the organizers add the
 public set. Its formats, the summary the harness writes among them, are defined once, in
 `schemas/`, and travel only with Gemma collabs. Every job passes the spec's perplexity cap
-(`job_args`: `--ppl-cap`), the one the leaderboard applies.
+(`job_args`: `--ppl-cap`), the one the leaderboard applies. What a submission may not set in vLLM
+is data, `harness/gemma_eval/denied.json`: the harness refuses it, and the backend shows it as the
+type's standing rules beside the organizers' rulings.
 """
 
 from pathlib import Path
@@ -27,5 +29,6 @@ challenge_type = ChallengeType(
     cpu_args=("--engine", "fake"),
     submission_config="submission.json",
     job_args=job_args,
+    denylist="gemma_eval/denied.json",
     demo=demo,
 )

@@ -113,6 +113,12 @@ class ChallengeType:
             job's verdict and the leaderboard's read the same value; `None` (the default) when the
             harness needs none. Provisioning hands them to the backend (`COLLAB_JOBS_ARGS`), whose
             launchers pass them to every run but a CPU stand-in's.
+        denylist: The type's standing rules: a JSON file inside the harness folder (relative to
+            it, so it is seeded with the harness and the harness reads it too) listing the names
+            and values a submission config may not hold, each with its reason (Gemma:
+            `"gemma_eval/denied.json"`). The backend shows them beside the organizers' rulings
+            and refuses a matching job launch; `None` (the default) when the type has none. Needs
+            `submission_config`; the format is in docs/challenge-types.md.
     """
 
     name: str
@@ -128,6 +134,7 @@ class ChallengeType:
     cpu_args: tuple[str, ...] = ()
     submission_config: str | None = None
     job_args: JobArgs | None = None
+    denylist: str | None = None
     demo: DemoScript = field(default_factory=DemoScript)
 
     def __post_init__(self) -> None:
@@ -416,6 +423,9 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
         )
     if declared.job_args is not None and not callable(declared.job_args):
         problems.append("job_args: a function (spec) -> tuple of harness arguments, or None")
+    denylist = declared.denylist
+    if denylist is not None:
+        problems += _denylist_problems(package_dir, declared.harness, denylist, config)
     if isinstance(declared.demo, DemoScript):
         problems += declared.demo.problems()
     else:
@@ -446,6 +456,18 @@ def _inside(package_dir: Path, key: str, value: object) -> str | None:
     if not resolved.is_relative_to(package_dir):
         return f"{key} {value!r}: resolves to {resolved}, outside the package folder (a symlink?); copy it in instead"
     return None
+
+
+def _denylist_problems(package_dir: Path, harness: object, denylist: object, config: object) -> list[str]:
+    """Why `denylist` is not a JSON file's path inside the harness folder, or is declared without a config."""
+    if not isinstance(denylist, str) or not _CONFIG_PATH.fullmatch(denylist):
+        return [f"denylist {denylist!r}: a relative path inside the harness folder, e.g. 'gemma_eval/denied.json'"]
+    problems = []
+    if isinstance(harness, str) and (problem := _inside(package_dir, "denylist", f"{harness}/{denylist}")):
+        problems.append(problem)
+    if config is None:
+        problems.append("denylist: its rules are read on the submission config; declare submission_config too")
+    return problems
 
 
 def _data_problems(package_dir: Path, harness: object, data: object) -> list[str]:

@@ -270,9 +270,10 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
 
     Jobs run as local subprocesses with the challenge type's CPU arguments (its stand-in engine),
     unless COLLAB_JOBS_CPU_ARGS is set already (e.g. `[]` on a machine with the real hardware).
-    The type's submission config file, when it names one, is COLLAB_SUBMISSION_CONFIG.
-    COLLAB_JOBS_ARGS is the type's `job_args` of the spec, as on the Hub (`plan.desired`): a run
-    on the real hardware passes them (the perplexity cap), a stand-in's does not.
+    The type's submission config file, when it names one, is COLLAB_SUBMISSION_CONFIG, and its
+    denylist (standing rules, inside the harness folder) COLLAB_DENYLIST. COLLAB_JOBS_ARGS is the
+    type's `job_args` of the spec, as on the Hub (`plan.desired`): a run on the real hardware passes
+    them (the perplexity cap), a stand-in's does not.
     """
     from provision.challenge_types import load_type  # deferred: loading a type imports its package
     from provision.plan.desired import JOBS_ARGS_KEY, jobs_args_json
@@ -291,6 +292,8 @@ def backend_env(target: LocalTarget) -> dict[str, str]:
         env["COLLAB_JOBS_CPU_ARGS"] = json.dumps(list(kind.cpu_args))
     if kind.submission_config is not None:  # what the organizers' ruling predicates read
         env["COLLAB_SUBMISSION_CONFIG"] = kind.submission_config
+    if kind.denylist is not None:  # the type's standing rules, seeded with the harness
+        env["COLLAB_DENYLIST"] = kind.denylist
     return env
 
 

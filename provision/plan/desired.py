@@ -6,9 +6,10 @@ only values decided here are the kit's own conventions: where the ownership mark
 names are `provision.naming`'s), which Spaces hold the token, their visibility, which source files
 are uploaded, and the backend's launcher (`COLLAB_JOBS`: `hub` when jobs are on, `off` when they
 are not, never left to its default; `COLLAB_SUBMISSION_CONFIG`: the challenge type's submission
-config file, which ruling predicates read, when the type names one). `COLLAB_JOBS_ARGS` is the
-challenge type's `job_args` of this spec (e.g. the perplexity cap), derived here with `COLLAB_SPEC`,
-so the two never disagree. The central bucket's seed is the seed module's to describe.
+config file, which ruling predicates read, when the type names one; `COLLAB_DENYLIST`: the type's
+denylist file inside its harness folder, its standing rules). `COLLAB_JOBS_ARGS` is the challenge
+type's `job_args` of this spec (e.g. the perplexity cap), derived here with `COLLAB_SPEC`, so the
+two never disagree. The central bucket's seed is the seed module's to describe.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from provision.spec import LoadedSpec
 SPEC_KEY = "COLLAB_SPEC"
 FINGERPRINT_KEY = "COLLAB_TOKEN_FINGERPRINT"
 CONFIG_KEY = "COLLAB_SUBMISSION_CONFIG"  # the type's submission config file (ruling predicates), when it has one
+DENYLIST_KEY = "COLLAB_DENYLIST"  # the type's denylist inside its harness folder (standing rules), when it has one
 JOBS_KEY = "COLLAB_JOBS"  # the backend's launcher: "hub" (HF Jobs) when jobs are on, "off" when not
 JOBS_ARGS_KEY = "COLLAB_JOBS_ARGS"  # the harness arguments every job passes from the spec (the type's job_args)
 TOKEN_SECRET = "HF_TOKEN"  # noqa: S105  # the secret's name, not a value
@@ -228,7 +230,8 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             f"no backend/ folder in {collab_dir}: the backend Space's code comes from it\n"
             "    hint: run in a rendered collab (`copier copy`), or pass its folder"
         )
-    config = load_type(spec.challenge.type).submission_config
+    kind = load_type(spec.challenge.type)
+    config, denylist = kind.submission_config, kind.denylist
     spaces = []
     for name, space, private, holds_token in wanted:
         variables = {MARKER_KEY: marker_value(collab), SPEC_KEY: spec_json(loaded)}
@@ -238,6 +241,8 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
                 variables[CONFIG_KEY] = config
             if spec.jobs.enabled:
                 variables[JOBS_ARGS_KEY] = jobs_args_json(loaded)
+            if denylist is not None:
+                variables[DENYLIST_KEY] = denylist
         if holds_token:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name

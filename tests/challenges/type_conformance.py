@@ -256,6 +256,18 @@ class ConformanceSuite:
         }
         assert {p.relative_to(seeded).as_posix() for p in seeded.rglob("*") if p.is_file()} == declared
 
+    def test_denylist_is_seeded_and_reads_as_standing_rules(self, ctype: ChallengeType, harness: Path) -> None:
+        """A declared denylist lies in the seeded harness, and every entry is a rule the backend can apply."""
+        if ctype.denylist is None:
+            return
+        from collab_backend.services.denylist import parse  # the backend's reading of it
+
+        where = f"{ctype.package}/{ctype.harness}/{ctype.denylist}"
+        seeded = harness / ctype.denylist
+        assert seeded.is_file(), f"{where} is missing from the seeded harness"
+        rules, problems = parse(json.loads(seeded.read_text(encoding="utf-8")))
+        assert problems == [] and rules, f"{where}: {problems[:3] or 'no rules'}"
+
     def test_fragment_sets_every_default(self, ctype: ChallengeType) -> None:
         t = fragment(ctype)
         assert t.title == ctype.title, "the fragment's title and ChallengeType.title must be the same"

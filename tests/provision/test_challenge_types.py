@@ -185,6 +185,8 @@ def test_a_sound_declaration(tmp_path: Path) -> None:
         ({"submission_config": "/etc/passwd"}, "submission_config '/etc/passwd': a relative path"),
         ({"submission_config": 7}, "submission_config 7: a relative path"),
         ({"job_args": ("--ppl-cap", "2.42")}, "job_args: a function"),
+        ({"denylist": "../denied.json", "submission_config": "s.json"}, "denylist '../denied.json': a relative path"),
+        ({"denylist": "denied.json"}, "declare submission_config too"),
         ({"package_dir": "nowhere/at/all"}, "package_dir"),
         ({"demo": "words"}, "demo 'words': a DemoScript"),
         ({"demo": DemoScript(channel="Big Ideas")}, "demo.channel 'Big Ideas': lowercase"),

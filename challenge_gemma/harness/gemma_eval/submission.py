@@ -5,11 +5,11 @@ A submission folder holds `submission.json` (format in
 at. The config names a model (a Hub repository id, or a `./relative` folder inside the
 submission), vLLM engine arguments and a speculative-decoding config. The rules for those come
 from vLLM 0.33's own argument surface (`vllm_args.py`: the allowlist and the evaluator's own
-settings; `vllm_denied.py`: everything else, each with its reason): every key must be on the
-allowlist, a refused key or value says why, and settings the evaluator owns (tokenization, prefix
-caching, logprob mode, statistics) may be left out or set to the evaluator's value, never to
-another one. `engine_kwargs` is the one assembly of the `vllm.LLM` arguments, which every engine
-receives.
+settings; `denied.json`, read by `vllm_denied.py`: everything else, each with its reason): every
+key must be on the allowlist, a refused key or value says why, and settings the evaluator owns
+(tokenization, prefix caching, logprob mode, statistics) may be left out or set to the
+evaluator's value, never to another one. `engine_kwargs` is the one assembly of the `vllm.LLM`
+arguments, which every engine receives.
 
 Checking never raises for bad input: it returns every reason at once, and the harness writes them
 into an invalid summary.

@@ -5,9 +5,10 @@ its `speculative_config` becomes vLLM's `SpeculativeConfig`. Every key a submiss
 on an allowlist here, with the values allowed; the open-ended objects (`compilation_config`,
 `attention_config`) are allowlisted key by key, because vLLM silently drops keys it does not know
 and some keys take import paths. What the evaluator owns may only repeat the evaluator's value.
-Everything else vLLM 0.33 has is refused with its reason in `vllm_denied.py`. The names and values
-come from the vLLM wheel's source, recorded in `challenge_gemma/vllm_surface/surface.json`; a test
-holds these tables and the engine's argument assembly to that record.
+Everything else vLLM 0.33 has is refused with its reason in `denied.json` (read by
+`vllm_denied.py`). The names and values come from the vLLM wheel's source, recorded in
+`challenge_gemma/vllm_surface/surface.json`; a test holds these tables and the engine's argument
+assembly to that record.
 
 Also here: the few start-up rules of vLLM's that the CPU stand-ins apply so that they refuse what
 vLLM would (`start_problems`), and how vLLM 0.33 resolves the speculative method

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         description="the harness arguments every job passes from the spec (the challenge type's job_args, "
         "e.g. the perplexity cap), as a JSON list; a CPU stand-in's runs leave them out",
     )
+    denylist: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="the challenge type's denylist, a JSON file inside its harness folder: its standing rules",
+    )
     jobs_dir: Path | None = Field(default=None, description="local jobs: where runs get their folders (default: temp)")
     jobs_max_running: int = Field(default=2, ge=1, le=64, description="local jobs: runs at once")
     jobs_poll_s: float = Field(default=5.0, gt=0, le=300, description="seconds between looks at running jobs")

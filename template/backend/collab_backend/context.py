@@ -11,6 +11,7 @@ from collab_backend.limits import Limits
 from collab_backend.record.store import Record
 from collab_backend.services.credit import CreditCache
 from collab_backend.services.direction_index import DirectionIndex
+from collab_backend.services.denylist import StandingCache
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
 from collab_backend.services.threads import HandleIndex, ThreadIndex
@@ -51,6 +52,8 @@ class Context:
     submission_config: str | None = None  # the challenge type's config file in a submission folder (ruling predicates)
     credit: CreditCache = field(default_factory=CreditCache)  # the credit ledger along lineage
     directions: DirectionIndex = field(default_factory=DirectionIndex)  # what each direction holds
+    denylist: str | None = None  # the type's denylist in its harness folder: its standing rules
+    standing: StandingCache = field(default_factory=StandingCache)
 
     @property
     def central(self) -> str:

@@ -91,7 +91,7 @@ def build_context(settings: Settings) -> Context:
     runs = Runs(poll_interval=settings.jobs_poll_s)
     return Context(
         spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs,
-        submission_config=settings.submission_config, job_args=settings.jobs_args,
+        submission_config=settings.submission_config, job_args=settings.jobs_args, denylist=settings.denylist,
     )  # fmt: skip
 
 

@@ -87,10 +87,16 @@ def surface_report() -> list[str]:
             report.append(f"values: {key} {value!r} is neither allowed nor refused with a reason")
         for value in sorted(allowed & denied, key=str):
             report.append(f"values: {key} {value!r} is both allowed and refused")
+    drawn: dict[str, list[str]] = {}
     for where, (_, table, _) in OBJECTS.items():
         for key, choice in choices(table):
             if choice.values not in ALLOWED_VALUES:
                 report.append(f"{where}.{key}: draws on {choice.values!r}, which has no allowed values")
+            if where in ("engine_args", "speculative_config"):  # the nested configs are reached through engine_args
+                drawn.setdefault(choice.values, []).append(f"{where}.{key}")
+    for key, fields in vllm_denied.VALUE_FIELDS.items():  # what the standing rules built from denied.json read
+        if sorted(fields) != sorted(drawn.get(key, [])):
+            report.append(f"denied.json values.{key}.fields {fields} differ from the allowlist's {drawn.get(key, [])}")
     for key, (value, _) in EVALUATOR_OWNED.items():
         if value is not None and key in VALUES and value not in VALUES[key]:
             report.append(f"owned: {key} = {value!r} does not exist in vLLM {version}")
@@ -200,6 +206,25 @@ def test_the_report_names_an_unclassified_field_and_a_missing_value(monkeypatch:
     assert "load_format 'gguf' does not exist" in report
     assert "speculative_method 'medusa' does not exist" in report
     assert "schema engine_args.load_format: its enum differs" in report
+
+
+def test_the_report_names_a_field_the_data_file_forgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """denied.json says which fields take each value set; the backend's standing rules read only those."""
+    monkeypatch.setitem(vllm_denied.VALUE_FIELDS, "kv_cache_dtype", ["engine_args.kv_cache_dtype"])
+    assert any("values.kv_cache_dtype.fields" in line for line in surface_report())
+
+
+def test_the_denylist_is_data_and_a_foreign_file_is_refused(tmp_path: Path) -> None:
+    doc = vllm_denied.load()
+    assert doc["names"]["engine_args"]["trust_remote_code"] == vllm_denied.DENIED["trust_remote_code"]
+    for key, paths in vllm_denied.VALUE_KEYS_OF.items():  # the objects keyed by a value set are allowlisted
+        for path in paths:
+            first, nested, name = path.split(".")
+            rule = ENGINE_ARGS[nested]
+            assert first == "engine_args" and isinstance(rule, Keys) and name in rule.allowed, (key, path)
+    (tmp_path / "denied.json").write_text(json.dumps({"format": "other", "names": {}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="not a denylist"):
+        vllm_denied.load(tmp_path / "denied.json")
 
 
 def test_the_report_names_an_assembly_vllm_would_refuse(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ def test_local_jobs_run_the_types_stand_in_in_the_collabs_state_folder(
     monkeypatch.delenv("COLLAB_JOBS_CPU_ARGS", raising=False)
     monkeypatch.delenv("COLLAB_JOBS", raising=False)
     monkeypatch.delenv("COLLAB_SUBMISSION_CONFIG", raising=False)
+    monkeypatch.delenv("COLLAB_DENYLIST", raising=False)
     monkeypatch.setenv("HF_TOKEN", "hf_organizers_token_for_this_test")
     target = local_target(collab)
     env = backend_env(target)
@@ -33,6 +34,7 @@ def test_local_jobs_run_the_types_stand_in_in_the_collabs_state_folder(
     assert settings.jobs_mode == "local" and settings.jobs_cpu_args == ("--engine", "fake")
     assert settings.submission_config == "submission.json"  # the Gemma type's: what ruling predicates read
     assert settings.jobs_args == ("--ppl-cap", repr(float(cap)))
+    assert settings.denylist == "gemma_eval/denied.json"  # its standing rules, seeded with the harness
 
 
 def test_cpu_args_set_by_the_organizer_are_kept(collab: Path, monkeypatch: pytest.MonkeyPatch) -> None:

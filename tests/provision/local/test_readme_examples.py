@@ -6,7 +6,8 @@ bash blocks run in order, in one shell, as a participant with a local token: `co
 the bucket commands, curl for the API, with `--fail-with-body` so any error answer fails the run.
 The Markdown files the README shows (`post.md`, `result.md`) are written as shown, and each
 frontmatter example is recorded through the API. Only the blocks that run the harness itself are
-not run here (the Gemma harness needs vLLM and a GPU; the harness's own tests run it).
+not run here (the Gemma harness needs vLLM and a GPU; the harness's own tests run it). The
+Gemma denylist, seeded with the harness, is listed as standing rules and refuses a launch it names.
 """
 
 from __future__ import annotations
@@ -151,5 +152,14 @@ def test_every_readme_example_parses_and_runs_against_the_local_backend(
             me = {"Authorization": f"Bearer {token}"}
             filed = api.post("/v1/results", json={"agent_id": AGENT, "path": "results/task-example.md"}, headers=me)
             assert filed.status_code == 201, filed.text
+            # The type's denylist, seeded with the harness, is its standing rules; a launch matching one is refused.
+            standing = api.get("/v1/rulings/standing").json()
+            assert standing["problem"] is None and standing["count"] > 400, standing["problem"]
+            denied = json.loads((work / "my-submission" / "submission.json").read_text(encoding="utf-8"))
+            denied["engine_args"]["trust_remote_code"] = True
+            (scratch / "denied").mkdir()
+            (scratch / "denied" / "submission.json").write_text(json.dumps(denied), encoding="utf-8")
+            refused = api.post("/v1/jobs", json={"agent_id": AGENT, "submission": "denied"}, headers=me)
+            assert refused.status_code == 403 and "type:engine_args.trust_remote_code" in refused.text, refused.text
     finally:
         stop(up, backend_pid)

@@ -112,6 +112,10 @@ def _rulings(ctx: Context) -> dict[str, Any]:
         "rule": "POST /v1/rulings {decision: accepted | rejected, text, answers?, scope?: {results?, fingerprints?, "
         "predicate?}, revokes?}: admins of the challenge org only",
         "rulings": "GET /v1/rulings?limit=&before=, GET /v1/rulings/{id}",
+        "standing": "GET /v1/rulings/standing?field=: the challenge type's standing rules (its denylist), which "
+        "rulings extend; a job launch matching one is refused with RULED_OUT"
+        if ctx.denylist
+        else None,
         "channel": RULINGS_CHANNEL,
         "covers": COVERS_RULE,
         "order": ORDER_RULE,

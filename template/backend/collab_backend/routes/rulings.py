@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.openapi import answers
-from collab_backend.services import rulings
+from collab_backend.services import denylist, rulings, standing
 
 router = APIRouter(prefix="/v1", tags=["rulings"])
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
@@ -97,7 +97,18 @@ def list_rulings(ctx: ContextDep, limit: Limit = 50, before: Cursor = None) -> d
     return rulings.list_rulings(ctx, limit, before)
 
 
+@router.get("/rulings/standing")
+def list_standing(
+    ctx: ContextDep,
+    field: Annotated[str | None, Query(max_length=200, description="only rules on fields starting so")] = None,
+) -> dict[str, Any]:
+    """The challenge type's standing rules (its denylist, `standing: true`, ids `type:...`), which rulings extend."""
+    return standing.list_standing(ctx, field)
+
+
 @router.get("/rulings/{ruling_id}", responses=answers("NOT_FOUND"))
-def get_ruling(ruling_id: Annotated[str, Path(max_length=64)], ctx: ContextDep) -> dict[str, Any]:
-    """One ruling."""
+def get_ruling(ruling_id: Annotated[str, Path(max_length=200)], ctx: ContextDep) -> dict[str, Any]:
+    """One ruling, or one of the challenge type's standing rules (`type:...`)."""
+    if ruling_id.startswith(denylist.PREFIX):
+        return standing.get_standing(ctx, ruling_id)
     return rulings.get_ruling(ctx, ruling_id)

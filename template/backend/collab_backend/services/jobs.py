@@ -37,8 +37,9 @@ from collab_backend.record.state import State
 from collab_backend.services.fingerprints import fingerprint, harness_files
 from collab_backend.services.job_endings import Outcome, record_start, settle
 from collab_backend.services.registry import agent_of
-from collab_backend.services.rulings import refuse_ruled
+from collab_backend.services.rulings import refuse_ruled, submission_config
 from collab_backend.services.sources import check_sizes, list_bounded
+from collab_backend.services.standing import refuse_standing
 from collab_backend.storage import FileInfo, NotFound, TooLarge, check_path
 
 log = logging.getLogger("collab_backend.jobs")
@@ -214,6 +215,8 @@ def start_job(
     supported = harness_options_supported(ctx)
     run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
     refuse_ruled(ctx, {"bucket": bucket, "path": folder}, run_fingerprint)
+    if ctx.denylist is not None:  # the type's standing rules: the harness would refuse it, so no job is spent
+        refuse_standing(ctx, submission_config(ctx, {"bucket": bucket, "path": folder}))
 
     def build(state: State, seq: int, ts: float) -> JobEntry:
         if guard is not None:
