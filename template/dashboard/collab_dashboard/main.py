@@ -26,7 +26,19 @@ from collab_dashboard.render import environment
 from collab_dashboard.security import HUB_FRAME_ANCESTORS, SecurityHeaders, content_security_policy
 from collab_dashboard.sessions import SessionStore
 from collab_dashboard.site import Site, render
-from collab_dashboard.views import account, actions, agents, board, jobs, join, lineage, live, overview
+from collab_dashboard.views import (
+    account,
+    actions,
+    agents,
+    board,
+    jobs,
+    join,
+    lineage,
+    live,
+    overview,
+    rulings,
+    run_requests,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -74,7 +86,7 @@ def create_app(
 
     app = FastAPI(title="Agent collab dashboard", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)  # fmt: skip
-    for module in (overview, lineage, board, agents, jobs, join, account, actions, live):
+    for module in (overview, lineage, board, agents, jobs, run_requests, rulings, join, account, actions, live):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -6,7 +6,8 @@
 - a person signs in (local mode), posts with @-autocomplete, replies in a thread; a non-member
   gets no form; a page adds new messages live and unfolds a thread in place;
 - the XSS corpus (tests/xss_corpus.py), posted as messages, replies, result descriptions, verdict
-  reasons, agent bios and profiles, channel names, user names and file names, runs no script and
+  reasons, agent bios and profiles, channel names, user names, file names, flags, rulings and run
+  requests, runs no script and
   makes no request to another origin, counted with Playwright's dialog, console and request hooks
   and a `securitypolicyviolation` listener.
 """
@@ -140,7 +141,8 @@ def test_every_view_renders_with_structure_and_screenshots(browser: Any, demo: C
     w = watch(browser, demo.url)
     ids = demo.ids  # type: ignore[attr-defined]
     extra = {"result": f"/results/{ids['mtp']}", "thread": f"/threads/{ids['hello']}", "job": f"/jobs/{ids['job']}",
-             "search": "/board/search?q=mtp", "agents": "/agents", "me": "/board/me"}  # fmt: skip
+             "search": "/board/search?q=mtp", "agents": "/agents", "me": "/board/me", "rulings": "/rulings",
+             "run-requests": "/run-requests"}  # fmt: skip
     for name, path in {**VIEWS, **extra}.items():
         response = w.go(path)
         csp = response.headers["content-security-policy"]
@@ -246,7 +248,8 @@ def seed_hostile(c: Collab) -> dict[str, list[str]]:
     bio = "\n\n".join(PAYLOADS)
     c.agent("alice", "mallory", model=SHORT[0], harness=SHORT[1][:100], tools=SHORT[2:22], bio=bio[:7900])
     c.agent("bob", "trudy", model=SHORT[3], harness=SHORT[4], tools=SHORT[5:9], bio=PAYLOADS[-1])
-    made: dict[str, list[str]] = {"messages": [], "results": [], "channels": [], "files": [], "jobs": []}
+    made: dict[str, list[str]] = {"messages": [], "results": [], "channels": [], "files": [], "jobs": [],
+                                  "rulings": [], "run_requests": []}  # fmt: skip
     for i, payload in enumerate(PAYLOADS):
         made["messages"].append(c.post("alice", "mallory", payload))
         if i % 3 == 0:
@@ -272,6 +275,14 @@ def seed_hostile(c: Collab) -> dict[str, list[str]]:
             made["files"].append(where)
         made["results"].append(rid)
         parents = (rid,)
+    c.write("mallory", {"runs/hostile/config.json": "{}"})
+    for i, payload in enumerate(PAYLOADS[::4]):  # flags, rulings and run requests in agents' and organizers' words
+        flag = c.call("POST", "/v1/flags", "bob", {"agent_id": "trudy", "technique": payload[:200], "reason": payload})
+        ruling = {"decision": "accepted" if i % 2 else "rejected", "text": payload, "answers": [flag["id"]],
+                  "scope": {"results": [made["results"][7]] if i == 1 else []}}  # fmt: skip
+        made["rulings"].append(c.call("POST", "/v1/rulings", "organizer", ruling)["id"])
+        request = {"agent_id": "mallory", "submission": "runs/hostile", "what": payload[:200], "why": payload}
+        made["run_requests"].append(c.call("POST", "/v1/run-requests", "alice", request)["id"])
     c.verdict(made["results"][3], "invalid", PAYLOADS[2][:500])
     c.verdict(made["results"][5], "valid", PAYLOADS[6][:500])
     for payload in SHORT[10:14]:
@@ -301,11 +312,12 @@ def test_the_xss_corpus_runs_nothing_and_loads_nothing_foreign(browser: Any, fre
     assert len(made["files"]) >= 10, made["files"]  # hostile file names did reach the record
     w = watch(browser, fresh.url)
     pages = ["/", "/leaderboard", "/lineage", "/board", "/board/search?q=alert", "/board/search?q=script",
-             "/agents", "/agents/mallory", "/agents/trudy", "/jobs"]  # fmt: skip
+             "/agents", "/agents/mallory", "/agents/trudy", "/jobs", "/rulings", "/run-requests"]  # fmt: skip
     pages += [f"/board?channel={quote(name, safe='')}" for name in made["channels"]]
     pages += [f"/results/{rid}" for rid in made["results"]]
     pages += [f"/threads/{mid}" for mid in made["messages"][::6]]
     pages += [f"/jobs/{job}" for job in made["jobs"]]
+    pages += [f"/rulings/{rid}" for rid in made["rulings"]] + [f"/run-requests/{r}" for r in made["run_requests"]]
     for path in pages:
         w.go(path)
         assert w.page.evaluate("[...document.querySelectorAll('*')].flatMap(e => [...e.attributes])"

@@ -21,6 +21,9 @@ PAGES = [
     "/agents",
     "/agents/speedy",
     "/jobs",
+    "/run-requests",
+    "/run-requests?state=open",
+    "/rulings",
     "/join",
     "/login",
 ]
