@@ -10,8 +10,8 @@ from collab_backend.jobs.base import Launcher, Runs
 from collab_backend.limits import Limits
 from collab_backend.record.store import Record
 from collab_backend.services.credit import CreditCache
-from collab_backend.services.direction_index import DirectionIndex
 from collab_backend.services.denylist import StandingCache
+from collab_backend.services.direction_index import DirectionIndex
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
 from collab_backend.services.threads import HandleIndex, ThreadIndex
