@@ -12,8 +12,9 @@ from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
 from collab_backend.openapi import answers
 from collab_backend.record.entries import ResultEntry, iso
+from collab_backend.services import verifier
 from collab_backend.services.leaderboard import DEFAULT_PAGE
-from collab_backend.services.results import promote_result, set_verdict
+from collab_backend.services.results import ingest_index_edits, promote_result, set_verdict, sync_index_file
 
 router = APIRouter(prefix="/v1", tags=["results"])
 
@@ -49,6 +50,8 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "submission": r.submission,
         "verdict": verdict.verdict if verdict else "pending",
         "verdict_by": verdict.by if verdict else None,
+        "verdict_reason": verdict.reason if verdict else "",
+        "rerun_figures": verdict.figures if verdict else None,  # the verification re-run's (private) figures
         "submitted_at": iso(r.ts),
         "source": r.source,
         "description": r.body,
@@ -106,6 +109,20 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
         raise APIError("NOT_ORGANIZER", "only admins of the challenge org set verdicts", None)
     set_verdict(ctx, result_id, body.verdict, f"human:{user.user}", body.reason, body.expected)
     return get_result(result_id, ctx)
+
+
+@router.post("/verification/sweep", responses=answers("NOT_ORGANIZER"))
+def sweep_verification(ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
+    """Organizers: take in index edits, record verdicts of ended re-runs, start those due (mode `jobs`) now."""
+    if not user.is_admin(ctx.spec.challenge.org):
+        raise APIError("NOT_ORGANIZER", "only admins of the challenge org sweep verification", None)
+    taken_in = ingest_index_edits(ctx)
+    if taken_in:
+        sync_index_file(ctx)
+    swept = verifier.sweep(ctx)
+    reruns = ctx.spec.verification.mode == "jobs" and ctx.launcher is not None
+    return {"mode": ctx.spec.verification.mode, "reruns": reruns,
+            "index": {"taken_in": taken_in, "problem": ctx.watch.index_problem}, **swept.as_json()}  # fmt: skip
 
 
 @router.get("/leaderboard", response_model=None, responses=answers("NOT_FOUND"))
