@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from provision.local.folder_hub import FolderBuckets
 from provision.local.processes import (
+    EVAL,
     PROCESS_FILE,
     SERVICES,
     ProcessRecord,
@@ -208,6 +209,8 @@ def render_local_status(status: LocalStatus) -> str:
         recorded = [p for p in status.processes if p.record.name == name]
         for p in recorded:
             lines.append(f"  {name.ljust(width)}  {p.detail}")
+        if not recorded and name == EVAL.name:
+            continue  # only a collab in mode eval-space runs it: not running is no news
         if not recorded:
             lines.append(f"  {name.ljust(width)}  not running (`collab up` starts it)")
     for blocker in status.blockers:
