@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from backend_world import World, auth, make_spec
+from collab_eval.checker import Backend, BackendError, Checker, run_in_process
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "template" / "backend" / "tests"))
-from backend_world import World, auth, make_spec  # noqa: E402
-
-from collab_eval.checker import Backend, BackendError, Checker, run_in_process  # noqa: E402
-from collab_testing.hub import ADMIN_TOKEN  # noqa: E402
+from collab_testing.hub import ADMIN_TOKEN
 
 TSP_YAML = """\
 spec_version: 2

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from local_harness import Proc, stop
+from plan_harness import ADMIN_ORG, ORG, TOKEN, USER
 
 from collab_testing.hub import FakeHub
 from provision.cli import main
@@ -21,10 +22,6 @@ from provision.local.processes import pid_alive
 from provision.local.target import local_target, local_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "provision" / "local"))
-sys.path.insert(0, str(ROOT / "tests" / "provision" / "plan"))
-from local_harness import Proc, stop  # noqa: E402
-from plan_harness import ADMIN_ORG, ORG, TOKEN, USER  # noqa: E402
 
 EXAMPLE = ROOT / "challenge_tsp" / "examples" / "results" / "valid" / "nearest-neighbour.md"
 
@@ -67,13 +64,14 @@ def test_plan_and_apply_provision_a_private_eval_space_in_the_admin_org_with_the
     assert eval_id.startswith(f"{spec.challenge.admin_org}/")
     assert main(["plan", str(collab)]) == 2
     out = capsys.readouterr().out
-    assert f"space.eval" in out and eval_id in out
+    assert "space.eval" in out and eval_id in out
     assert main(["apply", "--poll-interval", "0", str(collab)]) == 0, capsys.readouterr()
     capsys.readouterr()
     space = hub.spaces[eval_id]
     assert space.private is True and space.sdk == "docker"
-    for path in ("Dockerfile", "collab_eval/main.py", "collab_eval/one_check.py", "provision/challenge_types/contract.py",
-                 "challenge_tsp/check.py", "challenge_tsp/harness/instance.json"):  # fmt: skip
+    for path in ("Dockerfile", "collab_eval/main.py", "collab_eval/one_check.py",
+                 "provision/challenge_types/contract.py", "challenge_tsp/check.py",
+                 "challenge_tsp/harness/instance.json"):  # fmt: skip
         assert path in space.files, path
     assert not any("__pycache__" in p for p in space.files)
     assert "HF_TOKEN" in space.secrets
@@ -135,7 +133,7 @@ def test_collab_up_runs_the_eval_service_which_rules_on_claims_and_stops_by_pid(
         assert health["ok"] is True and health["decided"] >= 2
         assert main(["status", "--target", "local", str(collab)]) == 0
         status = capsys.readouterr().out
-        assert f"eval" in status and f"running at {eval_url} (pid {eval_pid}" in status, status
+        assert "eval" in status and f"running at {eval_url} (pid {eval_pid}" in status, status
         log = (collab / ".collab" / "logs" / "eval.log").read_text(encoding="utf-8")
         assert token not in log and tokens["organizer"] not in log
     finally:

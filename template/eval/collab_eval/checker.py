@@ -72,13 +72,13 @@ class Backend:
 
 
 def run_in_process(timeout: float, command: list[str] | None = None) -> Check:
-    """A check that runs `collab_eval.one_check` (or `command`) in a child process, killed by its PID after `timeout` s."""
+    """A check run by `collab_eval.one_check` (or `command`) in a child process, killed by its PID after `timeout` s."""
     argv = command or [sys.executable, "-m", "collab_eval.one_check"]
     env = {k: v for k, v in os.environ.items() if k not in WITHHELD}  # the check reads what a participant wrote
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
 
     def check(request: dict[str, Any]) -> dict[str, Any] | None:
-        process = subprocess.Popen(  # noqa: S603  # this Python, this package's module
+        process = subprocess.Popen(  # this Python, this package's module
             argv, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _complete(self) -> Settings:
         if not (self.eval_token or self.hf_token or "").strip():
-            raise ValueError("the eval service needs an organizer's token: HF_TOKEN (a Space secret) or COLLAB_EVAL_TOKEN")
+            raise ValueError(
+                "the eval service needs an organizer's token: HF_TOKEN (a Space secret), COLLAB_EVAL_TOKEN"
+            )
         if self.backend_url is not None and not re.match(r"^https?://[^/\s]+/?$", self.backend_url):
             raise ValueError(f"COLLAB_BACKEND_URL must be http(s)://host[:port], found {self.backend_url!r}")
         return self

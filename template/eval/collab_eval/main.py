@@ -56,7 +56,7 @@ class Loop:
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+        current = settings or Settings()  # read from the environment
         checker = Checker(Backend(current.backend, current.token), current.spec,
                           run_in_process(current.check_timeout_s), batch=current.eval_batch)  # fmt: skip
         app.state.loop = Loop(checker, current.eval_poll_s)

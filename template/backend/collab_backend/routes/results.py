@@ -34,7 +34,7 @@ class VerdictSet(BaseModel):
         None, description="the verdict you saw; the change is refused if it moved since (compare-and-set)"
     )
     by: Literal["eval-space"] | None = Field(
-        None, description="the organizers' eval service: a machine verdict (`verifier:eval-space`), never over a human's"
+        None, description="the organizers' eval service: a machine verdict (verifier:eval-space), never over a human's"
     )
 
 

@@ -230,7 +230,9 @@ def verification_words(spec: Any) -> str:
     if verification.mode == "manual":
         return f"manual: {manual}; a result stays `pending` until then"
     if verification.mode == "eval-space":
-        return f"eval-space: planned, not yet run by this backend; until it is, {manual}"
+        return ("eval-space: the organizers' eval service runs the challenge type's cheap check on results no one "
+                "has ruled on and sets the verdicts it reaches (`verifier:eval-space`); what it cannot decide stays "
+                f"`pending`. Always: {manual}; a human verdict wins")  # fmt: skip
     top_k = f", or that enters its track's top {verification.top_k}," if verification.top_k else ""
     return (
         "jobs: a pending result that would take first place in its track over the verified champion (outside the "
