@@ -221,8 +221,9 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name
         files, lfs_files = source_files(source)
-        # The eval Space runs the type's cheap check: the collab's type package and provision/ go with it.
-        bundled = tuple(b for b in ("provision", f"challenge_{spec.challenge.type}")
+        # The eval Space runs the type's cheap check: the collab's type package, provision/ and the
+        # schemas it reads go with it.
+        bundled = tuple(b for b in ("provision", "schemas", f"challenge_{spec.challenge.type}")
                         if name == "eval" and (collab_dir / b).is_dir())  # fmt: skip
         for folder in bundled:
             more, more_lfs = source_files(collab_dir / folder)

@@ -186,3 +186,23 @@ def test_a_participant_may_neither_set_a_machine_verdict_nor_pass_as_the_service
     other = {"verdict": "valid", "by": "jobs"}  # only the eval service's name is accepted
     assert client.put(f"/v1/results/{rid}/verdict", json=other, headers=auth(ADMIN_TOKEN)).status_code == 422
     assert client.get("/v1/verification/pending", params={"after": "r-none"}).json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_a_check_finds_the_collabs_type_package_where_no_kit_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Space the kit is not installed (no entry point): the check imports the collab's `challenge_<type>`."""
+    from collab_eval import one_check
+
+    from provision.errors import ChallengeTypeError
+
+    def unregistered(name: str) -> None:
+        raise ChallengeTypeError(f"unknown challenge type '{name}'")
+
+    monkeypatch.setattr("provision.challenge_types.load_type", unregistered)
+    spec = make_spec(TSP_YAML).model_dump(mode="json")
+    request = {"type": "tsp", "filename": "r.md", "frontmatter": _example(), "body": "", "spec": spec}
+    assert one_check.check(request) == {
+        "verdict": "valid",
+        "reason": "recomputed on uniform-1000-seed5081: the tour's length is 298115, as claimed",
+    }
+    with pytest.raises(ModuleNotFoundError):
+        one_check.check({**request, "type": "nosuch"})

@@ -70,7 +70,7 @@ def test_plan_and_apply_provision_a_private_eval_space_in_the_admin_org_with_the
     space = hub.spaces[eval_id]
     assert space.private is True and space.sdk == "docker"
     for path in ("Dockerfile", "collab_eval/main.py", "collab_eval/one_check.py",
-                 "provision/challenge_types/contract.py", "challenge_tsp/check.py",
+                 "provision/challenge_types/contract.py", "schemas/challenge.schema.json", "challenge_tsp/check.py",
                  "challenge_tsp/harness/instance.json"):  # fmt: skip
         assert path in space.files, path
     assert not any("__pycache__" in p for p in space.files)
