@@ -521,7 +521,7 @@ def bring_up(
         collab.dashboard = LocalServer(target, DASHBOARD, env, host, dashboard_port)
     if runs_eval(target):
         taken = {port, dashboard_port}
-        chosen = eval_port if eval_port is not None else next(p for p in range(port + 1, port + 4) if p not in taken)
+        chosen = eval_port if eval_port is not None else _free_after(host, port, taken)
         if chosen in taken:
             raise LocalRunError(f"the eval service cannot share port {chosen}: choose another --eval-port")
         collab.eval = LocalServer(target, EVAL, eval_env(target, loopback_url(host, port)), host, chosen)
@@ -534,6 +534,17 @@ def bring_up(
         collab.stop()
         raise
     return collab
+
+
+def _free_after(host: str, port: int, taken: set[int | None]) -> int:
+    """The first port after `port` that is not `taken` and that nothing listens on (of the next 20)."""
+    for candidate in range(port + 1, min(port + 21, 65536)):
+        if candidate in taken:
+            continue
+        with contextlib.suppress(PortInUseError):
+            check_port(host, candidate, "--eval-port")
+            return candidate
+    raise LocalRunError(f"no free port among the 20 after {port} for the eval service: choose one with --eval-port")
 
 
 def urls(collab: LocalCollab) -> list[tuple[str, str]]:

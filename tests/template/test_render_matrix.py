@@ -240,6 +240,11 @@ def test_only_the_chosen_type_is_packaged(rendered: tuple[Combo, Path]) -> None:
     assert [p for p in collab.rglob("copier") if p.is_dir()] == [], "Copier fragment folders must not be copied"
 
 
+def test_the_eval_service_comes_only_with_mode_eval_space(rendered: tuple[Combo, Path]) -> None:
+    combo, collab = rendered
+    assert (collab / "eval" / "collab_eval" / "main.py").is_file() == (combo.mode == "eval-space")
+
+
 def test_no_bytecode_or_caches(rendered: tuple[Combo, Path]) -> None:
     _, collab = rendered
     junk = [p for p in collab.rglob("*") if p.name == "__pycache__" or p.suffix in {".pyc", ".pyo"}]
