@@ -194,6 +194,8 @@ def test_no_template_syntax_left(rendered: tuple[Combo, Path]) -> None:
     targets = rendered_from_templates()
     assert "challenge.yaml" in targets and ".copier-answers.yml" in targets
     for relative in targets:
+        if relative.startswith("eval/") and not (collab / "eval").is_dir():
+            continue  # only a collab verifying in an eval Space has eval/ (test_the_eval_service_comes_only_...)
         text = (collab / relative).read_text(encoding="utf-8")
         leftovers += [f"{relative}: {m.group()!r}" for m in re.finditer(r"\{\{|\{%|\{#", text)]
     assert leftovers == []
