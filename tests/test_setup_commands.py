@@ -426,8 +426,11 @@ def for_collab(ex: Example, collab: Path) -> Example:
     return dataclasses.replace(ex, expected=tuple(lines) if ex.expected else None)
 
 
-def rehearse(collab: Path, capsys: pytest.CaptureFixture[str], up: Example, status: Example) -> None:
-    """Step 7's rehearsal: `up` as a process, `status` while it runs, Ctrl-C, `status` again."""
+def rehearse(collab: Path, capsys: pytest.CaptureFixture[str], up: Example, status: Example, servers: int = 2) -> None:
+    """Step 7's rehearsal: `up` as a process, `status` while it runs, Ctrl-C, `status` again.
+
+    `servers`: the backend and the dashboard, and the eval service in a collab that verifies in an eval Space.
+    """
     ex = for_collab(up, collab)
     port, dashboard_port = _free_port(), _free_port()
     log = collab.parent / "up.log"
@@ -444,7 +447,7 @@ def rehearse(collab: Path, capsys: pytest.CaptureFixture[str], up: Example, stat
             assert up.poll() is None and time.monotonic() < deadline, log.read_text(encoding="utf-8")
             time.sleep(0.05)
         pids = [int(pid) for pid in re.findall(r"\(pid (\d+);", log.read_text(encoding="utf-8"))]
-        assert len(pids) == 2, log.read_text(encoding="utf-8")  # the backend and the dashboard
+        assert len(pids) == servers, log.read_text(encoding="utf-8")
 
         status = for_collab(status, collab)
         code, output = cli(capsys, status.command)
@@ -485,12 +488,38 @@ def test_a_tsp_collab_renders_validates_and_rehearses(
     collab = tmp_path / "my-tsp-collab"
     shown = example("5.", "ls my-collab").expected
     assert shown is not None
+    assert "as it verifies in an eval Space by default, an `eval/` folder too" in " ".join(
+        SETUP.read_text(encoding="utf-8").split()
+    )
     assert sorted(p.name for p in collab.iterdir() if not p.name.startswith(".")) == sorted(
-        " ".join(shown).replace("challenge_gemma", "challenge_tsp").split()
+        [*" ".join(shown).replace("challenge_gemma", "challenge_tsp").split(), "eval"]
     )
     monkeypatch.chdir(collab)
     said = re.search(r"A tsp collab validates as `([^`]+)`", " ".join(SETUP.read_text(encoding="utf-8").split()))
     code, out = cli(capsys, "collab validate")
     assert code == 0 and said is not None
     assert out.strip() == "challenge.yaml: " + said.group(1), out
-    rehearse(collab, capsys, example("Rehearse", "collab up"), example("Rehearse", "collab status --target local"))
+    status = example("Rehearse", "collab status --target local")
+    assert status.expected is not None
+    assert "shows a third server, `eval`, the eval service" in " ".join(SETUP.read_text(encoding="utf-8").split())
+    lines = list(status.expected)
+    dashboard = next(i for i, line in enumerate(lines) if line.lstrip().startswith("dashboard "))
+    lines.insert(dashboard + 1, lines[dashboard].replace("dashboard", "eval     ", 1).replace(
+        "dashboard", "eval"))  # fmt: skip
+    status = dataclasses.replace(status, expected=tuple(lines))
+    rehearse(collab, capsys, with_eval(example("Rehearse", "collab up")), status, servers=3)
+
+
+def with_eval(up: Example) -> Example:
+    """`collab up`'s output as SETUP.md shows it, with the eval service a third server, as it says."""
+    assert up.expected is not None
+    lines: list[str] = []
+    for line in up.expected:
+        if line.startswith("Stopping the dashboard"):
+            lines.append(line.replace("dashboard", "eval"))
+        lines.append(line.replace("Stopped (", "Stopped (eval: exit 0, "))
+        if line.startswith("Dashboard running at"):
+            lines.append(line.replace("Dashboard", "Eval").replace("dashboard.log", "eval.log"))
+        elif line.lstrip().startswith("dashboard "):
+            lines.append(line.replace("dashboard", "eval     ", 1).rstrip() + "healthz")
+    return dataclasses.replace(up, expected=tuple(lines))

@@ -22,6 +22,7 @@ from provision.cli import check as cli_check
 from provision.cli import deploy as cli_deploy
 from provision.cli import destroy as cli_destroy
 from provision.cli import local as cli_local
+from provision.cli import verify as cli_verify
 from provision.errors import ProvisionError
 from provision.paths import spec_path
 from provision.spec import check_spec
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_destroy.add_verbs(verbs)
     cli_bucket.add_verbs(verbs)
     cli_check.add_verbs(verbs)
+    cli_verify.add_verbs(verbs)
     return parser
 
 

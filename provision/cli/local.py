@@ -119,7 +119,8 @@ def _up(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}
     try:
         say(f"Bringing up {target.desired.collab} on this machine (local target: {target.collab_dir.name}/.collab/)")
-        collab = bring_up(target, host=args.host, port=args.port, dashboard_port=_dashboard_port(args), progress=say)
+        collab = bring_up(target, host=args.host, port=args.port, dashboard_port=_dashboard_port(args),
+                          eval_port=args.eval_port, progress=say)  # fmt: skip
         for server in collab.servers:
             say(f"{server.name.capitalize()} running at {server.url} (pid {server.pid}; log {server.log})")
         width = max(len(name) for name, _ in urls(collab))
@@ -176,7 +177,9 @@ def add_verbs(verbs: Any) -> None:
         "print the URLs",
         description="Apply the local target (bucket folders in .collab/hub/, the local identity file), start "
         "the backend as a local process over it and the dashboard over the backend (people sign in with a "
-        "token of the local identity file), wait until each answers, and print their URLs. The running "
+        "token of the local identity file), in verification mode eval-space the eval service too (the "
+        "type's cheap check over pending results, as the local organizer), wait until each answers, and "
+        "print their URLs. The running "
         "servers are recorded in .collab/processes.json for `collab status --target local`. Runs until "
         "Ctrl-C or SIGTERM, then stops them by PID (the dashboard first), removes their records and exits 0; "
         "exit 1 when one cannot start (a port in use, missing requirements) or when one dies.",
@@ -190,6 +193,13 @@ def add_verbs(verbs: Any) -> None:
         "--dashboard-port", type=int, default=None, metavar="N", help="the dashboard's port (default: --port + 1)"
     )
     up.add_argument("--no-dashboard", action="store_true", help="run the backend alone")
+    up.add_argument(
+        "--eval-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="verification mode eval-space: the eval service's port (default: the next port free of the other two)",
+    )
     up.set_defaults(run=_up)
 
 

@@ -28,6 +28,11 @@ the summary as a result that builds on the local run of the same submission. The
 and data seeded into the central bucket, so the figures are a stand-in's: filed as `proxy`, never
 ranked. The demo's backend looks at running jobs every second (`COLLAB_JOBS_POLL_S`, unless set).
 
+The verification (mode `jobs`, `provision.demo.verify`): the job's agent files a forged claim on
+its job, which the backend refuses (`FIGURE_MISMATCH`), then the demo follows the job's result
+until the verifier has re-run it and ruled. A proxy is re-run only in a rehearsal, so the demo's
+backend runs with `COLLAB_VERIFY_REHEARSAL=1` (unless set), and the verdict says it is one.
+
 It prints what happens and the URLs to explore (the dashboard's first: `collab up` starts it
 beside the backend, on `--port` + 1 unless `--dashboard-port` says otherwise), keeps the collab up
 until `--seconds` have passed (from the start) or Ctrl-C, then stops the dashboard and the backend
@@ -52,10 +57,12 @@ from provision.challenge_types import load_type
 from provision.demo.agents import Api, DemoError, read_readme, say
 from provision.demo.guide import GuideError, read_guide
 from provision.demo.script import Demo
+from provision.demo.verify import REHEARSAL_ENV
 from provision.errors import ProvisionError
 from provision.local.processes import LocalCollab, backend_env, bring_up, pid_alive, urls
 from provision.local.target import DEFAULT_HOST, local_target
 from provision.plan.seed import README_PATH
+from provision.spec.model import ChallengeSpec
 
 # The demo's backend looks at running jobs every second (unless COLLAB_JOBS_POLL_S is set), so
 # the job's end shows within a second of the harness's exit rather than the default five.
@@ -92,6 +99,11 @@ def job_processes(jobs_dir: Path) -> list[int]:
     return sorted(found)
 
 
+def _rehearses(spec: ChallengeSpec) -> bool:
+    """Whether the demo's backend rehearses verification on the stand-in: mode `jobs`, jobs run locally."""
+    return spec.verification.mode == "jobs" and spec.jobs.enabled and os.environ.get("COLLAB_JOBS", "local") == "local"
+
+
 class _Stop(Exception):
     """SIGINT or SIGTERM: end the demo early."""
 
@@ -118,7 +130,8 @@ def run_demo(
         kind = load_type(target.loaded.spec.challenge.type)
         jobs_dir = Path(backend_env(target)["COLLAB_JOBS_DIR"])  # where the backend's local jobs run
         say(f"Demo of {target.desired.collab} ({kind.title}): the collab on this machine, for {seconds:.0f} s")
-        with _environment(*MONITOR_POLL):
+        rehearse = _environment(*REHEARSAL_ENV) if _rehearses(target.loaded.spec) else contextlib.nullcontext()
+        with _environment(*MONITOR_POLL), rehearse:
             collab = bring_up(
                 target, host=host, port=port, dashboard_port=dashboard_port or port + 1,
                 progress=lambda line: say(f"  {line}"),

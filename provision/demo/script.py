@@ -44,6 +44,7 @@ from provision.demo.guide import Guide
 from provision.demo.job import JobStep
 from provision.demo.rulings import flag_and_rule
 from provision.demo.sponsor import sponsored_run
+from provision.demo.verify import VerifyStep
 from provision.demo.views import show_leaderboard, show_proxy_view
 from provision.local.target import ORGANIZER, LocalTarget, local_tokens
 
@@ -107,6 +108,7 @@ class Demo:
                 if self.guide.jobs and self.runs
                 else []
             ),
+            *([("verification", partial(self.verify, ben))] if self.guide.jobs and self.runs and self.verifies else []),
             ("example claims", self.replay_examples),
             ("leaderboard", self.leaderboard),
             ("proxy view", self.proxy_view),
@@ -227,6 +229,18 @@ class Demo:
         assert calls is not None  # noqa: S101  # the step exists only when the README lists the job calls
         step = JobStep(self.api, self.guide, calls, self.spec, self.kind, self.deadline)
         self.job_filed = step.run(agent, self.runs[0].example, self.filed[0] if self.filed else None)
+
+    @property
+    def verifies(self) -> bool:
+        """Whether the verifier re-runs results (mode `jobs`): the demo then follows the job's result to its verdict."""
+        return self.spec.verification.mode == "jobs"
+
+    def verify(self, agent: Agent) -> None:
+        """A forged claim on the job refused, then the job's result re-run and ruled on (`provision.demo.verify`)."""
+        if self.job_filed is None:
+            say("  no job result to verify (no job this time)")
+            return
+        VerifyStep(self.api, self.guide, self.spec, self.deadline).run(agent, self.job_filed)
 
     def _all_filed(self) -> list[Filed]:
         """Every result the demo measured and filed: the runs', then the job's."""

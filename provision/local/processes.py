@@ -43,11 +43,13 @@ from provision.errors import ProvisionError
 from provision.local.target import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    ORGANIZER,
     STATE_DIR,
     LocalTarget,
     LocalTargetError,
     apply_local,
     backend_url,
+    local_tokens,
     plan_local,
     remember_url,
 )
@@ -84,7 +86,10 @@ DASHBOARD = Service(
     ("uvicorn", "fastapi", "httptools", "authlib", "nh3", "markdown_it", "pydantic_settings"),
     ("--loop", "auto", "--http", "httptools"),
 )  # fmt: skip
-SERVICES = {s.name: s for s in (BACKEND, DASHBOARD)}
+# The eval service (verification mode `eval-space`): the cheap check over pending results, as an organizer.
+EVAL = Service("eval", "eval", "collab_eval.main:app", "/healthz", "--eval-port",
+               ("uvicorn", "fastapi", "pydantic_settings"))  # fmt: skip
+SERVICES = {s.name: s for s in (BACKEND, DASHBOARD, EVAL)}
 
 
 def without_tokens(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -307,6 +312,21 @@ def dashboard_env(target: LocalTarget, backend_url: str) -> dict[str, str]:
     return env
 
 
+def eval_env(target: LocalTarget, backend_url: str) -> dict[str, str]:
+    """The eval service's environment in local mode: the backend's loopback address, the local organizer's token.
+
+    The token is a local one (the identity file's organizer), never a Hub token.
+    """
+    env = _service_env(target, EVAL)
+    env.update({"COLLAB_BACKEND_URL": backend_url, "COLLAB_EVAL_TOKEN": local_tokens(target)[ORGANIZER]})
+    return env
+
+
+def runs_eval(target: LocalTarget) -> bool:
+    """Whether `collab up` starts the eval service: verification mode `eval-space` and an `eval/` folder."""
+    return target.loaded.spec.verification.mode == "eval-space" and (target.collab_dir / EVAL.folder).is_dir()
+
+
 def _service_env(target: LocalTarget, service: Service) -> dict[str, str]:
     env = without_tokens()
     folder = target.collab_dir / service.folder
@@ -451,15 +471,16 @@ class LocalServer:
 
 @dataclass
 class LocalCollab:
-    """The collab's local processes: the backend, and the dashboard that reads it (unless left out)."""
+    """The collab's local processes: the backend, the dashboard that reads it (unless left out), the eval service."""
 
     backend: LocalServer
     dashboard: LocalServer | None = None
+    eval: LocalServer | None = None  # verification mode `eval-space` only
 
     @property
     def servers(self) -> list[LocalServer]:
-        """Both servers, in the order they start: the dashboard needs the backend."""
-        return [s for s in (self.backend, self.dashboard) if s is not None]
+        """The servers, in the order they start: the others need the backend."""
+        return [s for s in (self.backend, self.dashboard, self.eval) if s is not None]
 
     def stopped(self) -> LocalServer | None:
         """A server that was started and is no longer running, if any."""
@@ -483,11 +504,14 @@ def bring_up(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     dashboard_port: int | None = DEFAULT_PORT + 1,
+    eval_port: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> LocalCollab:
     """Apply the local target, then start the backend over it, and the dashboard over the backend.
 
     Each is waited for until its health check answers. `dashboard_port=None` leaves the dashboard out.
+    In verification mode `eval-space` the eval service starts last, on `eval_port` (default: the
+    first port after the backend's and the dashboard's).
 
     Raises:
         LocalTargetError, LocalRunError: with the fix in the message.
@@ -506,6 +530,12 @@ def bring_up(
     if dashboard_port is not None:
         env = dashboard_env(target, loopback_url(host, port))
         collab.dashboard = LocalServer(target, DASHBOARD, env, host, dashboard_port)
+    if runs_eval(target):
+        taken = {port, dashboard_port}
+        chosen = eval_port if eval_port is not None else _free_after(host, port, taken)
+        if chosen in taken:
+            raise LocalRunError(f"the eval service cannot share port {chosen}: choose another --eval-port")
+        collab.eval = LocalServer(target, EVAL, eval_env(target, loopback_url(host, port)), host, chosen)
     for server in collab.servers:
         server.check()  # before anything starts: a missing folder or a taken port is found at once
     try:
@@ -517,10 +547,22 @@ def bring_up(
     return collab
 
 
+def _free_after(host: str, port: int, taken: set[int | None]) -> int:
+    """The first port after `port` that is not `taken` and that nothing listens on (of the next 20)."""
+    for candidate in range(port + 1, min(port + 21, 65536)):
+        if candidate in taken:
+            continue
+        with contextlib.suppress(PortInUseError):
+            check_port(host, candidate, "--eval-port")
+            return candidate
+    raise LocalRunError(f"no free port among the 20 after {port} for the eval service: choose one with --eval-port")
+
+
 def urls(collab: LocalCollab) -> list[tuple[str, str]]:
     """What to open once the collab is up: the dashboard (when it runs), then the API's entry points."""
     api = collab.backend.url
     shown = [("dashboard", f"{collab.dashboard.url}/")] if collab.dashboard is not None else []
+    shown += [("eval", f"{collab.eval.url}/healthz")] if collab.eval is not None else []
     return [
         *shown,
         ("API", f"{api}/v1"),

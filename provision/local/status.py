@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from provision.local.folder_hub import FolderBuckets
 from provision.local.processes import (
+    EVAL,
     PROCESS_FILE,
     SERVICES,
     ProcessRecord,
@@ -79,6 +80,7 @@ class LocalStatus:
     resources: tuple[ResourceStatus, ...]
     processes: tuple[ProcessStatus, ...]
     blockers: tuple[Blocker, ...]
+    index_problem: str | None = None  # a malformed verification index (the backend keeps it and takes nothing in)
 
     @property
     def in_sync(self) -> bool:
@@ -86,7 +88,7 @@ class LocalStatus:
 
     @property
     def healthy(self) -> bool:
-        return self.in_sync and all(p.healthy for p in self.processes)
+        return self.in_sync and self.index_problem is None and all(p.healthy for p in self.processes)
 
 
 def local_status(
@@ -106,7 +108,8 @@ def local_status(
     seed = _observed_seed(target, plan)
     resources = tuple(_resource(target, action, seed) for action in plan.actions)
     processes = tuple(_process(record, probe) for record in read_processes(target.collab_dir))
-    return LocalStatus(plan.collab, target.collab_dir, resources, processes, plan.blockers)
+    index = seed.index_problem if seed is not None else None
+    return LocalStatus(plan.collab, target.collab_dir, resources, processes, plan.blockers, index)
 
 
 def _observed_seed(target: LocalTarget, plan: LocalPlan) -> ObservedSeed | None:
@@ -151,6 +154,8 @@ def _seed_health(target: LocalTarget, address: str, seed: ObservedSeed | None) -
     if address == "seed.harness":
         present = sum(path in seed.hub_hashes for path in desired.harness)
         return f"{present} of {len(desired.harness)} file(s)" if present else "missing"
+    if seed.index_problem:
+        return f"malformed: {seed.index_problem}"
     return "present (the backend owns it)" if VERIFICATION_INDEX in seed.hub_hashes else "missing"
 
 
@@ -204,6 +209,8 @@ def render_local_status(status: LocalStatus) -> str:
         recorded = [p for p in status.processes if p.record.name == name]
         for p in recorded:
             lines.append(f"  {name.ljust(width)}  {p.detail}")
+        if not recorded and name == EVAL.name:
+            continue  # only a collab in mode eval-space runs it: not running is no news
         if not recorded:
             lines.append(f"  {name.ljust(width)}  not running (`collab up` starts it)")
     for blocker in status.blockers:
@@ -211,6 +218,9 @@ def render_local_status(status: LocalStatus) -> str:
     lines.append("")
     if status.healthy:
         lines.append("Healthy and in sync.")
+    elif status.in_sync and status.index_problem:
+        lines.append(f"In sync, but not healthy: the verification index needs a fix by hand ({VERIFICATION_INDEX} "
+                     "in the central bucket), see above.")  # fmt: skip
     elif status.in_sync:
         lines.append(f"In sync, but not healthy: see the process line(s) above ({PROCESS_FILE}).")
     else:
@@ -236,5 +246,6 @@ def local_status_json(status: LocalStatus) -> dict[str, Any]:
         "drift": {r.address: list(r.drift) for r in status.resources},
         "processes": [{**asdict(p.record), "state": p.state, "detail": p.detail} for p in status.processes],
         "blockers": [b.as_json() for b in status.blockers],
+        "index_problem": status.index_problem,
         "identity_file": IDENTITY_FILE,
     }

@@ -9,10 +9,14 @@ the next plan reads what was done from the Hub, so the next apply finishes the r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from provision.errors import ProvisionError
 from provision.hub.client import HubAccessError, HubClient, hub_errors
@@ -144,19 +148,35 @@ def _space_step(hub: HubClient, token: str, space: DesiredSpace, change: Change,
         elif change.field == "sleep_time":
             hub.set_space_sleep_time(space.id, int(change.after), token=token)
         elif change.field == "code":
-            hub.upload_folder(
-                repo_id=space.id,
-                repo_type="space",
-                folder_path=space.source_dir,
-                commit_message=f"Deploy {space.name} with collab apply",
-                ignore_patterns=list(IGNORED_SOURCES),
-                delete_patterns=list(change.after["delete"]) or None,
-                token=token,
-            )
+            with _staged(space) as folder:
+                hub.upload_folder(
+                    repo_id=space.id,
+                    repo_type="space",
+                    folder_path=folder,
+                    commit_message=f"Deploy {space.name} with collab apply",
+                    ignore_patterns=list(IGNORED_SOURCES),
+                    delete_patterns=list(change.after["delete"]) or None,
+                    token=token,
+                )
         elif change.field == "restart":
             hub.restart_space(space.id, token=token)
         else:
             raise ValueError(f"unknown Space change {change.field!r}")
+
+
+@contextlib.contextmanager
+def _staged(space: DesiredSpace) -> Iterator[Path]:
+    """The folder to upload: the Space's source, or a copy of it with the collab's bundled folders beside it."""
+    if not space.bundled:
+        yield space.source_dir
+        return
+    ignore = shutil.ignore_patterns(".git", *IGNORED_SOURCES)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / space.name
+        shutil.copytree(space.source_dir, staged, ignore=ignore)
+        for folder in space.bundled:
+            shutil.copytree(space.source_dir.parent / folder, staged / folder, ignore=ignore)
+        yield staged
 
 
 def wait_until_running(hub: HubClient, token: str, space_id: str, wait: WaitPolicy, progress: Progress) -> str:

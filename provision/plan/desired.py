@@ -79,6 +79,7 @@ class DesiredSpace:
     files: dict[str, str]  # path -> git blob id of the local source
     lfs_files: dict[str, str] = field(default_factory=dict)  # path -> "lfs:" + sha256, as a file in LFS reads
     card: dict[str, Any] | None = None  # its README front matter (its settings on the Hub); None if unreadable
+    bundled: tuple[str, ...] = ()  # folders of the collab uploaded beside the source, under their own names
 
     @property
     def address(self) -> str:
@@ -247,6 +248,14 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
             variables[FINGERPRINT_KEY] = token_fingerprint(token, space.id)
         source = collab_dir / name
         files, lfs_files = source_files(source)
+        # The eval Space runs the type's cheap check: the collab's type package, provision/ and the
+        # schemas it reads go with it.
+        bundled = tuple(b for b in ("provision", "schemas", f"challenge_{spec.challenge.type}")
+                        if name == "eval" and (collab_dir / b).is_dir())  # fmt: skip
+        for folder in bundled:
+            more, more_lfs = source_files(collab_dir / folder)
+            files.update({f"{folder}/{k}": v for k, v in more.items()})
+            lfs_files.update({f"{folder}/{k}": v for k, v in more_lfs.items()})
         spaces.append(
             DesiredSpace(
                 name=name,
@@ -260,6 +269,7 @@ def desired_state(loaded: LoadedSpec, collab_dir: Path, token: str) -> Desired:
                 files=files,
                 lfs_files=lfs_files,
                 card=space_card(source),
+                bundled=bundled,
             )
         )
     orgs = (spec.challenge.org, spec.challenge.admin_org)

@@ -16,7 +16,10 @@ Three resources, planned and applied like the others:
   Only files the record names are ever deleted: a public set the organizers add under
   `<harness_prefix>data/` stays.
 - `seed.verification_index`, `results/verification_status.json`: written as `{}` when absent and
-  never again: once it exists the backend owns it.
+  never again: once it exists the backend owns it. Its content is read too, so that status
+  reports a malformed hand edit (`index_problem`) as the backend sees it: not JSON, not a JSON
+  object, or entries that name no verdict; the backend keeps such a file as it is and takes
+  nothing in from it until it is fixed.
 
 Everything here that the plan reads is plain data (`ObservedSeed.from_json`), so plan cases can
 write it down.
@@ -31,7 +34,7 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from provision.challenge_types import ChallengeType, load_type
 from provision.challenge_types.contract import HARNESS_DATA, TYPE_SCHEMAS
@@ -40,6 +43,9 @@ from provision.hub.client import BucketFilesClient, hub_errors
 from provision.naming import TOOL
 from provision.onboarding.readme import VERIFICATION_INDEX, render_readme
 from provision.spec import LoadedSpec
+
+if TYPE_CHECKING:
+    from huggingface_hub._buckets import BucketFile
 
 README_PATH = "README.md"
 #: Where a type's example submissions and results go, beside the harness: `<harness_prefix>examples/`.
@@ -159,6 +165,7 @@ class ObservedSeed:
     record: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> {sha256, hub_hash}
     hub_hashes: dict[str, str] = field(default_factory=dict)  # path -> the bucket's hash, for paths that exist
     record_unreadable: bool = False
+    index_problem: str | None = None  # what is wrong with the verification index's content; None when sound
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,13 +183,41 @@ def observe_seed(hub: BucketFilesClient, token: str, seed: DesiredSeed) -> Obser
         record, unreadable = _read_record(hub, token, bucket) if record_info else ({}, False)
         paths = sorted({README_PATH, VERIFICATION_INDEX, *seed.harness, *record})
         hashes = {f.path: f.xet_hash for f in hub.get_bucket_paths_info(bucket, paths, token=token)}
-        readme = None
-        if README_PATH in hashes:
-            with tempfile.TemporaryDirectory() as tmp:
-                dest = Path(tmp) / "README.md"
-                hub.download_bucket_files(bucket, [(README_PATH, dest)], token=token)
-                readme = dest.read_bytes().decode("utf-8", "replace") if dest.exists() else None
-    return ObservedSeed(readme, record, hashes, unreadable)
+        readme = index = None
+        with tempfile.TemporaryDirectory() as tmp:
+            wanted: list[tuple[str | BucketFile, str | Path]] = [
+                (p, Path(tmp) / name) for p, name in ((README_PATH, "README.md"), (VERIFICATION_INDEX, "index"))
+                if p in hashes
+            ]  # fmt: skip
+            if wanted:
+                hub.download_bucket_files(bucket, wanted, token=token)
+            found = {str(p): Path(dest).read_bytes() for p, dest in wanted if Path(dest).exists()}
+            readme = found[README_PATH].decode("utf-8", "replace") if README_PATH in found else None
+            index = found.get(VERIFICATION_INDEX)
+    return ObservedSeed(readme, record, hashes, unreadable, None if index is None else index_problem(index))
+
+
+VERDICTS = ("pending", "valid", "invalid")
+
+
+def index_problem(raw: bytes) -> str | None:
+    """What is wrong with a verification index's content, as the backend would say; None when it is sound.
+
+    The index is a JSON object of result ids, each a verdict (`pending`, `valid`, `invalid`) or an
+    object with a `verdict`; the backend checks the result ids against its record (which this cannot).
+    """
+    try:
+        edited = json.loads(raw)
+    except (ValueError, RecursionError):
+        return "the verification index is not JSON: the backend takes nothing in from it until it is fixed"
+    if not isinstance(edited, dict):
+        return "the verification index is not a JSON object of result ids: the backend takes nothing in from it"
+    bad = [str(rid)[:40] for rid, item in edited.items()
+           if (item.get("verdict") if isinstance(item, dict) else item) not in VERDICTS]  # fmt: skip
+    if bad:
+        return (f"{len(bad)} entry(ies) of the verification index name no verdict (pending, valid, invalid) "
+                f"and are skipped: {', '.join(bad[:5])}")  # fmt: skip
+    return None
 
 
 def _read_record(hub: BucketFilesClient, token: str, bucket: str) -> tuple[dict[str, dict[str, str]], bool]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from provision.onboarding.readme import VERIFICATION_INDEX
 from provision.plan.compute import ERROR_STAGES, Action, Change, Plan
 from provision.plan.desired import JOBS_KEY
 from provision.plan.observe import Observed, ObservedSpace
@@ -133,6 +134,8 @@ def _health(action: Action, observed: Observed) -> str:
         may_start = VERDICTS.get(details.get("token_may_start_jobs"), "?")
         return f"{details.get('flavor')} in {details.get('namespace')}, token may start Jobs: {may_start}"
     name = action.address.split(".", 1)[1]
+    if action.address == "seed.verification_index" and observed.seed and observed.seed.index_problem:
+        return f"malformed: {observed.seed.index_problem}"
     if action.resource == "seed":
         return (
             "kept (organizer edit)"
@@ -151,8 +154,10 @@ def _health(action: Action, observed: Observed) -> str:
 
 
 def healthy(plan: Plan, observed: Observed) -> bool:
-    """In sync, and no Space in a failed stage."""
-    return plan.in_sync and not any(s.stage in ERROR_STAGES for s in observed.spaces.values() if s.exists)
+    """In sync, no Space in a failed stage, and a verification index the backend can read."""
+    index_sound = observed.seed is None or observed.seed.index_problem is None
+    return (plan.in_sync and index_sound
+            and not any(s.stage in ERROR_STAGES for s in observed.spaces.values() if s.exists))  # fmt: skip
 
 
 def render_status_text(plan: Plan, observed: Observed) -> str:
@@ -171,6 +176,8 @@ def render_status_text(plan: Plan, observed: Observed) -> str:
         lines.append("Healthy and in sync.")
     else:
         lines.append("Not in sync or not healthy: `collab plan` shows the changes, `collab apply` makes them.")
+        if observed.seed is not None and observed.seed.index_problem:
+            lines.append(f"The verification index needs a fix by hand ({VERIFICATION_INDEX} in the central bucket).")
     return "\n".join(lines)
 
 

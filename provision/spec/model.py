@@ -99,6 +99,7 @@ class Verification(_Model):
     guards: tuple[Guard, ...]
     runs_per_day: int
     private_set: str
+    top_k: int = 0
 
 
 class Quota(_Model):

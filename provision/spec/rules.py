@@ -42,6 +42,22 @@ def jobs_mode_needs_jobs(spec: dict[str, Any], smap: SourceMap) -> Iterator[Prob
 
 
 @rule
+def top_k_needs_jobs_mode(spec: dict[str, Any], smap: SourceMap) -> Iterator[Problem]:
+    """Only the verifier of mode `jobs` re-runs results, so `top_k` does nothing in another mode."""
+    verification = spec["verification"]
+    if verification.get("top_k", 0) and verification["mode"] != "jobs":
+        yield smap.problem(
+            ("verification", "top_k"),
+            f"verification.top_k re-runs results in mode 'jobs' only; mode {verification['mode']!r} ignores it",
+            code="top_k_ignored",
+            severity="warning",
+            found=f"top_k: {verification['top_k']}, mode: {verification['mode']}",
+            expected="verification.mode: jobs, or no top_k",
+            hint="remove top_k, or choose verification mode jobs (with jobs enabled)",
+        )
+
+
+@rule
 def admin_org_is_separate(spec: dict[str, Any], smap: SourceMap) -> Iterator[Problem]:
     """Participants join `org`; organizer-only material must live where they cannot read it."""
     challenge = spec["challenge"]

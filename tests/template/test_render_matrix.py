@@ -208,6 +208,8 @@ def test_no_template_syntax_left(rendered: tuple[Combo, Path]) -> None:
     targets = rendered_from_templates()
     assert "challenge.yaml" in targets and ".copier-answers.yml" in targets
     for relative in targets:
+        if relative.startswith("eval/") and not (collab / "eval").is_dir():
+            continue  # only a collab verifying in an eval Space has eval/ (test_the_eval_service_comes_only_...)
         text = (collab / relative).read_text(encoding="utf-8")
         leftovers += [f"{relative}: {m.group()!r}" for m in re.finditer(r"\{\{|\{%|\{#", text)]
     assert leftovers == []
@@ -252,6 +254,11 @@ def test_only_the_chosen_type_is_packaged(rendered: tuple[Combo, Path]) -> None:
     assert sorted(p.name for p in collab.glob("challenge_*")) == [package]
     assert (collab / package / "__init__.py").is_file()
     assert [p for p in collab.rglob("copier") if p.is_dir()] == [], "Copier fragment folders must not be copied"
+
+
+def test_the_eval_service_comes_only_with_mode_eval_space(rendered: tuple[Combo, Path]) -> None:
+    combo, collab = rendered
+    assert (collab / "eval" / "collab_eval" / "main.py").is_file() == (combo.mode == "eval-space")
 
 
 def test_no_bytecode_or_caches(rendered: tuple[Combo, Path]) -> None:

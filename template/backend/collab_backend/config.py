@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     jobs_dir: Path | None = Field(default=None, description="local jobs: where runs get their folders (default: temp)")
     jobs_max_running: int = Field(default=2, ge=1, le=64, description="local jobs: runs at once")
     jobs_poll_s: float = Field(default=5.0, gt=0, le=300, description="seconds between looks at running jobs")
+    verify_rehearsal: bool = Field(
+        default=False,
+        description="local jobs only: the verifier re-runs proxy results on the CPU stand-in, as a rehearsal "
+        "(its verdicts are labelled `verifier:rehearsal` and fall on proxy results only, which never rank)",
+    )
 
     @property
     def jobs_mode(self) -> Literal["local", "hub", "off"]:
@@ -80,6 +85,8 @@ class Settings(BaseSettings):
             raise ValueError("COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE are required when COLLAB_STORAGE=local")
         if self.jobs == "hub" and self.storage != "hub":
             raise ValueError("COLLAB_JOBS=hub needs COLLAB_STORAGE=hub: HF Jobs mount the collab's Hub buckets")
+        if self.verify_rehearsal and self.jobs_mode != "local":
+            raise ValueError("COLLAB_VERIFY_REHEARSAL rehearses on the local CPU stand-in: it needs local jobs")
         for name, args in (("COLLAB_JOBS_CPU_ARGS", self.jobs_cpu_args), ("COLLAB_JOBS_ARGS", self.jobs_args)):
             for arg in args:
                 if not 0 < len(arg) <= 200 or not arg.isprintable() or arg.split("=", 1)[0] in HARNESS_FLAGS:

@@ -88,7 +88,7 @@ def build_context(settings: Settings) -> Context:
         launcher = LocalLauncher(
             storage, workdir=settings.jobs_dir, cpu_args=settings.jobs_cpu_args, max_running=settings.jobs_max_running
         )
-    runs = Runs(poll_interval=settings.jobs_poll_s)
+    runs = Runs(poll_interval=settings.jobs_poll_s, rehearsal=settings.verify_rehearsal and launcher is not None)
     return Context(
         spec, storage, record, identity, Limits.from_spec(spec), audit=audit, launcher=launcher, runs=runs,
         submission_config=settings.submission_config, job_args=settings.jobs_args, denylist=settings.denylist,

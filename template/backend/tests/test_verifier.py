@@ -4,6 +4,7 @@ fingerprint, retries, human verdicts, restarts, the budget, and the whole path w
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -506,3 +507,145 @@ def test_a_submission_changed_since_its_result_is_not_rerun(
     assert _reruns(launcher) == []
     shown = vc.get("/v1/lineage").json()["items"][0]
     assert shown["id"] == result["id"] and shown["verdict"] == "pending" and "changed" in shown["verdict_reason"]
+
+
+# -- the rehearsal: the whole path on the CPU stand-in, never verifying a real result ------------------------
+def test_a_rehearsal_takes_the_stand_ins_rerun_as_the_measurement() -> None:
+    decision = decide(make_spec(VERIFY_YAML), 100.0, _end(summary=_summary(proxy=True)), rehearsal=True)
+    assert (decision.verdict, decision.figures) == ("valid", {"tps": 100.0, "ppl": 2.3})
+    forged = decide(make_spec(VERIFY_YAML), 200.0, _end(summary=_summary(proxy=True)), rehearsal=True)
+    assert forged.verdict == "invalid" and "the result says 200" in forged.reason
+    # A stand-in's quality checks say nothing of the submission: a failed guard is named, not applied.
+    gated = decide(make_spec(VERIFY_YAML), 100.0, _end(summary=_summary(proxy=True, quality_gate=1)), rehearsal=True)
+    assert gated.verdict == "valid" and "guard `quality_gate` not applied: 1.0" in gated.reason
+    real = decide(make_spec(VERIFY_YAML), 100.0, _end(summary=_summary(quality_gate=1)))
+    assert real.verdict == "invalid" and "guard `quality_gate` failed" in real.reason
+
+
+def _measured_proxy(vw: World, vc: TestClient, launcher: ScriptedLauncher, token: str, tps: float) -> dict[str, Any]:
+    launch = {"agent_id": "speedy", "submission": "sub", "track": "lossless"}
+    job = vc.post("/v1/jobs", json=launch, headers=auth(token))
+    assert job.status_code == 201, job.text
+    launcher.end(job.json()["id"], stage="COMPLETED", exit_code=0, summary=summary_bytes(tps=tps, ppl=2.3, proxy=True))
+    tick(vw.ctx)
+    return _promote(vw, vc, token, {"job": job.json()["id"], "method": "m", "proxy": True}, name=f"proxy-{tps}")
+
+
+def test_a_rehearsal_reruns_a_proxy_and_labels_its_verdict_which_never_ranks(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    alice = _agent(vw, vc)
+    proxy = _measured_proxy(vw, vc, launcher, alice, 100.0)
+    assert proxy["basis"] == "proxy"
+    sweep(vw.ctx)
+    assert _reruns(launcher) == []  # outside a rehearsal a proxy is never re-run
+    vw.ctx.runs.rehearsal = True
+    sweep(vw.ctx)
+    assert len(_reruns(launcher)) == 1
+    _end_rerun(vw, launcher, tps=99.0, proxy=True)
+    sweep(vw.ctx)
+    shown = vc.get(f"/v1/results/{proxy['id']}").json()
+    assert (shown["verdict"], shown["verdict_by"]) == ("valid", "verifier:rehearsal")
+    assert shown["verdict_reason"].startswith("rehearsal: the CPU stand-in's re-run, not a measurement; ")
+    assert shown["rerun_figures"] == {"tps": 99.0, "ppl": 2.3}
+    assert all(not b["standings"] for b in vc.get("/v1/leaderboard").json()["boards"])  # verified or not, never ranks
+    board = vc.get("/v1/messages", params={"channel": "results"}).json()["items"]
+    assert any("@speedy" in m["body"] and "verifier:rehearsal" in m["body"] for m in board)
+    sweep(vw.ctx)
+    assert len(_reruns(launcher)) == 1  # decided: no second run
+
+
+def test_a_rehearsal_never_verifies_a_real_result_on_a_stand_ins_rerun(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    vw.ctx.runs.rehearsal = True
+    alice = _agent(vw, vc)
+    real = _measured(vw, vc, launcher, alice, tps=100.0)
+    assert real["basis"] == "job"
+    sweep(vw.ctx)
+    _end_rerun(vw, launcher, tps=100.0, proxy=True)  # the re-run ran on a stand-in
+    sweep(vw.ctx)
+    shown = vc.get(f"/v1/results/{real['id']}").json()
+    assert (shown["verdict"], shown["verdict_by"]) == ("pending", "verifier:jobs")
+    assert "stand-in" in shown["verdict_reason"] and "rehearsal" not in shown["verdict_reason"]
+    [standing] = vc.get("/v1/leaderboard").json()["boards"][0]["standings"]
+    assert standing["pending"] is True and standing["private_score"] is None
+
+
+def test_a_rehearsal_needs_local_jobs() -> None:
+    from collab_backend.config import Settings
+
+    spec = make_spec(VERIFY_YAML)
+    with pytest.raises(ValueError, match="COLLAB_VERIFY_REHEARSAL rehearses on the local CPU stand-in"):
+        Settings(spec=spec, storage="hub", hf_token="hf_x", verify_rehearsal=True)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="needs local jobs"):
+        Settings(spec=spec, storage="local", local_root="/r", identity_file="/i", jobs="off",  # type: ignore[call-arg]
+                 verify_rehearsal=True)  # fmt: skip
+
+
+# -- the organizers' sweep: POST /v1/verification/sweep ------------------------------------------------------
+def test_an_organizers_sweep_starts_records_and_reports_and_a_participant_may_not(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    alice = _agent(vw, vc)
+    result = _measured(vw, vc, launcher, alice, tps=100.0)
+    refused = vc.post("/v1/verification/sweep", headers=auth(alice))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "NOT_ORGANIZER"
+    assert _reruns(launcher) == []  # the participant's call started nothing
+    swept = vc.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN))
+    assert swept.status_code == 200, swept.text
+    [rerun] = _reruns(launcher)
+    assert swept.json() == {"mode": "jobs", "reruns": True, "index": {"taken_in": 0, "problem": None},
+                            "recorded": [], "started": [rerun.job_id], "in_flight": []}  # fmt: skip
+    again = vc.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN)).json()
+    assert (again["started"], again["in_flight"]) == ([], [rerun.job_id])
+    _end_rerun(vw, launcher, tps=99.0)  # the verdict is not recorded yet: no sweep since the run ended
+    assert vc.get(f"/v1/results/{result['id']}").json()["verdict"] == "pending"
+    done = vc.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN)).json()
+    assert (done["recorded"], done["started"], done["in_flight"]) == ([result["id"]], [], [])
+    assert vc.get(f"/v1/results/{result['id']}").json()["verdict"] == "valid"
+    assert vc.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN)).json()["recorded"] == []
+
+
+def test_an_organizers_sweep_never_overrules_a_human_and_takes_in_index_edits(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    alice = _agent(vw, vc)
+    result = _measured(vw, vc, launcher, alice, tps=100.0)
+    vc.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN))
+    index = json.dumps({result["id"]: {"verdict": "invalid", "reason": "cached outputs"}})
+    vw.storage.batch(vw.ctx.central, [Add("results/verification_status.json", index.encode())])
+    _end_rerun(vw, launcher, tps=100.0)
+    swept = vc.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN)).json()
+    assert swept["index"] == {"taken_in": 1, "problem": None} and swept["recorded"] == []
+    shown = vc.get(f"/v1/results/{result['id']}").json()
+    assert (shown["verdict"], shown["verdict_by"]) == ("invalid", "human:index-file")
+
+
+def test_an_organizers_sweep_outside_jobs_mode_says_it_reruns_nothing(
+    storage_kind: str, tmp_path: Path, clock: Clock
+) -> None:
+    world = World(storage_kind, tmp_path, make_spec(VERIFY_YAML.replace("mode: jobs", "mode: manual")), clock)
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        swept = client.post("/v1/verification/sweep", headers=auth(ADMIN_TOKEN)).json()
+    assert (swept["mode"], swept["reruns"], swept["started"]) == ("manual", False, [])
+
+
+def test_top_k_reruns_every_pending_result_entering_the_tracks_top_k(
+    storage_kind: str, tmp_path: Path, clock: Clock
+) -> None:
+    launcher = ScriptedLauncher()
+    spec = make_spec(VERIFY_YAML.replace("runs_per_day: 4", "runs_per_day: 4\n  top_k: 2"))
+    assert spec.verification.top_k == 2
+    world = with_launcher(World(storage_kind, tmp_path, spec, clock), launcher)
+    seed_harness(world, PRIVATE_HARNESS)
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        ids = {}
+        for name, user, files, tps in (("speedy", "alice", b"k=7", 100.0), ("slowpoke", "bob", b"k=1", 80.0),
+                                       ("quick", "cleo", b"k=9", 60.0)):  # fmt: skip
+            token = _agent(world, client, name, user, files)
+            ids[name] = _measured(world, client, launcher, token, agent=name, tps=tps)["id"]
+        sweep(world.ctx)
+        rerun = {r.submission_bucket for r in _reruns(launcher)}
+        assert rerun == {"acme/fast-speedy", "acme/fast-slowpoke"}  # first and second; not the third
+        assert "enters its track's top 2" in client.get("/v1").json()["results"]["verification"]["what_happens"]

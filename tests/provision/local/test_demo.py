@@ -138,7 +138,7 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
         "leaderboard (Tokens/s, maximize",
         "excluded: 5 proxy result(s) (proxy: a stand-in's figures (a CPU engine, a fake) never rank)",
         "Proxies never rank: this is no ranking",
-        "digest of ben: 2 inbox message(s)",
+        "digest of ben: 3 inbox message(s)",  # two mentions, and its result's verdict
         f"  dashboard    {web}/\n",
         f"Stopped the dashboard (pid {dashboard_pid}, exit 0); no process left.\n"
         f"Stopped the backend (pid {backend_pid}, exit 0); no process left.",
@@ -183,6 +183,24 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     assert re.search(rf"result r\S+ by cleo: tps [\d.]+ \(proxy\), from {ran.group(1)}; originator ada, sponsor cleo",
                      told)  # fmt: skip
     assert f"run request {rid} is now done" in told
+    # The verification: a forged claim on the job refused, then the job's result re-run (a rehearsal on the
+    # stand-in: the result is a proxy), ruled on, announced to its owner; the badge says what it is worth.
+    verified = re.search(r"^verification:\n((?:  .*\n)+)", out, re.MULTILINE)
+    assert verified is not None, out
+    step, rid = verified.group(1), filed.group(1)
+    assert re.search(rf"ben files {job_id}'s result again, typing tps [\d.]+ \(10 times what the job measured\)", step)
+    assert re.search(rf"refused: POST /v1/results -> FIGURE_MISMATCH: `tps` is [\d.]+ in the result but job "
+                     rf"{job_id} measured [\d.]+", step), step  # fmt: skip
+    assert re.search(rf"the verifier re-ran {rid}'s submission and ruled after [\d.]+ s: valid \(verifier:rehearsal\)",
+                     step), step  # fmt: skip
+    assert re.search(r"rehearsal: the CPU stand-in's re-run, not a measurement; guard `quality_gate` not applied: "
+                     r"[\d.]+ \(min None, max 0\.0\), a stand-in's figure; the re-run measured ([\d.]+) on the public "
+                     r"set \(no private set\), the result says \1: within the [\d.]+ allowed", step), step  # fmt: skip
+    figures = re.search(r"tps: public ([\d.]+) \(proxy\), re-run ([\d.]+)", step)
+    assert figures is not None and figures.group(1) == figures.group(2), step  # the stand-in is deterministic
+    badge = "badge: verified (rehearsal: a stand-in's re-run, never a real verification); a proxy result, never ranked"
+    assert badge in step
+    assert re.search(rf"\[results\] _system: Result {rid} by @ben is now \*\*valid\*\* \(verifier:rehearsal\)", step)
     # The proxies differ by submission, the job's equals the local run of its submission; ties share a
     # place within the spec's noise margin; lineage is a chain.
     rows = re.findall(r"^ +(=?\d+) +(\w+) +([\d.]+) +(r\S+) +(\S+) +(\S.*)$", out, re.MULTILINE)

@@ -58,6 +58,25 @@ def test_status_before_and_after_apply(collab: Path, capsys: pytest.CaptureFixtu
     assert out.rstrip().endswith("Healthy and in sync.")
 
 
+def test_a_malformed_verification_index_is_reported(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", "--target", "local", str(collab)]) == 0
+    index = collab / ".collab" / "hub" / "buckets" / CENTRAL / "results" / "verification_status.json"
+    index.write_text('{"r1": "valid",', encoding="utf-8")  # a hand edit cut short
+    capsys.readouterr()
+    code, out = status(capsys, collab)
+    assert code == 2, out
+    assert line(out, "seed.verification_index") == (
+        "seed.verification_index malformed: the verification index is not JSON: the backend takes nothing in "
+        "from it until it is fixed; in sync"
+    )
+    assert "the verification index needs a fix by hand (results/verification_status.json" in out
+    code, out = status(capsys, collab, "--json")
+    assert code == 2 and "is not JSON" in json.loads(out)["index_problem"]
+    index.write_text('{"r1": "valid"}', encoding="utf-8")
+    code, out = status(capsys, collab)
+    assert code == 0 and out.rstrip().endswith("Healthy and in sync."), out
+
+
 def test_drift_of_the_seed_and_the_identity_file(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["apply", "--target", "local", str(collab)]) == 0
     central = collab / ".collab" / "hub" / "buckets" / CENTRAL

@@ -116,3 +116,31 @@ def test_the_token_is_written_into_no_file_of_the_collab(
     for path in collab.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"{not json", "the verification index is not JSON"),
+        (b"[1, 2]", "is not a JSON object of result ids"),
+        (b'{"r1": {"verdict": "maybe"}, "r2": "valid"}', "1 entry(ies) of the verification index name no verdict"),
+    ],
+    ids=["not-json", "not-an-object", "no-verdict"],
+)
+def test_status_reports_a_malformed_verification_index(
+    collab: Path, env: dict[str, str], hub: FakeHub, capsys: pytest.CaptureFixture[str], content: bytes, words: str
+) -> None:
+    run(capsys, "apply", "--poll-interval", "0", str(collab))
+    central = f"{ORG}/gemma-collab-main-bucket"
+    hub.batch_bucket_files(central, add=[(content, "results/verification_status.json")], token=TOKEN)
+    code, out = run(capsys, "status", str(collab))
+    assert code == 2, out
+    [line] = [x for x in out.splitlines() if "seed.verification_index" in x]
+    assert "malformed: " in line and words in line, line
+    assert "The verification index needs a fix by hand (results/verification_status.json" in out
+    code, out = run(capsys, "status", "--json", str(collab))
+    document = json.loads(out)
+    assert code == 2 and document["healthy"] is False and words in document["observed"]["seed"]["index_problem"]
+    hub.batch_bucket_files(central, add=[(b'{"r2": "valid"}', "results/verification_status.json")], token=TOKEN)
+    code, out = run(capsys, "status", str(collab))
+    assert code == 0 and "Healthy and in sync." in out, out

@@ -123,9 +123,11 @@ class Runs:
     """What this process knows about jobs beyond the record: handles, launches in flight, live stages."""
 
     poll_interval: float = 5.0
+    rehearsal: bool = False  # the verifier re-runs proxy results on the local stand-in (COLLAB_VERIFY_REHEARSAL)
     overdue_grace_s: float = 1800.0  # past its timeout by this much, a run is canceled and ended
     start_grace_s: float = 120.0  # a launch without a recorded start for this long was interrupted
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sweeping: threading.Lock = field(default_factory=threading.Lock)  # one verification sweep at a time
     active: set[str] = field(default_factory=set)
     launching: set[str] = field(default_factory=set)
     handles: dict[str, str] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -12,8 +13,9 @@ from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
 from collab_backend.openapi import answers
 from collab_backend.record.entries import ResultEntry, iso
+from collab_backend.services import verifier
 from collab_backend.services.leaderboard import DEFAULT_PAGE
-from collab_backend.services.results import promote_result, set_verdict
+from collab_backend.services.results import ingest_index_edits, promote_result, set_verdict, sync_index_file
 
 router = APIRouter(prefix="/v1", tags=["results"])
 
@@ -30,6 +32,9 @@ class VerdictSet(BaseModel):
     reason: str = Field("", max_length=500)
     expected: Literal["pending", "valid", "invalid"] | None = Field(
         None, description="the verdict you saw; the change is refused if it moved since (compare-and-set)"
+    )
+    by: Literal["eval-space"] | None = Field(
+        None, description="the organizers' eval service: a machine verdict (verifier:eval-space), never over a human's"
     )
 
 
@@ -51,6 +56,8 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "submission": r.submission,
         "verdict": verdict.verdict if verdict else "pending",
         "verdict_by": verdict.by if verdict else None,
+        "verdict_reason": verdict.reason if verdict else "",
+        "rerun_figures": verdict.figures if verdict else None,  # the verification re-run's (private) figures
         "submitted_at": iso(r.ts),
         "source": r.source,
         "description": r.body,
@@ -109,8 +116,47 @@ def put_verdict(result_id: str, body: VerdictSet, ctx: ContextDep, user: Current
     """Organizers set a verdict; a human verdict always wins over a verifier's."""
     if not user.is_admin(ctx.spec.challenge.org):
         raise APIError("NOT_ORGANIZER", "only admins of the challenge org set verdicts", None)
-    set_verdict(ctx, result_id, body.verdict, f"human:{user.user}", body.reason, body.expected)
+    by = f"verifier:{body.by}" if body.by else f"human:{user.user}"
+    set_verdict(ctx, result_id, body.verdict, by, body.reason, body.expected)
     return get_result(result_id, ctx)
+
+
+@router.get("/verification/pending", responses=answers("NOT_FOUND"))
+def pending_results(
+    ctx: ContextDep,
+    after: Annotated[str | None, Query(max_length=64, description="a result id: those after it")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Results no one has ruled on (a machine's `pending` included, a human's not), oldest first after `after`."""
+    state = ctx.record.state
+    if after is not None and after not in state.results:
+        raise APIError("NOT_FOUND", f"no result {after!r}", "start again without `after`")
+    start = 0 if after is None else bisect_right(state.result_order, state.results[after].seq,
+                                                 key=lambda i: state.results[i].seq)  # fmt: skip
+    items: list[dict[str, Any]] = []
+    for rid in state.result_order[start:]:
+        verdict = state.verdicts.get(rid)
+        if verdict is None or (verdict.verdict == "pending" and not verdict.human):
+            r = state.results[rid]
+            items.append({"id": rid, "agent": r.agent, "track": r.track, "basis": r.basis, "fields": r.client_fields,
+                          "description": r.body, "source": r.source, "submitted_at": iso(r.ts)})  # fmt: skip
+            if len(items) == limit:
+                break
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.post("/verification/sweep", responses=answers("NOT_ORGANIZER"))
+def sweep_verification(ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
+    """Organizers: take in index edits, record verdicts of ended re-runs, start those due (mode `jobs`) now."""
+    if not user.is_admin(ctx.spec.challenge.org):
+        raise APIError("NOT_ORGANIZER", "only admins of the challenge org sweep verification", None)
+    taken_in = ingest_index_edits(ctx)
+    if taken_in:
+        sync_index_file(ctx)
+    swept = verifier.sweep(ctx)
+    reruns = ctx.spec.verification.mode == "jobs" and ctx.launcher is not None
+    return {"mode": ctx.spec.verification.mode, "reruns": reruns,
+            "index": {"taken_in": taken_in, "problem": ctx.watch.index_problem}, **swept.as_json()}  # fmt: skip
 
 
 @router.get("/leaderboard", response_model=None, responses=answers("NOT_FOUND"))

@@ -231,10 +231,14 @@ def verification_words(spec: Any) -> str:
     if verification.mode == "manual":
         return f"manual: {manual}; a result stays `pending` until then"
     if verification.mode == "eval-space":
-        return f"eval-space: planned, not yet run by this backend; until it is, {manual}"
+        return ("eval-space: the organizers' eval service runs the challenge type's cheap check on results no one "
+                "has ruled on and sets the verdicts it reaches (`verifier:eval-space`); what it cannot decide stays "
+                f"`pending`. Always: {manual}; a human verdict wins")  # fmt: skip
+    top_k = f", or that enters its track's top {verification.top_k}," if verification.top_k else ""
     return (
         "jobs: a pending result that would take first place in its track over the verified champion (outside the "
-        "champion's tie group; with no champion, ranked first) is re-run by the backend on the organizers' budget "
+        "champion's tie group; with no champion, ranked first)" + top_k + " is re-run by the backend on the "
+        "organizers' budget "
         f"({verification.runs_per_day} re-runs in any 24 h, never an agent's quota), on its submission folder, with "
         "the private set read-only at /private when the organizers uploaded one (else the public set, said in the "
         "reason); one re-run per fingerprint, "
