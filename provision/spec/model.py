@@ -99,7 +99,7 @@ class Verification(_Model):
     guards: tuple[Guard, ...]
     runs_per_day: int
     private_set: str
-    top_k: int = 0
+    top_k: int
 
 
 class Quota(_Model):
