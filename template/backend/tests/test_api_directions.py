@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_world import SPEC_YAML, Clock, World, auth, documented_statuses, make_spec
+from backend_world import SPEC_YAML, Clock, World, auth, make_spec, serve
 from fastapi.testclient import TestClient
 
 from collab_backend.services.directions import FEW, NUDGE, QUIET_SECONDS
@@ -27,9 +27,7 @@ def dw(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
 
 @pytest.fixture
 def dc(dw: World) -> Iterator[TestClient]:
-    with TestClient(dw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(dw.app))
-        yield client
+    yield from serve(dw)
 
 
 @pytest.fixture

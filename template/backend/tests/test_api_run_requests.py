@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_world import Clock, World, auth, documented_statuses, make_spec
+from backend_world import Clock, World, auth, make_spec, serve
 from fastapi.testclient import TestClient
 from jobs_world import JOBS_YAML, ScriptedLauncher, seed_harness, summary_bytes, with_launcher
 
@@ -17,11 +17,6 @@ from collab_backend.jobs.base import LauncherError
 from collab_backend.services.job_endings import tick
 from collab_backend.storage import Delete
 from collab_backend.storage.hub import HubStorage
-
-
-@pytest.fixture
-def launcher() -> ScriptedLauncher:
-    return ScriptedLauncher()
 
 
 @pytest.fixture
@@ -33,9 +28,7 @@ def rw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLaunch
 
 @pytest.fixture
 def rc(rw: World) -> Iterator[TestClient]:
-    with TestClient(rw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(rw.app))
-        yield client
+    yield from serve(rw)
 
 
 @pytest.fixture

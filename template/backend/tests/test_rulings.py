@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_world import Clock, World, auth, documented_statuses, make_spec
+from backend_world import Clock, World, auth, make_spec, serve
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,9 +35,7 @@ def rw(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
 
 @pytest.fixture
 def rc(rw: World) -> Iterator[TestClient]:
-    with TestClient(rw.app, raise_server_exceptions=False) as client:
-        client.event_hooks["response"].append(documented_statuses(rw.app))
-        yield client
+    yield from serve(rw)
 
 
 @pytest.fixture
