@@ -161,6 +161,9 @@ def test_an_invalid_run_may_back_a_negative_result(
     jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher
 ) -> None:
     job = run_job(jw, jc, launcher, alice, valid=False, reasons=["too slow"], proxy=False, tps=None)
+    untyped = promote(jw, jc, alice, {"job": job, "status": "negative", "method": "m"}, expect=422)["error"]
+    assert untyped["code"] == "JOB_NOT_USABLE" and f"job {job} measured no tps" in untyped["message"], untyped
+    assert "too slow" in untyped["message"] and "post naming the job" in untyped["hint"], untyped
     result = promote(jw, jc, alice, {"job": job, "status": "negative", "tps": 0, "method": "m"})
     assert (result["status"], result["basis"], result["score"]) == ("negative", "job", 0)  # no figure: the typed one
 

@@ -79,6 +79,11 @@ def check_result_fields(ctx: Context, fields: dict[str, Any], agent: str | None 
     if run is not None:
         fields = _figures_of(ctx, fields, run)
     missing = [f for f in (scoring.score_field, *scoring.required_fields) if f not in fields]
+    if missing and run is not None and not run.summary["valid"]:
+        reasons = "; ".join(run.summary["reasons"][:3])
+        said = f"job {run.launch.job_id} measured no {', '.join(missing)}: the harness judged it invalid ({reasons})"
+        raise APIError("JOB_NOT_USABLE", said, "a `status: negative` result on it takes the figures you type for "
+                       "what it lacks; with none to give, say what you learned in a post naming the job")  # fmt: skip
     if missing:
         raise APIError(
             "VALIDATION_FAILED", f"missing required field(s): {', '.join(missing)}", "see GET /v1 for the result format"
