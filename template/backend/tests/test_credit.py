@@ -137,6 +137,15 @@ def test_the_proxy_view_credits_a_sponsored_proxy_run_and_the_real_ledger_stays_
     assert draw(results, {"p2": verdict("p2", "invalid")}, scoring(), proxies=True).totals == {}
 
 
+def test_the_proxy_view_applies_no_guardrail_to_a_stand_ins_figures_and_every_other_rule_to_the_rest() -> None:
+    far = {"ppl": 1532.5}  # a stand-in's perplexity: meaningless, far outside the guardrail (2.42)
+    results = [result("a", "ada", 100, basis="proxy", metrics=far), result("b", "bo", 120, "a", basis="proxy",
+               metrics=far), result("c", "cy", 200, "b", metrics=far), result("d", "dee", 180, "b")]  # fmt: skip
+    proxy = draw(results, {}, scoring(), proxies=True)
+    assert proxy.improvement == {"b": 20, "d": 60}  # c, a measured result outside its guardrail, still does not rank
+    assert dict(proxy.totals) == {"bo": 15 + 15, "ada": 5 + Fraction("7.5"), "dee": 45 - Fraction("7.5")}
+
+
 def test_a_kept_ledger_extends_only_the_view_it_was_drawn_for() -> None:
     results = [result("p1", "ada", 100, basis="proxy"), result("p2", "bo", 120, "p1", basis="proxy")]
     real = draw(results[:1], {}, scoring())

@@ -15,9 +15,10 @@ agent who ran it, its sponsor) goes 3/4 to the originator and 1/4 to the sponsor
 exact fraction, so an agent's credit summed over the collab equals the sum of the improvements.
 
 The proxy view (`draw(..., proxies=True)`, `GET /v1/credit?view=proxy`) is a rehearsal: the same
-rule with every proxy result taken as if its stand-in's figure were measured by a job. It shows how
-credit would flow along a lineage of stand-in runs; it never counts (the digest's credit line and
-the ledger read the real view only).
+rule with every proxy result taken as if its stand-in's figure were measured by a job, its
+guardrails not applied (a stand-in's metrics say nothing of quality, as the verifier's rehearsal
+applies no guard to them). It shows how credit would flow along a lineage of stand-in runs; it
+never counts (the digest's credit line and the ledger read the real view only).
 
 New results extend the kept ledger (`draw(..., previous=)`): C-level copies of its lookups (as
 `result_views.extend` does) plus O(generations) per new result; a verdict draws it anew.
@@ -40,8 +41,9 @@ from collab_backend.spec import Scoring
 ANCESTOR_SHARES = (Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))  # best parent, its best parent, the next
 SPONSOR_SHARE = Fraction(1, 4)  # of a sponsored result's part: the sponsor's; the originator gets the rest
 PROXY_VIEW = (
-    "rehearsal: the credit rule applied to proxy results (a stand-in's figures) as if they were measured; "
-    "it never counts: the real ledger (GET /v1/credit) and the digest's credit line take no proxy"
+    "rehearsal: the credit rule applied to proxy results (a stand-in's figures) as if they were measured, their "
+    "guardrails not applied (a stand-in's metrics say nothing of quality); it never counts: the real ledger "
+    "(GET /v1/credit) and the digest's credit line take no proxy"
 )
 DIGITS = 6  # figures in answers are rounded to this many decimals (the ledger itself is exact)
 MAX_PARTS = 100  # parts an agent's ledger answer lists (the newest)
@@ -143,19 +145,28 @@ def draw(
         out = Ledger(verdicts=verdicts, invalid=invalid, tainted=descendants(by_id, invalid), proxies=proxies)
         new = results
     sign = 1 if scoring.direction == "maximize" else -1
+    unguarded = unguard(scoring) if proxies else None
     for result in new:
         if extends and any(p in out.tainted or p in out.invalid for p in result.parents):
             out.tainted.add(result.id)
-        _add(out, result, verdicts, scoring, sign)
+        _add(out, result, verdicts, scoring, sign, unguarded)
     out.count, out.last = len(results), (results[-1] if results else None)
     return out
 
 
-def _add(out: Ledger, result: ResultEntry, verdicts: Mapping[str, VerdictEntry], scoring: Scoring, sign: int) -> None:
+def unguard(scoring: Scoring) -> Scoring:
+    """`scoring` without guardrails: what the proxy view judges a stand-in's figures by."""
+    metrics = tuple(m.model_copy(update={"guardrail": None}) for m in scoring.metrics)
+    return scoring.model_copy(update={"metrics": metrics})
+
+
+def _add(out: Ledger, result: ResultEntry, verdicts: Mapping[str, VerdictEntry], scoring: Scoring, sign: int,
+         unguarded: Scoring | None = None) -> None:  # fmt: skip
     verdict = verdicts[result.id].verdict if result.id in verdicts else "pending"
-    if out.proxies and result.basis == "proxy":
-        result = replace(result, basis="job")  # the proxy view: its stand-in's figure taken as measured
-    if exclusion(result, verdict, out.tainted, scoring) is not None:
+    judged = scoring
+    if unguarded is not None and result.basis == "proxy":
+        result, judged = replace(result, basis="job"), unguarded  # the proxy view: the stand-in's figure as measured
+    if exclusion(result, verdict, out.tainted, judged) is not None:
         return
     figure = Fraction(_ranked_score(result, verdicts, scoring))
     ranked = [p for p in result.parents if p in out.figure]
