@@ -2,7 +2,10 @@
 
 The requests come from the onboarding README's API reference (`GET /v1/directions`, `POST
 /v1/directions`, `GET /v1/credit`, `GET /v1/credit/{agent}`) like the rest of the demo's: a README
-that does not list them is a `GuideError`. What is printed is what the API answered.
+that does not list them is a `GuideError`. What is printed is what the API answered: the real
+ledger, then its proxy view (`?view=proxy`, the same rule over the stand-in's figures as if they
+were measured, labelled as a rehearsal that never counts) with the sponsored run's result shared
+between its originator and its sponsor.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ def read_calls(readme: str) -> CoordinationCalls:
     )
 
 
-def show_directions_and_credit(api: Api, readme: str, guide: Guide, opener: Agent, reader: Agent) -> None:
-    """`opener` opens a direction and posts in it; then the map, `reader`'s nudge and credit, and the ledger."""
+def show_directions_and_credit(
+    api: Api, readme: str, guide: Guide, opener: Agent, reader: Agent, sponsored: str | None = None
+) -> None:
+    """`opener` opens a direction and posts in it; then the map, `reader`'s nudge and credit, and the ledger.
+
+    `sponsored`: the result of the demo's sponsored run, whose shares the proxy ledger shows.
+    """
     calls = read_calls(readme)
     known = {d["name"] for d in api.call(calls.directions.method, calls.directions.url())["directions"]}
     if OPENED in known:
@@ -62,6 +70,9 @@ def show_directions_and_credit(api: Api, readme: str, guide: Guide, opener: Agen
     place = f", rank {mine['rank']}" if mine["rank"] else ""
     say(f"  {reader.agent_id}'s credit: {figure(mine['credit'])}{place} "
         f"(own {figure(mine['own'])}, from its lineage {figure(mine['lineage'])}; {calls.agent_credit})")  # fmt: skip
+    show_proxy_ledger(api.call(calls.credit.method, calls.credit.url() + "?view=proxy"), f"{calls.credit}?view=proxy")
+    if sponsored is not None:
+        show_sponsored_shares(api, guide, calls.agent_credit, sponsored)
 
 
 def show_map(answer: dict[str, Any], source: str) -> None:
@@ -83,3 +94,28 @@ def show_ledger(answer: dict[str, Any], source: str) -> None:
         say("    no credit yet: a result earns only when it ranks and is measured (a proxy, a stand-in's figure, "
             "never earns; a claim earns once verified)")  # fmt: skip
     say(f"    rule: {answer['rule']}")
+
+
+def show_proxy_ledger(answer: dict[str, Any], source: str) -> None:
+    """The proxy view of the ledger as GET /v1/credit?view=proxy answered it: a rehearsal, labelled."""
+    say(f"  proxy ledger ({source}; {answer['unit'] or 'score units'}): {answer['rehearsal']}")
+    for row in answer["agents"][:10]:
+        say(f"    {row['rank']:>2}  {row['agent']:<6} {figure(row['credit'])} (proxy)")
+    if not answer["agents"]:
+        say("    no credit even as a rehearsal: no proxy result improves on a ranked parent that earns")
+
+
+def show_sponsored_shares(api: Api, guide: Guide, call: Call, result_id: str) -> None:
+    """Who the proxy ledger credits with the sponsored result's improvement, from the result's own record."""
+    shown = guide.call("GET", "/v1/results/{id}")
+    recorded = api.call(shown.method, shown.url(id=result_id))
+    shares: list[str] = []
+    for agent in dict.fromkeys((recorded["originator"], recorded["sponsor"])):
+        view = api.call(call.method, call.url(agent=agent) + "?view=proxy")
+        shares += [f"{agent} {figure(p['credit'])} as {p['role']}" + (f" of {p['via']}" if p["generation"] else "")
+                   for p in view["parts"]["items"] if p["result_id"] == result_id]  # fmt: skip
+    said = ", ".join(shares) or "nobody: it earns nothing, even as a rehearsal"
+    say(
+        f"    the sponsored run's result {result_id} (run by {recorded['sponsor']} for {recorded['originator']}) "
+        f"in the proxy ledger: {said} ({call}?view=proxy)"
+    )

@@ -5,7 +5,9 @@ with a thread, results measured with the harness (the type's examples, each buil
 before, and its variants; a variant that does worse than its parent is filed as `negative`), a
 benchmark job when the spec has jobs on and a run request another agent sponsors
 (`provision.demo.sponsor`), the type's example claims replayed, the leaderboard, the proxy view,
-a digest, and a flag the organizers rule on (`provision.demo.rulings`). Every request is the
+a digest, a flag the organizers rule on (`provision.demo.rulings`), and the map of directions with
+the credit ledger and its proxy view, where the sponsored run's result is shared between its
+originator and its sponsor (`provision.demo.coordination`). Every request is the
 onboarding README's (`provision.demo.guide`); the agents' means are `provision.demo.agents`,
 what is shown of the board `provision.demo.views`.
 """
@@ -76,6 +78,7 @@ class Demo:
         self.replayer = self._agent(*REPLAYER, tokens[REPLAYER[1]])
         self.filed: list[Filed | None] = []  # by run, None when that run failed
         self.job_filed: Filed | None = None  # the result filed from the job's summary
+        self.sponsored: str | None = None  # the result recorded from the sponsored run
         self.runs = self._runs()
         self.deadline = math.inf  # time.monotonic() at which the demo's time is up
 
@@ -103,11 +106,7 @@ class Demo:
             ("channel and thread", partial(self.thread, ben, cleo)),
             *((f"result {self.agents[r.agent].agent_id}", partial(self.measure, i)) for i, r in enumerate(self.runs)),
             *([(f"job {ben.agent_id}", partial(self.job, ben))] if self.guide.jobs and self.runs else []),
-            *(
-                [("run request", partial(sponsored_run, self, ada, cleo, self.runs[0].example))]
-                if self.guide.jobs and self.runs
-                else []
-            ),
+            *([("run request", partial(self.sponsor, ada, cleo))] if self.guide.jobs and self.runs else []),
             *([("verification", partial(self.verify, ben))] if self.guide.jobs and self.runs and self.verifies else []),
             ("example claims", self.replay_examples),
             ("leaderboard", self.leaderboard),
@@ -116,7 +115,9 @@ class Demo:
             ("flag and ruling", partial(flag_and_rule, self.api, self.guide, self.organizer, cleo, self.filed)),
             (
                 "directions and credit",
-                partial(show_directions_and_credit, self.api, read_readme(self.target), self.guide, cleo, ben),
+                lambda: show_directions_and_credit(
+                    self.api, read_readme(self.target), self.guide, cleo, ben, self.sponsored
+                ),
             ),
         ]
 
@@ -229,6 +230,16 @@ class Demo:
         assert calls is not None  # noqa: S101  # the step exists only when the README lists the job calls
         step = JobStep(self.api, self.guide, calls, self.spec, self.kind, self.deadline)
         self.job_filed = step.run(agent, self.runs[0].example, self.filed[0] if self.filed else None)
+
+    def sponsor(self, originator: Agent, sponsor: Agent) -> None:
+        """`originator`'s next step on its first result, run by `sponsor` (`provision.demo.sponsor`).
+
+        The submission is the second example, which builds on the first (the originator's, as the
+        runs go); with one example, the first again, as a root.
+        """
+        index = 1 if len(self.runs) > 1 and self.runs[1].builds_on == 0 and not self.runs[1].change else 0
+        parent = self._parent(index)
+        self.sponsored = sponsored_run(self, originator, sponsor, self.runs[index].example, parent)
 
     @property
     def verifies(self) -> bool:

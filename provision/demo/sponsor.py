@@ -3,7 +3,9 @@
 The originator copies one of the type's valid examples into its bucket and publishes a run
 request for it; the sponsor finds it in its digest, claims the lease, launches the job on its
 own quota, follows it to its end and records the result, which carries both `originator` and
-`sponsor`. Every request is one the onboarding README's API reference lists.
+`sponsor` and names as its parent the originator's result the submission builds on, so the
+credit rule has an improvement to share. Every request is one the onboarding README's API
+reference lists.
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ import time
 from typing import Any, Protocol
 
 from provision.challenge_types import ChallengeType
-from provision.demo.agents import Agent, Api, DemoError, digest_of, figure, frontmatter, read_readme, result_fields, say
+from provision.demo.agents import (
+    Agent,
+    Api,
+    DemoError,
+    Filed,
+    digest_of,
+    figure,
+    frontmatter,
+    read_readme,
+    result_fields,
+    say,
+)
 from provision.demo.guide import Call, Guide, reference_calls
 from provision.local.target import LocalTarget
 from provision.spec.model import ChallengeSpec
@@ -47,7 +60,7 @@ class Demo(Protocol):
     def deadline(self) -> float: ...
 
 
-def sponsored_run(demo: Demo, originator: Agent, sponsor: Agent, example: str) -> None:
+def sponsored_run(demo: Demo, originator: Agent, sponsor: Agent, example: str, parent: Filed | None) -> str | None:
     """A run request for one of the type's valid examples, published, claimed, launched and recorded.
 
     Args:
@@ -55,6 +68,10 @@ def sponsored_run(demo: Demo, originator: Agent, sponsor: Agent, example: str) -
         originator: The agent that publishes the request for a folder of its bucket.
         sponsor: The agent that claims it and launches it on its own quota.
         example: A folder of the type's `examples/valid/`.
+        parent: The result the example builds on (the recorded result names it), or None.
+
+    Returns:
+        The id of the result the sponsor recorded; None when no job ran (no quota, or the time was up).
 
     Raises:
         DemoError: a request was refused, or the job did not end with a valid summary in time.
@@ -69,7 +86,7 @@ def sponsored_run(demo: Demo, originator: Agent, sponsor: Agent, example: str) -
     used = _quota_used(demo, calls["jobs"], sponsor)
     if used is not None and used[0] >= used[1]:
         say(f"  {sponsor.agent_id} has used its {used[1]} job(s) of the last 24 h: no sponsored run this time")
-        return
+        return None
     source = demo.kind.examples_dir / "valid" / example
     folder = f"{FOLDER}/{example}"
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
@@ -96,16 +113,17 @@ def sponsored_run(demo: Demo, originator: Agent, sponsor: Agent, example: str) -
     ended = _follow(demo, calls["job"], job["id"])
     if ended is None:
         say(f"  time is up while {job['id']} runs: the backend stops it, uncharged, when it stops")
-        return
+        return None
     summary = ended.get("summary") or {}
     if ended["status"] != "succeeded" or not summary.get("valid"):
         raise DemoError(f"the sponsored job {job['id']} ended {ended['status']}, not with a valid summary")
     after = _quota_used(demo, calls["jobs"], sponsor), _quota_used(demo, calls["jobs"], originator)
     say(f"  {job['id']} ended {ended['status']}; charged to {sponsor.agent_id} "
         f"({_used(after[0])} used), not to {originator.agent_id} ({_used(after[1])} used)")  # fmt: skip
-    _file(demo, sponsor, job["id"], example, summary)
+    recorded = _file(demo, sponsor, job["id"], example, summary, parent)
     call = calls["show"]
     say(f"  run request {rid} is now {api.call(call.method, call.url(id=rid))['state']}")
+    return recorded
 
 
 def _used(quota: tuple[int, int] | None) -> str:
@@ -132,13 +150,13 @@ def _follow(demo: Demo, call: Call, job_id: str) -> dict[str, Any] | None:
         time.sleep(POLL)
 
 
-def _file(demo: Demo, sponsor: Agent, job_id: str, example: str, summary: dict[str, Any]) -> None:
-    """The sponsor records the job's result: the backend stamps who asked for it and who paid."""
+def _file(demo: Demo, sponsor: Agent, job_id: str, example: str, summary: dict[str, Any], parent: Filed | None) -> str:
+    """The sponsor records the job's result, building on `parent`: the backend stamps who asked for it and who paid."""
     source = demo.kind.examples_dir / "valid" / example
     proxy = bool(summary.get("proxy"))
     found = {**demo.kind.demo.result_fields(source, summary), **summary}
     fields = result_fields(demo.guide.result_fields, found, f"{example}, a sponsored run ({job_id})", "agent-run",
-                           [], digest_of(source))  # fmt: skip
+                           [parent.id] if parent else [], digest_of(source))  # fmt: skip
     fields["job"] = job_id
     if proxy:
         fields["proxy"] = True
@@ -148,5 +166,7 @@ def _file(demo: Demo, sponsor: Agent, job_id: str, example: str, summary: dict[s
     call = demo.guide.result
     result = demo.api.call(call.method, call.url(), call.body(agent_id=sponsor.agent_id, path=path), sponsor.token)
     score = f"{demo.spec.scoring.score_field} {figure(result['score'])}{' (proxy)' if proxy else ''}"
+    lineage = f"; builds on {parent.id} ({parent.agent}'s {parent.label})" if parent else ""
     say(f"  result {result['id']} by {sponsor.agent_id}: {score}, from {job_id}; originator "
-        f"{result['originator']}, sponsor {result['sponsor']}")  # fmt: skip
+        f"{result['originator']}, sponsor {result['sponsor']}{lineage}")  # fmt: skip
+    return str(result["id"])

@@ -51,6 +51,7 @@ class Context:
     handles: HandleIndex = field(default_factory=HandleIndex)
     submission_config: str | None = None  # the challenge type's config file in a submission folder (ruling predicates)
     credit: CreditCache = field(default_factory=CreditCache)  # the credit ledger along lineage
+    proxy_credit: CreditCache = field(default_factory=lambda: CreditCache(proxies=True))  # its rehearsal view
     directions: DirectionIndex = field(default_factory=DirectionIndex)  # what each direction holds
     denylist: str | None = None  # the type's denylist in its harness folder: its standing rules
     standing: StandingCache = field(default_factory=StandingCache)

@@ -135,6 +135,7 @@ def test_get_v1_describes_directions_and_credit(dc: TestClient) -> None:
     described = dc.get("/v1").json()
     assert described["directions"]["declared"] == ["kernels", "quantization", "engine"]
     assert "1/4" in described["credit"]["rule"] and described["credit"]["ledger"] == "GET /v1/credit"
+    assert "never counts" in described["credit"]["proxy_view"] and "?view=proxy" in described["credit"]["proxy_view"]
 
 
 def test_directions_and_what_names_them_outlive_a_restart(dw: World, dc: TestClient, alice: str) -> None:

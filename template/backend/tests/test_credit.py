@@ -117,6 +117,43 @@ def test_a_result_without_a_ranked_parent_is_measured_against_its_track_and_a_wo
     assert dict(ledger.totals) == {"bo": 30, "dee": 10}
 
 
+def test_the_proxy_view_credits_a_sponsored_proxy_run_and_the_real_ledger_stays_empty() -> None:
+    results = [
+        result("p1", "ada", 100, basis="proxy"),  # a stand-in's figure, the lineage's root
+        result("p2", "cleo", 140, "p1", basis="proxy", originator="ada", sponsor="cleo"),  # +40, sponsored
+        result("p3", "bo", 90, "p2", basis="proxy"),  # below its parent: zero, never negative
+        result("p4", "cy", 170, "p2", basis="proxy", status="negative"),  # a negative result: never earns
+    ]
+    real = draw(results, {}, scoring())
+    assert (dict(real.totals), real.improvement, real.total) == ({}, {}, 0)  # proxies never earn
+    proxy = draw(results, {}, scoring(), proxies=True)
+    assert proxy.improvement == {"p2": 40}
+    # p2's 40: 1/4 to its parent's author (ada, 10); of the 30 left the originator ada 3/4, the sponsor cleo 1/4
+    parts = sorted((p.agent, p.amount, p.generation, p.role) for a in proxy.parts.values() for p in a)
+    assert parts == [("ada", 10, 1, "author"), ("ada", Fraction("22.5"), 0, "originator"),
+                     ("cleo", Fraction("7.5"), 0, "sponsor")]  # fmt: skip
+    assert board(proxy) == [("ada", Fraction("32.5")), ("cleo", Fraction("7.5"))]
+    # a ruling invalidating the sponsored run takes it, and what builds on it, out of the rehearsal too
+    assert draw(results, {"p2": verdict("p2", "invalid")}, scoring(), proxies=True).totals == {}
+
+
+def test_the_proxy_view_applies_no_guardrail_to_a_stand_ins_figures_and_every_other_rule_to_the_rest() -> None:
+    far = {"ppl": 1532.5}  # a stand-in's perplexity: meaningless, far outside the guardrail (2.42)
+    results = [result("a", "ada", 100, basis="proxy", metrics=far), result("b", "bo", 120, "a", basis="proxy",
+               metrics=far), result("c", "cy", 200, "b", metrics=far), result("d", "dee", 180, "b")]  # fmt: skip
+    proxy = draw(results, {}, scoring(), proxies=True)
+    assert proxy.improvement == {"b": 20, "d": 60}  # c, a measured result outside its guardrail, still does not rank
+    assert dict(proxy.totals) == {"bo": 15 + 15, "ada": 5 + Fraction("7.5"), "dee": 45 - Fraction("7.5")}
+
+
+def test_a_kept_ledger_extends_only_the_view_it_was_drawn_for() -> None:
+    results = [result("p1", "ada", 100, basis="proxy"), result("p2", "bo", 120, "p1", basis="proxy")]
+    real = draw(results[:1], {}, scoring())
+    assert draw(results, {}, scoring(), real, proxies=True).totals == draw(results, {}, scoring(), proxies=True).totals
+    rehearsal = draw(results[:1], {}, scoring(), proxies=True)
+    assert draw(results, {}, scoring(), rehearsal).totals == {}
+
+
 def test_the_ledger_extended_with_new_results_is_the_ledger_drawn_anew() -> None:
     results = lineage()
     first = draw(results[:3], {}, scoring())

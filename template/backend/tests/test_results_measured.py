@@ -297,3 +297,27 @@ def test_a_launch_whose_fingerprint_was_measured_is_told_by_whom_and_credit_foll
     assert jc.get("/v1/digest/speedy").json()["credit"] == {
         "credit": 7.5, "rank": 2, "agents_with_credit": 2, "detail": "GET /v1/credit/speedy"}  # fmt: skip
     assert jc.get("/v1/credit/nobody").json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_the_proxy_ledger_is_a_labelled_rehearsal_that_never_counts(
+    jw: World, jc: TestClient, alice: str, launcher: ScriptedLauncher
+) -> None:
+    base = promote(jw, jc, alice, {"job": run_job(jw, jc, launcher, alice, proxy=True, tps=100.0)})
+    bob = jw.user("bob")
+    jw.agent(jc, bob, "bolt")
+    jw.write(bob, jw.bucket_of("bolt"), {"sub/config.json": b'{"k": 8}'})
+    job = run_job(jw, jc, launcher, bob, agent="bolt", proxy=True, tps=130.0)
+    promote(jw, jc, bob, {"job": job, "parents": [base["id"]]}, agent="bolt")
+    real = jc.get("/v1/credit").json()
+    assert (real["view"], real["agents"], real["total_credit"]) == ("real", [], 0.0) and "rehearsal" not in real
+    rehearsal = jc.get("/v1/credit", params={"view": "proxy"}).json()
+    assert rehearsal["view"] == "proxy" and "never counts" in rehearsal["rehearsal"]
+    assert [(a["agent"], a["credit"]) for a in rehearsal["agents"]] == [("bolt", 22.5), ("speedy", 7.5)]
+    assert rehearsal["rule"] == real["rule"] and rehearsal["total_credit"] == 30.0
+    # the digest and an agent's own credit read the real ledger only
+    assert jc.get("/v1/digest/speedy").json()["credit"]["credit"] == 0
+    assert jc.get("/v1/credit/speedy").json()["credit"] == 0
+    mine = jc.get("/v1/credit/speedy", params={"view": "proxy"}).json()
+    assert (mine["view"], mine["credit"], mine["lineage"], mine["rank"]) == ("proxy", 7.5, 7.5, 2)
+    refused = jc.get("/v1/credit", params={"view": "dream"})
+    assert refused.status_code == 422 and "view" in refused.json()["error"]["message"]

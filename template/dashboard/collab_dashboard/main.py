@@ -31,6 +31,7 @@ from collab_dashboard.views import (
     actions,
     agents,
     board,
+    coordination,
     jobs,
     join,
     lineage,
@@ -86,7 +87,20 @@ def create_app(
 
     app = FastAPI(title="Agent collab dashboard", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)  # fmt: skip
-    for module in (overview, lineage, board, agents, jobs, run_requests, rulings, join, account, actions, live):
+    for module in (
+        overview,
+        lineage,
+        board,
+        agents,
+        jobs,
+        run_requests,
+        rulings,
+        coordination,
+        join,
+        account,
+        actions,
+        live,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -181,9 +181,11 @@ class Collab:
 
     def result(self, user: str, agent: str, name: str, tps: float, ppl: float, *, track: str = "lossless",
                parents: tuple[str, ...] = (), status: str = "agent-run", description: str = "",
-               path: str | None = None) -> str:  # fmt: skip
+               path: str | None = None, direction: str | None = None) -> str:  # fmt: skip
         header = {"tps": tps, "ppl": ppl, "track": track, "status": status, "parents": list(parents),
                   "submission": f"runs/{name}"}  # the backend computes the fingerprint from the folder  # fmt: skip
+        if direction is not None:
+            header["direction"] = direction
         text = "---\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in header.items()) + "---\n\n" + description
         where = path or f"results/{name}.md"
         self.write(agent, {where: text, f"runs/{name}/config.json": json.dumps({"name": name})})

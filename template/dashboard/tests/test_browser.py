@@ -142,7 +142,8 @@ def test_every_view_renders_with_structure_and_screenshots(browser: Any, demo: C
     ids = demo.ids  # type: ignore[attr-defined]
     extra = {"result": f"/results/{ids['mtp']}", "thread": f"/threads/{ids['hello']}", "job": f"/jobs/{ids['job']}",
              "search": "/board/search?q=mtp", "agents": "/agents", "me": "/board/me", "rulings": "/rulings",
-             "run-requests": "/run-requests"}  # fmt: skip
+             "run-requests": "/run-requests", "directions": "/directions", "credit": "/credit",
+             "credit-rehearsal": "/credit?view=proxy"}  # fmt: skip
     for name, path in {**VIEWS, **extra}.items():
         response = w.go(path)
         csp = response.headers["content-security-policy"]
@@ -283,6 +284,8 @@ def seed_hostile(c: Collab) -> dict[str, list[str]]:
         made["rulings"].append(c.call("POST", "/v1/rulings", "organizer", ruling)["id"])
         request = {"agent_id": "mallory", "submission": "runs/hostile", "what": payload[:200], "why": payload}
         made["run_requests"].append(c.call("POST", "/v1/run-requests", "alice", request)["id"])
+    for i, payload in enumerate(p for p in PAYLOADS if "\n" not in p and len(p) <= 300):  # the map of directions
+        c.call("POST", "/v1/directions", "bob", {"agent_id": "trudy", "name": f"x{i}", "description": payload})
     c.verdict(made["results"][3], "invalid", PAYLOADS[2][:500])
     c.verdict(made["results"][5], "valid", PAYLOADS[6][:500])
     for payload in SHORT[10:14]:
@@ -312,7 +315,8 @@ def test_the_xss_corpus_runs_nothing_and_loads_nothing_foreign(browser: Any, fre
     assert len(made["files"]) >= 10, made["files"]  # hostile file names did reach the record
     w = watch(browser, fresh.url)
     pages = ["/", "/leaderboard", "/lineage", "/board", "/board/search?q=alert", "/board/search?q=script",
-             "/agents", "/agents/mallory", "/agents/trudy", "/jobs", "/rulings", "/run-requests"]  # fmt: skip
+             "/agents", "/agents/mallory", "/agents/trudy", "/jobs", "/rulings", "/run-requests", "/directions",
+             "/credit"]  # fmt: skip
     pages += [f"/board?channel={quote(name, safe='')}" for name in made["channels"]]
     pages += [f"/results/{rid}" for rid in made["results"]]
     pages += [f"/threads/{mid}" for mid in made["messages"][::6]]

@@ -1,8 +1,9 @@
-"""The rulings and run-request pages show the API's flags, rulings and run requests, follow its cursors,
+"""The rulings, run-request, directions and credit pages show what the API has, follow its cursors and pages,
 answer an unknown id with the dashboard's 404 page, and show agent-written text only as text."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 
@@ -77,6 +78,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collab, di
         launched = c.call("POST", f"/v1/run-requests/{ids['launched']}/launch", "bob", {"agent_id": "quant-bot"})
         ids["job"] = launched["id"]
         c.call("POST", f"/v1/run-requests/{ids['withdrawn']}/withdraw", "alice", {"agent_id": "speedy"})
+        c.call("POST", "/v1/directions", "alice", {"agent_id": "speedy", "name": "int4", "description": "**4-bit**"})
+        ids["better"] = c.result("bob", "quant-bot", "better", 120.0, 2.30, parents=(ids["base"],), direction="int4")
+        c.verdict(ids["base"], "valid")
+        c.verdict(ids["better"], "valid")  # +24 over base: quant-bot 18, speedy 6 (its parent's author)
+        for i, payload in enumerate(p for p in PAYLOADS if "\n" not in p and len(p) <= 300):
+            c.call("POST", "/v1/directions", "bob", {"agent_id": "quant-bot", "name": f"x{i}", "description": payload})
+        c.post("alice", "speedy", "trying int4 weights", direction="int4")
         c.wait_jobs()
         yield c, ids
     finally:
@@ -146,10 +154,46 @@ def test_the_lists_follow_the_apis_cursors(world: tuple[Collab, dict[str, str]])
     assert f'answered by <a href="/rulings/{ids["ruling"]}">' in older
 
 
+def test_the_credit_page_shows_the_ledger_with_its_rule_and_the_proxy_rehearsal_labelled(
+    world: tuple[Collab, dict[str, str]],
+) -> None:
+    c, _ = world
+    ledger = c.api.get("/v1/credit").json()
+    assert [(a["agent"], a["credit"]) for a in ledger["agents"]] == [("quant-bot", 18.0), ("speedy", 6.0)]
+    html = c.web.get("/credit").text
+    assert ledger["rule"].replace("'", "&#39;") in html and "24.00 tokens/s handed out over 1 result" in html
+    assert re.search(r'<td>1</td><td><a class="author" href="/agents/quant-bot">quant-bot</a></td><td>18.00</td>', html)
+    assert '<a href="/credit" aria-current="page">Ledger</a>' in html and "Rehearsal, not credit" not in html
+    rehearsal = c.web.get("/credit", params={"view": "proxy"}).text
+    assert "Rehearsal, not credit: rehearsal: the credit rule applied to proxy results" in rehearsal
+    assert '<a href="/credit?view=proxy" aria-current="page">Proxy rehearsal</a>' in rehearsal
+    second = c.web.get("/credit", params={"offset": 1}).text  # a page further: speedy alone, and the way back
+    assert second.count('class="author"') == 1 and 'href="/agents/speedy"' in second
+    assert '<a href="/credit?offset=0" rel="prev">' in second
+
+
+def test_the_directions_page_shows_the_map_and_the_nudge_rule(world: tuple[Collab, dict[str, str]]) -> None:
+    c, ids = world
+    mapped = c.api.get("/v1/directions").json()
+    html = c.web.get("/directions").text
+    assert mapped["nudge_rule"] in html
+    int4 = next(d for d in mapped["directions"] if d["name"] == "int4")
+    assert (int4["results"], int4["posts"], sorted(int4["agents"])) == (1, 1, ["quant-bot", "speedy"])
+    row = re.search(r'<tr id="d-int4">(.*?)</tr>', html, re.DOTALL)
+    assert row is not None, html
+    shown = " ".join(row.group(1).split())
+    assert f'<td>1</td><td>1</td> <td><a href="/results/{ids["better"]}">120.00</a> by <a class="author" ' in shown
+    assert all(f'href="/agents/{a}"' in shown for a in int4["agents"])
+    assert "**4-bit**" in html and "<strong>4-bit" not in html  # a description is plain text
+    empty = re.search(r'<tr id="d-x0">(.*?)</tr>', html, re.DOTALL)
+    assert empty is not None and "none ranked" in empty.group(1) and "nobody yet" in empty.group(1)
+    assert all(f'id="d-{d["name"]}"' in html for d in mapped["directions"])
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [("/rulings/ruling-0-0", 404), ("/run-requests/rr-0000000000000-0", 404), ("/run-requests?state=lost", 422),
-     ("/run-requests?before=nope", 422)],
+     ("/run-requests?before=nope", 422), ("/credit?view=dream", 422), ("/credit?offset=-1", 422)],
 )  # fmt: skip
 def test_unknown_ids_get_the_error_page(world: tuple[Collab, dict[str, str]], path: str, status: int) -> None:
     response = world[0].web.get(path)
@@ -160,7 +204,7 @@ def test_unknown_ids_get_the_error_page(world: tuple[Collab, dict[str, str]], pa
 def test_agent_written_text_is_only_text(world: tuple[Collab, dict[str, str]]) -> None:
     c, ids = world
     pages = ["/rulings", f"/rulings/{ids['ruling']}", f"/rulings/{ids['rejected']}", "/run-requests",
-             "/run-requests?state=open"]  # fmt: skip
+             "/run-requests?state=open", "/directions", "/credit", "/credit?view=proxy"]  # fmt: skip
     pages += [f"/run-requests/{r['id']}" for r in c.api.get("/v1/run-requests", params={"limit": 200}).json()["items"]]
     seen = ""
     for path in pages:

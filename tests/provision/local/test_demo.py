@@ -6,6 +6,7 @@ Every process a test starts is stopped by its PID in a `finally`. Traffic goes t
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -165,23 +166,26 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     assert json.loads((ben / "jobs" / "bf16_baseline" / "submission.json").read_text(encoding="utf-8"))
     result = (ben / "results" / "job-bf16_baseline.md").read_text(encoding="utf-8")
     assert f"job: {job_id}\nproxy: true\n" in result and "they are not a claim" in result
-    # The run request: ada publishes one, cleo finds it in her digest, claims it and launches it on her own
-    # quota (the job runs ada's folder); the result cleo records names ada as originator and cleo as sponsor.
+    # The run request: ada publishes one (the second example, which builds on her first result), cleo finds it
+    # in her digest, claims it and launches it on her own quota (the job runs ada's folder); the result cleo
+    # records names ada as originator, cleo as sponsor, and ada's first result as its parent.
     sponsored = re.search(r"^run request:\n((?:  .*\n)+)", out, re.MULTILINE)
     assert sponsored is not None, out
     told = sponsored.group(1)
-    published = re.search(r"ada published run request (rr-\d+-\d+) for requests/bf16_baseline/ of "
-                          r"my-collab/gemma-collab-ada: bf16_baseline, as a job \(open\)", told)  # fmt: skip
+    published = re.search(r"ada published run request (rr-\d+-\d+) for requests/int4_qat/ of "
+                          r"my-collab/gemma-collab-ada: int4_qat, as a job \(open\)", told)  # fmt: skip
     assert published is not None, told
     rid = published.group(1)
     assert f"cleo's digest lists 1 open run request(s), {rid} among them: yes" in told
     assert f"cleo claimed {rid}: lease held by cleo until " in told
     ran = re.search(rf"cleo launched {rid} as (job-\d+-\d+): originator ada, sponsor cleo, running "
-                    r"my-collab/gemma-collab-ada/requests/bf16_baseline\n", told)  # fmt: skip
+                    r"my-collab/gemma-collab-ada/requests/int4_qat\n", told)  # fmt: skip
     assert ran is not None, told
     assert f"{ran.group(1)} ended succeeded; charged to cleo (1 of 5 used), not to ada (0 of 5 used)" in told
-    assert re.search(rf"result r\S+ by cleo: tps [\d.]+ \(proxy\), from {ran.group(1)}; originator ada, sponsor cleo",
-                     told)  # fmt: skip
+    recorded = re.search(rf"result (r\S+) by cleo: tps [\d.]+ \(proxy\), from {ran.group(1)}; originator ada, "
+                         r"sponsor cleo; builds on (r\S+) \(ada's bf16_baseline\)", told)  # fmt: skip
+    assert recorded is not None, told
+    sponsored_id = recorded.group(1)
     assert f"run request {rid} is now done" in told
     # The verification: a forged claim on the job refused, then the job's result re-run (a rehearsal on the
     # stand-in: the result is a proxy), ruled on, announced to its owner; the badge says what it is worth.
@@ -241,6 +245,18 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     # every figure of the demo is a CPU stand-in's proxy or an unverified claim: nobody has earned credit
     assert "  credit ledger (GET /v1/credit; tokens/s):\n    no credit yet: a result earns only when" in out
     assert "ben's credit: 0 (own 0, from its lineage 0; GET /v1/credit/{agent})" in out
+    # the proxy ledger: the same rule over the stand-in's figures, labelled as a rehearsal that never counts;
+    # the sponsored run's improvement over ada's first result goes 1/4 to ada as its parent's author, and of
+    # the rest 3/4 to ada as originator and 1/4 to cleo as sponsor
+    assert re.search(r"^  proxy ledger \(GET /v1/credit\?view=proxy; tokens/s\): rehearsal: .+ it never counts",
+                     out, re.MULTILINE)  # fmt: skip
+    shares = re.search(rf"the sponsored run's result {sponsored_id} \(run by cleo for ada\) in the proxy ledger: "
+                       rf"ada ([\d.]+) as originator, ada ([\d.]+) as author of {recorded.group(2)}, "
+                       r"cleo ([\d.]+) as sponsor", out)  # fmt: skip
+    assert shares is not None, out
+    originator, author, sponsor = (float(x) for x in shares.groups())
+    assert sponsor > 0 and math.isclose(originator, 3 * sponsor, rel_tol=1e-4)
+    assert math.isclose(author, 4 * sponsor / 3, rel_tol=1e-4)  # figures are printed to 6 digits
     assert "FAILED" not in out
     assert not alive(backend_pid) and not alive(dashboard_pid)
     assert job_processes(collab / ".collab" / "jobs") == []

@@ -13,7 +13,7 @@ from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
 from collab_backend.openapi import answers
 from collab_backend.services.board import RULINGS_CHANNEL
-from collab_backend.services.credit import CREDIT_RULE
+from collab_backend.services.credit import CREDIT_RULE, PROXY_VIEW
 from collab_backend.services.directions import NUDGE_RULE
 from collab_backend.services.follows import MAX_FOLLOWED
 from collab_backend.services.leaderboard import tie_rule
@@ -66,6 +66,7 @@ def describe(ctx: ContextDep) -> dict[str, Any]:
             "ledger": "GET /v1/credit",
             "yours": "GET /v1/credit/{agent_id}, and your digest's `credit`",
             "rule": CREDIT_RULE,
+            "proxy_view": "?view=proxy on either: " + PROXY_VIEW,
         },
         "errors": {code: {"status": status, "meaning": meaning} for code, (status, meaning) in CODES.items()},
         "docs": {"openapi": "/openapi.json", "interactive": "/docs"},

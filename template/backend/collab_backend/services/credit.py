@@ -14,6 +14,12 @@ result; the chain stops at the first that does not earn), and the result's autho
 agent who ran it, its sponsor) goes 3/4 to the originator and 1/4 to the sponsor. Every part is an
 exact fraction, so an agent's credit summed over the collab equals the sum of the improvements.
 
+The proxy view (`draw(..., proxies=True)`, `GET /v1/credit?view=proxy`) is a rehearsal: the same
+rule with every proxy result taken as if its stand-in's figure were measured by a job, its
+guardrails not applied (a stand-in's metrics say nothing of quality, as the verifier's rehearsal
+applies no guard to them). It shows how credit would flow along a lineage of stand-in runs; it
+never counts (the digest's credit line and the ledger read the real view only).
+
 New results extend the kept ledger (`draw(..., previous=)`): C-level copies of its lookups (as
 `result_views.extend` does) plus O(generations) per new result; a verdict draws it anew.
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -34,6 +40,11 @@ from collab_backend.spec import Scoring
 
 ANCESTOR_SHARES = (Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))  # best parent, its best parent, the next
 SPONSOR_SHARE = Fraction(1, 4)  # of a sponsored result's part: the sponsor's; the originator gets the rest
+PROXY_VIEW = (
+    "rehearsal: the credit rule applied to proxy results (a stand-in's figures) as if they were measured, their "
+    "guardrails not applied (a stand-in's metrics say nothing of quality); it never counts: the real ledger "
+    "(GET /v1/credit) and the digest's credit line take no proxy"
+)
 DIGITS = 6  # figures in answers are rounded to this many decimals (the ledger itself is exact)
 MAX_PARTS = 100  # parts an agent's ledger answer lists (the newest)
 CREDIT_RULE = (
@@ -100,14 +111,23 @@ class Ledger:
     parts: defaultdict[str, list[Part]] = field(default_factory=lambda: defaultdict(list))
     total: Fraction = Fraction(0)  # the sum of the improvements: the credit handed out
     copied: set[str] = field(default_factory=set)  # agents whose parts list is this ledger's own (not `previous`'s)
+    proxies: bool = False  # the proxy view: proxy results taken as if measured (a rehearsal, never counted)
 
 
 def draw(
-    results: list[ResultEntry], verdicts: dict[str, VerdictEntry], scoring: Scoring, previous: Ledger | None = None
+    results: list[ResultEntry],
+    verdicts: dict[str, VerdictEntry],
+    scoring: Scoring,
+    previous: Ledger | None = None,
+    proxies: bool = False,
 ) -> Ledger:
-    """The ledger of `results` (in the record's order) under `verdicts`; `previous` is extended when it can be."""
+    """The ledger of `results` (in the record's order) under `verdicts`; `previous` is extended when it can be.
+
+    `proxies`: the proxy view, every proxy result taken as if measured by its own job (a rehearsal).
+    """
     extends = (
         previous is not None
+        and previous.proxies == proxies
         and len(results) >= previous.count
         and (previous.count == 0 or results[previous.count - 1] is previous.last)
         and verdicts == previous.verdicts
@@ -117,25 +137,36 @@ def draw(
                      dict(previous.figure), set(previous.earns), dict(previous.owners), dict(previous.best_parent),
                      dict(previous.best_before), dict(previous.improvement),
                      defaultdict(Fraction, previous.totals), defaultdict(list, previous.parts),
-                     previous.total)  # fmt: skip
+                     previous.total, proxies=proxies)  # fmt: skip
         new = results[previous.count :]
     else:
         by_id = {r.id: r for r in results}
         invalid = {rid for rid, v in verdicts.items() if v.verdict == "invalid"}  # results to come included
-        out = Ledger(verdicts=verdicts, invalid=invalid, tainted=descendants(by_id, invalid))
+        out = Ledger(verdicts=verdicts, invalid=invalid, tainted=descendants(by_id, invalid), proxies=proxies)
         new = results
     sign = 1 if scoring.direction == "maximize" else -1
+    unguarded = unguard(scoring) if proxies else None
     for result in new:
         if extends and any(p in out.tainted or p in out.invalid for p in result.parents):
             out.tainted.add(result.id)
-        _add(out, result, verdicts, scoring, sign)
+        _add(out, result, verdicts, scoring, sign, unguarded)
     out.count, out.last = len(results), (results[-1] if results else None)
     return out
 
 
-def _add(out: Ledger, result: ResultEntry, verdicts: Mapping[str, VerdictEntry], scoring: Scoring, sign: int) -> None:
+def unguard(scoring: Scoring) -> Scoring:
+    """`scoring` without guardrails: what the proxy view judges a stand-in's figures by."""
+    metrics = tuple(m.model_copy(update={"guardrail": None}) for m in scoring.metrics)
+    return scoring.model_copy(update={"metrics": metrics})
+
+
+def _add(out: Ledger, result: ResultEntry, verdicts: Mapping[str, VerdictEntry], scoring: Scoring, sign: int,
+         unguarded: Scoring | None = None) -> None:  # fmt: skip
     verdict = verdicts[result.id].verdict if result.id in verdicts else "pending"
-    if exclusion(result, verdict, out.tainted, scoring) is not None:
+    judged = scoring
+    if unguarded is not None and result.basis == "proxy":
+        result, judged = replace(result, basis="job"), unguarded  # the proxy view: the stand-in's figure as measured
+    if exclusion(result, verdict, out.tainted, judged) is not None:
         return
     figure = Fraction(_ranked_score(result, verdicts, scoring))
     ranked = [p for p in result.parents if p in out.figure]
@@ -190,9 +221,13 @@ def board(ledger: Ledger) -> list[tuple[str, Fraction]]:
 
 
 class CreditCache:
-    """The ledger and its ordering, drawn again only when a result or a verdict changed (like the leaderboard)."""
+    """The ledger and its ordering, drawn again only when a result or a verdict changed (like the leaderboard).
 
-    def __init__(self) -> None:
+    `proxies`: this cache draws the proxy view (a rehearsal; `draw(..., proxies=True)`).
+    """
+
+    def __init__(self, proxies: bool = False) -> None:
+        self.proxies = proxies
         self._key: tuple[int, int] | None = None
         self._drawn: tuple[Ledger, list[tuple[str, Fraction]], dict[str, int]] | None = None
 
@@ -207,7 +242,7 @@ class CreditCache:
         if key != self._key or self._drawn is None:
             before = self._drawn[0] if self._drawn is not None and self._key and self._key[0] == id(state) else None
             verdicts = ruled(state.verdicts, list(state.rulings.values()))  # rulings applied, as the ranking does
-            ledger = draw(list(state.results.values()), verdicts, scoring, before)
+            ledger = draw(list(state.results.values()), verdicts, scoring, before, self.proxies)
             ordered = board(ledger)
             self._drawn = (ledger, ordered, {agent: at for at, (agent, _) in enumerate(ordered, start=1)})
             self._key = key
@@ -219,6 +254,8 @@ def collab_page(drawn: tuple[Ledger, list[tuple[str, Fraction]], dict[str, int]]
     """One page of the collab's ledger: agents by credit, with the rule."""
     ledger, ordered, _ = drawn
     return {
+        "view": "proxy" if ledger.proxies else "real",
+        **({"rehearsal": PROXY_VIEW} if ledger.proxies else {}),
         "rule": CREDIT_RULE,
         "unit": scoring.unit,
         "total_credit": rounded(ledger.total),
@@ -241,6 +278,8 @@ def agent_view(drawn: tuple[Ledger, list[tuple[str, Fraction]], dict[str, int]],
         by_role["own" if part.generation == 0 else "lineage"] += part.amount
     return {
         "agent": agent,
+        "view": "proxy" if ledger.proxies else "real",
+        **({"rehearsal": PROXY_VIEW} if ledger.proxies else {}),
         "credit": rounded(ledger.totals.get(agent, Fraction(0))),
         "own": rounded(by_role["own"]),
         "lineage": rounded(by_role["lineage"]),
