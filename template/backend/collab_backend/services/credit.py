@@ -35,7 +35,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
-from collab_backend.services.leaderboard import _ranked_score, descendants, exclusion, ruled
+from collab_backend.services.leaderboard import _ranked_score, appended_only, descendants, exclusion, ruled
 from collab_backend.spec import Scoring
 
 ANCESTOR_SHARES = (Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))  # best parent, its best parent, the next
@@ -125,13 +125,7 @@ def draw(
 
     `proxies`: the proxy view, every proxy result taken as if measured by its own job (a rehearsal).
     """
-    extends = (
-        previous is not None
-        and previous.proxies == proxies
-        and len(results) >= previous.count
-        and (previous.count == 0 or results[previous.count - 1] is previous.last)
-        and verdicts == previous.verdicts
-    )
+    extends = previous is not None and previous.proxies == proxies and appended_only(previous, results, verdicts)
     if previous is not None and extends:
         out = Ledger(previous.count, previous.last, previous.verdicts, previous.invalid, set(previous.tainted),
                      dict(previous.figure), set(previous.earns), dict(previous.owners), dict(previous.best_parent),

@@ -187,6 +187,18 @@ class Tally:
     changed: set[str | None] | None = None  # tracks whose best results changed when extended; None: drawn anew
 
 
+def appended_only(previous: Any, results: Sequence[ResultEntry], verdicts: Mapping[str, VerdictEntry]) -> bool:
+    """Whether only results were appended since `previous` was drawn: it can be extended, not drawn anew.
+
+    `previous` is a tally or a credit ledger (both keep `count`, `last` and `verdicts`).
+    """
+    return (
+        len(results) >= previous.count
+        and (previous.count == 0 or results[previous.count - 1] is previous.last)
+        and verdicts == previous.verdicts
+    )
+
+
 def tally(
     results: list[ResultEntry], verdicts: dict[str, VerdictEntry], scoring: Scoring, previous: Tally | None = None
 ) -> Tally:
@@ -195,12 +207,7 @@ def tally(
     `previous` is extended when only results were appended since it was drawn (a copy of it is:
     it is left as it is).
     """
-    extends = (
-        previous is not None
-        and len(results) >= previous.count
-        and (previous.count == 0 or results[previous.count - 1] is previous.last)
-        and verdicts == previous.verdicts
-    )
+    extends = previous is not None and appended_only(previous, results, verdicts)
     if previous is not None and extends:
         out = Tally(previous.count, previous.last, previous.verdicts, previous.invalid, set(previous.tainted),
                     dict(previous.best), list(previous.excluded), set())  # fmt: skip
