@@ -6,6 +6,7 @@ follows the job's own result until the verifier has re-run its submission (on th
 when the audit bucket holds one, as local mode's is seeded with the type's stand-in private set,
 else on the public set, as the verdict says) and ruled on it: the verdict and its reason (the
 tolerance and the noise it was judged with), the public and the private figures side by side, the
+gap monitor's reading (flagged when the private figure is worse by more than the noise), the
 badge, and the verdict's announcement on the board, which mentions the owner.
 
 Locally the job ran on the challenge type's CPU stand-in, so its result is a proxy, which the
@@ -107,6 +108,10 @@ class VerifyStep:
         rerun = figure(private) if isinstance(private, int | float) else "-"
         which = "private" if "on the private set" in (result["verdict_reason"] or "") else "re-run on the public set"
         say(f"    {score_field}: public {figure(result['score'])} ({result['basis']}), {which} {rerun}")
+        if result["gap"] is not None:
+            flagged = "flagged (GET /v1/verification/gaps)" if result["gap_flag"] else "not flagged"
+            say(f"    gap monitor: public minus private {figure(result['gap'])}, noise {figure(result['gap_noise'])}: "
+                f"{flagged}")  # fmt: skip
         say(f"    badge: {badge(result)}")
         self._announcement(rid)
 
