@@ -1,12 +1,16 @@
-"""Build the bundled public sample set from `data/sample/authored.json`, offline, with the toy tokenizer.
+"""Build the bundled sample sets from their `authored.json`, offline, with the toy tokenizer.
 
-The sample has the formats of the real sets and is small enough for the CPU stand-ins: a dozen
-timed prompts, eight warmups, reference continuations, and a few spot-check questions, all
-written for this repository. Its baselines are produced by the stand-in engines themselves
-(`baselines/fake-v1.json`, `baselines/tiny-gemma4-v1.json`), so a stand-in run on the sample
-exercises every check. Re-run it after changing the authored texts or a stand-in engine:
+The public sample (`data/sample/`) has the formats of the real sets and is small enough for the CPU
+stand-ins: a dozen timed prompts, eight warmups, reference continuations, and a few spot-check
+questions, all written for this repository. The private sample (`private_sample/`, `--private`)
+is a smaller set of other prompts in the same formats, marked `private`: the stand-in private set
+that local mode seeds into the audit bucket for rehearsals of verification (never a real private
+set). Their baselines are produced by the stand-in engines themselves (`baselines/fake-v1.json`,
+`baselines/tiny-gemma4-v1.json`), so a stand-in run on either exercises every check. Re-run it
+after changing the authored texts or a stand-in engine:
 
     python challenge_gemma/scripts/make_sample.py
+    python challenge_gemma/scripts/make_sample.py --private
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from gemma_eval.submission import check_submission  # noqa: E402
 from generate_baseline import BF16_EXAMPLE, build_baseline  # noqa: E402 - the harness path is set up above
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+PRIVATE_SAMPLE = SAMPLE.parents[1] / "private_sample"  # apart from data/: never uploaded with the harness
 STAND_INS = ("fake", "transformers")
 
 
@@ -42,8 +47,8 @@ def chat_ids(text: str) -> list[int]:
     return toy_tokenizer.chat_prompt([{"role": "user", "content": text}])
 
 
-def sample_documents(authored: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """prompts.json, references.json and spot_items.json of the sample, by file name."""
+def sample_documents(authored: dict[str, Any], set_name: str = "sample") -> dict[str, dict[str, Any]]:
+    """prompts.json, references.json and spot_items.json of a sample (`set_name`: sample or private), by file name."""
     instruction = authored["answer_instruction"]
     texts = {p["id"]: user_text(p, instruction) for p in authored["prompts"]}
     prompts = [
@@ -78,7 +83,7 @@ def sample_documents(authored: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         "prompts.json": setlib.document(
             "gemma-prompts",
-            "sample",
+            set_name,
             tok,
             template="toy chat layout: bos, <turn>user\\n{text}<end>\\n, then an open <turn>model\\n",
             stop_token_ids=stops,
@@ -87,23 +92,26 @@ def sample_documents(authored: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ),
         "references.json": setlib.document(
             "gemma-references",
-            "sample",
+            set_name,
             tok,
             reference_model="authored continuations (the sample has no reference model)",
             sampling={},
             items=references,
         ),
-        "spot_items.json": setlib.document("gemma-spot-items", "sample", tok, stop_token_ids=stops, items=spot),
+        "spot_items.json": setlib.document("gemma-spot-items", set_name, tok, stop_token_ids=stops, items=spot),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the public sample set and its stand-in baselines.")
-    parser.add_argument("--out", type=Path, default=SAMPLE, help="output folder (default: data/sample)")
+    parser = argparse.ArgumentParser(description="Build a bundled sample set and its stand-in baselines.")
+    parser.add_argument("--private", action="store_true", help="the stand-in private set, private_sample/")
+    parser.add_argument("--out", type=Path, help="output folder (default: the set's own folder)")
     parser.add_argument("--skip-baselines", action="store_true", help="write only the set, not the baselines")
     args = parser.parse_args(argv)
-    authored = json.loads((SAMPLE / "authored.json").read_text(encoding="utf-8"))
-    for name, doc in sample_documents(authored).items():
+    source = PRIVATE_SAMPLE if args.private else SAMPLE
+    args.out = args.out or source
+    authored = json.loads((source / "authored.json").read_text(encoding="utf-8"))
+    for name, doc in sample_documents(authored, "private" if args.private else "sample").items():
         print(f"{name}: sha256 {setlib.write(args.out / name, doc)}")
     if args.skip_baselines:
         return 0

@@ -95,6 +95,12 @@ class ChallengeType:
             `<harness_prefix>data/`, so a job finds it as `data/` next to `run.py`; `None` (the
             default) when the harness folder holds all it reads. Relative to `package_dir`, and
             neither inside the harness folder nor holding it.
+        private_sample: Folder of a stand-in private set in the harness's data formats (Gemma: a
+            few prompts other than the public sample's, marked `private`), which local mode seeds
+            into the audit bucket at `verification.private_set`, so a rehearsal re-runs on a
+            private set; `None` (the default) when the type has none. Never seeded on the Hub,
+            where the organizers upload the real private set. Relative to `package_dir`, and
+            neither inside the harness folder nor holding it.
         examples: Folder of example submissions (`valid/<name>/`, `invalid/<name>/`) and example
             results (`results/{valid,invalid,pending}/<name>.md`). Relative to `package_dir`.
         summary_schema: JSON Schema of this type's `summary.json`, applied on top of the kit's
@@ -128,6 +134,7 @@ class ChallengeType:
     cheap_check: CheapCheck
     harness: str = "harness"
     harness_data: str | None = None
+    private_sample: str | None = None
     examples: str = "examples"
     summary_schema: str = "summary.schema.json"
     task: str = "task.md"
@@ -168,6 +175,11 @@ class ChallengeType:
     def harness_data_dir(self) -> Path | None:
         """The folder uploaded as `data/` beside `run.py`, or None when the type declares none."""
         return None if self.harness_data is None else self.package_dir / self.harness_data
+
+    @property
+    def private_sample_dir(self) -> Path | None:
+        """The stand-in private set local mode seeds into the audit bucket, or None when the type has none."""
+        return None if self.private_sample is None else self.package_dir / self.private_sample
 
     @property
     def examples_dir(self) -> Path:
@@ -411,6 +423,9 @@ def declaration_problems(declared: ChallengeType) -> list[str]:
             problems.append(problem)
     if declared.harness_data is not None:
         problems += _data_problems(package_dir, declared.harness, declared.harness_data)
+    if declared.private_sample is not None:
+        problems += _data_problems(package_dir, declared.harness, declared.private_sample, "private_sample")
+        problems += _private_apart(package_dir, declared.harness_data, declared.private_sample)
     args = declared.cpu_args
     if not isinstance(args, tuple) or not all(isinstance(a, str) for a in args):
         problems.append(f"cpu_args {args!r}: a tuple of strings, e.g. ('--engine', 'fake')")
@@ -470,20 +485,35 @@ def _denylist_problems(package_dir: Path, harness: object, denylist: object, con
     return problems
 
 
-def _data_problems(package_dir: Path, harness: object, data: object) -> list[str]:
-    """Why `harness_data` is not a folder of the package apart from the harness folder."""
-    problem = _inside(package_dir, "harness_data", data)
+def _data_problems(package_dir: Path, harness: object, data: object, key: str = "harness_data") -> list[str]:
+    """Why `data` (`harness_data`, `private_sample`) is not a folder of the package apart from the harness folder."""
+    problem = _inside(package_dir, key, data)
     if problem:
         return [problem]
     if not isinstance(harness, str) or _inside(package_dir, "harness", harness):
         return []  # reported for `harness` already
     data_dir, harness_dir = (package_dir / str(data)).resolve(), (package_dir / harness).resolve()
     if data_dir.is_relative_to(harness_dir) or harness_dir.is_relative_to(data_dir):
-        return [
-            f"harness_data {data!r}: a folder apart from the harness folder {harness!r}, neither inside it nor "
-            f"holding it; it is uploaded beside run.py as {HARNESS_DATA}/ (files the harness folder holds travel "
-            "with it already)"
-        ]
+        where = (
+            f"it is uploaded beside run.py as {HARNESS_DATA}/ (files the harness folder holds travel with it already)"
+            if key == "harness_data"
+            else "the harness folder is public, the private set is not"
+        )
+        return [f"{key} {data!r}: a folder apart from the harness folder {harness!r}, neither inside it nor "
+                f"holding it; {where}"]  # fmt: skip
+    return []
+
+
+def _private_apart(package_dir: Path, data: object, private: object) -> list[str]:
+    """Why the private sample shares a folder with `harness_data` (the public data, uploaded with the harness)."""
+    if not isinstance(data, str) or not isinstance(private, str) or _inside(package_dir, "", data):
+        return []
+    if _inside(package_dir, "", private):
+        return []  # reported already
+    a, b = (package_dir / data).resolve(), (package_dir / private).resolve()
+    if a.is_relative_to(b) or b.is_relative_to(a):
+        return [f"private_sample {private!r}: a folder apart from harness_data {data!r}, which is uploaded with the "
+                "harness for everyone to read"]  # fmt: skip
     return []
 
 

@@ -3,9 +3,11 @@
 After the benchmark job, its agent files the same job again with a typed figure ten times what the
 job measured: the backend refuses it (`FIGURE_MISMATCH`, naming both values). Then the demo
 follows the job's own result until the verifier has re-run its submission (on the private set
-when the audit bucket holds one, else on the public set, as the verdict says) and ruled on it:
-the verdict and its reason, the public and the re-run's figures side by side, the badge, and the
-verdict's announcement on the board, which mentions the owner.
+when the audit bucket holds one, as local mode's is seeded with the type's stand-in private set,
+else on the public set, as the verdict says) and ruled on it: the verdict and its reason (the
+tolerance and the noise it was judged with), the public and the private figures side by side, the
+gap monitor's reading (flagged when the private figure is worse by more than the noise), the
+badge, and the verdict's announcement on the board, which mentions the owner.
 
 Locally the job ran on the challenge type's CPU stand-in, so its result is a proxy, which the
 verifier re-runs only in a rehearsal: the demo's backend runs with `COLLAB_VERIFY_REHEARSAL=1`,
@@ -104,7 +106,12 @@ class VerifyStep:
         say(f"    {shown(result['verdict_reason'])}")
         private = (result["rerun_figures"] or {}).get(score_field)
         rerun = figure(private) if isinstance(private, int | float) else "-"
-        say(f"    {score_field}: public {figure(result['score'])} ({result['basis']}), re-run {rerun}")
+        which = "private" if "on the private set" in (result["verdict_reason"] or "") else "re-run on the public set"
+        say(f"    {score_field}: public {figure(result['score'])} ({result['basis']}), {which} {rerun}")
+        if result["gap"] is not None:
+            flagged = "flagged (GET /v1/verification/gaps)" if result["gap_flag"] else "not flagged"
+            say(f"    gap monitor: public minus private {figure(result['gap'])}, noise {figure(result['gap_noise'])}: "
+                f"{flagged}")  # fmt: skip
         say(f"    badge: {badge(result)}")
         self._announcement(rid)
 

@@ -6,8 +6,10 @@ calls is the local user of the token in `HF_TOKEN` (the identity file `collab ap
 local` writes). A bucket made with `create` is owned by its creator, recorded beside the bucket's
 visibility in `.collab/hub/bucket-settings/`; only its owner writes it. Buckets with no owner,
 the central bucket above all, are the collab's: everyone may read them, nobody writes them here
-(on the Hub only the backend writes the central bucket). Reads of any bucket are allowed, as
-the README's buckets are public. Every path is checked to stay inside its bucket folder.
+(on the Hub only the backend writes the central bucket). Reads of a public bucket are allowed to
+everyone, as the README's buckets are public; a private bucket (the audit bucket, which holds
+the private set) is read only by its owner and the members of its namespace, as on the Hub, so
+no participant reaches it. Every path is checked to stay inside its bucket folder.
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ class LocalBuckets:
             raise BucketCommandError(f"bucket {bucket} does not exist; create it with `collab bucket create {bucket}`")
         return folder
 
+    def _readable(self, bucket: str) -> Path:
+        folder = self._folder(bucket)
+        namespace = bucket.split("/")[0]
+        if self._settings(bucket).get("private") is True and self.user not in (self.owner(bucket), namespace) \
+                and namespace not in self.orgs:  # fmt: skip
+            raise BucketCommandError(
+                f"bucket {bucket} is private: only members of {namespace} read it, and you ({self.user}) are not one"
+            )
+        return folder
+
     def _writable(self, bucket: str) -> None:
         self._folder(bucket)
         owner = self.owner(bucket)
@@ -130,8 +142,8 @@ class LocalBuckets:
         self.files.batch_bucket_files(address.bucket, add=[(data, address.path)])
 
     def read(self, address: Address) -> bytes:
-        """One file of any bucket."""
-        self._folder(address.bucket)
+        """One file of a bucket the caller may read (any public bucket)."""
+        self._readable(address.bucket)
         file = self.files.local_path(address.bucket, address.path)
         if not file.is_file() or file.is_symlink():
             raise BucketCommandError(f"no file {address.path!r} in bucket {address.bucket}")
@@ -139,7 +151,7 @@ class LocalBuckets:
 
     def listing(self, address: Address) -> list[tuple[str, int]]:
         """Every file under the address's path (a folder, a file, or the whole bucket), with its size."""
-        folder = self._folder(address.bucket)
+        folder = self._readable(address.bucket)
         prefix = address.path
         out = []
         for path in sorted(folder.rglob("*")):

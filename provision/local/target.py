@@ -11,6 +11,12 @@ what the backend's local identity reads): one organizer, an admin of both orgs, 
 participants, contributors of the challenge org. Tokens are generated once with `secrets`, kept
 across runs, written with mode 0600 and never printed.
 
+When the challenge type has a stand-in private set (`private_sample`: Gemma's few prompts other
+than the public sample's), the local target also seeds it into the audit bucket at
+`verification.private_set`, so a local rehearsal of verification re-runs on a private set; a
+folder there that holds any file is the organizers' and is never touched. The Hub target never
+seeds it: there the organizers upload the real private set.
+
 Invariants: plan reads the folders and writes nothing; apply makes exactly the plan's changes and a
 fresh plan after it is empty; nothing is ever deleted.
 """
@@ -50,6 +56,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 PARTICIPANTS = 4
 IDENTITY_MODE = 0o600
+PRIVATE_SET = "private_set"  # the plan address of the stand-in private set
 _TMP_PREFIX = ".collab-tmp-"  # the backend's folder storage skips files named like this
 
 
@@ -252,6 +259,8 @@ def plan_local(target: LocalTarget, *, adopt: bool = False, overwrite_readme: bo
         observed = observe_seed(FolderBuckets(target.hub_dir), "", seed) if central_exists else ObservedSeed()
         for a in plan_seed_actions(seed, observed, overwrite_readme=overwrite_readme):
             actions.append(LocalAction(a.address, a.id, a.action, a.changes, a.reason, a.diff))
+    private = _plan_private_set(target)
+    actions += [private] if private is not None else []
     actions.append(_plan_identities(target))
     return LocalPlan(target.desired.collab, target.collab_dir, tuple(actions), tuple(blockers))
 
@@ -280,6 +289,34 @@ def _plan_identities(target: LocalTarget) -> LocalAction:
     )
 
 
+def private_sample_files(target: LocalTarget) -> dict[str, Path]:
+    """The type's stand-in private set by audit-bucket path (under `verification.private_set`); empty when none."""
+    spec = target.loaded.spec
+    folder = load_type(spec.challenge.type).private_sample_dir
+    if folder is None or not folder.is_dir():
+        return {}
+    prefix = spec.verification.private_set.rstrip("/") + "/"
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith("."))
+    return {prefix + p.relative_to(folder).as_posix(): p for p in files}
+
+
+def _plan_private_set(target: LocalTarget) -> LocalAction | None:
+    """Seed the stand-in private set into the audit bucket, unless its folder there holds a file already."""
+    files = private_sample_files(target)
+    if not files:
+        return None
+    spec = target.loaded.spec
+    bucket, prefix = spec.storage.audit_bucket, spec.verification.private_set.rstrip("/") + "/"
+    where = f"{bucket}/{prefix}"
+    folder = target.bucket_dir(bucket) / prefix
+    held = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+    if held:
+        return LocalAction(PRIVATE_SET, where, "no-op", (), f"holds {held} file(s): a private set is never overwritten")
+    kind = load_type(spec.challenge.type)
+    change = Change("files", None, f"{len(files)} file(s) of {kind.package}/{kind.private_sample}/")
+    return LocalAction(PRIVATE_SET, where, "create", (change,), "a stand-in private set for local rehearsals")
+
+
 def _roles_text(orgs: dict[str, str]) -> str:
     return ", ".join(f"{role} of {org}" for org, role in sorted(orgs.items()))
 
@@ -303,6 +340,14 @@ def apply_local(target: LocalTarget, plan: LocalPlan, *, progress: Callable[[str
                 _write_identities(target)
                 done += len(action.changes)
                 progress(f"  {len(action.changes)} change(s): done")
+                continue
+            if action.address == PRIVATE_SET:
+                files = private_sample_files(target)
+                FolderBuckets(target.hub_dir).batch_bucket_files(
+                    target.loaded.spec.storage.audit_bucket, add=[(path, name) for name, path in files.items()]
+                )
+                done += 1
+                progress(f"  {len(files)} file(s): done")
                 continue
             if action.address.startswith("seed.") and target.desired.seed is not None:
                 for change in action.changes:

@@ -82,9 +82,18 @@ def test_declared_data_is_seeded_beside_run_py(tmp_path: Path) -> None:
         (".", "a folder apart from the harness folder"),
     ],
 )
-def test_a_misplaced_data_folder_is_refused(tmp_path: Path, value: str, message: str) -> None:
-    with pytest.raises(ChallengeTypeError, match=message):
-        _declare(_package(tmp_path), harness_data=value)
+@pytest.mark.parametrize("key", ["harness_data", "private_sample"])
+def test_a_misplaced_data_folder_is_refused(tmp_path: Path, value: str, message: str, key: str) -> None:
+    with pytest.raises(ChallengeTypeError, match=f"{key} .*{message}"):
+        _declare(_package(tmp_path), **{key: value})
+
+
+def test_the_private_sample_is_apart_from_the_public_data(tmp_path: Path) -> None:
+    """The public data is uploaded with the harness for everyone: a private sample inside it would be too."""
+    package = _package(tmp_path)
+    with pytest.raises(ChallengeTypeError, match="private_sample 'data/private': a folder apart from harness_data"):
+        _declare(package, harness_data="data", private_sample="data/private")
+    assert _declare(package, harness_data="data", private_sample="private").private_sample_dir == package / "private"
 
 
 def test_a_data_link_out_of_the_package_is_refused(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import pytest
 from backend_world import World, auth
 from fastapi.testclient import TestClient
 
+from collab_backend.storage import Add
+
 
 @pytest.fixture
 def alice(world: World, client: TestClient) -> str:
@@ -136,3 +138,28 @@ def test_sync_size_caps_refuse_a_big_file_and_a_big_total(storage_kind: str, tmp
             assert refused.status_code == 413 and refused.json()["error"]["code"] == "BODY_TOO_LARGE"
             assert message in refused.json()["error"]["message"]
         assert not tight.storage.list(tight.spec.storage.central_bucket, "artifacts/").items
+
+
+SECRET = b'{"set": "private", "items": ["the organizers\' prompt"]}'
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "field"),
+    [("POST", "/v1/artifacts/sync", "source"), ("POST", "/v1/shared-resources/sync", "source"),
+     ("PUT", "/v1/taskforces/probe", "path"), ("POST", "/v1/results", "path")],
+)  # fmt: skip
+def test_no_file_route_reaches_the_private_set(
+    world: World, client: TestClient, alice: str, method: str, route: str, field: str
+) -> None:
+    """The private set lies in the audit bucket: every path an agent names is a path of its own bucket."""
+    audit, central = world.spec.storage.audit_bucket, world.spec.storage.central_bucket
+    world.storage.batch(audit, [Add("eval_dataset/prompts.json", SECRET)])
+    namespace, name = audit.split("/")
+    for path in (f"../../{audit}/eval_dataset/prompts.json", f"../{name}/eval_dataset/", f"/{audit}/eval_dataset/",
+                 "eval_dataset/prompts.json", f"hf://buckets/{audit}/eval_dataset/prompts.json",
+                 f"{namespace}/{name}/eval_dataset/"):  # fmt: skip
+        response = client.request(method, route, json={"agent_id": "speedy", field: path}, headers=auth(alice))
+        assert response.status_code >= 400, (path, response.text)
+        assert response.json()["error"]["code"] in ("INVALID_PATH", "SOURCE_NOT_FOUND", "VALIDATION_FAILED"), path
+    leaked = [p for p in world.storage.paths(central) if world.storage.read(central, p) == SECRET]
+    assert leaked == []

@@ -34,7 +34,7 @@ from collab_backend.main import create_app
 from collab_backend.record.entries import JobEntry
 from collab_backend.services import verifier
 from collab_backend.services.job_endings import tick
-from collab_backend.services.verifier import decide, sweep
+from collab_backend.services.verifier import decide, gap_of, sweep
 from collab_backend.storage import Add, Delete
 from collab_testing.hub import ADMIN_TOKEN
 
@@ -88,6 +88,49 @@ def test_a_rerun_decides_the_verdict(spec_text: str, public: float, end: JobEntr
     assert words in decision.reason, decision.reason
     if verdict == "valid":
         assert decision.figures == {"tps": 100.0, "ppl": 2.3}
+
+
+# -- the gap monitor -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("direction", "public", "private", "noise", "gap", "flagged"),
+    [
+        ("maximize", 100.0, 100.0, 0.0, 0.0, False),  # no gap: nothing to flag, even with no noise
+        ("maximize", 100.0, 97.0, 2.0, 3.0, True),  # worse on the private set by more than the noise
+        ("maximize", 100.0, 98.0, 2.0, 2.0, False),  # exactly the noise: inside it
+        ("maximize", 100.0, 98.5, 2.0, 1.5, False),
+        ("maximize", 100.0, 110.0, 2.0, -10.0, False),  # better on the private set: never the overfitting signal
+        ("minimize", 50.0, 55.0, 1.0, 5.0, True),  # lower is better: a higher private figure is worse
+        ("minimize", 50.0, 45.0, 1.0, -5.0, False),
+        ("minimize", 50.0, 50.5, 1.0, 0.5, False),
+    ],
+)
+def test_the_gap_rule(direction: str, public: float, private: float, noise: float, gap: float, flagged: bool) -> None:
+    found = gap_of(direction, public, private, noise)
+    assert (found.gap, found.noise, found.flagged) == (pytest.approx(gap), noise, flagged)
+
+
+@pytest.mark.parametrize(
+    ("public", "private_set", "interval", "gap", "flagged", "verdict"),
+    [
+        (107.0, True, None, 7.0, True, "valid"),  # within the tolerance, yet worse than the noise: flagged
+        (102.0, True, None, 2.0, False, "valid"),  # inside the noise (2.83)
+        (98.0, True, None, -2.0, False, "valid"),
+        (109.0, True, None, 9.0, True, "invalid"),  # past the tolerance too
+        (107.0, False, None, None, False, "valid"),  # re-run on the public set: no private figure, no gap
+        (103.0, True, [96.0, 110.0], 3.0, False, "valid"),  # a measured interval is the noise: half-width 7
+    ],
+)
+def test_a_verdict_records_the_gap_on_the_private_set(
+    public: float, private_set: bool, interval: list[float] | None, gap: float | None, flagged: bool, verdict: str
+) -> None:
+    decision = decide(make_spec(NOISY), public, _end(summary=_summary()), private_set=private_set, interval=interval)
+    assert decision.verdict == verdict, decision.reason
+    if gap is None:
+        assert decision.gap is None
+        return
+    assert decision.gap is not None and decision.gap.gap == pytest.approx(gap)
+    assert decision.gap.flagged is flagged
+    assert ("gap flagged" in decision.reason) is flagged, decision.reason
 
 
 # -- the verifier over the API, with a scripted launcher ----------------------------------------------
@@ -173,6 +216,28 @@ def test_a_leading_result_is_rerun_on_the_private_set_verified_announced_and_ran
     assert vc.get("/v1/jobs", params={"agent": "speedy"}).json()["quota"]["agent"]["used"] == 1  # not charged to it
     sweep(vw.ctx)
     assert len(_reruns(launcher)) == 1  # decided: nothing more
+
+
+def test_a_gap_beyond_the_noise_is_flagged_on_the_result_the_board_and_the_gaps_list(
+    vw: World, vc: TestClient, launcher: ScriptedLauncher
+) -> None:
+    """The re-run on the private set measures 96 where the job measured 100: valid (5% tolerance), gap flagged."""
+    alice = _agent(vw, vc)
+    result = _measured(vw, vc, launcher, alice, tps=100.0)
+    assert vc.get("/v1/verification/gaps").json()["items"] == []
+    sweep(vw.ctx)
+    _end_rerun(vw, launcher, tps=96.0)
+    sweep(vw.ctx)
+    shown = vc.get(f"/v1/results/{result['id']}").json()
+    assert shown["verdict"] == "valid" and shown["gap"] == pytest.approx(4.0) and shown["gap_flag"] is True
+    assert shown["gap_noise"] < 4.0 and "gap flagged" in shown["verdict_reason"]
+    [standing] = vc.get("/v1/leaderboard").json()["boards"][0]["standings"]
+    assert (standing["private_score"], standing["gap_flag"]) == (96.0, True)
+    gaps = vc.get("/v1/verification/gaps").json()
+    assert "noise" in gaps["rule"]
+    [item] = gaps["items"]
+    assert (item["id"], item["agent"], item["public"], item["private"]) == (result["id"], "speedy", 100.0, 96.0)
+    assert item["gap"] == pytest.approx(4.0) and item["verdict"] == "valid"
 
 
 def test_only_a_result_that_would_beat_the_verified_champion_is_rerun(

@@ -69,10 +69,22 @@ def test_private_sets_are_never_written_into_a_repository(tmp_path: Path) -> Non
     setlib.refuse_repository_path(tmp_path / "elsewhere", "private")
 
 
-def test_the_bundled_sample_is_what_make_sample_builds() -> None:
-    authored = json.loads((SAMPLE / "authored.json").read_text(encoding="utf-8"))
-    for name, doc in make_sample.sample_documents(authored).items():
-        assert setlib.dumps(doc) == (SAMPLE / name).read_text(encoding="utf-8"), f"{name} is stale: run make_sample.py"
+@pytest.mark.parametrize(("folder", "set_name"), [(SAMPLE, "sample"), (make_sample.PRIVATE_SAMPLE, "private")])
+def test_the_bundled_sample_is_what_make_sample_builds(folder: Path, set_name: str) -> None:
+    authored = json.loads((folder / "authored.json").read_text(encoding="utf-8"))
+    for name, doc in make_sample.sample_documents(authored, set_name).items():
+        assert doc["set"] == set_name
+        assert setlib.dumps(doc) == (folder / name).read_text(encoding="utf-8"), f"{name} is stale: run make_sample.py"
+
+
+def test_the_private_sample_holds_other_prompts_than_the_public_one() -> None:
+    """A rehearsal re-runs on other prompts, so the private figure is the private set's own."""
+    ids, texts = [], []
+    for folder in (SAMPLE, make_sample.PRIVATE_SAMPLE):
+        prompts = json.loads((folder / "prompts.json").read_text(encoding="utf-8"))["items"]
+        ids.append({p["id"] for p in prompts})
+        texts.append({tuple(p["prompt_token_ids"]) for p in prompts})
+    assert not ids[0] & ids[1] and not texts[0] & texts[1]
 
 
 def test_the_fake_baseline_is_what_generate_baseline_measures(tmp_path: Path, sample_copy: Path) -> None:

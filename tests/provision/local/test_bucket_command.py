@@ -13,6 +13,7 @@ from provision.local.target import local_target, local_tokens
 
 CENTRAL = "my-collab/gemma-collab-main-bucket"
 MINE = "my-collab/gemma-collab-scout"
+AUDIT = "my-collab-admin/gemma-collab-audit-bucket"
 
 
 @pytest.fixture
@@ -111,3 +112,25 @@ def test_bad_input_is_a_clear_error(
         assert bucket(capsys, monkeypatch, collab, me, "create", "my-collab/x")[0] == 0
     code, _, err = bucket(capsys, monkeypatch, collab, token or me, *argv, stdin=b"data")
     assert code == 1 and message in err and "Traceback" not in err, err
+
+
+def test_no_participant_reaches_the_private_set(
+    collab: Path, applied: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The stand-in private set is in the audit bucket: no participant lists or copies it; the organizer does."""
+    audit = f"hf://buckets/{AUDIT}"
+    me, organizer = applied["participant-1"], applied["organizer"]
+    for argv in (("ls", audit), ("ls", f"{audit}/eval_dataset/"), ("cp", f"{audit}/eval_dataset/prompts.json", "-"),
+                 ("sync", f"{audit}/eval_dataset/", str(tmp_path / "got"))):  # fmt: skip
+        code, out, err = bucket(capsys, monkeypatch, collab, me, *argv)
+        assert code == 1 and "prompts" not in out, (argv, out)
+        assert f"bucket {AUDIT} is private: only members of my-collab-admin read it" in err, (argv, err)
+    assert not (tmp_path / "got").exists()
+    code, out, _ = bucket(capsys, monkeypatch, collab, organizer, "ls", f"{audit}/eval_dataset/")
+    assert code == 0 and "eval_dataset/prompts.json" in out.split()
+    shown = bucket(capsys, monkeypatch, collab, organizer, "cp", f"{audit}/eval_dataset/prompts.json", "-")[1]
+    assert '"set": "private"' in shown
+    # Nothing of it is in the central bucket, which everyone reads.
+    central = collab / ".collab" / "hub" / "buckets" / CENTRAL
+    assert not [p for p in central.rglob("*.json") if '"set": "private"' in p.read_text(encoding="utf-8")]

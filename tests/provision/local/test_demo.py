@@ -198,10 +198,16 @@ def test_demo_runs_and_leaves_no_process(collab: Path, port: int, dashboard_port
     assert re.search(rf"the verifier re-ran {rid}'s submission and ruled after [\d.]+ s: valid \(verifier:rehearsal\)",
                      step), step  # fmt: skip
     assert re.search(r"rehearsal: the CPU stand-in's re-run, not a measurement; guard `quality_gate` not applied: "
-                     r"[\d.]+ \(min None, max 0\.0\), a stand-in's figure; the re-run measured ([\d.]+) on the public "
-                     r"set \(no private set\), the result says \1: within the [\d.]+ allowed", step), step  # fmt: skip
-    figures = re.search(r"tps: public ([\d.]+) \(proxy\), re-run ([\d.]+)", step)
-    assert figures is not None and figures.group(1) == figures.group(2), step  # the stand-in is deterministic
+                     r"[\d.]+ \(min None, max 0\.0\), a stand-in's figure; the re-run measured ([\d.]+) on the "
+                     r"private set, the result says ([\d.]+): within the [\d.]+ allowed", step), step  # fmt: skip
+    figures = re.search(r"tps: public ([\d.]+) \(proxy\), private ([\d.]+)", step)
+    # the stand-in private set (seeded into the audit bucket by apply) holds other prompts: another figure
+    assert figures is not None and figures.group(1) != figures.group(2), step
+    # the gap monitor's reading: flagged exactly when the private figure is worse by more than the noise
+    gap = re.search(r"gap monitor: public minus private (-?[\d.e-]+), noise ([\d.e-]+): (flagged|not flagged)", step)
+    assert gap is not None, step
+    assert abs(float(gap.group(1)) - (float(figures.group(1)) - float(figures.group(2)))) < 0.01, step
+    assert (gap.group(3) == "flagged") == (float(gap.group(1)) > float(gap.group(2))), step
     badge = "badge: verified (rehearsal: a stand-in's re-run, never a real verification); a proxy result, never ranked"
     assert badge in step
     assert re.search(rf"\[results\] _system: Result {rid} by @ben is now \*\*valid\*\* \(verifier:rehearsal\)", step)

@@ -29,7 +29,9 @@ def test_plan_apply_plan(collab: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r"\+ create  identities +\.collab/identities\.json", out)
     assert re.search(rf"\+ create  seed\.readme +{CENTRAL}/README\.md", out)
     assert "user organizer: admin of my-collab, admin of my-collab-admin" in out
-    assert "6 to create, 0 to update, 0 unchanged. Run `collab apply --target local`" in out
+    assert re.search(rf"\+ create  private_set +{AUDIT}/eval_dataset/\n +files: 6 file\(s\) of challenge_gemma/"
+                     r"private_sample/", out), out  # fmt: skip
+    assert "7 to create, 0 to update, 0 unchanged. Run `collab apply --target local`" in out
     assert not (collab / ".collab").exists(), "plan wrote something"
 
     code, out = run(capsys, collab, "apply")
@@ -77,10 +79,31 @@ def test_plan_json(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, collab, "plan", "--json")
     document = json.loads(out)
     assert code == 2 and document["format_version"] == 1 and document["target"] == "local"
-    assert document["summary"] == {"create": 6, "update": 0, "no-op": 0, **document["summary"]}
+    assert document["summary"] == {"create": 7, "update": 0, "no-op": 0, **document["summary"]}
     assert [a["address"] for a in document["actions"]] == [
-        "bucket.central", "bucket.audit", "seed.readme", "seed.harness", "seed.verification_index", "identities",
+        "bucket.central", "bucket.audit", "seed.readme", "seed.harness", "seed.verification_index", "private_set",
+        "identities",
     ]  # fmt: skip
+
+
+def test_the_stand_in_private_set_is_seeded_into_the_audit_bucket_and_never_overwritten(
+    collab: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Local mode only: the type's private sample goes to `verification.private_set` of the audit bucket, once."""
+    assert run(capsys, collab, "apply")[0] == 0
+    hub = collab / ".collab" / "hub" / "buckets"
+    private = hub / AUDIT / "eval_dataset"
+    prompts = json.loads((private / "prompts.json").read_text(encoding="utf-8"))
+    public = json.loads((hub / CENTRAL / "harness" / "data" / "sample" / "prompts.json").read_text(encoding="utf-8"))
+    assert prompts["set"] == "private" and public["set"] == "sample"
+    assert not {i["id"] for i in prompts["items"]} & {i["id"] for i in public["items"]}  # other prompts
+    assert (private / "baselines" / "fake-v1.json").is_file() and (private / "spot_items.json").is_file()
+    # The organizers' own set there is theirs: a changed or replaced file is never overwritten.
+    (private / "prompts.json").write_text('{"theirs": true}\n', encoding="utf-8")
+    code, out = run(capsys, collab, "plan")
+    assert code == 0 and "private_set" in out and "+ create  private_set" not in out, out  # in sync: kept
+    assert run(capsys, collab, "apply")[0] == 0
+    assert (private / "prompts.json").read_text(encoding="utf-8") == '{"theirs": true}\n'
 
 
 def test_identity_file_is_private_and_keeps_its_tokens(collab: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -202,6 +202,13 @@ class VerdictEntry:
     job: str | None = None  # the verification re-run that decided it
     figures: dict[str, float] | None = None  # that re-run's score and metrics (the private figures)
     kind: Literal["verdict"] = "verdict"
+    gap: float | None = None  # on the private set: public minus private in the track's direction
+    gap_noise: float | None = None  # the noise margin the verdict used; a gap above it is flagged
+
+    @property
+    def gap_flag(self) -> bool:
+        """The gap monitor's flag: the private figure is worse than the public one by more than the noise."""
+        return self.gap is not None and self.gap_noise is not None and self.gap > self.gap_noise
 
     @property
     def human(self) -> bool:

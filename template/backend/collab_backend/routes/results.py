@@ -18,6 +18,8 @@ from collab_backend.services.leaderboard import DEFAULT_PAGE
 from collab_backend.services.results import ingest_index_edits, promote_result, set_verdict, sync_index_file
 
 router = APIRouter(prefix="/v1", tags=["results"])
+GAP_RULE = ("a re-run on the private set is flagged when its figure is worse than the result's public one, in the "
+            "track's direction, by more than the noise margin its verdict used (the overfitting signal)")  # fmt: skip
 
 
 class ResultPromote(BaseModel):
@@ -58,6 +60,9 @@ def public(ctx: Any, r: ResultEntry) -> dict[str, Any]:
         "verdict_by": verdict.by if verdict else None,
         "verdict_reason": verdict.reason if verdict else "",
         "rerun_figures": verdict.figures if verdict else None,  # the verification re-run's (private) figures
+        "gap": verdict.gap if verdict else None,  # public minus private, in the track's direction
+        "gap_noise": verdict.gap_noise if verdict else None,
+        "gap_flag": verdict.gap_flag if verdict else False,  # the gap monitor: worse on the private set than noise
         "submitted_at": iso(r.ts),
         "source": r.source,
         "description": r.body,
@@ -143,6 +148,25 @@ def pending_results(
             if len(items) == limit:
                 break
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.get("/verification/gaps")
+def flagged_gaps(ctx: ContextDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    """The gap monitor: results whose private figure is worse than the public one by more than the noise."""
+    verdicts = ctx.leaderboard.get(ctx.record.state, ctx.spec.scoring).verdicts  # rulings applied
+    state, items = ctx.record.state, []
+    for rid in reversed(state.result_order):
+        verdict = verdicts.get(rid)
+        if verdict is None or not verdict.gap_flag:
+            continue
+        r = state.results[rid]
+        private = (verdict.figures or {}).get(ctx.spec.scoring.score_field)
+        items.append({"id": rid, "agent": r.agent, "track": r.track, "fingerprint": r.fingerprint, "public": r.score,
+                      "private": private, "gap": verdict.gap, "noise": verdict.gap_noise, "verdict": verdict.verdict,
+                      "verdict_by": verdict.by})  # fmt: skip
+        if len(items) == limit:
+            break
+    return {"rule": GAP_RULE, "items": items}
 
 
 @router.post("/verification/sweep", responses=answers("NOT_ORGANIZER"))

@@ -82,6 +82,7 @@ class Standing:
     public_score: float | None = None  # the result's own figure (claimed or measured by its job)
     private_score: float | None = None  # the verification re-run's figure, once verified: the one it ranks by
     interval: list[float] | None = None  # the job's measured 95% interval of the score, when it ranks by it
+    gap_flag: bool = False  # the gap monitor: its private figure is worse than its public one by more than the noise
 
     def public(self) -> dict[str, Any]:
         return {
@@ -99,6 +100,7 @@ class Standing:
             "public_score": self.public_score,
             "private_score": self.private_score,
             "interval": self.interval,
+            "gap_flag": self.gap_flag,
         }
 
 
@@ -266,7 +268,8 @@ def board_of(drawn: Tally, scoring: Scoring, previous: dict[str, Any] | None = N
         )
         verdict_of = {r.id: drawn.verdicts[r.id].verdict if r.id in drawn.verdicts else "pending" for r in entries}
         private = {r.id: _private_score(drawn.verdicts.get(r.id), scoring) for r in entries}
-        standings = _standings(entries, verdict_of, private, scoring)
+        flagged = {r.id for r in entries if r.id in drawn.verdicts and drawn.verdicts[r.id].gap_flag}
+        standings = _standings(entries, verdict_of, private, scoring, flagged)
         boards.append({"track": track, "standings": [s.public() for s in standings]})
     return {
         "ranking": {
@@ -283,6 +286,8 @@ def board_of(drawn: Tally, scoring: Scoring, previous: dict[str, Any] | None = N
             ],
             "pending": "ranked and flagged until verified",
             "verified": "a result verified by a re-run ranks by the re-run's figure (`private_score`)",
+            "gap": "`gap_flag`: the re-run on the private set measured worse than the public figure by more than "
+            "the noise (GET /v1/verification/gaps)",
             "basis": "`job`: figures from the agent's own job's checked summary; `claim`: typed by the agent; "
             "`proxy`: " + PROXY_RULE.split(": ", 1)[1],
         },
@@ -305,8 +310,9 @@ def _ranked_score(result: ResultEntry, verdicts: Mapping[str, VerdictEntry], sco
 
 
 def _standings(
-    entries: list[ResultEntry], verdict_of: Mapping[str, str], private: Mapping[str, float | None], scoring: Scoring
-) -> list[Standing]:
+    entries: list[ResultEntry], verdict_of: Mapping[str, str], private: Mapping[str, float | None], scoring: Scoring,
+    flagged: set[str] | frozenset[str] = frozenset(),
+) -> list[Standing]:  # fmt: skip
     out: list[Standing] = []
     leader, leader_interval = 0.0, None
     group_rank = 0
@@ -320,7 +326,7 @@ def _standings(
         out.append(
             Standing(group_rank, False, result.id, result.agent, score, dict(result.metrics), verdict,
                      verdict == "pending", result.ts, tie_margin(scoring.noise, score, score),
-                     result.basis, result.job, result.score, own, interval)
+                     result.basis, result.job, result.score, own, interval, result.id in flagged)
         )  # fmt: skip
     ranks: defaultdict[int, int] = defaultdict(int)
     for standing in out:

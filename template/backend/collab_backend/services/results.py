@@ -278,11 +278,12 @@ def set_verdict(
     *,
     job: str | None = None,
     figures: dict[str, float] | None = None,
+    gap: tuple[float, float] | None = None,
 ) -> VerdictEntry | None:
     """Record a verdict; None when nothing changed (same verdict, or a machine against a human).
 
     A machine may record `pending` with a reason (why a re-run has not decided yet); it writes
-    again only when the reason changes.
+    again only when the reason changes. `gap` is a re-run's (gap, noise) on the private set.
     """
     human = by.startswith("human:")
 
@@ -304,7 +305,8 @@ def set_verdict(
             raise _Unchanged
         if current is None and verdict == "pending" and (human or not reason):
             raise _Unchanged
-        return VerdictEntry(seq, ts, result_id, verdict, by, reason, job, figures)
+        gap_value, noise = gap if gap is not None else (None, None)
+        return VerdictEntry(seq, ts, result_id, verdict, by, reason, job, figures, gap=gap_value, gap_noise=noise)
 
     try:
         entry = ctx.record.write(build)

@@ -22,6 +22,12 @@ stand-in's stays `pending`, as outside a rehearsal. In a rehearsal the tolerance
 decide; a guard the stand-in fails is named in the reason but decides nothing (a stand-in's
 outputs are not the model's, so its quality checks say nothing about the submission).
 
+The gap monitor: a re-run on the private set records the gap, the public figure minus the private
+one in the track's direction (how much worse the private set scores), beside the noise margin
+the verdict used; a gap above that noise is flagged (`gap_flag`): the overfitting signal of a
+submission tuned to the public prompts. The flag decides nothing by itself (the tolerance does);
+`GET /v1/verification/gaps` lists the flagged results for the organizers.
+
 Everything is decided from the record at each sweep (the job monitor's period), so a restart in
 the middle of a re-run finds the run again (the monitor) and records the verdict it has not
 recorded yet (the next sweep).
@@ -76,6 +82,24 @@ class Decision:
     reason: str
     figures: dict[str, float] | None = None
     retry: bool = False
+    gap: Gap | None = None  # on the private set only
+
+
+@dataclass(frozen=True)
+class Gap:
+    """How much worse the private figure is than the public one, in the track's direction, against the noise."""
+
+    gap: float
+    noise: float
+
+    @property
+    def flagged(self) -> bool:
+        return self.gap > self.noise
+
+
+def gap_of(direction: str, public: float, private: float, noise: float) -> Gap:
+    """The gap rule: public minus private when higher is better, private minus public when lower is better."""
+    return Gap(public - private if direction == "maximize" else private - public, noise)
 
 
 def _number(value: Any) -> float | None:
@@ -131,12 +155,15 @@ def decide(
     else:
         noise = sum((i[1] - i[0]) / 2 for i in (interval, rerun_interval) if i is not None)
     allowed = verification.tolerance * abs(public) + noise
-    gap = abs(private - public)
+    apart = abs(private - public)
     where = "on the private set" if private_set else "on the public set (no private set)"
     words = f"{noted}the re-run measured {private:g} {where}, the result says {public:g}"
-    if gap > allowed:
-        return Decision("invalid", f"{words}: {gap:g} apart, more than the {allowed:g} allowed", figures)
-    return Decision("valid", f"{words}: within the {allowed:g} allowed", figures)
+    gap = gap_of(scoring.direction, public, private, noise) if private_set else None
+    if gap is not None and gap.flagged:
+        words += f" (gap flagged: the private figure is {gap.gap:g} worse, more than the {noise:g} noise)"
+    if apart > allowed:
+        return Decision("invalid", f"{words}: {apart:g} apart, more than the {allowed:g} allowed", figures, gap=gap)
+    return Decision("valid", f"{words}: within the {allowed:g} allowed", figures, gap=gap)
 
 
 # -- which results ------------------------------------------------------------------------------
@@ -262,7 +289,9 @@ def _conclude(ctx: Context, result: ResultEntry, jobs: list[list[JobEntry]], end
     reason = reason[:500]
     written = None
     if current is None or (current.verdict, current.reason, current.job) != (decision.verdict, reason, end.job_id):
-        written = set_verdict(ctx, result.id, decision.verdict, by, reason, job=end.job_id, figures=decision.figures)
+        gap = decision.gap
+        written = set_verdict(ctx, result.id, decision.verdict, by, reason, job=end.job_id, figures=decision.figures,
+                              gap=None if gap is None else (gap.gap, gap.noise))  # fmt: skip
     if retry and ctx.record.clock() >= end.ts + BACKOFF_S * 2 ** (len(jobs) - 1):
         _rerun(ctx, result, swept)
     return written is not None
