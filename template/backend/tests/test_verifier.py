@@ -714,3 +714,24 @@ def test_top_k_reruns_every_pending_result_entering_the_tracks_top_k(
         rerun = {r.submission_bucket for r in _reruns(launcher)}
         assert rerun == {"acme/fast-speedy", "acme/fast-slowpoke"}  # first and second; not the third
         assert "enters its track's top 2" in client.get("/v1").json()["results"]["verification"]["what_happens"]
+
+
+def test_a_stand_in_launcher_spends_no_rerun_on_a_real_result_outside_a_rehearsal(
+    storage_kind: str, tmp_path: Path, clock: Clock
+) -> None:
+    """Local jobs on the CPU stand-in cannot measure a claim: it stays pending, with no job and no announcement."""
+    stand_in = ScriptedLauncher(stand_in=True)
+    world = with_launcher(World(storage_kind, tmp_path, make_spec(VERIFY_YAML), clock), stand_in)
+    seed_harness(world, PRIVATE_HARNESS)
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        alice = _agent(world, client)
+        claim = _promote(world, client, alice, {"tps": 100.0, "ppl": 2.3, "method": "m", "track": "lossless",
+                                                "submission": "sub"})  # fmt: skip
+        assert claim["basis"] == "claim" and claim["fingerprint"] is not None
+        [standing] = client.get("/v1/leaderboard").json()["boards"][0]["standings"]
+        assert (standing["result_id"], standing["verdict"]) == (claim["id"], "pending")  # the board asks for it
+        assert sweep(world.ctx).as_json() == {"recorded": [], "started": [], "in_flight": []}
+        assert _reruns(stand_in) == []
+        assert client.get(f"/v1/results/{claim['id']}").json()["verdict"] == "pending"
+        board = client.get("/v1/messages", params={"channel": "results"}).json()["items"]
+        assert not any("pending" in m["body"] for m in board)

@@ -254,10 +254,13 @@ def _sweep(ctx: Context, swept: Swept) -> None:
                 except (APIError, StorageError) as exc:  # one result's retry must not stop the others
                     log.warning("verdict of %s not recorded: %s", result.id, getattr(exc, "message", exc))
     now = ctx.record.clock()
+    stand_in = ctx.launcher is not None and ctx.launcher.stand_in
     for rid in candidates(ctx):
         result = state.results[rid]
         if result.fingerprint is None or result.submission is None or result.fingerprint in reruns:
             continue  # not re-runnable (a claim naming no submission), or its run exists
+        if stand_in and not (ctx.runs.rehearsal and _rehearsable(result)):
+            continue  # a stand-in's re-run measures nothing: no job spent, nothing announced; it stays pending
         if ctx.runs.verify_wait.get(rid, 0.0) > now:
             continue
         try:
