@@ -502,7 +502,10 @@ def test_a_tsp_collab_renders_validates_and_rehearses(
     status = example("Rehearse", "collab status --target local")
     assert status.expected is not None
     assert "shows a third server, `eval`, the eval service" in " ".join(SETUP.read_text(encoding="utf-8").split())
-    lines = list(status.expected)
+    assert "the type has no stand-in private set, no `private_set` line" in " ".join(
+        SETUP.read_text(encoding="utf-8").split()
+    )
+    lines = [line for line in status.expected if not line.lstrip().startswith("private_set ")]
     dashboard = next(i for i, line in enumerate(lines) if line.lstrip().startswith("dashboard "))
     lines.insert(dashboard + 1, lines[dashboard].replace("dashboard", "eval     ", 1).replace(
         "dashboard", "eval"))  # fmt: skip
@@ -511,10 +514,14 @@ def test_a_tsp_collab_renders_validates_and_rehearses(
 
 
 def with_eval(up: Example) -> Example:
-    """`collab up`'s output as SETUP.md shows it, with the eval service a third server, as it says."""
+    """`collab up`'s output as SETUP.md shows it for a tsp collab: the eval service a third server, no private set."""
     assert up.expected is not None
     lines: list[str] = []
-    for line in up.expected:
+    shown = list(up.expected)
+    at = next(i for i, line in enumerate(shown) if line.lstrip().startswith("private_set ("))
+    del shown[at : at + 2]  # the type has no stand-in private set: neither the action nor its one change
+    for line in shown:
+        line = line.replace("Local target applied: 15 change(s).", "Local target applied: 14 change(s).")
         if line.startswith("Stopping the dashboard"):
             lines.append(line.replace("dashboard", "eval"))
         lines.append(line.replace("Stopped (", "Stopped (eval: exit 0, "))

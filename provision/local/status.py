@@ -35,6 +35,7 @@ from provision.local.target import (
     HUB_DIR,
     IDENTITY_FILE,
     IDENTITY_MODE,
+    PRIVATE_SET,
     LocalAction,
     LocalPlan,
     LocalTarget,
@@ -134,6 +135,8 @@ def _resource(target: LocalTarget, action: LocalAction, seed: ObservedSeed | Non
         health = f"{visibility}, {seen.total_files} file(s)" if seen.exists else "missing"
     elif address.startswith("seed."):
         health = _seed_health(target, address, seed)
+    elif address == PRIVATE_SET:
+        health = _private_set_health(target)
     else:
         health = _identity_health(target)
     return ResourceStatus(address, action.id, health, _drift(action))
@@ -157,6 +160,14 @@ def _seed_health(target: LocalTarget, address: str, seed: ObservedSeed | None) -
     if seed.index_problem:
         return f"malformed: {seed.index_problem}"
     return "present (the backend owns it)" if VERIFICATION_INDEX in seed.hub_hashes else "missing"
+
+
+def _private_set_health(target: LocalTarget) -> str:
+    """The stand-in private set's files in the audit bucket (organizers' own files count the same)."""
+    spec = target.loaded.spec
+    folder = target.bucket_dir(spec.storage.audit_bucket) / spec.verification.private_set.rstrip("/")
+    held = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+    return f"{held} file(s), read only by the organizers" if held else "missing"
 
 
 def _identity_health(target: LocalTarget) -> str:
