@@ -370,6 +370,7 @@ def test_rulings_survive_a_restart(rw: World) -> None:
 def test_get_v1_describes_flags_and_rulings(rc: TestClient) -> None:
     described = rc.get("/v1").json()["rulings"]
     assert described["channel"] == "rulings" and described["predicate"]["config"] == "submission.json"
+    assert "rulings" in rc.get("/v1").json()["channels"]["declared"]  # the kit's channel every collab has
     assert "POST /v1/flags" in described["flag"] and "revoke" in described["order"]
 
 
