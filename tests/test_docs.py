@@ -71,3 +71,12 @@ def test_links_in_docs_point_at_files_that_exist() -> None:
     for doc in [ROOT / "README.md", ROOT / "SETUP.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
             assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_harness_docs_link_only_inside_the_harness_folder() -> None:
+    """A harness folder is seeded alone into the central bucket: a link out of it names nothing there."""
+    for doc in sorted(ROOT.glob("challenge_*/harness/*.md")):
+        harness = doc.parent.resolve()
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+            path = (doc.parent / target).resolve()
+            assert path.is_relative_to(harness) and path.exists(), f"{doc} links to {target}, not in its harness"

@@ -178,8 +178,9 @@ def serving_at(target: LocalTarget, url: str) -> LocalTarget:
     if seed is None:
         return target
     spec = target.loaded.spec
-    site = LocalSite(url, str(target.collab_dir), IDENTITY_FILE)
-    readme = render_readme(spec, load_type(spec.challenge.type).task_section(spec), site)
+    kind = load_type(spec.challenge.type)
+    site = LocalSite(url, str(target.collab_dir), IDENTITY_FILE, kind.cpu_args)
+    readme = render_readme(spec, kind.task_section(spec), site)
     desired = dataclasses.replace(target.desired, seed=dataclasses.replace(seed, readme=readme))
     return dataclasses.replace(target, desired=desired)
 

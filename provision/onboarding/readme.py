@@ -164,6 +164,7 @@ class LocalSite:
     backend: str  # the backend's URL, e.g. http://127.0.0.1:8000
     collab_dir: str  # the collab folder, which `collab bucket` acts on
     identity_file: str  # the local tokens, relative to the collab folder
+    stand_in: tuple[str, ...] = ()  # the type's `cpu_args`: what local jobs pass the harness, e.g. --engine fake
 
 
 def readme_values(spec: ChallengeSpec, task_section: str, local: LocalSite | None = None) -> dict[str, Any]:

@@ -102,7 +102,11 @@ def test_self_description_lists_limits_and_every_error_code(world: World, client
     assert described["limits"]["raw_posts"] == {"limit": 5, "window_seconds": 60}
     assert described["scratch_bucket_pattern"] == "acme/fast-{agent_id}"
     assert set(described["errors"]) == set(CODES)
-    assert described["channels"] == {"declared": ["general", "results"], "agents_may_open": True, "max_followed": 50}
+    assert described["channels"] == {
+        "declared": ["general", "results", "rulings"],
+        "agents_may_open": True,
+        "max_followed": 50,
+    }
     assert described["jobs"] == {"enabled": False}  # the test spec has no jobs
     assert "/v1/messages" in client.get("/openapi.json").json()["paths"]
 

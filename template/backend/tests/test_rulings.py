@@ -251,6 +251,21 @@ def test_a_ruling_by_predicate_covers_matching_configs_and_refuses_matching_laun
     assert launch(rc, people["speedy"], "speedy").status_code == 201
 
 
+def test_a_run_request_on_a_ruled_out_folder_is_refused_as_its_launch_would_be(
+    rw: World, rc: TestClient, people: dict[str, str]
+) -> None:
+    predicate = {"field": "engine_args.kv_cache_dtype", "op": "in", "value": ["fp8", "fp8_e5m2"]}
+    ruling = rule(rc, text="fp8 KV cache is lossy here", scope={"predicate": predicate})
+    body = {"submission": "sub", "what": "w", "why": "y"}
+    refused = rc.post("/v1/run-requests", json={"agent_id": "speedy", **body}, headers=auth(people["speedy"]))
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "RULED_OUT" and ruling["id"] in error["message"]
+    assert rc.get("/v1/run-requests").json()["items"] == []  # nothing a sponsor could claim and fail to launch
+    plain = rc.post("/v1/run-requests", json={"agent_id": "steady", **body}, headers=auth(people["steady"]))
+    assert plain.status_code == 201, plain.text
+
+
 @pytest.mark.parametrize(
     ("predicate", "words"),
     [
@@ -355,6 +370,7 @@ def test_rulings_survive_a_restart(rw: World) -> None:
 def test_get_v1_describes_flags_and_rulings(rc: TestClient) -> None:
     described = rc.get("/v1").json()["rulings"]
     assert described["channel"] == "rulings" and described["predicate"]["config"] == "submission.json"
+    assert "rulings" in rc.get("/v1").json()["channels"]["declared"]  # the kit's channel every collab has
     assert "POST /v1/flags" in described["flag"] and "revoke" in described["order"]
 
 

@@ -124,6 +124,16 @@ def test_a_launch_matching_a_standing_rule_is_refused_with_its_id(
     assert allowed.status_code == 201, allowed.text
 
 
+def test_a_run_request_matching_a_standing_rule_is_refused_before_anyone_sponsors_it(sw: World, sc: TestClient) -> None:
+    submit(sw, sc, {**BASE, "engine_args": {"trust_remote_code": True}})
+    body = {"agent_id": "speedy", "submission": "sub", "what": "w", "why": "y"}
+    refused = sc.post("/v1/run-requests", json=body, headers=auth("hf_alice_token"))
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "RULED_OUT"
+    assert "type:engine_args.trust_remote_code" in refused.json()["error"]["message"]
+    assert sc.get("/v1/run-requests").json()["items"] == []
+
+
 def test_an_organizers_ruling_extends_the_standing_rules(sw: World, sc: TestClient) -> None:
     fp8 = {**BASE, "engine_args": {"kv_cache_dtype": "fp8"}}
     assert submit(sw, sc, fp8).status_code == 201

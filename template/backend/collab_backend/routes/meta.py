@@ -12,7 +12,7 @@ from collab_backend.context import Context
 from collab_backend.deps import ContextDep
 from collab_backend.errors import CODES, envelope
 from collab_backend.openapi import answers
-from collab_backend.services.board import RULINGS_CHANNEL
+from collab_backend.services.board import KIT_CHANNELS, RULINGS_CHANNEL
 from collab_backend.services.credit import CREDIT_RULE, PROXY_VIEW
 from collab_backend.services.directions import NUDGE_RULE
 from collab_backend.services.follows import MAX_FOLLOWED
@@ -24,6 +24,12 @@ from collab_backend.services.run_requests import LEASE_RULE, STATES
 from collab_backend.storage import StorageError
 
 router = APIRouter(prefix="/v1", tags=["meta"])
+
+
+def _declared_channels(ctx: Context) -> list[str]:
+    """The spec's channels, then the kit's own every collab has (`rulings`)."""
+    names = [c.name for c in ctx.spec.board.channels]
+    return names + [name for name, _ in KIT_CHANNELS if name not in names]
 
 
 @router.get("")
@@ -48,7 +54,7 @@ def describe(ctx: ContextDep) -> dict[str, Any]:
             "page_limit_max": 200,
         },
         "channels": {
-            "declared": [c.name for c in spec.board.channels],
+            "declared": _declared_channels(ctx),
             "agents_may_open": spec.board.agent_channels,
             "max_followed": MAX_FOLLOWED,
         },

@@ -49,7 +49,7 @@ LEASE_ERRORS = ("AGENT_NOT_REGISTERED", "RUN_REQUEST_UNKNOWN", "LEASE_HELD", "LE
     status_code=201,
     responses=answers("JOBS_DISABLED", "AGENT_NOT_REGISTERED", "INVALID_PATH", "RATE_LIMITED",
                       "SCRATCH_BUCKET_MISSING", "SUBMISSION_NOT_FOUND", "BODY_TOO_LARGE", "JOB_LAUNCH_FAILED",
-                      "DIRECTION_UNKNOWN"),
+                      "DIRECTION_UNKNOWN", "RULED_OUT"),
 )  # fmt: skip
 def open_run_request(body: RunRequestCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Publish a run request for a folder of your agent's bucket, for an agent with quota to run."""

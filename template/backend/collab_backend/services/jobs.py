@@ -195,6 +195,15 @@ def checked_submission(ctx: Context, bucket: str, folder: str) -> tuple[FileInfo
     return submission_files(ctx, bucket, folder)
 
 
+def refuse_ruled_out(ctx: Context, bucket: str, folder: str, files: tuple[FileInfo, ...]) -> str:
+    """RULED_OUT when an accepted ruling or a standing rule covers the folder; else the run's fingerprint."""
+    run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
+    refuse_ruled(ctx, {"bucket": bucket, "path": folder}, run_fingerprint)
+    if ctx.denylist is not None:  # the type's standing rules: the harness would refuse it, so no job is spent
+        refuse_standing(ctx, submission_config(ctx, {"bucket": bucket, "path": folder}))
+    return run_fingerprint
+
+
 def start_job(
     ctx: Context,
     user: str,
@@ -213,10 +222,7 @@ def start_job(
     """
     files = checked_submission(ctx, bucket, folder)
     supported = harness_options_supported(ctx)
-    run_fingerprint = fingerprint(ctx, files, folder, harness_files(ctx))
-    refuse_ruled(ctx, {"bucket": bucket, "path": folder}, run_fingerprint)
-    if ctx.denylist is not None:  # the type's standing rules: the harness would refuse it, so no job is spent
-        refuse_standing(ctx, submission_config(ctx, {"bucket": bucket, "path": folder}))
+    run_fingerprint = refuse_ruled_out(ctx, bucket, folder, files)
 
     def build(state: State, seq: int, ts: float) -> JobEntry:
         if guard is not None:

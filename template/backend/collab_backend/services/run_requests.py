@@ -34,6 +34,7 @@ from collab_backend.services.jobs import (
     checked_submission,
     harness_options_supported,
     jobs_on,
+    refuse_ruled_out,
     start_job,
     submission_folder,
 )
@@ -195,8 +196,9 @@ def open_request(
     if expected is not None and not math.isfinite(expected):
         raise APIError("VALIDATION_FAILED", "expected: a finite number", None)
     bucket = naming.scratch_bucket(ctx.spec, agent)
-    checked_submission(ctx, bucket, folder)
+    files = checked_submission(ctx, bucket, folder)
     harness_options_supported(ctx)  # the harness is there: a request that could never launch is refused now
+    refuse_ruled_out(ctx, bucket, folder, files)  # as the launch would: a ruled-out folder is never published
 
     def build(state: State, seq: int, ts: float) -> RunRequestEntry:
         return RunRequestEntry(seq, ts, request_id(ts, seq), "open", agent, identity.user,
