@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_world import Clock, World, auth, make_spec, serve
+from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
-from jobs_world import JOBS_YAML, ScriptedLauncher, seed_harness, summary_bytes, with_launcher
+from jobs_world import JOBS_YAML, ScriptedLauncher, summary_bytes
 
 from collab_backend.jobs.base import LauncherError
 from collab_backend.services.job_endings import tick
@@ -20,15 +19,13 @@ from collab_backend.storage.hub import HubStorage
 
 
 @pytest.fixture
-def rw(storage_kind: str, tmp_path: Path, clock: Clock, launcher: ScriptedLauncher) -> World:
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), launcher)
-    seed_harness(world)
-    return world
+def rw(jw: World) -> World:
+    return jw  # the jobs world of conftest.py
 
 
 @pytest.fixture
-def rc(rw: World) -> Iterator[TestClient]:
-    yield from serve(rw)
+def rc(jc: TestClient) -> TestClient:
+    return jc
 
 
 @pytest.fixture
