@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from collab_backend.errors import APIError
 from collab_backend.jobs.base import LauncherError, Progress, Runs, redact
 from collab_backend.jobs.paths import job_path
 from collab_backend.jobs.summary import SummaryProblem, parse_summary
+from collab_backend.poller import Poller
 from collab_backend.record.entries import JobEntry
 from collab_backend.record.state import State
 
@@ -215,30 +215,27 @@ def tick(ctx: Context) -> None:
             log.exception("checking job %s failed", job)
 
 
-class JobMonitor:
-    """Polls the runs still going every `ctx.runs.poll_interval` seconds, from one thread."""
+class JobMonitor(Poller):
+    """Polls the runs still going every `ctx.runs.poll_interval` seconds."""
+
+    name = "job-monitor"
 
     def __init__(self, ctx: Context) -> None:
+        super().__init__()
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self.ctx.launcher is None:
-            return
-        self._thread = threading.Thread(target=self._run, name="job-monitor", daemon=True)
-        self._thread.start()
+    def enabled(self) -> bool:
+        return self.ctx.launcher is not None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.runs.poll_interval):
-            tick(self.ctx)
+    def interval(self) -> float:
+        return self.ctx.runs.poll_interval
+
+    def tick(self) -> None:
+        tick(self.ctx)
 
     def stop(self) -> None:
         """Stop polling; record what ended; stop the runs that end with this process and refund them."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        super().stop()
         launcher = self.ctx.launcher
         if launcher is None:
             return

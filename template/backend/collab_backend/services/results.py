@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ from collab_backend import naming
 from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.identity import Identity
+from collab_backend.poller import Poller
 from collab_backend.record.entries import JobEntry, MessageEntry, ResultEntry, VerdictEntry, iso
 from collab_backend.record.state import State
 from collab_backend.record.store import Unchanged
@@ -396,31 +396,21 @@ def _index_problem(ctx: Context, problem: str, *, keep: bool = False) -> int:
     return 0
 
 
-class IndexWatcher:
-    """Takes in hand edits of the verification index every `ctx.watch.index_poll_s` seconds (one thread)."""
+class IndexWatcher(Poller):
+    """Takes in hand edits of the verification index every `ctx.watch.index_poll_s` seconds."""
+
+    name = "verification-index"
 
     def __init__(self, ctx: Context) -> None:
+        super().__init__()
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="verification-index", daemon=True)
-        self._thread.start()
+    def interval(self) -> float:
+        return self.ctx.watch.index_poll_s
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.watch.index_poll_s):
-            try:
-                if ingest_index_edits(self.ctx):
-                    sync_index_file(self.ctx)
-            except Exception:  # a bad edit or a storage hiccup must not stop the watch
-                log.exception("looking at the verification index failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def tick(self) -> None:
+        if ingest_index_edits(self.ctx):
+            sync_index_file(self.ctx)
 
 
 def _storable_text(value: Any) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -46,6 +45,7 @@ from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.jobs.base import LaunchRequest, job_labels
 from collab_backend.jobs.paths import job_id as new_job_id
+from collab_backend.poller import Poller
 from collab_backend.record.entries import JobEntry, ResultEntry
 from collab_backend.record.state import State
 from collab_backend.services.fingerprints import fingerprint, harness_files
@@ -367,29 +367,20 @@ class _NoBudget(Exception):
     """The organizers' re-runs for 24 h are spent."""
 
 
-class Verifier:
-    """Sweeps every `ctx.runs.poll_interval` seconds, from one thread (mode `jobs` only)."""
+class Verifier(Poller):
+    """Sweeps every `ctx.runs.poll_interval` seconds (mode `jobs` only)."""
+
+    name = "verifier"
 
     def __init__(self, ctx: Context) -> None:
+        super().__init__()
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self.ctx.spec.verification.mode != "jobs" or self.ctx.launcher is None:
-            return
-        self._thread = threading.Thread(target=self._run, name="verifier", daemon=True)
-        self._thread.start()
+    def enabled(self) -> bool:
+        return self.ctx.spec.verification.mode == "jobs" and self.ctx.launcher is not None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.runs.poll_interval):
-            try:
-                sweep(self.ctx)
-            except Exception:  # one bad sweep must not stop verification
-                log.exception("verification sweep failed")
+    def interval(self) -> float:
+        return self.ctx.runs.poll_interval
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def tick(self) -> None:
+        sweep(self.ctx)
