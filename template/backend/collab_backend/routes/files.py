@@ -41,7 +41,7 @@ def _synced(entry: Any) -> dict[str, Any]:
 
 
 # What a sync of files from an agent's bucket may answer (artifacts, shared resources, traces).
-SYNC_ANSWERS = answers(
+SYNC_CODES = (
     "AGENT_NOT_REGISTERED",
     "SCRATCH_BUCKET_MISSING",
     "INVALID_PATH",
@@ -50,6 +50,7 @@ SYNC_ANSWERS = answers(
     "FORBIDDEN",
     "RATE_LIMITED",
 )
+SYNC_ANSWERS = answers(*SYNC_CODES)
 
 
 @router.post(
@@ -118,16 +119,7 @@ def add_note(name: str, body: NoteCreate, ctx: ContextDep, user: CurrentUser) ->
 
 @router.post(
     "/taskforces/{name}/files",
-    responses=answers(
-        "NOT_FOUND",
-        "AGENT_NOT_REGISTERED",
-        "SCRATCH_BUCKET_MISSING",
-        "INVALID_PATH",
-        "SOURCE_NOT_FOUND",
-        "BODY_TOO_LARGE",
-        "FORBIDDEN",
-        "RATE_LIMITED",
-    ),
+    responses=answers("NOT_FOUND", *SYNC_CODES),  # a sync into a taskforce that must exist
 )
 def add_files(name: str, body: SyncCreate, ctx: ContextDep, user: CurrentUser) -> dict[str, Any]:
     """Copy a file (or folder) of your agent's bucket into the taskforce, under your agent's name."""
