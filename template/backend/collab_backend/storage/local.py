@@ -21,11 +21,11 @@ from __future__ import annotations
 import builtins
 import errno
 import hashlib
+import itertools
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from collab_backend.storage.base import (
@@ -45,22 +45,28 @@ from collab_backend.storage.base import (
     check_path,
     check_prefix,
 )
+from collab_backend.storage.local_writer import WriterProcess
 
 _TMP_PREFIX = ".collab-tmp-"
+WRITER_PROCESS_AT = 16  # operations in one batch from which the writer process applies it, when there is one
 _CHUNK = 1 << 20
 # The schema's largest `storage.max_file_bytes`: no file a collab accepts is larger, so no hash
 # the backend compares is of a larger file (build_context passes the spec's own, smaller bound).
 MAX_HASHED_BYTES = 5 * 2**30
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class LocalStorage:
     """A folder standing in for the org's buckets."""
 
-    def __init__(self, root: Path, *, max_hashed_bytes: int = MAX_HASHED_BYTES) -> None:
+    def __init__(self, root: Path, *, max_hashed_bytes: int = MAX_HASHED_BYTES, writer_process: bool = False) -> None:
         self.root = root.resolve()
         self.max_hashed_bytes = max_hashed_bytes
+        # Batches of at least WRITER_PROCESS_AT operations go to a child process (local_writer.py says why).
+        self.writer = WriterProcess(self.root, max_hashed_bytes) if writer_process else None
         self._hashes: dict[Path, tuple[int, int, str]] = {}
+        self._tmp_names = itertools.count()  # the temporary files' names: PID and this counter
 
     # -- paths ------------------------------------------------------------------------------
     def bucket_dir(self, bucket: str) -> Path:
@@ -92,6 +98,11 @@ class LocalStorage:
             except (FileNotFoundError, NotADirectoryError):
                 return target  # nothing lies below a part that is missing or not a folder
         return target
+
+    def close(self) -> None:
+        """Stop the writer process, if one was started (by PID); later batches are written in-process."""
+        if self.writer is not None:
+            self.writer.close()
 
     def create_bucket(self, bucket: str) -> None:
         """Create a bucket folder (local mode's stand-in for `create_bucket`)."""
@@ -235,13 +246,26 @@ class LocalStorage:
 
     # -- writes -----------------------------------------------------------------------------
     def batch(self, bucket: str, ops: Sequence[Op]) -> None:
-        """Apply each operation in turn; collect failures instead of stopping at the first."""
-        targets = [self._file(bucket, op.path) for op in ops]  # refuse a bad path before writing anything
-        for op in ops:
+        """Apply each operation in turn; collect failures instead of stopping at the first.
+
+        Every path is checked before anything is written: each folder of the batch once for
+        symlinks (a batch of a thousand board files in one folder costs one check, not a
+        thousand), and each target itself.
+        """
+        if self.writer is not None and len(ops) >= WRITER_PROCESS_AT and self.writer.apply(bucket, ops):
+            return
+        base = self.bucket_dir(bucket)
+        targets = [base / check_path(op.path) for op in ops]
+        folders: dict[Path, None] = dict.fromkeys(target.parent for target in targets)
+        for folder in folders:
+            self._no_symlink(folder, str(folder.relative_to(base)))
+        for op, target in zip(ops, targets, strict=True):
+            if os.path.islink(target):
+                raise InvalidPath(f"path leads through a symlink: {op.path!r}")
             if isinstance(op, Copy):
                 check_bucket(op.src_bucket)
                 check_path(op.src_path)
-        if not self.bucket_exists(bucket):
+        if not base.is_dir():
             raise NotFound(f"bucket {bucket} not found")
         failures: list[tuple[str, str]] = []
         for op, target in zip(ops, targets, strict=True):
@@ -276,20 +300,37 @@ class LocalStorage:
             raise NotFound(f"{named} no longer has content {op.src_hash[:12]}")
 
     def _write(self, target: Path, data: bytes | Iterable[bytes], check: Callable[[], bool] | None = None) -> None:
-        """Write to a temporary file beside `target`, then rename it into place (unless `check` says no)."""
+        """Write to a temporary file beside `target`, then rename it into place (unless `check` says no).
+
+        Four system calls for a small file (open, write, close, rename): under load each one hands
+        the interpreter's lock to another thread and takes it back, so each one counts.
+        """
+        folder, made = os.fspath(target.parent), False
+        while True:
+            tmp = f"{folder}{os.sep}{_TMP_PREFIX}{os.getpid()}-{next(self._tmp_names)}"
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+                break
+            except FileExistsError:  # left by an earlier process with the same PID: take the next name
+                continue
+            except FileNotFoundError:  # the folder is new (most writes go to one that exists: no mkdir for them)
+                if made:
+                    raise
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made = True
         try:
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
-        except FileNotFoundError:  # the folder is new (most writes go to one that exists: no mkdir for them)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
+            try:
                 for chunk in [data] if isinstance(data, bytes) else data:
-                    out.write(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             if check is not None and not check():
-                Path(tmp).unlink(missing_ok=True)
+                os.unlink(tmp)
                 return
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
