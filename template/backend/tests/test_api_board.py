@@ -50,6 +50,7 @@ def test_refs_and_replies_notify_the_authors_they_point_at(world: World, client:
     assert inbox == [referring["id"], reply["id"]]  # not its own reply
     assert own_reply["id"] not in inbox
     assert client.get(f"/v1/inbox/{root['id']}").json()["items"] == []  # ids are not handles
+    world.record.settle()  # the files of the writes before are written
     central = world.spec.storage.central_bucket
     assert world.storage.list(central, f"inbox/{root['id']}/").items == []
 
@@ -66,6 +67,7 @@ def test_a_self_mention_is_kept_but_never_delivered_to_ones_own_inbox(
     reply = post(client, alice, "answering myself, @speedy", thread=note["id"], refs=[note["id"]])
     assert reply["mentions"] == ["speedy"]
     assert client.get("/v1/inbox/speedy", params={"after": ""}).json()["items"] == []
+    world.record.settle()  # the files of the writes before are written
     assert world.storage.list(world.spec.storage.central_bucket, "inbox/speedy/").items == []
 
 
@@ -187,6 +189,7 @@ def test_promoted_posts_keep_server_fields_and_are_deduplicated(world: World, cl
     again = client.post("/v1/messages/promote", json={"agent_id": "speedy", "path": "posts/claim.md"},
                         headers=auth(alice))  # fmt: skip
     assert again.status_code == 200 and again.json()["id"] == message["id"]
+    world.record.settle()  # the files of the writes before are written
     stored = world.storage.read(world.spec.storage.central_bucket, f"message_board/{message['id']}-speedy.md").decode()
     assert (
         "author: speedy" in stored and "someone-else" not in stored and "note:" not in stored

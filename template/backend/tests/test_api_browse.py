@@ -285,6 +285,7 @@ def test_profiles_are_the_owners_to_write_and_anyones_to_read(world: World, setu
     too_long = client.put("/v1/agents/speedy/profile", json={"bio": "x" * 2001}, headers=auth(token))
     assert too_long.json()["error"]["code"] == "BODY_TOO_LARGE"
     assert client.get("/v1/agents/nobody/profile").json()["error"]["code"] == "NOT_FOUND"
+    world.record.settle()  # the files of the writes before are written
     files = world.storage.read(world.spec.storage.central_bucket, "agents/speedy.profile.md").decode()
     assert "model: gemma-4" in files and files.endswith("I *profile* kernels.")
     # a restart keeps it

@@ -33,6 +33,7 @@ def test_artifact_sync_copies_by_hash_and_skips_unchanged(world: World, client: 
         "artifacts/speedy/run1/config.json",
         "artifacts/speedy/run1/log.txt",
     ]
+    world.record.settle()  # the files of the writes before are written
     central = world.spec.storage.central_bucket
     assert world.storage.read(central, "artifacts/speedy/run1/log.txt") == b"ok"
     again = client.post("/v1/artifacts/sync", json={"agent_id": "speedy", "source": "artifacts/"}, headers=auth(alice))

@@ -37,6 +37,7 @@ def promote(world: World, client: TestClient, token: str, text: bytes, path: str
 
 
 def central_text(world: World, path: str) -> str:
+    world.record.settle()  # the files of the writes before are written
     return world.storage.read(world.spec.storage.central_bucket, path).decode()
 
 
@@ -144,6 +145,7 @@ def test_a_nul_in_a_json_body_is_refused_and_never_written(world: World, client:
     answer = client.post("/v1/messages", json={"agent_id": "speedy", "body": "a\x00b"}, headers=auth(alice))
     assert_envelope(answer, 422, "VALIDATION_FAILED")
     assert "`body`" in answer.json()["error"]["message"]
+    world.record.settle()  # the files of the writes before are written
     files = world.storage.list(world.spec.storage.central_bucket, "message_board/").items
     assert not any(b"\x00" in world.storage.read(world.spec.storage.central_bucket, f.path) for f in files)
 

@@ -76,6 +76,7 @@ def test_a_launch_is_charged_started_and_recorded_with_its_summary(
     assert (done["status"], done["charged"], done["valid"], done["proxy"]) == ("succeeded", True, True, True)
     assert done["summary"]["tps"] == 42.0 and "proxy" in done["reason"] and done["ended_at"]
     assert launcher.released == ["run-1"]
+    jw.record.settle()  # the files of the writes before are written
     central = jw.spec.storage.central_bucket
     assert json.loads(jw.storage.read(central, f"jobs/{job['id']}/summary.json"))["tps"] == 42.0
     assert json.loads(jw.storage.read(central, f"jobs/{job['id']}/outcome.json"))["status"] == "succeeded"

@@ -91,6 +91,7 @@ def test_results_are_immutable_and_deduplicated(world: World, client: TestClient
 def test_spoofed_server_fields_in_a_result_are_overridden(world: World, client: TestClient, alice: str) -> None:
     entry = submit(world, client, alice, "spoof", extra="agent: champion\nid: r-fake\nuser: organizer\n")
     assert entry["agent"] == "speedy" and entry["id"] != "r-fake"
+    world.record.settle()  # a result's file is written after its answer
     stored = world.storage.read(world.spec.storage.central_bucket, f"results/{entry['id']}-speedy.md").decode()
     assert "agent: speedy" in stored and "champion" not in stored and "user: alice" in stored
 
@@ -113,6 +114,7 @@ def test_verdicts_human_wins_compare_and_set_and_announcements(world: World, cli
     announcement = client.get("/v1/messages?channel=results").json()["items"][0]
     assert announcement["author"] == "_system" and "**invalid**" in announcement["body"]
     assert client.get("/v1/inbox/speedy").json()["items"][0]["id"] == announcement["id"]
+    world.record.settle()  # the files of the writes before are written
     index = json.loads(world.storage.read(world.spec.storage.central_bucket, "results/verification_status.json"))
     assert index[rid]["verdict"] == "invalid" and index[rid]["by"] == "human:organizer"
     assert client.get("/v1/leaderboard").json()["boards"][0]["standings"] == []
@@ -123,6 +125,7 @@ def test_hand_edits_of_the_verification_index_are_picked_up(world: World, client
 
     rid = submit(world, client, alice, "r1")["id"]
     set_verdict(world.ctx, rid, "valid", "verifier:jobs")
+    world.record.settle()  # the files of the writes before are written
     central = world.spec.storage.central_bucket
     edited = json.loads(world.storage.read(central, "results/verification_status.json"))
     edited[rid] = {"verdict": "invalid", "reason": "re-run was 7% slower"}

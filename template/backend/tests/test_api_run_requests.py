@@ -96,11 +96,13 @@ def test_a_sponsor_runs_the_originators_submission_on_its_own_quota(
         body = result.json()
         assert (body["agent"], body["originator"], body["sponsor"]) == (agent, "speedy", "helper")
         assert body["basis"] == "proxy"
+        rw.record.settle()  # the files of the writes before are written
         stored = rw.storage.read(rw.spec.storage.central_bucket, f"results/{body['id']}-{agent}.md").decode()
         assert "originator: speedy" in stored and "sponsor: helper" in stored
     carol_file = {"r.md": f"---\njob: {job['id']}\n---\nnot mine\n".encode()}
     rw.write(people["carol"], rw.bucket_of("other"), carol_file)
     assert code(post(rc, people["carol"], "/v1/results", agent_id="other", path="r.md")) == "JOB_NOT_USABLE"
+    rw.record.settle()  # the files of the writes before are written
     central = rw.spec.storage.central_bucket
     assert b'"originator": "speedy"' in rw.storage.read(central, f"jobs/{job['id']}/job.json")
     assert b'"what": "int4 weights"' in rw.storage.read(central, f"run_requests/{rid}.json")

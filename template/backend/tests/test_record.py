@@ -93,7 +93,7 @@ def test_a_crash_between_index_and_files_loses_nothing_and_doubles_nothing(roomy
         monkeypatch.setattr(roomy.storage, "batch", index_only)
         posted = client.post("/v1/messages", json={"agent_id": "speedy", "body": "survives"}, headers=auth(token))
         assert posted.status_code == 201
-        monkeypatch.setattr(roomy.storage, "batch", real_batch)
+    monkeypatch.setattr(roomy.storage, "batch", real_batch)  # the stop's last round of files failed too
     central = roomy.spec.storage.central_bucket
     path = naming.message_path(posted.json()["id"], "speedy")
     assert roomy.storage.stat(central, [path]) == {}

@@ -90,6 +90,10 @@ class Entries(Sequence[T], Generic[T]):
         item = self.items.pop()
         return cast(T, decode_line(item)) if type(item) is bytes else cast(T, item)
 
+    def held(self, start: int, stop: int | None = None) -> list[T | bytes]:
+        """items[start:stop] as they are held: an entry, or the index line (bytes) it is read from."""
+        return self.items[start:stop]
+
     def held_line(self, at: int) -> str | None:
         """The index line item `at` is held as, as text; None if it is held as an entry."""
         item = self.items[at]

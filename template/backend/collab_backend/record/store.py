@@ -8,10 +8,15 @@ free" see the writes before them), then:
 
 1. writes one new index segment holding those entries (the durable point: a request is answered
    201 only after this succeeded);
-2. writes the entries' files (board message, inbox copies, registration...), retried with the next
-   commit if the store fails;
-3. now and then merges small segments, once their files are confirmed, so that a restart reads a
-   few large files instead of listing the whole record.
+2. hands the entries' files (board message, inbox copies, registration...) to the file writer,
+   a second thread, and answers the requests;
+3. now and then merges small segments whose files are confirmed, so that a restart reads a few
+   large files instead of listing the whole record.
+
+The file writer takes every file handed to it since its last round and writes them in one
+storage call, off the requests' path: a burst of writes costs one file round per round, not one
+per commit, and a write is answered as soon as it is durable. What it cannot write stays queued
+and is tried again; `settle()` waits until what was handed to it is written.
 
 At start the index is read back; the files of entries in unmerged segments are checked and any
 missing one rewritten, so a crash between steps 1 and 2 loses nothing, and since every path is
@@ -25,6 +30,7 @@ stopped, one batch has held it too long, or its last index write failed); `/v1/h
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import queue
@@ -52,9 +58,10 @@ E = TypeVar("E", bound=Entry)
 _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
 SNAPSHOT_EVERY = 100_000  # entries written between two snapshots (and one at every clean stop); 0: none
-FREEZE_AT = 100_000  # entries loaded at start above which they are exempted from collections
+FREEZE_AT = 10_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
 STALL_AFTER = 30.0  # seconds one batch may hold the writer before it counts as stalled (retries take ~10 s)
+RETRY_FILES_AFTER = 1.0  # seconds before the file writer tries again files it could not write
 POLL = 1.0  # how often a waiting request looks whether the writer is still alive
 # The sequence numbers of the entries written on behalf of the current request (set by the
 # audit middleware around a request; a writer's thread copies the context, so it sees the list).
@@ -75,9 +82,17 @@ def _writer_error(message: str) -> APIError:
 
 @dataclass
 class _Pending:
-    build: Builder | None  # None: a file-only write (`files`), or a ping (no files)
+    build: Builder
     done: Future[Any]
-    files: dict[str, bytes] | None = None
+
+
+@dataclass
+class _Files:
+    """Files handed to the file writer: an entry batch's (`upto`: its last entry) or a file-only write (0)."""
+
+    files: dict[str, bytes]
+    upto: int = 0
+    done: Future[None] | None = None
 
 
 @dataclass
@@ -122,9 +137,11 @@ class Record:
         self.max_batch, self.sleep = max_batch, sleep
         self.state = State()
         self.segments: list[Segment] = []
-        self._unwritten: dict[str, bytes] = {}
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._files: queue.Queue[_Files | None] = queue.Queue()
+        self._file_thread: threading.Thread | None = None
+        self.files_confirmed = 0  # every file of the entries up to this one is written
         self.commits = 0
         self.stall_after = STALL_AFTER
         self._busy_since: float | None = None  # monotonic time the batch now being committed started
@@ -138,15 +155,22 @@ class Record:
     def open(self) -> None:
         """Load the index, repair missing files, and start the writer."""
         self._load()
+        self.files_confirmed = self.state.seq  # `_load` rewrote what was missing
+        self._file_thread = threading.Thread(target=self._run_files, name="record-files", daemon=True)
+        self._file_thread.start()
         self._thread = threading.Thread(target=self._run, name="record-writer", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        """Finish queued writes, stop the writer, and leave a snapshot for the next start."""
+        """Finish queued writes and their files, stop both threads, and leave a snapshot for the next start."""
         if self._thread:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+            if self._file_thread is not None:
+                self._files.put(None)
+                self._file_thread.join()
+                self._file_thread = None
             if self.snapshot_every and self.state.seq > self._snapshot_seq:
                 self._guarded(self._snapshot, "writing a snapshot")
 
@@ -271,11 +295,53 @@ class Record:
     # -- writing ----------------------------------------------------------------------------
     def write(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> E:
         """Queue one write and wait until it is durable; errors from `build` are re-raised."""
-        entry = cast(E, self._submit(_Pending(build, Future()), timeout))
-        seen = request_writes.get()
-        if seen is not None:
-            seen.append(entry.seq)
-        return entry
+        thread, done = self._enqueue(build)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._written(done.result(timeout=max(0.0, min(POLL, deadline - time.monotonic()))))
+            except TimeoutError:
+                pass
+            self._still_waiting(thread, deadline, timeout)
+
+    async def write_async(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> E:
+        """`write` for the event loop: the request waits for the writer without holding a worker thread.
+
+        The writer's answer is handed to the loop with one `call_soon_threadsafe`; a timer looks
+        every `POLL` seconds whether the writer is still alive, as `write` does.
+        """
+        thread, done = self._enqueue(build)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[E] = loop.create_future()
+
+        def deliver() -> None:  # on the loop, once the writer answered
+            if answer.done():  # the request was cancelled, or the watch below already failed it
+                return
+            failure = done.exception()
+            if failure is not None:
+                answer.set_exception(failure)
+            else:
+                answer.set_result(done.result())
+
+        deadline = time.monotonic() + timeout
+
+        def watch() -> None:
+            nonlocal timer
+            if answer.done():
+                return
+            try:
+                self._still_waiting(thread, deadline, timeout)
+            except APIError as exc:
+                answer.set_exception(exc)
+                return
+            timer = loop.call_later(POLL, watch)
+
+        timer = loop.call_later(POLL, watch)
+        done.add_done_callback(lambda _: loop.call_soon_threadsafe(deliver))
+        try:
+            return self._written(await answer)
+        finally:
+            timer.cancel()
 
     def write_new(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> tuple[E, bool]:
         """Like `write`, and True; or what already holds and False when `build` raised Unchanged."""
@@ -285,38 +351,65 @@ class Record:
             return cast(E, same.found), False
 
     def write_files(self, files: dict[str, bytes], timeout: float = 60.0) -> None:
-        """Write derived files (e.g. the verification index) in order with the entries' writes."""
-        self._submit(_Pending(None, Future(), files), timeout)
+        """Write derived files (e.g. the verification index) after the files of every write answered before.
 
-    def _submit(self, pending: _Pending, timeout: float) -> Any:
-        """Queue `pending` and wait for its answer, failing fast if the writer stops meanwhile."""
+        Returns once the file writer tried them: what it could not write stays queued and is
+        tried again (logged), like the entries' own files.
+        """
+        thread = self._file_thread
+        if thread is None or not thread.is_alive():
+            raise _writer_error("the record's file writer is not running")
+        done: Future[None] = Future()
+        self._files.put(_Files(dict(files), done=done))
+        try:
+            done.result(timeout=timeout)
+        except TimeoutError:
+            raise APIError(
+                "STORAGE_UNAVAILABLE",
+                f"the record's file writer did not answer within {timeout:.0f} s",
+                "the files are still queued: look before you retry",
+            ) from None
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until the files of every write answered so far were tried (the board's files, inboxes...)."""
+        self.write_files({}, timeout)
+
+    def _enqueue(self, build: Builder) -> tuple[threading.Thread, Future[Any]]:
+        """Queue one build for the writer, or refuse at once when the writer is not running."""
         thread = self._thread
         if thread is None:
             raise RuntimeError("the record is not open")
         if not thread.is_alive():
             raise _writer_error(f"the record's writer stopped ({self._stopped_by or 'no reason recorded'})")
+        pending = _Pending(build, Future())
         self._queue.put(pending)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return pending.done.result(timeout=max(0.0, min(POLL, deadline - time.monotonic())))
-            except TimeoutError:
-                if not thread.is_alive():
-                    raise _writer_error(
-                        f"the record's writer stopped ({self._stopped_by or 'no reason recorded'})"
-                    ) from None
-                if time.monotonic() >= deadline:
-                    raise APIError(
-                        "STORAGE_UNAVAILABLE",
-                        f"the record's writer did not answer within {timeout:.0f} s",
-                        "the write may still be recorded: look before you retry",
-                    ) from None
+        return thread, pending.done
+
+    @staticmethod
+    def _written(entry: E) -> E:
+        seen = request_writes.get()
+        if seen is not None:
+            seen.append(entry.seq)
+        return entry
+
+    def _still_waiting(self, thread: threading.Thread, deadline: float, timeout: float) -> None:
+        """After a poll without an answer: fail fast if the writer stopped meanwhile, or once the time is up."""
+        if not thread.is_alive():
+            raise _writer_error(f"the record's writer stopped ({self._stopped_by or 'no reason recorded'})")
+        if time.monotonic() >= deadline:
+            raise APIError(
+                "STORAGE_UNAVAILABLE",
+                f"the record's writer did not answer within {timeout:.0f} s",
+                "the write may still be recorded: look before you retry",
+            )
 
     def problem(self) -> str | None:
         """Why the writer cannot write now, or None: it stopped, one batch holds it too long, or the store refuses."""
         thread = self._thread
         if thread is None or not thread.is_alive():
             return f"the record's writer is not running ({self._stopped_by or 'stopped'})"
+        if self._file_thread is None or not self._file_thread.is_alive():
+            return "the record's file writer is not running"
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > self.stall_after:
             return f"the record's writer has been stuck on one batch for {time.monotonic() - busy:.0f} s"
@@ -387,13 +480,6 @@ class Record:
             if not pending.done.done():
                 pending.done.set_exception(error)
 
-    def _side_write(self, pending: _Pending) -> None:
-        """A file-only write, or a ping: answered in order with the entries around it."""
-        if pending.files:
-            self._unwritten.update(pending.files)
-            self._guarded(self._flush_files, "writing files")
-        pending.done.set_result(None)
-
     def _build(self, pending: _Pending, build: Builder) -> _Built | None:
         """Build, encode and apply one entry; on any failure answer its request and return None."""
         ts = max(self.clock(), self.state.last_ts)
@@ -414,12 +500,9 @@ class Record:
     def _commit(self, batch: list[_Pending]) -> None:
         built: list[_Built] = []
         for pending in batch:
-            if pending.build is None:
-                self._side_write(pending)
-            else:
-                done = self._build(pending, pending.build)
-                if done is not None:
-                    built.append(done)
+            done = self._build(pending, pending.build)
+            if done is not None:
+                built.append(done)
         if not built:
             return
         segment = Segment(built[0].entry.seq, built[-1].entry.seq, 0)
@@ -443,13 +526,13 @@ class Record:
         self.last_failure = None
         self.segments.append(segment)
         self.commits += 1
+        files: dict[str, bytes] = {}
         for item in built:
-            self._unwritten.update(item.files)
-        self._guarded(self._flush_files, "writing files")  # what fails is retried with the next commit
+            files.update(item.files)
+        self._files.put(_Files(files, segment.last))  # before any answer: `settle()` after a 201 waits for them
         for item in built:
             item.pending.done.set_result(item.entry)
-        if not self._unwritten:
-            self._guarded(self._maybe_merge, "merging index segments")
+        self._guarded(self._maybe_merge, "merging index segments")
         if self.snapshot_every and self.state.seq - self._snapshot_tried >= self.snapshot_every:
             self._snapshot_tried = self.state.seq  # one that fails is tried again after as many entries, not at once
             self._guarded(self._snapshot, "writing a snapshot")
@@ -472,15 +555,51 @@ class Record:
         except Exception:
             log.exception("%s failed; retried later", what)
 
-    def _flush_files(self) -> None:
-        files = dict(self._unwritten)
-        try:
-            self._retrying(lambda: self.storage.batch(self.bucket, [Add(p, d) for p, d in files.items()]))
-        except StorageError as exc:
-            log.warning("%d file(s) not written yet, retried with the next commit: %s", len(files), exc)
+    def _run_files(self) -> None:
+        """The file writer: each round writes everything handed to it since the last, in one storage call."""
+        unwritten: dict[str, tuple[bytes, int]] = {}  # path: (content, the last entry of its batch; 0: file-only)
+        waiting: list[Future[None]] = []
+        latest, stop = self.files_confirmed, False
+        while not stop:
+            try:  # with files left over from a failed round, come back to them after a while
+                items = [self._files.get(timeout=RETRY_FILES_AFTER if unwritten else None)]
+            except queue.Empty:
+                items = []
+            while True:
+                try:
+                    items.append(self._files.get_nowait())
+                except queue.Empty:
+                    break
+            for item in items:
+                if item is None:
+                    stop = True
+                    continue
+                unwritten.update((path, (data, item.upto)) for path, data in item.files.items())
+                latest = max(latest, item.upto)
+                if item.done is not None:
+                    waiting.append(item.done)
+            try:
+                self._flush_files(unwritten)
+            except Exception:  # a storage bug: the files stay queued, the thread goes on
+                log.exception("writing %d file(s) failed; tried again later", len(unwritten))
+            held = [upto for _, upto in unwritten.values() if upto]
+            self.files_confirmed = max(self.files_confirmed, min(held) - 1 if held else latest)
+            for done in waiting:
+                done.set_result(None)
+            waiting.clear()
+        if unwritten:
+            log.error("%d file(s) not written at stop; the next start rewrites the entries' own", len(unwritten))
+
+    def _flush_files(self, unwritten: dict[str, tuple[bytes, int]]) -> None:
+        """Write `unwritten` in one storage call; what was written leaves it, what failed stays."""
+        if not unwritten:
             return
-        for path in files:
-            self._unwritten.pop(path, None)
+        try:
+            self._retrying(lambda: self.storage.batch(self.bucket, [Add(p, d) for p, (d, _) in unwritten.items()]))
+        except StorageError as exc:
+            log.warning("%d file(s) not written yet, tried again later: %s", len(unwritten), exc)
+            return
+        unwritten.clear()
 
     def _retrying(self, call: Callable[[], None]) -> None:
         for wait in (*RETRIES, None):
@@ -494,8 +613,8 @@ class Record:
 
     def _maybe_merge(self) -> None:
         """Merge the oldest run of same-level segments once there are too many of them."""
-        for level in (0, 1):
-            run = [s for s in self.segments if s.level == level]
+        for level in (0, 1):  # a new segment is merged once its entries' files are written
+            run = [s for s in self.segments if s.level == level and s.last <= self.files_confirmed]
             if len(run) < MERGE_AT:
                 continue
             merged = Segment(run[0].first, run[-1].last, level + 1)
