@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from collab_backend.context import Context
 from collab_backend.errors import APIError
@@ -19,18 +20,22 @@ async def get_context(request: Request) -> Context:
     return ctx
 
 
-def get_identity(
+async def get_identity(
     request: Request,
     ctx: Annotated[Context, Depends(get_context)],
     authorization: Annotated[str | None, Header(description="Bearer <HF token>")] = None,
 ) -> Identity:
-    """The caller, from `Authorization: Bearer <token>` (checked before anything else)."""
+    """The caller, from `Authorization: Bearer <token>` (checked before anything else).
+
+    A token known without a network call (a fresh whoami, the local file) is answered on the
+    event loop; any other is looked up in a worker thread, so a slow Hub never holds the loop.
+    """
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError("UNAUTHENTICATED", "send `Authorization: Bearer <your HF token>`", None)
     try:
-        identity = ctx.identity.identify(token)
+        identity = ctx.identity.cached(token) or await run_in_threadpool(ctx.identity.identify, token)
     except APIError:
         request.state.audit_user = "(refused token)"
         raise

@@ -47,6 +47,10 @@ class IdentityProvider(Protocol):
         """The token's identity; raises APIError UNAUTHENTICATED or ROLE_LOOKUP_FAILED."""
         ...
 
+    def cached(self, token: str) -> Identity | None:
+        """The token's identity if it is known without a network call (the event loop asks this first), else None."""
+        ...
+
 
 class WhoamiClient(Protocol):
     def whoami(self, token: str | bool | None = None, *, cache: bool = False) -> dict[str, Any]: ...
@@ -93,6 +97,10 @@ class HubIdentity:
         self.client = client
         self.cache = _Cache(clock)
 
+    def cached(self, token: str) -> Identity | None:
+        """The token's identity while its cached whoami is fresh, else None."""
+        return self.cache.get(_digest(token))
+
     def identify(self, token: str) -> Identity:
         """Resolve a token, from cache when fresh."""
         key = _digest(token)
@@ -138,6 +146,13 @@ class LocalIdentity:
                 table = {_digest(t): Identity(v["user"], dict(v.get("orgs", {}))) for t, v in raw.items()}
                 self._loaded = (mtime, table)
             return self._loaded[1]
+
+    def cached(self, token: str) -> Identity | None:
+        """The token's identity, or None: a local file is read without a network call, so `identify` answers."""
+        try:
+            return self.identify(token)
+        except APIError:
+            return None  # `identify` says why again, off the event loop
 
     def identify(self, token: str) -> Identity:
         """Look a token up in the file (re-read when it changes)."""

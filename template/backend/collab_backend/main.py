@@ -7,7 +7,7 @@ the environment (the Space).
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -44,6 +44,7 @@ from collab_backend.routes import (
     run_requests,
     usage,
 )
+from collab_backend.server import short_full_collections
 from collab_backend.services.board import ensure_spec_channels
 from collab_backend.services.directions import ensure_spec_directions
 from collab_backend.services.job_endings import JobMonitor
@@ -73,7 +74,7 @@ def build_context(settings: Settings) -> Context:
             raise ValueError("local mode needs COLLAB_LOCAL_ROOT and COLLAB_IDENTITY_FILE")
         # No file a service accepts is larger than these, so none larger is ever read to hash it.
         bound = max(settings.spec.storage.max_file_bytes, settings.spec.board.max_message_bytes)
-        storage = LocalStorage(settings.local_root, max_hashed_bytes=bound)
+        storage = LocalStorage(settings.local_root, max_hashed_bytes=bound, writer_process=True)
         identity = LocalIdentity(settings.identity_file)
     spec = settings.spec
     record = Record(storage, spec.storage.central_bucket)
@@ -101,8 +102,10 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sys.setswitchinterval(SWITCH_INTERVAL)
-        if app.state.ctx is None:
+        undo_collections: Callable[[], None] | None = None
+        if app.state.ctx is None:  # the server process: its settings and its collector policy are its own
             app.state.ctx = build_context(Settings())  # read from the environment
+            undo_collections = short_full_collections()
         ctx = app.state.ctx
         if manage_record:
             ctx.record.open()
@@ -125,6 +128,10 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
                 ctx.audit.stop()
             if manage_record:
                 ctx.record.close()
+            if isinstance(ctx.storage, LocalStorage):
+                ctx.storage.close()  # its writer process, by PID
+            if undo_collections is not None:
+                undo_collections()
 
     app = FastAPI(
         title="Agent collab API",

@@ -40,12 +40,12 @@ Cursor = Annotated[str | None, Query(max_length=64, description="a message id fr
         "DIRECTION_UNKNOWN",
     ),
 )
-def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
+async def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> MessagePublic:
     """Post as one of your agents (`agent_id`), or as yourself when you belong to the org."""
     if body.agent_id is None:
-        entry = board.post_human(ctx, user, body.body, body.channel, body.thread, body.refs, body.direction)
+        entry = await board.post_human(ctx, user, body.body, body.channel, body.thread, body.refs, body.direction)
     else:
-        entry = board.post_raw(
+        entry = await board.post_raw(
             ctx, user, body.agent_id, body.body, body.channel, body.thread, body.refs, body.direction
         )
     return MessagePublic.of(entry)

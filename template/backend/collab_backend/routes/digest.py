@@ -57,7 +57,9 @@ async def digest(
     announcements, _ = state.page(state.announcements, limit=10)
     cache = await ctx.leaderboard.current(state, ctx.spec.scoring)
     drawn = await ctx.credit.current(state, ctx.spec.scoring)
-    activity = await run_in_threadpool(ctx.directions.get, state)
+    activity = ctx.directions.quick(state)
+    if activity is None:
+        activity = await run_in_threadpool(ctx.directions.get, state)
     return JSONResponse(
         {
             "leaderboard": [

@@ -126,7 +126,7 @@ def _thread_and_channel(state: State, thread: str | None, channel: str | None) -
     return answered.thread or thread, answered.channel
 
 
-def post_raw(
+async def post_raw(
     ctx: Context,
     identity: Identity,
     agent_id: str,
@@ -145,10 +145,10 @@ def post_raw(
         direction=direction,
     )  # fmt: skip
     ctx.limits.raw_posts.acquire(author)
-    return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
+    return await _write_async(ctx, build, release=lambda: ctx.limits.raw_posts.release(author))
 
 
-def post_human(
+async def post_human(
     ctx: Context, identity: Identity, body: str, channel: str | None, thread: str | None, refs: list[str],
     direction: str | None = None,
 ) -> MessageEntry:  # fmt: skip
@@ -163,7 +163,7 @@ def post_human(
         direction=direction,
     )  # fmt: skip
     ctx.limits.raw_posts.acquire(handle)
-    return _write(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
+    return await _write_async(ctx, build, release=lambda: ctx.limits.raw_posts.release(handle))
 
 
 def broadcast(ctx: Context, identity: Identity, body: str, channel: str | None) -> MessageEntry:
@@ -256,4 +256,13 @@ def _write(ctx: Context, build: Callable[[State, int, float], E], release: Calla
     except APIError:
         if release:
             release()
+        raise
+
+
+async def _write_async(ctx: Context, build: Callable[[State, int, float], E], release: Callable[[], None]) -> E:
+    """`_write` on the event loop: a post's checks are in memory, so only the write itself is awaited."""
+    try:
+        return await ctx.record.write_async(build)
+    except APIError:
+        release()
         raise

@@ -12,6 +12,7 @@ from typing import Any
 
 from collab_backend.errors import APIError
 from collab_backend.record.entries import DirectionEntry, MessageEntry, ResultEntry
+from collab_backend.record.lines import decode_line
 from collab_backend.record.state import State
 
 
@@ -37,31 +38,61 @@ class Activity:
     agents: dict[str, None] = field(default_factory=dict)  # in order of first activity
 
 
+_NAMED = b'"direction"'  # in every index line whose entry names a direction (as a JSON key)
+QUICK = 1_000  # new entries the event loop takes in itself; more go to a worker thread
+
+
 class DirectionIndex:
     """Per direction, its results, posts, agents and last activity: a pass over the log resuming where it stopped."""
 
     def __init__(self) -> None:
         self._state_id: int | None = None
         self._seen = 0  # entries of the log looked at
-        self._last_seq = 0
+        self._last: object = None  # the last entry (or line) looked at, as the log holds it
         self.activity: dict[str, Activity] = {}
         self._lock = threading.Lock()
 
     def get(self, state: State) -> dict[str, Activity]:
         with self._lock:
-            log = state.log
-            stale = self._state_id != id(state) or len(log) < self._seen
-            if not stale and self._seen and log[self._seen - 1].seq != self._last_seq:
-                stale = True  # an entry taken back and another written in its place
-            if stale:
-                self._state_id, self._seen, self.activity = id(state), 0, {}
-            tail = log[self._seen :]
-            for entry in tail:
-                self._add(entry)
-            if tail:
-                self._seen += len(tail)
-                self._last_seq = tail[-1].seq
-            return self.activity
+            return self._update(state)
+
+    def quick(self, state: State) -> dict[str, Activity] | None:
+        """`get` when it costs the caller no wait: nobody else is updating and at most `QUICK` entries are new.
+
+        The event loop asks this first; None sends it to a worker thread for `get`.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._state_id != id(state) or len(state.log) - self._seen > QUICK:
+                return None
+            return self._update(state)
+        finally:
+            self._lock.release()
+
+    def _update(self, state: State) -> dict[str, Activity]:
+        """Take in the entries written since the last call (all of them for another state).
+
+        A message read back from the index stays its line unless the line names a direction:
+        the first pass over a million messages decodes the few that do, not all of them.
+        """
+        log = state.log
+        stale = self._state_id != id(state) or len(log) < self._seen
+        if not stale and self._seen and log.held(self._seen - 1, self._seen)[0] is not self._last:
+            stale = True  # an entry taken back and another written in its place
+        if stale:
+            self._state_id, self._seen, self.activity = id(state), 0, {}
+        tail = log.held(self._seen)
+        for item in tail:
+            if type(item) is bytes:
+                if _NAMED not in item:
+                    continue
+                item = decode_line(item)
+            self._add(item)
+        if tail:
+            self._seen += len(tail)
+            self._last = tail[-1]
+        return self.activity
 
     def _add(self, entry: Any) -> None:
         if isinstance(entry, DirectionEntry):
