@@ -103,9 +103,9 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sys.setswitchinterval(SWITCH_INTERVAL)
         undo_collections: Callable[[], None] | None = None
-        if app.state.ctx is None:  # the server process: its settings and its collector policy are its own
+        from_environment = app.state.ctx is None
+        if from_environment:
             app.state.ctx = build_context(Settings())  # read from the environment
-            undo_collections = short_full_collections()
         ctx = app.state.ctx
         if manage_record:
             ctx.record.open()
@@ -118,6 +118,8 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
         monitor.start()
         verifier.start()
         index.start()
+        if from_environment:  # the server process: its collector policy is its own
+            undo_collections = short_full_collections()
         try:
             yield
         finally:
@@ -143,7 +145,8 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True) -> Fas
     )
     app.state.ctx = ctx
     errors.install(app)
-    routers = (meta, agents, profiles, board, digest, results, rulings, files, usage, jobs, run_requests, browse, pages)
+    # Matched in this order: the board and the digest, most of the traffic, first.
+    routers = (board, digest, meta, agents, profiles, results, rulings, files, usage, jobs, run_requests, browse, pages)
     for module in (*routers, credit, directions):
         app.include_router(module.router)
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")

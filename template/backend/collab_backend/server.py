@@ -100,6 +100,7 @@ def short_full_collections() -> Callable[[], None]:
             gc.freeze()
 
     gc.callbacks.append(after)
+    gc.freeze()  # what the start built (the record, the app) is frozen now, before the first request
 
     def undo() -> None:
         if after in gc.callbacks:
