@@ -101,11 +101,11 @@ class Ledger:
     verdicts: dict[str, VerdictEntry] = field(default_factory=dict)
     invalid: set[str] = field(default_factory=set)
     tainted: set[str] = field(default_factory=set)
-    figure: dict[str, Fraction] = field(default_factory=dict)  # results that rank -> their ranked figure
+    figure: dict[str, float] = field(default_factory=dict)  # results that rank -> their ranked figure
     earns: set[str] = field(default_factory=set)
     owners: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # earning result -> `sponsorship`
     best_parent: dict[str, str] = field(default_factory=dict)  # result -> the parent it is measured against
-    best_before: dict[str | None, Fraction] = field(default_factory=dict)  # track -> its best figure so far
+    best_before: dict[str | None, float] = field(default_factory=dict)  # track -> its best figure so far
     improvement: dict[str, Fraction] = field(default_factory=dict)  # earning results with a positive one
     totals: defaultdict[str, Fraction] = field(default_factory=lambda: defaultdict(Fraction))
     parts: defaultdict[str, list[Part]] = field(default_factory=lambda: defaultdict(list))
@@ -162,25 +162,27 @@ def _add(out: Ledger, result: ResultEntry, verdicts: Mapping[str, VerdictEntry],
         result, judged = replace(result, basis="job"), unguarded  # the proxy view: the stand-in's figure as measured
     if exclusion(result, verdict, out.tainted, judged) is not None:
         return
-    figure = Fraction(_ranked_score(result, verdicts, scoring))
+    # Figures are compared as floats (as exact as their Fractions, and far cheaper); the improvement
+    # handed out is the exact difference.
+    figure = _ranked_score(result, verdicts, scoring)
     ranked = [p for p in result.parents if p in out.figure]
     if ranked:
         best = max(ranked, key=lambda p: sign * out.figure[p])  # max keeps the first of equals: the earliest named
         out.best_parent[result.id] = best
-        reference: Fraction | None = out.figure[best]
+        reference: float | None = out.figure[best]
     else:
         reference = out.best_before.get(result.track)
     held = out.best_before.get(result.track)
-    if held is None or sign * figure > sign * held:
+    if held is None or (figure > held if sign > 0 else figure < held):
         out.best_before[result.track] = figure
     out.figure[result.id] = figure
     if result.basis != "job" and verdict != "valid":
         return  # a claim earns once verified, and a proxy never reaches here
     out.earns.add(result.id)
     out.owners[result.id] = sponsorship(result)
-    if reference is None or sign * (figure - reference) <= 0:
+    if reference is None or not (figure > reference if sign > 0 else figure < reference):
         return
-    improvement = out.improvement[result.id] = sign * (figure - reference)
+    improvement = out.improvement[result.id] = sign * (Fraction(figure) - Fraction(reference))
     out.total += improvement
     kept = improvement
     via, generation = out.best_parent.get(result.id), 1

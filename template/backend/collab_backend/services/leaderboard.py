@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -313,25 +313,26 @@ def _standings(
     entries: list[ResultEntry], verdict_of: Mapping[str, str], private: Mapping[str, float | None], scoring: Scoring,
     flagged: set[str] | frozenset[str] = frozenset(),
 ) -> list[Standing]:  # fmt: skip
-    out: list[Standing] = []
     leader, leader_interval = 0.0, None
     group_rank = 0
+    placed: list[tuple[int, ResultEntry, float, float | None, list[float] | None]] = []
     for position, result in enumerate(entries, start=1):
         own = private[result.id]
         score = own if own is not None else result.score
         interval = result.interval if own is None else None  # a verified result ranks by its re-run's figure
         if position == 1 or not ties(scoring.noise, leader, score, leader_interval, interval):
             leader, leader_interval, group_rank = score, interval, position
+        placed.append((group_rank, result, score, own, interval))
+    sizes = Counter(group for group, *_ in placed)  # a rank two results share is a tie
+    out: list[Standing] = []
+    for group_rank, result, score, own, interval in placed:
         verdict = verdict_of[result.id]
         out.append(
-            Standing(group_rank, False, result.id, result.agent, score, dict(result.metrics), verdict,
+            Standing(group_rank, sizes[group_rank] > 1, result.id, result.agent, score, dict(result.metrics), verdict,
                      verdict == "pending", result.ts, tie_margin(scoring.noise, score, score),
                      result.basis, result.job, result.score, own, interval, result.id in flagged)
         )  # fmt: skip
-    ranks: defaultdict[int, int] = defaultdict(int)
-    for standing in out:
-        ranks[standing.rank] += 1
-    return [Standing(**{**s.__dict__, "tied": ranks[s.rank] > 1}) for s in out]
+    return out
 
 
 DEFAULT_PAGE = 50
