@@ -8,9 +8,10 @@ A child process has a lock of its own. The parent hands it a whole batch in one 
 pipe, the child applies it with the same `LocalStorage.batch` (the same path checks, the same
 rename into place), and answers with the outcome.
 
-`WriterProcess` is the parent's side: started on first use, stopped by PID at `close()`, and
-started again if it died (the batch in flight is then written in the parent instead, so nothing
-is lost). The child ends by itself when its parent's end of the pipe closes.
+`WriterProcess` is the parent's side (`writer_child.py` is the child's): started on first use,
+stopped by PID at `close()`, and started again if it died (the batch in flight is then written in
+the parent instead, so nothing is lost). The child ends by itself when its parent's end of the
+pipe closes.
 
 Messages are `marshal`-encoded tuples (bytes, text, numbers: nothing that runs code), each
 preceded by its length; both ends are this module.
@@ -27,7 +28,6 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,13 +53,13 @@ _ERRORS: dict[str, type[StorageError]] = {
 STOP_WAIT = 5.0  # seconds the child has to end after its pipe closed, before it is killed
 
 
-def _send(out: IO[bytes], message: Any) -> None:
+def send(out: IO[bytes], message: Any) -> None:
     data = marshal.dumps(message)
     out.write(_LENGTH.pack(len(data)) + data)
     out.flush()
 
 
-def _receive(source: IO[bytes]) -> Any:
+def receive(source: IO[bytes]) -> Any:
     """The next message, or None at the end of the pipe."""
     head = source.read(_LENGTH.size)
     if len(head) < _LENGTH.size:
@@ -134,7 +134,7 @@ class WriterProcess:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
         return subprocess.Popen(
-            [sys.executable, "-m", "collab_backend.storage.local_writer", str(self.root), str(self.max_hashed_bytes)],
+            [sys.executable, "-m", "collab_backend.storage.writer_child", str(self.root), str(self.max_hashed_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )  # fmt: skip
 
@@ -149,8 +149,8 @@ class WriterProcess:
                 pipe_in, pipe_out = self._process.stdin, self._process.stdout
                 if pipe_in is None or pipe_out is None:  # Popen gives both: stdin and stdout are PIPE
                     raise OSError("the writer process has no pipes")
-                _send(pipe_in, (bucket, encode_ops(ops)))
-                outcome = _receive(pipe_out)
+                send(pipe_in, (bucket, encode_ops(ops)))
+                outcome = receive(pipe_out)
             except OSError as exc:
                 log.warning("the local writer process failed (%s); this batch is written in-process", exc)
                 self._stop()
@@ -181,23 +181,3 @@ class WriterProcess:
         with self._lock:
             self.closed = True
             self._stop()
-
-
-def main(argv: list[str]) -> int:
-    """The child: apply each batch it is sent and answer its outcome, until the pipe closes."""
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")  # the answers' own pipe: a stray print cannot reach it
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    from collab_backend.storage.local import LocalStorage
-
-    storage = LocalStorage(Path(argv[0]), max_hashed_bytes=int(argv[1]))
-    source = sys.stdin.buffer
-    while True:
-        message = _receive(source)
-        if message is None:
-            return 0
-        bucket, items = message
-        _send(out, outcome_of(partial(storage.batch, bucket, decode_ops(items))))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
