@@ -35,7 +35,9 @@ async def get_identity(
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError("UNAUTHENTICATED", "send `Authorization: Bearer <your HF token>`", None)
     try:
-        identity = ctx.identity.cached(token) or await run_in_threadpool(ctx.identity.identify, token)
+        identity = ctx.identity.cached(token)
+        if identity is None:
+            identity = await run_in_threadpool(ctx.identity.identify, token)
     except APIError:
         request.state.audit_user = "(refused token)"
         raise

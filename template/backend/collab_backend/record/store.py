@@ -299,7 +299,7 @@ class Record:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return self._written(done.result(timeout=max(0.0, min(POLL, deadline - time.monotonic()))))
+                return self._written(cast(E, done.result(timeout=max(0.0, min(POLL, deadline - time.monotonic())))))
             except TimeoutError:
                 pass
             self._still_waiting(thread, deadline, timeout)
@@ -324,6 +324,7 @@ class Record:
                 answer.set_result(done.result())
 
         deadline = time.monotonic() + timeout
+        timer: asyncio.TimerHandle | None = None
 
         def watch() -> None:
             nonlocal timer
@@ -341,7 +342,8 @@ class Record:
         try:
             return self._written(await answer)
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     def write_new(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> tuple[E, bool]:
         """Like `write`, and True; or what already holds and False when `build` raised Unchanged."""
