@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 from local_harness import Proc, alive, stop
 
+from collab_testing.browser import chromium
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("COLLAB_CHROMIUM", "/usr/bin/chromium"))
 VIEWS = {
     "overview": "/",
     "leaderboard": "/leaderboard",
@@ -45,16 +46,8 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     wanted = os.environ.get("COLLAB_BROWSER_TESTS", "") not in ("", "0")
     if not (wanted or request.config.getoption("--run-browser", default=False)):
         pytest.skip("opt-in: drives Chromium; run with --run-browser or COLLAB_BROWSER_TESTS=1")
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is missing: pip install playwright (its own browser download is never used)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_the_demo_collabs_dashboard_in_chromium(
