@@ -13,7 +13,7 @@ from backend_world import Clock, World, auth, make_spec, serve
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jobs_world import JOBS_YAML, ScriptedLauncher, seed_harness, with_launcher
+from jobs_world import JOBS_YAML
 
 from collab_backend.main import create_app
 from collab_backend.record.entries import RulingEntry, VerdictEntry
@@ -25,12 +25,11 @@ PLAIN = {"format": "gemma-submission", "version": 1, "model": "google/x", "engin
 
 
 @pytest.fixture
-def rw(storage_kind: str, tmp_path: Path, clock: Clock) -> World:
-    world = with_launcher(World(storage_kind, tmp_path, make_spec(JOBS_YAML), clock), ScriptedLauncher())
-    world.ctx = dataclasses.replace(world.ctx, submission_config="submission.json")
-    world.app = create_app(world.ctx)
-    seed_harness(world)
-    return world
+def rw(jw: World) -> World:
+    """The conftest's jobs world, with the submission config a ruling's predicate reads."""
+    jw.ctx = dataclasses.replace(jw.ctx, submission_config="submission.json")
+    jw.app = create_app(jw.ctx)
+    return jw
 
 
 @pytest.fixture
