@@ -89,6 +89,10 @@ PAGES = {
     "search": "/board/search?q=config+12",
     "jobs": "/jobs",
     "join": "/join",
+    "rulings": "/rulings",
+    "run requests": "/run-requests",
+    "credit": "/credit",
+    "directions": "/directions",
 }
 
 
