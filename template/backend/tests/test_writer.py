@@ -3,6 +3,7 @@ check-then-write itself, so concurrent requests cannot write what one request wo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,9 @@ import pytest
 from backend_world import SPEC_YAML, Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 
+from collab_backend import naming
 from collab_backend.errors import APIError
+from collab_backend.record import store
 from collab_backend.record.entries import MessageEntry
 from collab_backend.record.state import State
 from collab_backend.storage import Unavailable
@@ -292,3 +295,67 @@ def test_the_same_taskforce_readme_again_writes_nothing(roomy: World, api: TestC
     before = roomy.record.state.seq
     again = api.put("/v1/taskforces/plan", json={"agent_id": "speedy", "path": "tf.md"}, headers=auth(alice))
     assert again.status_code == 200 and roomy.record.state.seq == before
+
+
+# -- the file writer: files follow the answer, a failed round is written again ---------------------
+def test_a_writes_files_follow_its_answer_and_a_failed_round_is_tried_again(
+    roomy: World, api: TestClient, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "RETRY_FILES_AFTER", 0.05)
+    monkeypatch.setattr(roomy.record, "sleep", lambda _: None)
+    central, real = roomy.spec.storage.central_bucket, roomy.storage.batch
+
+    def board_down(bucket: str, ops: Any) -> None:
+        if any(op.path.startswith("message_board/") for op in ops):
+            raise Unavailable("the store refuses the board's files")
+        real(bucket, ops)
+
+    monkeypatch.setattr(roomy.storage, "batch", board_down)
+    posted = api.post("/v1/messages", json={"agent_id": "speedy", "body": "durable"}, headers=auth(alice))
+    assert posted.status_code == 201  # durable in the index: the files' failure refuses nothing
+    path = naming.message_path(posted.json()["id"], "speedy")
+    roomy.record.settle(10)
+    assert roomy.storage.stat(central, [path]) == {}
+    assert roomy.record.files_confirmed < roomy.record.state.seq  # its segment is not merged meanwhile
+    assert api.get("/v1/healthz").status_code == 200  # the write is durable; the files only lag
+    monkeypatch.setattr(roomy.storage, "batch", real)
+    deadline = time.monotonic() + 10
+    while not roomy.storage.stat(central, [path]) and time.monotonic() < deadline:  # no other write needed
+        time.sleep(0.02)
+    assert roomy.storage.read(central, path).decode().endswith("durable")
+    roomy.record.settle(10)
+    assert roomy.record.files_confirmed == roomy.record.state.seq
+
+
+def test_a_stopped_file_writer_fails_health_and_file_writes_at_once(roomy: World, api: TestClient) -> None:
+    thread = roomy.record._file_thread
+    assert thread is not None
+    roomy.record._files.put(None)  # the file writer ends, as after a bug that escaped it
+    thread.join(10)
+    health = api.get("/v1/healthz")
+    assert health.status_code == 503 and "file writer" in health.json()["error"]["message"]
+    with pytest.raises(APIError) as refused:
+        roomy.record.write_files({"results/x.json": b"{}"}, timeout=5)
+    assert refused.value.code == "STORAGE_UNAVAILABLE"
+
+
+def test_a_request_on_the_event_loop_waits_for_the_writer_no_longer_than_its_timeout(
+    roomy: World, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "POLL", 0.05)
+    inside, release = threading.Event(), threading.Event()
+
+    def stuck(state: State, seq: int, ts: float) -> MessageEntry:
+        inside.set()
+        release.wait(10)
+        return _message("late")(state, seq, ts)
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(APIError) as late:
+            asyncio.run(roomy.record.write_async(stuck, timeout=0.3))
+        assert inside.is_set() and time.monotonic() - started < 5
+        assert late.value.code == "STORAGE_UNAVAILABLE" and "did not answer" in late.value.message
+    finally:
+        release.set()
+    assert asyncio.run(roomy.record.write_async(_message("next"), timeout=10)).body == "next"

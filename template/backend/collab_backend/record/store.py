@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -337,8 +338,12 @@ class Record:
                 return
             timer = loop.call_later(POLL, watch)
 
+        def hand_over(_: Future[Any]) -> None:  # in the writer's thread
+            with suppress(RuntimeError):  # the loop has closed: nobody waits for this answer any more
+                loop.call_soon_threadsafe(deliver)
+
         timer = loop.call_later(POLL, watch)
-        done.add_done_callback(lambda _: loop.call_soon_threadsafe(deliver))
+        done.add_done_callback(hand_over)
         try:
             return self._written(await answer)
         finally:
