@@ -15,6 +15,8 @@ AGENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]\Z")
 RESERVED = re.compile(r"^human(-|\Z)")
 HANDSHAKE_FILE = "collab-handshake.txt"
 INDEX_PREFIX = ".collab/index/"
+# The last entry whose files the record's file writer confirmed written (a number, as text).
+FILES_MARK = ".collab/files_confirmed"
 
 
 def agent_id_problem(agent_id: str) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -83,7 +84,12 @@ class H11Protocol(_H11Protocol):
         self.transport.close()
 
 
-def short_full_collections() -> Callable[[], None]:
+RESCAN_SECONDS = 3600.0  # how often at most a full collection scans everything again (see below)
+
+
+def short_full_collections(
+    rescan_seconds: float = RESCAN_SECONDS, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], None]:
     """Keep the cyclic garbage collector's full collections short; returns what undoes it.
 
     The record only grows: every write adds entries that live as long as the process. A full
@@ -91,12 +97,22 @@ def short_full_collections() -> Callable[[], None]:
     longer (40 ms after twenty thousand writes), and a request that met one waited that long.
     After each full collection its survivors are moved to the permanent generation
     (`gc.freeze`), so the next one scans only what came since. What is frozen is still freed
-    when its last reference goes; only a cycle that was alive at a full collection and became
-    garbage afterwards stays, and a request's cycles seldom outlive one.
+    when its last reference goes; a cycle that was alive at a full collection (a request in
+    flight) and became garbage afterwards would stay, so once in `rescan_seconds` the
+    survivors are given back instead (`gc.unfreeze`): the next full collection scans
+    everything, frees such cycles, and its survivors are frozen again. That one is long (the
+    whole heap, about a second at a million messages), at most once an hour.
     """
+    last_rescan = clock()
 
     def after(phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info.get("generation") == 2:
+        nonlocal last_rescan
+        if phase != "stop" or info.get("generation") != 2:
+            return
+        if clock() - last_rescan >= rescan_seconds:
+            last_rescan = clock()
+            gc.unfreeze()
+        else:
             gc.freeze()
 
     gc.callbacks.append(after)

@@ -262,3 +262,53 @@ def test_a_merge_interrupted_before_its_parts_were_deleted_loads_each_entry_once
         assert len(ids) == len(set(ids)) == MERGE_AT + 5
     finally:
         again.close()
+
+
+def test_a_file_a_later_entry_rewrote_is_not_left_stale_by_a_crash(roomy: World, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    central, real_batch = roomy.spec.storage.central_bucket, roomy.storage.batch
+    path = naming.profile_path("speedy")
+    with TestClient(roomy.app) as client:
+        token = roomy.user("alice")
+        roomy.agent(client, token, "speedy")
+        assert client.put("/v1/agents/speedy/profile", json={"bio": "first"}, headers=auth(token)).status_code == 200
+        roomy.record.settle()
+        assert roomy.storage.read(central, path).decode().endswith("first")
+
+        def profiles_down(bucket, ops):  # type: ignore[no-untyped-def]  # the process "dies" before the new file
+            if any(op.path == path for op in ops):
+                raise StorageError("killed")
+            return real_batch(bucket, ops)
+
+        monkeypatch.setattr(roomy.storage, "batch", profiles_down)
+        assert client.put("/v1/agents/speedy/profile", json={"bio": "second"}, headers=auth(token)).status_code == 200
+    monkeypatch.setattr(roomy.storage, "batch", real_batch)
+    assert roomy.storage.read(central, path).decode().endswith("first")  # the old file is there: present, stale
+    again = _restart(roomy)
+    try:
+        assert roomy.storage.read(central, path).decode().endswith("second")
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("storage_kind", ["local"])
+def test_a_path_the_store_refuses_for_good_holds_back_no_other_file(roomy: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    central = roomy.spec.storage.central_bucket
+    with TestClient(roomy.app) as client:
+        tokens = {agent: roomy.user(f"user-{agent}") for agent in ("speedy", "helper")}
+        for agent, token in tokens.items():
+            roomy.agent(client, token, agent)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        inbox = roomy.storage.bucket_dir(central) / naming.inbox_path("helper", "x").rsplit("/", 1)[0]
+        inbox.parent.mkdir(parents=True, exist_ok=True)
+        inbox.symlink_to(outside, target_is_directory=True)  # planted where helper's inbox copies go
+        mention = client.post("/v1/messages", json={"agent_id": "speedy", "body": "ask @helper"},
+                              headers=auth(tokens["speedy"])).json()  # fmt: skip
+        plain = client.post("/v1/messages", json={"agent_id": "speedy", "body": "plain"},
+                            headers=auth(tokens["speedy"])).json()  # fmt: skip
+        roomy.record.settle()
+        for message in (mention, plain):  # the board's own copies are written, the refused inbox copy is not
+            assert roomy.storage.read(central, naming.message_path(message["id"], "speedy"))
+        assert list(outside.iterdir()) == []
+        assert roomy.record.files_waiting == 0 and roomy.record.files_confirmed == roomy.record.state.seq
+        assert client.get("/v1/healthz").status_code == 200

@@ -359,3 +359,28 @@ def test_a_request_on_the_event_loop_waits_for_the_writer_no_longer_than_its_tim
     finally:
         release.set()
     assert asyncio.run(roomy.record.write_async(_message("next"), timeout=10)).body == "next"
+
+
+def test_files_that_wait_too_long_fail_health(
+    roomy: World, api: TestClient, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "RETRY_FILES_AFTER", 0.05)
+    monkeypatch.setattr(roomy.record, "sleep", lambda _: None)
+    real = roomy.storage.batch
+
+    def board_down(bucket: str, ops: Any) -> None:
+        if any(op.path.startswith("message_board/") for op in ops):
+            raise Unavailable("the store refuses the board's files")
+        real(bucket, ops)
+
+    monkeypatch.setattr(roomy.storage, "batch", board_down)
+    roomy.record.stall_after = 0.0
+    assert api.post("/v1/messages", json={"agent_id": "speedy", "body": "x"}, headers=auth(alice)).status_code == 201
+    roomy.record.settle(10)
+    health = api.get("/v1/healthz")
+    assert health.status_code == 503 and "waited" in health.json()["error"]["message"]
+    monkeypatch.setattr(roomy.storage, "batch", real)
+    deadline = time.monotonic() + 10
+    while api.get("/v1/healthz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert api.get("/v1/healthz").status_code == 200

@@ -16,11 +16,12 @@ free" see the writes before them), then:
 The file writer takes every file handed to it since its last round and writes them in one
 storage call, off the requests' path: a burst of writes costs one file round per round, not one
 per commit, and a write is answered as soon as it is durable. What it cannot write stays queued
-and is tried again; `settle()` waits until what was handed to it is written.
+and is tried again; `settle()` waits until what was handed to it was tried. Each round also
+writes the mark (`naming.FILES_MARK`): the last entry whose files earlier rounds confirmed.
 
-At start the index is read back; the files of entries in unmerged segments are checked and any
-missing one rewritten, so a crash between steps 1 and 2 loses nothing, and since every path is
-derived from the entry, nothing is written twice.
+At start the index is read back, and the files of the unmerged entries after the mark are
+written again (all of them: a later entry may have rewritten a path, so a file that is there may
+be stale), so a crash between steps 1 and 2 loses nothing; every path is derived from its entry.
 
 The writer survives whatever one batch does: an entry that cannot be encoded, a builder's bug, a
 storage adapter's bug. The requests of that batch get an error, the state is rolled back to
@@ -50,7 +51,16 @@ from collab_backend.record import snapshot
 from collab_backend.record.entries import Entry, decode_data, encode
 from collab_backend.record.lines import parse_lines, split_lines
 from collab_backend.record.state import State
-from collab_backend.storage import AccessDenied, Add, Delete, PartialWrite, Storage, StorageError, Unavailable
+from collab_backend.storage import (
+    AccessDenied,
+    Add,
+    Delete,
+    InvalidPath,
+    PartialWrite,
+    Storage,
+    StorageError,
+    Unavailable,
+)
 
 log = logging.getLogger("collab_backend.record")
 
@@ -143,6 +153,9 @@ class Record:
         self._files: queue.Queue[_Files | None] = queue.Queue()
         self._file_thread: threading.Thread | None = None
         self.files_confirmed = 0  # every file of the entries up to this one is written
+        self.files_waiting = 0  # files the file writer could not write yet
+        self._files_lagging_since: float | None = None  # monotonic time files began to wait for a failed round
+        self._files_stopped_by: str | None = None  # why the file writer ended, if it ended by an error
         self.commits = 0
         self.stall_after = STALL_AFTER
         self._busy_since: float | None = None  # monotonic time the batch now being committed started
@@ -280,18 +293,34 @@ class Record:
         raise snapshot.Unusable(f"the index ends before entry {seq}")
 
     def _repair(self) -> None:
-        """Rewrite files of entries whose segment is unmerged and whose files are missing."""
+        """Rewrite the files of the unmerged entries after the file writer's last confirmed round.
+
+        All of them, not only the missing ones: a later entry may rewrite a path an earlier one
+        wrote (a profile, a taskforce's README), so a file that is there may still be stale.
+        Entries up to the mark (`naming.FILES_MARK`) had their files written; without a mark,
+        every unmerged entry's files are rewritten.
+        """
         recent = [s for s in self.segments if s.level == 0]
         if not recent:
             return
+        first = max(recent[0].first, self._files_mark() + 1)
+        if first > self.state.seq:
+            return
         wanted: dict[str, bytes] = {}
-        for entry in self.state.log[recent[0].first - 1 :]:
+        for entry in self.state.log[first - 1 :]:
             wanted.update(entry.files())
-        present = self.storage.stat(self.bucket, list(wanted))
-        missing = {p: d for p, d in wanted.items() if p not in present}
-        if missing:
-            log.warning("rewriting %d file(s) the index holds but the bucket lacks", len(missing))
-            self.storage.batch(self.bucket, [Add(p, d) for p, d in missing.items()])
+        if wanted:
+            log.warning("rewriting the %d file(s) of entries %d to %d, after the last round confirmed written",
+                        len(wanted), first, self.state.seq)  # fmt: skip
+            self.storage.batch(self.bucket, [Add(p, d) for p, d in wanted.items()])
+
+    def _files_mark(self) -> int:
+        """The last entry whose files were confirmed written, from the bucket; 0 if none is readable."""
+        try:
+            text = self.storage.read(self.bucket, naming.FILES_MARK, max_bytes=64).decode("ascii").strip()
+        except (StorageError, UnicodeDecodeError):
+            return 0
+        return int(text) if text.isdigit() and text.isascii() else 0
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> E:
@@ -365,17 +394,24 @@ class Record:
         """
         thread = self._file_thread
         if thread is None or not thread.is_alive():
-            raise _writer_error("the record's file writer is not running")
+            raise _writer_error(f"the record's file writer is not running ({self._files_stopped_by or 'stopped'})")
         done: Future[None] = Future()
         self._files.put(_Files(dict(files), done=done))
-        try:
-            done.result(timeout=timeout)
-        except TimeoutError:
-            raise APIError(
-                "STORAGE_UNAVAILABLE",
-                f"the record's file writer did not answer within {timeout:.0f} s",
-                "the files are still queued: look before you retry",
-            ) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                done.result(timeout=max(0.0, min(POLL, deadline - time.monotonic())))
+                return
+            except TimeoutError:
+                pass
+            if not thread.is_alive() and not done.done():  # it ended between the check above and the put
+                raise _writer_error(f"the record's file writer stopped ({self._files_stopped_by or 'closed'})")
+            if time.monotonic() >= deadline:
+                raise APIError(
+                    "STORAGE_UNAVAILABLE",
+                    f"the record's file writer did not answer within {timeout:.0f} s",
+                    "the files are still queued: look before you retry",
+                )
 
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until the files of every write answered so far were tried (the board's files, inboxes...)."""
@@ -416,7 +452,11 @@ class Record:
         if thread is None or not thread.is_alive():
             return f"the record's writer is not running ({self._stopped_by or 'stopped'})"
         if self._file_thread is None or not self._file_thread.is_alive():
-            return "the record's file writer is not running"
+            return f"the record's file writer is not running ({self._files_stopped_by or 'stopped'})"
+        lagging = self._files_lagging_since
+        if lagging is not None and time.monotonic() - lagging > self.stall_after:
+            return (f"the record's files have waited {time.monotonic() - lagging:.0f} s to be written "
+                    f"({self.files_waiting} file(s); see the backend's log)")  # fmt: skip
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > self.stall_after:
             return f"the record's writer has been stuck on one batch for {time.monotonic() - busy:.0f} s"
@@ -555,7 +595,7 @@ class Record:
         log.info("snapshot written at entry %d", seq)
 
     @staticmethod
-    def _guarded(step: Callable[[], None], what: str) -> None:
+    def _guarded(step: Callable[[], object], what: str) -> None:
         """Run a step after the durable point: its failure is logged, never turned into a refused write."""
         try:
             step()
@@ -563,10 +603,31 @@ class Record:
             log.exception("%s failed; retried later", what)
 
     def _run_files(self) -> None:
-        """The file writer: each round writes everything handed to it since the last, in one storage call."""
-        unwritten: dict[str, tuple[bytes, int]] = {}  # path: (content, the last entry of its batch; 0: file-only)
+        """The file writer's thread: rounds until stopped. Whatever ends it is recorded, and its waiters answered."""
         waiting: list[Future[None]] = []
-        latest, stop = self.files_confirmed, False
+        try:
+            self._file_rounds(waiting)
+        except BaseException as exc:
+            self._files_stopped_by = f"{type(exc).__name__}: {exc}"
+            log.critical("the record's file writer stopped: %s", self._files_stopped_by)
+            raise
+        finally:
+            error = _writer_error(f"the record's file writer stopped ({self._files_stopped_by or 'closed'})")
+            while True:
+                try:
+                    item = self._files.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None and item.done is not None:
+                    waiting.append(item.done)
+            for done in waiting:
+                if not done.done():
+                    done.set_exception(error)
+
+    def _file_rounds(self, waiting: list[Future[None]]) -> None:
+        """Each round writes everything handed over since the last in one storage call, with the mark."""
+        unwritten: dict[str, tuple[bytes, int]] = {}  # path: (content, the last entry of its batch; 0: file-only)
+        latest, marked, stop = self.files_confirmed, self.files_confirmed, False
         while not stop:
             try:  # with files left over from a failed round, come back to them after a while
                 items = [self._files.get(timeout=RETRY_FILES_AFTER if unwritten else None)]
@@ -585,28 +646,68 @@ class Record:
                 latest = max(latest, item.upto)
                 if item.done is not None:
                     waiting.append(item.done)
+            # The mark names what earlier rounds confirmed: written with this round's files, it is never ahead of them.
+            mark = self.files_confirmed if self.files_confirmed > marked and unwritten else None
             try:
-                self._flush_files(unwritten)
-            except Exception:  # a storage bug: the files stay queued, the thread goes on
+                if self._flush_files(unwritten, mark) and mark is not None:
+                    marked = mark
+            except Exception:  # a storage adapter's bug: the files stay queued, the thread goes on
                 log.exception("writing %d file(s) failed; tried again later", len(unwritten))
             held = [upto for _, upto in unwritten.values() if upto]
             self.files_confirmed = max(self.files_confirmed, min(held) - 1 if held else latest)
+            self.files_waiting = len(unwritten)
+            if not unwritten:
+                self._files_lagging_since = None
+            elif self._files_lagging_since is None:
+                self._files_lagging_since = time.monotonic()
             for done in waiting:
                 done.set_result(None)
             waiting.clear()
         if unwritten:
             log.error("%d file(s) not written at stop; the next start rewrites the entries' own", len(unwritten))
+        elif self.files_confirmed > marked:  # a clean stop leaves the mark where the files are
+            self._guarded(lambda: self._flush_files({}, self.files_confirmed), "writing the files' mark")
 
-    def _flush_files(self, unwritten: dict[str, tuple[bytes, int]]) -> None:
-        """Write `unwritten` in one storage call; what was written leaves it, what failed stays."""
-        if not unwritten:
-            return
+    def _flush_files(self, unwritten: dict[str, tuple[bytes, int]], mark: int | None) -> bool:
+        """Write `unwritten` (and the mark) in one storage call; what was written leaves it, what failed stays.
+
+        A path the store refuses for good (a symlink planted on it, in a local folder) is set
+        aside with an error in the log, so it cannot hold back every other file. True when the
+        whole call succeeded.
+        """
+        if not unwritten and mark is None:
+            return True
+        ops = [Add(p, d) for p, (d, _) in unwritten.items()]
+        if mark is not None:
+            ops.append(Add(naming.FILES_MARK, str(mark).encode()))
         try:
-            self._retrying(lambda: self.storage.batch(self.bucket, [Add(p, d) for p, (d, _) in unwritten.items()]))
+            self._retrying(lambda: self.storage.batch(self.bucket, ops))
+        except PartialWrite as exc:
+            failed = {path for path, _ in exc.failures}
+            for path in [p for p in unwritten if p not in failed]:
+                del unwritten[path]
+            log.warning("%d file(s) not written yet, tried again later: %s", len(unwritten), exc)
+            return False
+        except InvalidPath as exc:
+            log.warning("a file's path was refused (%s); the round's files are written one by one", exc)
+            self._one_by_one(unwritten)
+            return False
         except StorageError as exc:
             log.warning("%d file(s) not written yet, tried again later: %s", len(unwritten), exc)
-            return
+            return False
         unwritten.clear()
+        return True
+
+    def _one_by_one(self, unwritten: dict[str, tuple[bytes, int]]) -> None:
+        """Write each file alone: one the store refuses for good is dropped (the index keeps its entry)."""
+        for path, (data, _) in list(unwritten.items()):
+            try:
+                self.storage.batch(self.bucket, [Add(path, data)])
+            except InvalidPath as exc:
+                log.error("file %s refused by the store and dropped (the index keeps its entry): %s", path, exc)
+            except StorageError:
+                continue  # tried again with the next round
+            del unwritten[path]
 
     def _retrying(self, call: Callable[[], None]) -> None:
         for wait in (*RETRIES, None):
