@@ -136,6 +136,7 @@ class WriterProcess:
         return subprocess.Popen(
             [sys.executable, "-m", "collab_backend.storage.writer_child", str(self.root), str(self.max_hashed_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches the backend, which stops the child itself
         )  # fmt: skip
 
     def apply(self, bucket: str, ops: Sequence[Op]) -> bool:
@@ -151,7 +152,7 @@ class WriterProcess:
                     raise OSError("the writer process has no pipes")
                 send(pipe_in, (bucket, encode_ops(ops)))
                 outcome = receive(pipe_out)
-            except OSError as exc:
+            except (OSError, struct.error) as exc:  # a pipe that broke, or a batch too large for one message
                 log.warning("the local writer process failed (%s); this batch is written in-process", exc)
                 self._stop()
                 return False
