@@ -57,6 +57,7 @@ def test_missing_bucket_missing_handshake_and_forged_handshake(world: World, cli
 
 
 def test_the_token_is_checked_before_anything_about_buckets(world: World, client: TestClient) -> None:
+    world.record.settle()  # the start's files are written by now
     calls_before = sum(world.hub.calls.values())
     for headers in ({}, auth("hf_not_a_token"), {"Authorization": "Basic abc"}):
         response = client.post("/v1/agents", json={"agent_id": "ghost"}, headers=headers)

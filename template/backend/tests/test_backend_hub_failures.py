@@ -150,6 +150,7 @@ def test_the_writer_survives_a_hub_without_answer_or_refusing(hub_world: World, 
     with TestClient(hub_world.app, raise_server_exceptions=False) as client:
         token = hub_world.user("alice")
         hub_world.agent(client, token, "speedy")
+        hub_world.record.settle()  # the registration's files are written before the store fails
         if switch == "refused":
             hub_world.hub.fail("batch_bucket_files", 403, times=10)
         else:

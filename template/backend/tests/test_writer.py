@@ -273,6 +273,7 @@ def test_concurrent_syncs_of_one_file_record_one_copy(roomy: World, api: TestCli
 
 # -- what a participant can make the record hold is bounded -----------------------------------------
 def test_re_registration_writes_nothing_and_costs_no_storage_call(roomy: World, api: TestClient, alice: str) -> None:
+    roomy.record.settle()  # the registration's files are written by now
     before, calls = roomy.record.state.seq, sum(roomy.hub.calls.values())
     for _ in range(100):
         again = api.post("/v1/agents", json={"agent_id": "speedy"}, headers=auth(alice))
