@@ -94,14 +94,14 @@ def short_full_collections(
 
     The record only grows: every write adds entries that live as long as the process. A full
     collection scans every object it has not frozen, so as writes accumulated each one took
-    longer (40 ms after twenty thousand writes), and a request that met one waited that long.
-    After each full collection its survivors are moved to the permanent generation
-    (`gc.freeze`), so the next one scans only what came since. What is frozen is still freed
-    when its last reference goes; a cycle that was alive at a full collection (a request in
-    flight) and became garbage afterwards would stay, so once in `rescan_seconds` the
-    survivors are given back instead (`gc.unfreeze`): the next full collection scans
+    longer (tens of milliseconds after twenty thousand writes), and a request that met one
+    waited that long. After each full collection its survivors are moved to the permanent
+    generation (`gc.freeze`), so the next one scans only what came since. What is frozen is
+    still freed when its last reference goes; a cycle that was alive at a full collection (a
+    request in flight) and became garbage afterwards would stay, so once in `rescan_seconds`
+    the survivors are given back instead (`gc.unfreeze`): the next full collection scans
     everything, frees such cycles, and its survivors are frozen again. That one is long (the
-    whole heap, about a second at a million messages), at most once an hour.
+    whole heap), at most once an hour.
     """
     last_rescan = clock()
 

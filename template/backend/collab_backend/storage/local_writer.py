@@ -2,11 +2,11 @@
 
 Every system call of a file write (open, write, close, rename) lets the interpreter's lock go and
 takes it back. While the event loop keeps the lock busy with requests, each of those hand-overs
-waits and switches threads, and a file that costs 50 µs alone cost the backend about 500 µs of
-CPU under load: the record's files, a thousand a second in a burst, halved its throughput.
-A child process has a lock of its own. The parent hands it a whole batch in one message over a
-pipe, the child applies it with the same `LocalStorage.batch` (the same path checks, the same
-rename into place), and answers with the outcome.
+waits and switches threads, and a file cost the backend several times its own cost under load:
+the record's files, a thousand a second in a burst, halved its throughput. A child process has a
+lock of its own. The parent hands it a whole batch in one message over a pipe, the child applies
+it with the same `LocalStorage.batch` (the same path checks, the same rename into place), and
+answers with the outcome.
 
 `WriterProcess` is the parent's side (`writer_child.py` is the child's): started on first use,
 stopped by PID at `close()`, and started again if it died (the batch in flight is then written in
