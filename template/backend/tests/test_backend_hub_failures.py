@@ -14,7 +14,7 @@ from backend_world import Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
 
 from collab_backend.errors import APIError
-from collab_backend.identity import HubIdentity
+from collab_backend.identity import CACHE_SECONDS, HubIdentity
 from collab_backend.jobs.base import LauncherError
 from collab_backend.jobs.hub import HubLauncher
 from collab_backend.record.entries import MessageEntry
@@ -94,6 +94,19 @@ def test_identity_without_an_answer_is_role_lookup_failed(fake_hub: FakeHub, swi
         HubIdentity(fake_hub).identify(ADMIN_TOKEN)
     assert caught.value.code == "ROLE_LOOKUP_FAILED" and caught.value.status == 503
     assert HubIdentity(fake_hub).identify(ADMIN_TOKEN).user == "organizer"  # the switch fired once
+
+
+def test_the_event_loop_answers_a_token_only_from_a_fresh_whoami(fake_hub: FakeHub) -> None:
+    now = [0.0]
+    identity = HubIdentity(fake_hub, clock=lambda: now[0])
+    assert identity.cached(ADMIN_TOKEN) is None  # never looked up: a worker thread asks the Hub
+    calls = fake_hub.calls["whoami"]
+    assert identity.identify(ADMIN_TOKEN).user == "organizer"
+    assert identity.cached(ADMIN_TOKEN) is not None and fake_hub.calls["whoami"] == calls + 1
+    assert identity.cached("hf_nobody") is None
+    now[0] = CACHE_SECONDS + 1
+    assert identity.cached(ADMIN_TOKEN) is None  # stale: looked up again off the loop
+    assert fake_hub.calls["whoami"] == calls + 1  # `cached` never calls the Hub
 
 
 def test_identity_with_a_refused_token_is_unauthenticated(fake_hub: FakeHub) -> None:
