@@ -404,14 +404,8 @@ class Record:
                 return
             except TimeoutError:
                 pass
-            if not thread.is_alive() and not done.done():  # it ended between the check above and the put
-                raise _writer_error(f"the record's file writer stopped ({self._files_stopped_by or 'closed'})")
-            if time.monotonic() >= deadline:
-                raise APIError(
-                    "STORAGE_UNAVAILABLE",
-                    f"the record's file writer did not answer within {timeout:.0f} s",
-                    "the files are still queued: look before you retry",
-                )
+            if not done.done():  # the file writer may have ended between the check above and the put
+                self._still_waiting(thread, deadline, timeout, files=True)
 
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until the files of every write answered so far were tried (the board's files, inboxes...)."""
@@ -435,15 +429,22 @@ class Record:
             seen.append(entry.seq)
         return entry
 
-    def _still_waiting(self, thread: threading.Thread, deadline: float, timeout: float) -> None:
-        """After a poll without an answer: fail fast if the writer stopped meanwhile, or once the time is up."""
+    def _still_waiting(self, thread: threading.Thread, deadline: float, timeout: float, *, files: bool = False) -> None:
+        """After a poll without an answer: fail fast if the thread waited for stopped meanwhile, or once the time is up.
+
+        `files`: the thread is the file writer (`write_files`), not the writer.
+        """
+        who = "file writer" if files else "writer"
         if not thread.is_alive():
-            raise _writer_error(f"the record's writer stopped ({self._stopped_by or 'no reason recorded'})")
+            why = (self._files_stopped_by if files else self._stopped_by) or "no reason recorded"
+            raise _writer_error(f"the record's {who} stopped ({why})")
         if time.monotonic() >= deadline:
             raise APIError(
                 "STORAGE_UNAVAILABLE",
-                f"the record's writer did not answer within {timeout:.0f} s",
-                "the write may still be recorded: look before you retry",
+                f"the record's {who} did not answer within {timeout:.0f} s",
+                "the files are still queued: look before you retry"
+                if files
+                else "the write may still be recorded: look before you retry",
             )
 
     def problem(self) -> str | None:
