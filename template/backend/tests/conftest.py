@@ -12,6 +12,7 @@ from backend_world import Clock, World, make_spec, serve
 from fastapi.testclient import TestClient
 from jobs_world import JOB_ARGS, JOBS_YAML, ScriptedLauncher, seed_harness, with_launcher
 
+from collab_backend.storage import local as local_module
 from collab_backend.storage.hub import HubStorage
 from collab_backend.storage.local import LocalStorage
 from collab_testing.hub import ADMIN_TOKEN, FakeHub
@@ -30,13 +31,24 @@ def storage_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def storage(storage_kind: str, tmp_path: Path, fake_hub: FakeHub) -> Iterator[LocalStorage | HubStorage]:
-    """A store holding two empty buckets, acme/main and acme/agent, on either adapter."""
-    if storage_kind == "local":
-        local = LocalStorage(tmp_path / "hub")
+def storage(
+    storage_kind: str, tmp_path: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalStorage | HubStorage]:
+    """A store holding two empty buckets, acme/main and acme/agent, on either adapter.
+
+    `local-writer-process`: the folder adapter writing every batch through its child process.
+    """
+    if storage_kind.startswith("local"):
+        process = storage_kind == "local-writer-process"
+        if process:
+            monkeypatch.setattr(local_module, "WRITER_PROCESS_AT", 1)
+        local = LocalStorage(tmp_path / "hub", writer_process=process)
         local.create_bucket("acme/main")
         local.create_bucket("acme/agent")
-        yield local
+        try:
+            yield local
+        finally:
+            local.close()
     else:
         fake_hub.create_bucket("acme/main", token=ADMIN_TOKEN)
         fake_hub.create_bucket("acme/agent", token=ADMIN_TOKEN)

@@ -1,40 +1,19 @@
-"""One contract, two adapters: the local folder and the Hub (over the stateful fake) behave alike."""
+"""One contract, two adapters: the local folder (in-process and through its writer process) and the Hub
+(over the stateful fake) behave alike."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from collab_backend.storage import Add, Copy, Delete, InvalidPath, NotFound, PartialWrite, Storage
-from collab_backend.storage import local as local_module
-from collab_backend.storage.hub import HubStorage
-from collab_backend.storage.local import LocalStorage
-from collab_testing.hub import ADMIN_TOKEN, FakeHub
 
 MAIN, AGENT = "acme/main", "acme/agent"
 
 
-@pytest.fixture(params=["local", "local, every batch in its writer process", "hub"])
-def storage(
-    request: pytest.FixtureRequest, tmp_path: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Storage]:
-    """The contract's store on each adapter, and on the local one writing through its child process."""
-    if request.param == "hub":
-        fake_hub.create_bucket(MAIN, token=ADMIN_TOKEN)
-        fake_hub.create_bucket(AGENT, token=ADMIN_TOKEN)
-        yield HubStorage(fake_hub, token=ADMIN_TOKEN)
-        return
-    process = request.param != "local"
-    monkeypatch.setattr(local_module, "WRITER_PROCESS_AT", 1)
-    local = LocalStorage(tmp_path / "hub", writer_process=process)
-    local.create_bucket(MAIN)
-    local.create_bucket(AGENT)
-    try:
-        yield local
-    finally:
-        local.close()
+@pytest.fixture(params=["local", "local-writer-process", "hub"])
+def storage_kind(request: pytest.FixtureRequest) -> str:
+    """Each adapter, and the local one writing through its child process (conftest.py's `storage`)."""
+    return str(request.param)
 
 
 def put(storage: Storage, bucket: str, files: dict[str, bytes]) -> None:
