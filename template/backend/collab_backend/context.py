@@ -14,6 +14,7 @@ from collab_backend.services.denylist import StandingCache
 from collab_backend.services.direction_index import DirectionIndex
 from collab_backend.services.leaderboard import LeaderboardCache
 from collab_backend.services.result_views import ResultViews
+from collab_backend.services.snapshot_parts import register
 from collab_backend.services.threads import HandleIndex, ThreadIndex
 from collab_backend.services.usage_view import UsageRanking
 from collab_backend.spec import ChallengeSpec
@@ -55,6 +56,10 @@ class Context:
     directions: DirectionIndex = field(default_factory=DirectionIndex)  # what each direction holds
     denylist: str | None = None  # the type's denylist in its harness folder: its standing rules
     standing: StandingCache = field(default_factory=StandingCache)
+
+    def __post_init__(self) -> None:
+        # The rankings the first digest serves are kept in the record's snapshots (registered before it opens).
+        register(self.record, self.spec.scoring, self.leaderboard, self.credit, self.directions)
 
     @property
     def central(self) -> str:

@@ -10,6 +10,7 @@ import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backend_world import SPEC_YAML, Clock, World, auth, make_spec
@@ -144,10 +145,24 @@ def _reshape(change: Callable[[dict[str, object]], dict[str, object]]):  # type:
     """A snapshot whose payload is changed (and hashed again, as one planted would be)."""
 
     def reshape(data: bytes) -> bytes:
-        payload = json.loads(data[len(snapshot.MAGIC) :].partition(b"\n")[2])
-        return _rehash({}, json.dumps(change(payload)).encode())(data)  # type: ignore[no-any-return]
+        document = snapshot.unpack(data[len(snapshot.MAGIC) :].partition(b"\n")[2])
+        return _rehash({}, snapshot.pack(change(document)))(data)  # type: ignore[no-any-return]
 
     return reshape
+
+
+def _redocument(change: Callable[[dict[str, Any]], dict[str, Any]]):  # type: ignore[no-untyped-def]
+    """A snapshot whose payload's JSON document is changed, its binary blobs kept as they are (hashed again)."""
+
+    def redo(data: bytes) -> bytes:
+        line, _, blobs = data[len(snapshot.MAGIC) :].partition(b"\n")[2].partition(b"\n")
+        return _rehash({}, json.dumps(change(json.loads(line))).encode() + b"\n" + blobs)(data)  # type: ignore[no-any-return]
+
+    return redo
+
+
+def _counts(name: str, change: Callable[[list[int]], list[int]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda d: d | {name: {"keys": d[name]["keys"], "counts": change(d[name]["counts"])}}
 
 
 class _Boom:
@@ -165,7 +180,16 @@ class _Boom:
         ("a header that lies about its entry", _rehash({"seq": 10**6}), "does not hold the state it claims"),
         ("a planted pickle", _rehash({}, pickle.dumps(_Boom())), "does not parse"),
         ("not a state", _rehash({}, json.dumps([1, 2]).encode()), "does not hold the state it claims"),
-        ("a lookup of another shape", _reshape(lambda s: s | {"by_channel": [1, 2]}), "does not hold the state"),
+        ("a lookup of another shape", _redocument(lambda d: d | {"by_channel": [1, 2]}), "does not hold the state"),
+        ("blobs of other sizes", _redocument(lambda d: d | {"blobs": [n + 4 for n in d["blobs"]]}), "blobs are not"),
+        ("counts that do not add up", _redocument(_counts("inbox", lambda c: [n + 1 for n in c])), "do not add up"),
+        ("a count of another kind", _redocument(_counts("by_author", lambda c: [-1, *c[1:]])), "of another kind"),
+        ("a position past the messages", _reshape(lambda s: s | {"by_author": {"x": [10**6]}}), "past its messages"),
+        (
+            "positions cut short",
+            _redocument(lambda d: d | {"blobs": [d["blobs"][0] - 2, d["blobs"][1] + 2, *d["blobs"][2:]]}),
+            "cut short",
+        ),
         ("positions not in the index", _reshape(lambda s: s | {"ids": s["ids"][1:]}), "does not describe"),
         ("a promotion that is no 4 strings", _reshape(lambda s: s | {"promoted": [[1]]}), "does not describe"),
     ],

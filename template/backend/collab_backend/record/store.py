@@ -164,6 +164,8 @@ class Record:
         self.snapshot_every = snapshot_every
         self._snapshot_seq = 0  # the entry the latest snapshot written or loaded ends at
         self._snapshot_tried = 0  # the entry at which the writer last tried to write one
+        # What services keep in a snapshot beside the lookups, by name (`snapshot.Part`): registered before `open`.
+        self.parts: dict[str, snapshot.Part] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -189,18 +191,28 @@ class Record:
                 self._guarded(self._snapshot, "writing a snapshot")
 
     def _load(self) -> None:
-        chain = self._chain()
-        read: dict[str, bytes] = {}
-        found = self._from_snapshot(chain, read)
-        if found is not None and not self._replay(chain, read, found):
-            log.warning(
-                "snapshot %s does not describe the index's messages; the index is read instead",
-                snapshot.path_of(found[0]),
-            )
-            self.state, self.segments, self._snapshot_seq = State(), [], 0
-            self._replay(chain, {}, None)
-        elif found is None:
-            self._replay(chain, read, None)
+        # A million long-lived objects arrive here: the cyclic collector would rescan the growing
+        # heap again and again (half the load time), and none of these objects form cycles.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            chain = self._chain()
+            read: dict[str, bytes] = {}
+            found = self._from_snapshot(chain, read)
+            if found is not None and not self._replay(chain, read, found):
+                log.warning(
+                    "snapshot %s does not describe the index's messages; the index is read instead",
+                    snapshot.path_of(found[0]),
+                )
+                self.state, self.segments, self._snapshot_seq = State(), [], 0
+                self._replay(chain, {}, None)
+            elif found is None:
+                self._replay(chain, read, None)
+        finally:
+            if self.state.seq >= FREEZE_AT:
+                gc.freeze()  # what was loaded lives as long as the process: later collections skip it
+            if collecting:
+                gc.enable()
         self._repair()
 
     def _replay(self, chain: list[Segment], read: dict[str, bytes], found: tuple[int, dict[str, Any]] | None) -> bool:
@@ -209,39 +221,42 @@ class Record:
         Up to entry N, messages are only kept as their lines, unparsed; after it, every line is
         parsed. False if the snapshot's lookups do not describe the messages read up to entry N.
         """
-        # A million long-lived objects arrive here: the cyclic collector would rescan the growing
-        # heap again and again (half the load time), and none of these objects form cycles.
-        collecting = gc.isenabled()
-        gc.disable()
         upto, lookups = found if found is not None else (0, {})
-        try:
-            for segment in chain:
-                self.segments.append(segment)
-                if segment.last <= self.state.seq:
-                    continue
-                segment_start = self.state.seq
-                lines = split_lines(read.pop(segment.path, b"") or self.storage.read(self.bucket, segment.path))
-                if self.state.seq < upto:  # entries the snapshot's lookups already index
-                    skip, take = self.state.seq + 1 - segment.first, min(upto, segment.last) - self.state.seq
-                    if skip < 0 or len(lines) != segment.last - segment.first + 1:
-                        return False  # a gap, or a segment that does not hold what its name says
-                    if not self.state.load_lines(lines[skip : skip + take]):
+        for segment in chain:
+            self.segments.append(segment)
+            if segment.last <= self.state.seq:
+                continue
+            segment_start = self.state.seq
+            lines = split_lines(read.pop(segment.path, b"") or self.storage.read(self.bucket, segment.path))
+            if self.state.seq < upto:  # entries the snapshot's lookups already index
+                skip, take = self.state.seq + 1 - segment.first, min(upto, segment.last) - self.state.seq
+                if skip < 0 or len(lines) != segment.last - segment.first + 1:
+                    return False  # a gap, or a segment that does not hold what its name says
+                if not self.state.load_lines(lines[skip : skip + take]):
+                    return False
+                lines = lines[skip + take :]
+                if self.state.seq == upto:
+                    if not self.state.adopt(lookups):
                         return False
-                    lines = lines[skip + take :]
-                    if self.state.seq == upto:
-                        if not self.state.adopt(lookups):
-                            return False
-                        self._snapshot_seq = self._snapshot_tried = upto
-                        log.info("message lookups up to entry %d taken from a snapshot", upto)
-                self.state.load_parsed(lines, parse_lines(lines))
-                if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
-                    log.error("index segment %s does not continue entry %d", segment.path, segment_start)
-            return self.state.seq >= upto
-        finally:
-            if self.state.seq >= FREEZE_AT:
-                gc.freeze()  # what was loaded lives as long as the process: later collections skip it
-            if collecting:
-                gc.enable()
+                    self._snapshot_seq = self._snapshot_tried = upto
+                    log.info("message lookups up to entry %d taken from a snapshot", upto)
+                    self._restore_parts(lookups["parts"])
+            self.state.load_parsed(lines, parse_lines(lines))
+            if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
+                log.error("index segment %s does not continue entry %d", segment.path, segment_start)
+        return self.state.seq >= upto
+
+    def _restore_parts(self, saved: dict[str, Any]) -> None:
+        """Give each registered part back what the snapshot kept of it, if it was saved under the same key."""
+        for name, part in self.parts.items():
+            found = saved.get(name)
+            if not isinstance(found, dict) or found.get("key") != part.key:
+                log.info("the snapshot holds no %s drawn by this code and these settings: it is drawn afresh", name)
+                continue
+            try:
+                part.restore(self.state, found.get("data"))
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                log.warning("the snapshot's %s is ignored, drawn afresh instead: %s", name, exc)
 
     def _chain(self) -> list[Segment]:
         """The index segments that hold the record, in order."""
@@ -586,9 +601,9 @@ class Record:
             self._guarded(self._snapshot, "writing a snapshot")
 
     def _snapshot(self) -> None:
-        """Write the board's lookups as a snapshot (from the writer, between batches, or once it stopped); keep two."""
-        seq = self.state.seq
-        self._retrying(lambda: self.storage.batch(self.bucket, [Add(snapshot.path_of(seq), snapshot.dump(self.state))]))
+        """Write the lookups and parts as a snapshot (from the writer between batches, or once it stopped); keep two."""
+        seq, data = self.state.seq, snapshot.dump(self.state, self.parts)
+        self._retrying(lambda: self.storage.batch(self.bucket, [Add(snapshot.path_of(seq), data)]))
         self._snapshot_seq = seq
         older = sorted((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p)) and n < seq)
         if len(older) >= snapshot.KEEP:

@@ -244,6 +244,73 @@ class CreditCache:
             self._key = key
         return self._drawn
 
+    def save(self, state: Any, scoring: Scoring) -> dict[str, Any]:
+        """The ledger of the state as it stands (drawn now if stale), as data for a snapshot (`restore`).
+
+        Fractions are kept exact, as "numerator/denominator".
+        """
+        ledger = self.get(state, scoring)[0]
+        return {
+            "count": ledger.count,
+            "last": ledger.last.id if ledger.last is not None else None,
+            "proxies": ledger.proxies,
+            "invalid": sorted(ledger.invalid),
+            "tainted": sorted(ledger.tainted),
+            "figure": ledger.figure,
+            "earns": sorted(ledger.earns),
+            "owners": ledger.owners,
+            "best_parent": ledger.best_parent,
+            "best_before": [[track, figure] for track, figure in ledger.best_before.items()],
+            "improvement": {rid: _exact(amount) for rid, amount in ledger.improvement.items()},
+            "parts": {
+                agent: [[_exact(p.amount), p.result, p.via, p.generation, p.role] for p in parts]
+                for agent, parts in ledger.parts.items()
+            },
+            "total": _exact(ledger.total),
+        }
+
+    def restore(self, state: Any, scoring: Scoring, data: dict[str, Any]) -> None:
+        """Take back what `save` gave, the state holding the same results and verdicts; KeyError etc. if it does not."""
+        results = list(state.results.values())
+        last = results[-1] if results else None
+        if data["count"] != len(results) or data["last"] != (last.id if last is not None else None):
+            raise ValueError("the saved ledger was drawn from other results")
+        if data["proxies"] is not self.proxies:
+            raise ValueError("the saved ledger is of the other view")
+        known = state.results.keys()
+        figure = {rid: float(value) for rid, value in data["figure"].items()}
+        earns = set(data["earns"])
+        if not figure.keys() <= known or not earns <= figure.keys():
+            raise ValueError("the saved ledger names results the record does not hold")
+        parts: defaultdict[str, list[Part]] = defaultdict(list)
+        totals: defaultdict[str, Fraction] = defaultdict(Fraction)
+        for agent, held in data["parts"].items():
+            for amount, result, via, generation, role in held:
+                part = Part(agent, _fraction(amount), result, via, int(generation), str(role))
+                parts[agent].append(part)
+                totals[agent] += part.amount
+        ledger = Ledger(
+            len(results), last, ruled(state.verdicts, list(state.rulings.values())), set(data["invalid"]),
+            set(data["tainted"]), figure, earns, {rid: (o, s) for rid, (o, s) in data["owners"].items()},
+            dict(data["best_parent"]), {track: float(value) for track, value in data["best_before"]},
+            {rid: _fraction(amount) for rid, amount in data["improvement"].items()}, totals, parts,
+            _fraction(data["total"]), proxies=self.proxies,
+        )  # fmt: skip
+        ordered = board(ledger)
+        self._drawn = (ledger, ordered, {agent: at for at, (agent, _) in enumerate(ordered, start=1)})
+        self._key = (id(state), state.results_version)
+
+
+def _exact(amount: Fraction) -> str:
+    return f"{amount.numerator}/{amount.denominator}"
+
+
+def _fraction(text: str) -> Fraction:
+    numerator, slash, denominator = text.partition("/")
+    if not slash:
+        raise ValueError(f"{text!r} is not a fraction")
+    return Fraction(int(numerator), int(denominator))
+
 
 def collab_page(drawn: tuple[Ledger, list[tuple[str, Fraction]], dict[str, int]], scoring: Scoring, limit: int,
                 offset: int) -> dict[str, Any]:  # fmt: skip

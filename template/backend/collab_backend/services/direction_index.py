@@ -70,6 +70,31 @@ class DirectionIndex:
         finally:
             self._lock.release()
 
+    def save(self, state: State) -> dict[str, Any]:
+        """What each direction holds, up to the state's last entry, as data for a snapshot (`restore`)."""
+        with self._lock:
+            activity = self._update(state)
+            return {
+                "seen": self._seen,
+                "activity": {
+                    name: [a.results, a.posts, a.last, a.last_result, list(a.agents)] for name, a in activity.items()
+                },
+            }
+
+    def restore(self, state: State, data: dict[str, Any]) -> None:
+        """Take back what `save` gave, the state standing at the entry it was saved at; ValueError etc. if not."""
+        seen = data["seen"]
+        if seen != len(state.log):
+            raise ValueError(f"the saved activity runs to entry {seen}, the record to {len(state.log)}")
+        activity = {
+            str(name): Activity(list(results), int(posts), float(last), None if at is None else float(at),
+                                dict.fromkeys(agents))
+            for name, (results, posts, last, at, agents) in data["activity"].items()
+        }  # fmt: skip
+        with self._lock:
+            self._state_id, self._seen, self.activity = id(state), seen, activity
+            self._last = state.log.held(seen - 1, seen)[0] if seen else None
+
     def _update(self, state: State) -> dict[str, Activity]:
         """Take in the entries written since the last call (all of them for another state).
 

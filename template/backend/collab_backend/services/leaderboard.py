@@ -387,6 +387,45 @@ class LeaderboardCache:
             self.body = json.dumps(self.page(DEFAULT_PAGE, 0), separators=(",", ":")).encode()
         return self
 
+    def save(self, state: Any, scoring: Scoring) -> dict[str, Any]:
+        """The ranking of the state as it stands (drawn now if stale), as data for a snapshot (`restore`)."""
+        self.get(state, scoring)
+        if self._drawn is None:  # `get` sets it
+            raise RuntimeError("no ranking drawn")
+        drawn, board, _ = self._drawn
+        return {
+            "count": drawn.count,
+            "last": drawn.last.id if drawn.last is not None else None,
+            "invalid": sorted(drawn.invalid),
+            "tainted": sorted(drawn.tainted),
+            "best": [[track, agent, result.id] for (track, agent), result in drawn.best.items()],
+            "board": board,  # its `excluded` is the tally's
+        }
+
+    def restore(self, state: Any, scoring: Scoring, data: dict[str, Any]) -> None:
+        """Take back what `save` gave, the state holding the same results and verdicts; KeyError etc. if it does not."""
+        results = list(state.results.values())
+        last = results[-1] if results else None
+        if data["count"] != len(results) or data["last"] != (last.id if last is not None else None):
+            raise ValueError("the saved ranking was drawn from other results")
+        best: dict[tuple[str | None, str], ResultEntry] = {}
+        for track, agent, result_id in data["best"]:
+            result = state.results[result_id]
+            if (result.track, result.agent) != (track, agent):
+                raise ValueError(f"the saved ranking's best result {result_id!r} is not of its track and agent")
+            best[(track, agent)] = result
+        board = data["board"]
+        verdicts = ruled(state.verdicts, list(state.rulings.values()))
+        drawn = Tally(len(results), last, verdicts, set(data["invalid"]), set(data["tainted"]), best, board["excluded"])
+        by_agent: defaultdict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
+        for b in board["boards"]:
+            for standing in b["standings"]:
+                by_agent[(b["track"], standing["agent"])].append(standing)
+        body = json.dumps(page_of(board, DEFAULT_PAGE, 0), separators=(",", ":")).encode()
+        self._drawn = (drawn, board, dict(by_agent))
+        self.board, self.by_agent, self.body = board, self._drawn[2], body
+        self._key = (id(state), state.results_version)
+
     @property
     def verdicts(self) -> dict[str, VerdictEntry]:
         """The verdicts of the last ranking (rulings applied, see `ruled`); call `get` first."""
@@ -394,19 +433,24 @@ class LeaderboardCache:
 
     def page(self, limit: int, offset: int, track: str | None = None) -> dict[str, Any]:
         """One page of every board (or of one track) and of the exclusions: O(page) per read."""
-        boards = [b for b in self.board["boards"] if track is None or b["track"] == track]
-        excluded = self.board["excluded"]
-        return {
-            "ranking": self.board["ranking"],
-            "limit": limit,
-            "offset": offset,
-            "boards": [
-                {
-                    "track": b["track"],
-                    "total": len(b["standings"]),
-                    "standings": b["standings"][offset : offset + limit],
-                }
-                for b in boards
-            ],
-            "excluded": {"total": len(excluded), "items": excluded[offset : offset + limit]},
-        }
+        return page_of(self.board, limit, offset, track)
+
+
+def page_of(board: dict[str, Any], limit: int, offset: int, track: str | None = None) -> dict[str, Any]:
+    """One page of a leaderboard's boards (or of one track's) and of its exclusions."""
+    boards = [b for b in board["boards"] if track is None or b["track"] == track]
+    excluded = board["excluded"]
+    return {
+        "ranking": board["ranking"],
+        "limit": limit,
+        "offset": offset,
+        "boards": [
+            {
+                "track": b["track"],
+                "total": len(b["standings"]),
+                "standings": b["standings"][offset : offset + limit],
+            }
+            for b in boards
+        ],
+        "excluded": {"total": len(excluded), "items": excluded[offset : offset + limit]},
+    }
