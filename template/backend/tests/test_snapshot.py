@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 from collab_backend.record import snapshot
 from collab_backend.record.entries import MessageEntry
 from collab_backend.record.state import State
-from collab_backend.record.store import Record
+from collab_backend.record.store import MERGE_AT, Record
 from collab_backend.storage import AccessDenied, Add, Delete
 from collab_testing.hub import ADMIN_TOKEN
 
@@ -165,6 +166,15 @@ def _counts(name: str, change: Callable[[list[int]], list[int]]) -> Callable[[di
     return lambda d: d | {name: {"keys": d[name]["keys"], "counts": change(d[name]["counts"])}}
 
 
+def _others(change: Callable[[list[int], int], list[int]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The entries a snapshot says are no message, changed (given them and the number of entries)."""
+    return lambda s: s | {"others": array("I", sorted(change(list(s["others"]), len(s["starts"]))))}
+
+
+def _a_message_for(others: list[int], entries: int) -> list[int]:
+    return [*others[:-1], next(at for at in range(entries) if at not in others)]
+
+
 class _Boom:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, ("touch planted-by-a-snapshot",))
@@ -191,6 +201,14 @@ class _Boom:
             "cut short",
         ),
         ("positions not in the index", _reshape(lambda s: s | {"ids": s["ids"][1:]}), "does not describe"),
+        (
+            "offsets a byte off",
+            _reshape(lambda s: s | {"starts": array("Q", [x + 1 for x in s["starts"]])}),
+            "does not start where it says",
+        ),
+        ("a message named an entry of another kind", _reshape(_others(_a_message_for)), "does not describe"),
+        ("an entry named twice", _reshape(_others(lambda o, _: [*o[:-1], o[0]])), "does not describe"),
+        ("an entry past the last", _reshape(_others(lambda o, n: [*o[:-1], n])), "an entry past its last"),
         ("a promotion that is no 4 strings", _reshape(lambda s: s | {"promoted": [[1]]}), "does not describe"),
     ],
 )
@@ -249,6 +267,27 @@ def test_snapshots_are_written_every_n_entries_and_only_the_newest_are_kept(room
     again = _open(roomy, snapshot_every=0)
     try:
         assert 20 <= again._snapshot_seq < 23 and [m.body for m in again.state.messages] == [str(i) for i in range(23)]
+    finally:
+        again.close()
+
+
+def test_segments_merged_after_a_start_from_a_snapshot_keep_every_line(filled: World) -> None:
+    """A merge takes its lines from the segments kept whole; offsets still hold, as the merged segment is their sum."""
+    record = _open(filled)
+    first = record._snapshot_seq
+    try:
+        for i in range(MERGE_AT * 2):
+            record.write(_note(i))
+        record.settle()
+        merged = [s for s in record.segments if s.level > 0]
+        assert merged and merged[0].first == 1 and merged[0].last > first  # lines from the stream, then written since
+    finally:
+        record.close()  # a snapshot at the last entry, over the merged segments
+    again = _open(filled)
+    try:
+        assert again._snapshot_seq == again.state.seq > first
+        assert again.state == _full_replay(filled)
+        assert [m.body for m in again.state.messages][-3:] == [str(i) for i in range(MERGE_AT * 2 - 3, MERGE_AT * 2)]
     finally:
         again.close()
 

@@ -23,7 +23,7 @@ replays the whole index, as without a snapshot):
 
 - the header parses and the payload's hash matches (a torn or truncated file fails here);
 - `code` matches this backend's: a hash of the record's own source (`state.py`, `entries.py`,
-  `lines.py`, this file), so a snapshot from another version of the code, whose state may be
+  `lines.py`, `positions.py`, this file), so a snapshot from another version of the code, whose state may be
   folded differently, is never loaded;
 - the index holds entry N and its line hashes to `last` (checked by the loader in `store.py`):
   a snapshot from another record, or ahead of its index, fails here;
@@ -52,7 +52,7 @@ import logging
 import sys
 from array import array
 from collections.abc import Mapping
-from itertools import accumulate
+from itertools import accumulate, islice, repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,8 +69,10 @@ KEEP = 2  # snapshots kept: the newest, and the one before in case the newest ca
 # What each part of the payload is (a snapshot of another shape is not trusted).
 _SHAPE: dict[str, type | tuple[type, ...]] = dict.fromkeys(State.LOOKUPS, dict)
 _SHAPE |= {"seq": int, "last_ts": (int, float), "messages": int, "ids": list, "announcements": list, "promoted": list}
-_SHAPE |= {"parts": dict}
+_SHAPE |= {"parts": dict, "starts": array, "others": array}
 _POSITION = "I"  # an unsigned int: 32 bits on every platform CPython supports (checked below)
+# Where each entry's line starts in the index as one stream, and which entries are no message.
+_ARRAYS = {"starts": "Q", "others": _POSITION}
 
 
 class Unusable(Exception):
@@ -102,7 +104,8 @@ def fingerprint(*sources: str | Path, settings: str = "") -> str:
 
 _HERE = Path(__file__).resolve().parent
 CODE = fingerprint(
-    *(_HERE / name for name in ("state.py", "entries.py", "lines.py", "snapshot.py")), settings=MAGIC.decode()
+    *(_HERE / name for name in ("state.py", "entries.py", "lines.py", "positions.py", "snapshot.py")),
+    settings=MAGIC.decode(),
 )
 
 
@@ -169,7 +172,7 @@ def load(data: bytes) -> tuple[dict[str, Any], str]:
 
 
 def pack(document: dict[str, Any]) -> bytes:
-    """A payload: the document on one JSON line, its lookups' positions and its ids moved into binary blobs."""
+    """A payload: the document on one JSON line, its lookups, offsets and ids moved into binary blobs."""
     document, blobs = dict(document), []
     for name in State.LOOKUPS:
         table: dict[str, list[int]] = document[name]
@@ -178,6 +181,8 @@ def pack(document: dict[str, Any]) -> bytes:
             positions.extend(held)
         document[name] = {"keys": list(table), "counts": [len(held) for held in table.values()]}
         blobs.append(_little_endian(positions).tobytes())
+    for name, code in _ARRAYS.items():
+        blobs.append(_little_endian(array(code, document.pop(name))).tobytes())
     blobs.append("\n".join(document.pop("ids")).encode())
     document["blobs"] = [len(blob) for blob in blobs]
     return orjson.dumps(document) + b"\n" + b"".join(blobs)
@@ -195,22 +200,40 @@ def unpack(data: bytes, start: int = 0) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:  # a payload that passed its hash but does not parse: still never trusted
         raise Unusable(f"it does not parse ({exc})") from None
     sizes = document.get("blobs") if isinstance(document, dict) else None
-    messages = document.get("messages") if isinstance(document, dict) else None
+    seq, messages = (document.get("seq"), document.get("messages")) if isinstance(document, dict) else (None, None)
     if (
         not isinstance(sizes, list)
-        or len(sizes) != len(State.LOOKUPS) + 1
+        or len(sizes) != len(State.LOOKUPS) + len(_ARRAYS) + 1
         or not all(type(size) is int and size >= 0 for size in sizes)
         or sum(sizes) != len(rest)
+        or type(seq) is not int
         or type(messages) is not int
     ):
         raise Unusable("it does not hold the state it claims (its blobs are not the sizes it lists)")
     ends = [0, *accumulate(sizes)]
-    for at, name in enumerate(State.LOOKUPS):
-        document[name] = _table(document.get(name), rest[ends[at] : ends[at + 1]], messages)
-    ids = str(rest[ends[-2] :], "utf-8", errors="replace")
+    blobs = [rest[ends[at] : ends[at + 1]] for at in range(len(sizes))]
+    for name, blob in zip(State.LOOKUPS, blobs, strict=False):
+        document[name] = _table(document.get(name), blob, messages)
+    for (name, code), blob in zip(_ARRAYS.items(), blobs[len(State.LOOKUPS) :], strict=False):
+        document[name] = _array(code, blob)
+    starts, others = (document[name] for name in _ARRAYS)
+    if len(starts) != seq or len(others) != seq - messages:
+        raise Unusable("it does not hold the state it claims (its offsets do not count its entries and messages)")
+    if others and max(others) >= seq:
+        raise Unusable("it does not hold the state it claims (an entry past its last)")
+    ids = str(blobs[-1], "utf-8", errors="replace")
     document["ids"] = ids.split("\n") if ids else []
     out: dict[str, Any] = document
     return out
+
+
+def _array(code: str, blob: memoryview) -> array[int]:
+    """An array of integers from its blob (stored little-endian)."""
+    if len(blob) % array(code).itemsize:
+        raise Unusable("it does not hold the state it claims (an array of offsets is cut short)")
+    out = array(code)
+    out.frombytes(blob)
+    return _little_endian(out)
 
 
 def _table(shape: object, blob: memoryview, messages: int) -> dict[str, list[int]]:
@@ -219,20 +242,19 @@ def _table(shape: object, blob: memoryview, messages: int) -> dict[str, list[int
     counts = shape.get("counts") if isinstance(shape, dict) else None
     if not isinstance(keys, list) or not isinstance(counts, list) or len(keys) != len(counts):
         raise Unusable("it does not hold the state it claims (a lookup without its keys and counts)")
-    if len(blob) % array(_POSITION).itemsize:
-        raise Unusable("it does not hold the state it claims (a lookup's positions are cut short)")
-    positions = array(_POSITION)
-    positions.frombytes(blob)
-    _little_endian(positions)
+    positions = _array(_POSITION, blob)
     if positions and max(positions) >= messages:
         raise Unusable("it does not hold the state it claims (a position past its messages)")
     every = positions.tolist()
-    if not all(type(key) is str for key in keys) or not all(type(n) is int and n >= 0 for n in counts):
+    # In C, a lookup of a hundred thousand keys being common (the threads).
+    if not all(map(isinstance, keys, repeat(str))) or not all(map(isinstance, counts, repeat(int))):
+        raise Unusable("it does not hold the state it claims (a lookup's keys or counts of another kind)")
+    if counts and min(counts) < 0:
         raise Unusable("it does not hold the state it claims (a lookup's keys or counts of another kind)")
     ends = [0, *accumulate(counts)]
     if ends[-1] != len(every):
         raise Unusable("it does not hold the state it claims (a lookup's counts do not add up to its positions)")
-    return {key: every[ends[at] : ends[at + 1]] for at, key in enumerate(keys)}
+    return dict(zip(keys, map(every.__getitem__, map(slice, ends, islice(ends, 1, None))), strict=True))
 
 
 def _little_endian(positions: array[int]) -> array[int]:
@@ -242,5 +264,5 @@ def _little_endian(positions: array[int]) -> array[int]:
     return positions
 
 
-if array(_POSITION).itemsize != 4:  # pragma: no cover - no CPython platform has another
-    raise ImportError("snapshots store positions as 32-bit integers; this platform's unsigned int is not")
+if array(_POSITION).itemsize != 4 or array("Q").itemsize != 8:  # pragma: no cover - no CPython platform has another
+    raise ImportError("snapshots store 32- and 64-bit integers; this platform's unsigned int or long long is not")

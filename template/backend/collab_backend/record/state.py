@@ -7,12 +7,12 @@ from the index are held as their index lines until read (`lines.py`).
 
 from __future__ import annotations
 
-import operator
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, count, repeat
+from itertools import compress
 from typing import Any, ClassVar
 
 from collab_backend.record.entries import (
@@ -34,8 +34,10 @@ from collab_backend.record.entries import (
     TokenStatsEntry,
     VerdictEntry,
     decode_data,
+    encode,
 )
-from collab_backend.record.lines import Entries, parse_lines
+from collab_backend.record.lines import Entries, Stream, parse_lines
+from collab_backend.record.positions import Positions
 
 Undo = Callable[[], None]
 _MESSAGE_END = b',"kind":"message"}'  # how `encode` ends a message's line: kind is its last field
@@ -50,7 +52,7 @@ class State:
     agents: dict[str, AgentEntry] = field(default_factory=dict)
     channels: dict[str, ChannelEntry] = field(default_factory=dict)
     messages: Entries[MessageEntry] = field(default_factory=Entries)
-    position: dict[str, int] = field(default_factory=dict)
+    position: Positions = field(default_factory=Positions)
     by_channel: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     by_thread: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     by_author: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -87,13 +89,16 @@ class State:
     run_request_jobs: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     directions: dict[str, DirectionEntry] = field(default_factory=dict)  # declared or opened, in opening order
     log: Entries[Entry] = field(default_factory=Entries)
+    # The entries read from a snapshot's stream that are no message, by position (`load_stream`, `layout`).
+    base_others: array[int] = field(default_factory=lambda: array("I"), compare=False, repr=False)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
     LOOKUPS: ClassVar[tuple[str, ...]] = ("by_channel", "by_thread", "by_author", "inbox")
 
     def lookups(self) -> dict[str, Any]:
-        """The message lookups as plain containers, with what they describe (for a snapshot)."""
+        """What a snapshot holds (`snapshot.py`): the message lookups, and where each entry's line is in the index."""
         found: dict[str, Any] = {name: dict(getattr(self, name)) for name in self.LOOKUPS}
+        starts, others = self.layout()
         return found | {
             "seq": self.seq,
             "last_ts": self.last_ts,
@@ -101,33 +106,60 @@ class State:
             "ids": list(self.position),  # in position order: a message's id is added when it is appended
             "announcements": self.announcements,
             "promoted": [[*key, message_id] for key, message_id in self.promoted.items()],
+            "starts": starts,
+            "others": others,
         }
 
-    def load_lines(self, lines: list[bytes]) -> bool:
-        """Add the next entries as index lines, up to where a snapshot's message lookups reach.
+    def layout(self) -> tuple[array[int], array[int]]:
+        """Where each entry's line starts in the index as one stream, and which entries are no message.
 
-        Messages are only appended, as their lines (`adopt` brings their lookups and positions);
-        every other kind is parsed and folded as usual. False if a line is not the entry expected there.
+        `others` are the entries (by position in the log) that are no message. Entries read back
+        are held as their lines, and those written since the start are encoded as the writer
+        wrote them, so the lengths are the index's own.
         """
-        is_message = map(bytes.endswith, lines, repeat(_MESSAGE_END))  # in C: a million lines in a few ms
-        others = list(compress(count(), map(operator.not_, is_message)))
-        parsed = parse_lines([lines[at] for at in others])
-        log, messages, start = self.log.items, self.messages.items, 0
+        starts, others, offset = array("Q", self.log.starts), array("I", self.base_others), self.log.stream_end()
+        for at, item in enumerate(self.log.items, start=len(starts)):
+            line = item if type(item) is bytes else encode(item).encode()
+            starts.append(offset)
+            if not line.endswith(_MESSAGE_END):
+                others.append(at)
+            offset += len(line) + 1
+        if len(starts) - len(others) != len(self.messages):
+            raise ValueError("the log's messages are not the messages")
+        return starts, others
+
+    def load_stream(self, stream: Stream, starts: array[int], others: array[int]) -> bool:
+        """Take the first entries as lines of index segments kept whole, where a snapshot says they start.
+
+        The entries that are no message (`others`, by position, ascending) are parsed and folded
+        as usual; the rest are the messages, only placed (`adopt` brings their lookups and
+        positions), each line's kind checked when it is read. False if a line is not the entry
+        expected there.
+        """
+        is_message = bytearray(b"\x01") * len(starts)
+        try:
+            for at in others:
+                is_message[at] = 0
+        except IndexError:  # an entry past the last
+            return False
+        if self.seq or len(self.log) or is_message.count(0) != len(others):
+            return False  # not into an empty state, or an entry named twice
+        try:
+            parsed = parse_lines(stream.lines_at(starts, others))
+        except (ValueError, IndexError):  # offsets that are no line's, a line that does not parse
+            return False
         for at, data in zip(others, parsed, strict=True):
-            if data.get("seq") != self.seq + at - start + 1 or data.get("kind") == "message":
+            if not isinstance(data, dict) or data.get("seq") != at + 1 or data.get("kind") in (None, "message"):
                 return False
-            run = lines[start:at]
-            log += run
-            messages += run
-            entry = decode_data(data)
+            try:
+                entry = decode_data(data)
+            except (KeyError, TypeError, ValueError):
+                return False
             self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
-            log.append(entry)
             self._apply_kind(entry)  # durable: nothing to undo
-            start = at + 1
-        run = lines[start:]
-        log += run
-        messages += run
-        self.seq += len(run)
+        self.log.adopt_stream(stream, starts)
+        self.messages.adopt_stream(stream, array("Q", compress(starts, is_message)), _MESSAGE_END)
+        self.base_others, self.seq = others, len(starts)
         return True
 
     def adopt(self, lookups: dict[str, Any]) -> bool:
@@ -144,7 +176,7 @@ class State:
         for name in self.LOOKUPS:
             setattr(self, name, defaultdict(list, lookups[name]))
         self.announcements, self.promoted = lookups["announcements"], promoted
-        self.position = dict(zip(ids, range(len(ids)), strict=True))
+        self.position = Positions.of(ids)
         self.last_ts = max(self.last_ts, lookups["last_ts"])
         return True
 
@@ -159,16 +191,20 @@ class State:
         message is indexed from its parse and kept as its line: no entry object is built. Spelled
         out with local names: a restart without a snapshot runs this loop a million times.
         """
-        log, messages, position = self.log.items, self.messages.items, self.position
+        log, messages, position = self.log.items, self.messages.items, self.position.recent
+        first = len(self.messages.starts)  # messages placed from a snapshot's stream come before `items`
         by_channel, by_author, by_thread, inbox = self.by_channel, self.by_author, self.by_thread, self.inbox
         for line, data in zip(lines, parsed, strict=True):
             if data["seq"] != self.seq + 1:
                 continue
-            if data["kind"] != "message":
-                self._apply(decode_data(data))
+            if data["kind"] != "message":  # folded as usual, and held as its line, as read (`layout`)
+                entry = decode_data(data)
+                self.seq, self.last_ts = entry.seq, max(self.last_ts, entry.ts)
+                log.append(line)
+                self._apply_kind(entry)
                 continue
             self.seq, self.last_ts = data["seq"], max(self.last_ts, data["ts"])
-            at = len(messages)
+            at = first + len(messages)
             log.append(line)
             messages.append(line)
             position[data["id"]] = at
@@ -443,7 +479,7 @@ class State:
             more = start + limit < len(positions)
             items = [self.messages[p] for p in chosen]
             return items, (items[-1].id if more and items else None)
-        end = bisect_left(positions, self.position[before]) if before in self.position else len(positions)
+        end = bisect_left(positions, self.position[before]) if before and before in self.position else len(positions)
         chosen = positions[max(0, end - limit) : end]
         items = [self.messages[p] for p in reversed(chosen)]
         return items, (items[-1].id if end - limit > 0 and items else None)

@@ -39,7 +39,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -49,7 +49,7 @@ from collab_backend import naming
 from collab_backend.errors import APIError
 from collab_backend.record import snapshot
 from collab_backend.record.entries import Entry, decode_data, encode
-from collab_backend.record.lines import parse_lines, split_lines
+from collab_backend.record.lines import Stream, parse_lines, split_lines
 from collab_backend.record.state import State
 from collab_backend.storage import (
     AccessDenied,
@@ -69,6 +69,7 @@ E = TypeVar("E", bound=Entry)
 _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
 SNAPSHOT_EVERY = 100_000  # entries written between two snapshots (and one at every clean stop); 0: none
+READ_AHEAD = 4  # index segments read at once at start (from the Hub: downloads)
 FREEZE_AT = 10_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
 STALL_AFTER = 30.0  # seconds one batch may hold the writer before it counts as stalled (retries take ~10 s)
@@ -113,6 +114,50 @@ class _Built:
     undo: Callable[[], None]
     line: bytes
     files: dict[str, bytes]
+
+
+class _Reader:
+    """Index segments for a start, each read once and kept while a snapshot may still need it.
+
+    Those a snapshot covers are read ahead in worker threads while it is checked: a read waits on
+    the disk or the network, not on the GIL.
+    """
+
+    def __init__(self, storage: Storage, bucket: str, ahead: list[str]) -> None:
+        self.storage, self.bucket = storage, bucket
+        self._pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="record-read") if ahead else None
+        self._ahead = {path: self._pool.submit(storage.read, bucket, path) for path in ahead} if self._pool else {}
+        self._kept: dict[str, bytes] = {}
+
+    def get(self, path: str) -> bytes:
+        """The segment, kept for a later `get` or `take`."""
+        if path not in self._kept:
+            self._kept[path] = self._fetch(path)
+        return self._kept[path]
+
+    def take(self, path: str) -> bytes:
+        """The segment, no longer kept here."""
+        return self._kept.pop(path) if path in self._kept else self._fetch(path)
+
+    def _fetch(self, path: str) -> bytes:
+        ahead = self._ahead.pop(path, None)
+        return ahead.result() if ahead is not None else self.storage.read(self.bucket, path)
+
+    def close(self) -> None:
+        """Stop reading ahead (what was not taken is dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._ahead.clear()
+        self._kept.clear()
+
+
+@dataclass
+class _Found:
+    """A snapshot the index confirms: its entry, what it holds, and the index segments up to its entry, whole."""
+
+    seq: int
+    lookups: dict[str, Any]
+    stream: Stream
 
 
 @dataclass
@@ -195,56 +240,56 @@ class Record:
         # heap again and again (half the load time), and none of these objects form cycles.
         collecting = gc.isenabled()
         gc.disable()
+        chain = self._chain()
+        newest = max((n for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), default=0)
+        # The segments the newest snapshot covers are read in worker threads while it is checked.
+        read = _Reader(self.storage, self.bucket, [s.path for s in chain if newest and s.first <= newest])
         try:
-            chain = self._chain()
-            read: dict[str, bytes] = {}
             found = self._from_snapshot(chain, read)
             if found is not None and not self._replay(chain, read, found):
                 log.warning(
                     "snapshot %s does not describe the index's messages; the index is read instead",
-                    snapshot.path_of(found[0]),
+                    snapshot.path_of(found.seq),
                 )
                 self.state, self.segments, self._snapshot_seq = State(), [], 0
-                self._replay(chain, {}, None)
+                self._replay(chain, read, None)
             elif found is None:
                 self._replay(chain, read, None)
         finally:
+            read.close()
             if self.state.seq >= FREEZE_AT:
                 gc.freeze()  # what was loaded lives as long as the process: later collections skip it
             if collecting:
                 gc.enable()
         self._repair()
 
-    def _replay(self, chain: list[Segment], read: dict[str, bytes], found: tuple[int, dict[str, Any]] | None) -> bool:
-        """Read the index into the state, with the message lookups up to entry N from a snapshot (`found`).
+    def _replay(self, chain: list[Segment], read: _Reader, found: _Found | None) -> bool:
+        """Read the index into the state: from a snapshot's entry N on if one is `found`, else from the start.
 
-        Up to entry N, messages are only kept as their lines, unparsed; after it, every line is
-        parsed. False if the snapshot's lookups do not describe the messages read up to entry N.
+        Up to entry N the segments stay whole and the messages unparsed (`State.load_stream`);
+        after it, every line is parsed. False if the snapshot does not describe the index up to N.
         """
-        upto, lookups = found if found is not None else (0, {})
+        if found is not None:
+            lookups = found.lookups
+            taken = self.state.load_stream(found.stream, lookups["starts"], lookups["others"])
+            if not taken or not self.state.adopt(lookups):
+                return False
+            self._snapshot_seq = self._snapshot_tried = found.seq
+            log.info("entries up to %d placed, and their message lookups taken, from a snapshot", found.seq)
+            self._restore_parts(lookups["parts"])
         for segment in chain:
             self.segments.append(segment)
             if segment.last <= self.state.seq:
                 continue
             segment_start = self.state.seq
-            lines = split_lines(read.pop(segment.path, b"") or self.storage.read(self.bucket, segment.path))
-            if self.state.seq < upto:  # entries the snapshot's lookups already index
-                skip, take = self.state.seq + 1 - segment.first, min(upto, segment.last) - self.state.seq
-                if skip < 0 or len(lines) != segment.last - segment.first + 1:
-                    return False  # a gap, or a segment that does not hold what its name says
-                if not self.state.load_lines(lines[skip : skip + take]):
-                    return False
-                lines = lines[skip + take :]
-                if self.state.seq == upto:
-                    if not self.state.adopt(lookups):
-                        return False
-                    self._snapshot_seq = self._snapshot_tried = upto
-                    log.info("message lookups up to entry %d taken from a snapshot", upto)
-                    self._restore_parts(lookups["parts"])
+            data = read.take(segment.path)
+            if found is not None and segment.first <= found.seq:  # the snapshot's last segment: the lines after N
+                data = data[self.state.log.stream_end() - found.stream.bounds[-1] :]
+            lines = split_lines(data)
             self.state.load_parsed(lines, parse_lines(lines))
             if self.state.seq < segment.last:  # a gap: an index segment is missing or damaged
                 log.error("index segment %s does not continue entry %d", segment.path, segment_start)
-        return self.state.seq >= upto
+        return True
 
     def _restore_parts(self, saved: dict[str, Any]) -> None:
         """Give each registered part back what the snapshot kept of it, if it was saved under the same key."""
@@ -276,34 +321,37 @@ class Record:
     def _listing(self, prefix: str) -> list[str]:
         return self.storage.paths(self.bucket, prefix)
 
-    def _from_snapshot(self, chain: list[Segment], read: dict[str, bytes]) -> tuple[int, dict[str, Any]] | None:
-        """The newest snapshot the index confirms (`snapshot.py` says what is checked): its entry and lookups."""
+    def _from_snapshot(self, chain: list[Segment], read: _Reader) -> _Found | None:
+        """The newest snapshot the index confirms (`snapshot.py` says what is checked), with the segments up to it."""
         found = sorted(((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), reverse=True)
         for seq, path in found:
             try:
                 lookups, last = snapshot.load(self.storage.read(self.bucket, path))
-                holder = self._confirming(chain, seq)
-                data = read.get(holder.path) or self.storage.read(self.bucket, holder.path)
-                line = data.split(b"\n")[seq - holder.first]
+                stream = Stream()
+                for segment in self._covering(chain, seq):
+                    if lookups["starts"][segment.first - 1] != stream.size:
+                        raise snapshot.Unusable(f"the index's segment {segment.path} does not start where it says")
+                    stream.add(read.get(segment.path))
+                line = stream.line(lookups["starts"][seq - 1])
                 if snapshot.line_hash(encode(decode_data(parse_segment(line)[0]))) != last:
                     raise snapshot.Unusable(f"the index's entry {seq} is not the one it holds")
             except (snapshot.Unusable, StorageError, IndexError, ValueError, KeyError) as exc:
                 log.warning("snapshot %s ignored, the index is read instead: %s", path, exc)
                 continue
-            read[holder.path] = data
             log.info("starting from snapshot %s (entry %d)", path, seq)
-            return seq, lookups
+            return _Found(seq, lookups, stream)
         return None
 
     @staticmethod
-    def _confirming(chain: list[Segment], seq: int) -> Segment:
-        """The segment holding entry `seq`, if the index runs without a gap from entry 1 to it."""
-        expected = 1
+    def _covering(chain: list[Segment], seq: int) -> list[Segment]:
+        """The segments from entry 1 to the one holding entry `seq`, if the index runs to it without a gap."""
+        expected, out = 1, []
         for segment in chain:
             if segment.first != expected:
                 raise snapshot.Unusable(f"the index has a gap before entry {segment.first}")
+            out.append(segment)
             if segment.last >= seq:
-                return segment
+                return out
             expected = segment.last + 1
         raise snapshot.Unusable(f"the index ends before entry {seq}")
 

@@ -99,24 +99,26 @@ class DirectionIndex:
         """Take in the entries written since the last call (all of them for another state).
 
         A message read back from the index stays its line unless the line names a direction:
-        the first pass over a million messages decodes the few that do, not all of them.
+        the first pass over a million messages decodes the few that do, not all of them (and
+        lines kept in whole segments are found by searching the segments, `Entries.held_with`).
         """
         log = state.log
         stale = self._state_id != id(state) or len(log) < self._seen
-        if not stale and self._seen and log.held(self._seen - 1, self._seen)[0] is not self._last:
-            stale = True  # an entry taken back and another written in its place
+        if not stale and self._seen:
+            held = log.held(self._seen - 1, self._seen)[0]  # a line read back is sliced anew: equal, not the same
+            stale = held is not self._last and not (type(held) is bytes and held == self._last)
+            # stale: an entry taken back and another written in its place
         if stale:
             self._state_id, self._seen, self.activity = id(state), 0, {}
-        tail = log.held(self._seen)
-        for item in tail:
+        size = len(log)  # the writer may append meanwhile: this pass stops here
+        for item in log.held_with(_NAMED, self._seen, size):
             if type(item) is bytes:
                 if _NAMED not in item:
                     continue
                 item = decode_line(item)
             self._add(item)
-        if tail:
-            self._seen += len(tail)
-            self._last = tail[-1]
+        if size > self._seen:
+            self._seen, self._last = size, log.held(size - 1, size)[0]
         return self.activity
 
     def _add(self, entry: Any) -> None:
