@@ -175,7 +175,7 @@ def pack(document: dict[str, Any]) -> bytes:
     """A payload: the document on one JSON line, its lookups, offsets and ids moved into binary blobs."""
     document, blobs = dict(document), []
     for name in State.LOOKUPS:
-        table: dict[str, list[int]] = document[name]
+        table: dict[str, array[int]] = document[name]
         positions = array(_POSITION)
         for held in table.values():
             positions.extend(held)
@@ -236,7 +236,7 @@ def _array(code: str, blob: memoryview) -> array[int]:
     return _little_endian(out)
 
 
-def _table(shape: object, blob: memoryview, messages: int) -> dict[str, list[int]]:
+def _table(shape: object, blob: memoryview, messages: int) -> dict[str, array[int]]:
     """One lookup from its keys and counts and its blob of positions."""
     keys = shape.get("keys") if isinstance(shape, dict) else None
     counts = shape.get("counts") if isinstance(shape, dict) else None
@@ -245,16 +245,15 @@ def _table(shape: object, blob: memoryview, messages: int) -> dict[str, list[int
     positions = _array(_POSITION, blob)
     if positions and max(positions) >= messages:
         raise Unusable("it does not hold the state it claims (a position past its messages)")
-    every = positions.tolist()
     # In C, a lookup of a hundred thousand keys being common (the threads).
     if not all(map(isinstance, keys, repeat(str))) or not all(map(isinstance, counts, repeat(int))):
         raise Unusable("it does not hold the state it claims (a lookup's keys or counts of another kind)")
     if counts and min(counts) < 0:
         raise Unusable("it does not hold the state it claims (a lookup's keys or counts of another kind)")
     ends = [0, *accumulate(counts)]
-    if ends[-1] != len(every):
+    if ends[-1] != len(positions):
         raise Unusable("it does not hold the state it claims (a lookup's counts do not add up to its positions)")
-    return dict(zip(keys, map(every.__getitem__, map(slice, ends, islice(ends, 1, None))), strict=True))
+    return dict(zip(keys, map(positions.__getitem__, map(slice, ends, islice(ends, 1, None))), strict=True))
 
 
 def _little_endian(positions: array[int]) -> array[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -149,6 +150,6 @@ async def inbox(
     handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None
 ) -> JSONResponse:
     """Messages that mention a handle or refer to its messages (no storage call, known or not)."""
-    positions = ctx.record.state.inbox.get(handle, [])
+    positions: Sequence[int] = ctx.record.state.inbox.get(handle, [])
     items, cursor = ctx.record.state.page(positions, limit=limit, before=before, after=after)
     return JSONResponse(page_of(items, cursor))
