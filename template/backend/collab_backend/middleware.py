@@ -141,7 +141,7 @@ class BodyLimit:
             await refuse(scope, send, self._too_large())
 
 
-def _is_json(scope: Scope) -> bool:
+def is_json(scope: Scope) -> bool:
     """Whether the route would parse the body as JSON (its content type says so, or says nothing)."""
     content_type: bytes | None = dict(scope.get("headers") or []).get(b"content-type")
     if content_type is None:
@@ -201,7 +201,7 @@ class JsonGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _READS or not _is_json(scope):
+        if scope["type"] != "http" or scope["method"] in _READS or not is_json(scope):
             await self.app(scope, receive, send)
             return
         messages: list[Message] = []

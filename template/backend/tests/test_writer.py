@@ -385,3 +385,50 @@ def test_files_that_wait_too_long_fail_health(
     while api.get("/v1/healthz").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert api.get("/v1/healthz").status_code == 200
+
+
+def test_the_event_loop_has_at_most_writes_in_flight_waiting_for_the_writer_and_the_rest_wait_their_turn(
+    roomy: World, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside, release = threading.Event(), threading.Event()
+    built: list[str] = []
+    handed = 0
+    enqueue = roomy.record._enqueue
+
+    def counted(build: Any) -> Any:
+        nonlocal handed
+        handed += 1
+        return enqueue(build)
+
+    monkeypatch.setattr(roomy.record, "_enqueue", counted)
+
+    def held(body: str) -> Callable[[State, int, float], MessageEntry]:
+        def build(state: State, seq: int, ts: float) -> MessageEntry:
+            built.append(body)
+            if body == "0":
+                inside.set()
+                release.wait(10)
+            return _message(body)(state, seq, ts)
+
+        return build
+
+    async def burst() -> list[str]:
+        count = 3 * store.WRITES_IN_FLIGHT
+        writes = [asyncio.create_task(roomy.record.write_async(held(str(i)))) for i in range(count)]
+        while not inside.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the writer holds the first; the others wait where they must
+        waiting = handed
+        release.set()
+        done = await asyncio.gather(*writes)
+        assert waiting == store.WRITES_IN_FLIGHT  # handed to the writer: only as many as there are slots
+        return [entry.body for entry in done]
+
+    try:
+        bodies = asyncio.run(burst())
+    finally:
+        release.set()
+    assert bodies == [str(i) for i in range(3 * store.WRITES_IN_FLIGHT)]  # every one written, each answered its own
+    assert sorted(built, key=int) == bodies
+    again = asyncio.run(roomy.record.write_async(_message("from another loop")))  # the bound belongs to each loop
+    assert again.body == "from another loop"

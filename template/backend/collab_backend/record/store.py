@@ -70,6 +70,7 @@ _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
 SNAPSHOT_EVERY = 100_000  # entries written between two snapshots (and one at every clean stop); 0: none
 READ_AHEAD = 4  # index segments read at once at start (from the Hub: downloads)
+WRITES_IN_FLIGHT = 8  # writes of the event loop waiting for the writer at once (`Record.write_async`)
 FREEZE_AT = 10_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
 STALL_AFTER = 30.0  # seconds one batch may hold the writer before it counts as stalled (retries take ~10 s)
@@ -209,6 +210,8 @@ class Record:
         self.snapshot_every = snapshot_every
         self._snapshot_seq = 0  # the entry the latest snapshot written or loaded ends at
         self._snapshot_tried = 0  # the entry at which the writer last tried to write one
+        self._gate_loop: asyncio.AbstractEventLoop | None = None  # the loop `_gate_slots` belongs to
+        self._gate_slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
         # What services keep in a snapshot beside the lookups, by name (`snapshot.Part`): registered before `open`.
         self.parts: dict[str, snapshot.Part] = {}
 
@@ -400,9 +403,25 @@ class Record:
     async def write_async(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> E:
         """`write` for the event loop: the request waits for the writer without holding a worker thread.
 
+        At most `WRITES_IN_FLIGHT` writes of the loop wait for the writer at once; the others wait
+        their turn here, before any of their work. Under a burst of posts the loop then holds a
+        few writes' answers at a time, not one per connection, and a read is not queued behind
+        them all (`bench/backend.py`: the digest's p99 during a burst of raw posts).
+
         The writer's answer is handed to the loop with one `call_soon_threadsafe`; a timer looks
         every `POLL` seconds whether the writer is still alive, as `write` does.
         """
+        async with self._gate():
+            return await self._write_async(build, timeout)
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The running loop's bound on writes in flight (a record may serve one loop, then another)."""
+        loop = asyncio.get_running_loop()
+        if self._gate_loop is not loop:
+            self._gate_loop, self._gate_slots = loop, asyncio.Semaphore(WRITES_IN_FLIGHT)
+        return self._gate_slots
+
+    async def _write_async(self, build: Callable[[State, int, float], E], timeout: float) -> E:
         thread, done = self._enqueue(build)
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[E] = loop.create_future()

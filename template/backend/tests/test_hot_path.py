@@ -1,0 +1,131 @@
+"""The hot path of `POST /v1/messages` (hot_path.py) answers as the FastAPI route does.
+
+The same requests, sent to one app with it and to one without it over the same clock, get the
+same answers (status, body, the headers a client reads), leave the same record and the same
+audit trail; and it serves the common case itself rather than handing it on.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_world import Clock, World, auth, make_spec
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collab_backend.main import create_app
+from collab_backend.routes import board as board_route
+from collab_testing.hub import ADMIN_TOKEN
+
+TOKENS = ["hf_alice_token", "hf_bob_token", ADMIN_TOKEN, "hf_nobody_token", ""]
+AGENTS = ["speedy", "racer", "ghost", None, 5]
+TEXT = st.sampled_from(["tried int4 @racer", "", "x" * 2100, "é\u2028ok", 7, None])
+
+
+@st.composite
+def posts(draw: st.DrawFn) -> tuple[dict[str, str], bytes]:
+    """A post as a client might send it: a body (maybe not one the API takes), a token, a content type."""
+    body: dict[str, Any] = {}
+    for name, values in (("agent_id", st.sampled_from(AGENTS)), ("body", TEXT),
+                         ("channel", st.sampled_from([None, "general", "results", "nope", 3])),
+                         ("thread", st.sampled_from([None, "first", "unknown-id"])),
+                         ("refs", st.sampled_from([[], ["first"], ["unknown-id"], "first", [1]])),
+                         ("direction", st.sampled_from([None, "quant"])), ("extra", st.just(1))):  # fmt: skip
+        if draw(st.booleans()):
+            body[name] = draw(values)
+    token = draw(st.sampled_from(TOKENS))
+    headers = {**auth(token)} if token else {}
+    if draw(st.integers(0, 9)) == 0:
+        headers["Authorization"] = f"Basic {token}"
+    kind = draw(st.sampled_from(["application/json", "application/json", "text/plain", None]))
+    if kind:
+        headers["Content-Type"] = kind
+    raw = json.dumps(body).encode() if draw(st.integers(0, 9)) else b'{"body": "cut'
+    return headers, raw
+
+
+def _world(root: Path, kind: str, clock: Clock, hot: bool) -> World:
+    root.mkdir(parents=True, exist_ok=True)
+    world = World(kind, root, make_spec(), clock)
+    if not hot:
+        world.app = create_app(world.ctx, hot_path=False)
+    for name in ("alice", "bob"):
+        world.user(name)
+    return world
+
+
+def _answer(response: Any, first: str | None) -> tuple[int, Any, dict[str, str]]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    text = json.dumps(body).replace(first, "<first>") if first else json.dumps(body)
+    read = {k: response.headers[k] for k in ("content-type", "retry-after", "allow") if k in response.headers}
+    return response.status_code, json.loads(text), read
+
+
+def _session(world: World, requests: list[tuple[dict[str, str], bytes]]) -> tuple[list[Any], Any]:
+    with TestClient(world.app) as client:
+        world.agent(client, "hf_alice_token", "speedy")
+        world.agent(client, "hf_bob_token", "racer")
+        first = client.post("/v1/messages", json={"agent_id": "speedy", "body": "root"}, headers=auth("hf_alice_token"))
+        assert first.status_code == 201, first.text
+        first_id = first.json()["id"]
+        answers = []
+        for headers, raw in requests:
+            raw = raw.replace(b'"first"', json.dumps(first_id).encode())
+            answers.append(_answer(client.post("/v1/messages", content=raw, headers=headers), first_id))
+    bucket = world.spec.storage.audit_bucket  # the trail, as the stop flushed it
+    trail = sorted(line for path in world.storage.paths(bucket, "audit/")
+                   for line in world.storage.read(bucket, path).decode().splitlines())  # fmt: skip
+    assert trail  # the test compares something
+    return answers, trail
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(posts(), min_size=1, max_size=10), st.sampled_from(["local", "hub"]))
+def test_the_hot_path_answers_as_the_route_does(requests: list[tuple[dict[str, str], bytes]], kind: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        hot, cold = (_world(Path(tmp) / name, kind, Clock(), name == "hot") for name in ("hot", "cold"))
+        hot_answers, hot_audit = _session(hot, requests)
+        cold_answers, cold_audit = _session(cold, requests)
+        assert hot_answers == cold_answers
+        assert hot.record.state == cold.record.state
+        assert hot_audit == cold_audit
+
+
+class _Counting:
+    """The services module as the FastAPI route sees it, counting the posts that reach the route."""
+
+    def __init__(self, module: Any) -> None:
+        self.module, self.calls = module, 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("post_raw", "post_human"):
+            self.calls += 1
+        return getattr(self.module, name)
+
+
+def test_the_hot_path_serves_a_post_itself_and_hands_the_rest_to_the_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = _Counting(board_route.board)
+    monkeypatch.setattr(board_route, "board", counting)
+    world = _world(tmp_path, "local", Clock(), hot=True)
+    with TestClient(world.app) as client:
+        world.agent(client, "hf_alice_token", "speedy")
+        posted = client.post("/v1/messages", json={"agent_id": "speedy", "body": "hi"}, headers=auth("hf_alice_token"))
+        assert posted.status_code == 201 and counting.calls == 0
+        refused = client.post("/v1/messages", json={"agent_id": "speedy", "body": 5}, headers=auth("hf_alice_token"))
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "VALIDATION_FAILED"
+        assert counting.calls == 0  # the model refused it before the service: the route worded the error
+        as_person = client.post("/v1/messages", json={"body": "hi"}, headers={**auth(ADMIN_TOKEN)})
+        assert as_person.status_code == 201 and counting.calls == 0
+        plain = client.post("/v1/messages", content=b'{"agent_id": "speedy", "body": "hi"}',
+                            headers={**auth("hf_alice_token"), "Content-Type": "text/plain"})  # fmt: skip
+        assert plain.status_code != 201 and counting.calls == 0
