@@ -17,11 +17,13 @@ sends the same requests to the app with and without it and compares the answers.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
@@ -89,8 +91,8 @@ class HotPost:
 
 
 def _says_json(scope: Scope) -> bool:
-    """Whether the request names a JSON content type (FastAPI reads a body without one as no JSON)."""
-    return any(name == b"content-type" for name, _ in scope["headers"]) and is_json(scope)
+    """Whether the request names one JSON content type (FastAPI reads a body without one as no JSON)."""
+    return sum(name == b"content-type" for name, _ in scope["headers"]) == 1 and is_json(scope)
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -104,10 +106,19 @@ def _bearer(scope: Scope) -> str | None:
 
 
 async def _failed(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-    """Answer as the app's exception handlers would (the one for the closest class); re-raise if none."""
+    """Answer as the route's exception handlers would (the one for the closest class).
+
+    What only the catch-all (`Exception`) handles is raised on, as from the route: the server's
+    error middleware answers it, outside the audit trail, and the server logs it.
+    """
     handlers = scope["app"].exception_handlers
-    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), None)
+    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers and cls is not Exception), None)
     if handler is None:
         raise exc
-    response = await handler(Request(scope, receive, send), exc)
+    request = Request(scope, receive, send)
+    response = (
+        await handler(request, exc)
+        if inspect.iscoroutinefunction(handler)
+        else await run_in_threadpool(handler, request, exc)
+    )
     await response(scope, receive, send)

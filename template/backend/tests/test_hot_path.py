@@ -129,3 +129,21 @@ def test_the_hot_path_serves_a_post_itself_and_hands_the_rest_to_the_route(
         plain = client.post("/v1/messages", content=b'{"agent_id": "speedy", "body": "hi"}',
                             headers={**auth("hf_alice_token"), "Content-Type": "text/plain"})  # fmt: skip
         assert plain.status_code != 201 and counting.calls == 0
+
+
+def test_a_token_only_the_hub_can_check_goes_to_the_route_once_then_the_hot_path_serves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = _Counting(board_route.board)
+    monkeypatch.setattr(board_route, "board", counting)
+    world = _world(tmp_path, "hub", Clock(), hot=True)
+    carol = world.user("carol")  # a member whose token this backend has not looked up yet
+    with TestClient(world.app) as client:
+        first = client.post("/v1/messages", json={"body": "hello"}, headers=auth(carol))
+        assert first.status_code == 201 and counting.calls == 1  # the route looked the token up on the Hub
+        again = client.post("/v1/messages", json={"body": "again"}, headers=auth(carol))
+        assert again.status_code == 201 and counting.calls == 1  # known now: served before the route
+        two_types = [("authorization", f"Bearer {carol}"), ("content-type", "text/plain"),
+                     ("content-type", "application/json")]  # fmt: skip
+        twice = client.post("/v1/messages", content=b'{"body": "x"}', headers=two_types)
+        assert twice.status_code == 422 and counting.calls == 1  # the route reads the first type: no JSON

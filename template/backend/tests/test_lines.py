@@ -150,3 +150,29 @@ def test_lines_at_positions_are_the_lines_there_and_offsets_off_a_line_are_refus
         return  # not an offset the check can tell from a line's (it would point into the next line)
     with pytest.raises(ValueError, match="no index line starts"):
         stream.lines_at(moved, [at])
+
+
+def test_a_search_of_a_list_placed_from_a_stream_finds_only_its_own_lines() -> None:
+    """The messages placed from a stream that also holds other entries' lines: a match in those is none of theirs."""
+
+    def result(seq: int, named: str) -> ResultEntry:
+        return ResultEntry(seq, 1.0, f"r{seq}", "a", "u", 1.0, "agent-run", {}, None, (), None, "", {},
+                           client_fields={"direction": named})  # fmt: skip
+
+    entries = [
+        MessageEntry(1, 1.0, "m1", "a", "u", "general", "plain"),
+        result(2, "x"),
+        MessageEntry(3, 3.0, "m3", "a", "u", "general", "named", client_fields={"direction": "x"}),
+        result(4, "y"),
+        MessageEntry(5, 5.0, "m5", "a", "u", "general", "plain"),
+    ]
+    lines = [encode(e).encode() for e in entries]
+    stream, starts, offset = Stream(), array("Q"), 0
+    stream.add(b"".join(line + b"\n" for line in lines))
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    messages: Entries[Entry] = Entries()
+    messages.adopt_stream(stream, array("Q", [starts[0], starts[2], starts[4]]), b',"kind":"message"}')
+    assert messages.held_with(b'"direction"', 0, 3) == [lines[2]]
+    assert [m.id for m in messages] == ["m1", "m3", "m5"]  # type: ignore[attr-defined]

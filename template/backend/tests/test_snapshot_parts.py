@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from backend_world import CHALLENGE_TYPE, make_spec
 from hypothesis import given, settings
@@ -219,6 +220,9 @@ def test_rankings_saved_by_other_code_or_under_another_scoring_are_drawn_afresh(
         assert_as_drawn_afresh(again)
 
 
+_DEEP = "(nested 1015 levels deep)"  # written into the JSON as such (orjson writes no more than 255 levels)
+
+
 def _planted(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
     """The newest snapshot with its parts changed (and hashed again, as one planted would be)."""
     storage = LocalStorage(root)
@@ -227,7 +231,7 @@ def _planted(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
     header, _, payload = data[len(snapshot.MAGIC) :].partition(b"\n")
     document = snapshot.unpack(payload)
     change(document["parts"])
-    body = snapshot.pack(document)
+    body = snapshot.pack(document).replace(orjson.dumps(_DEEP), b"[" * 1015 + b"]" * 1015)
     head = json.loads(header) | {"payload": hashlib.sha256(body).hexdigest()}
     storage.batch(BUCKET, [Add(path, snapshot.MAGIC + json.dumps(head).encode() + b"\n" + body)])
 
@@ -241,6 +245,13 @@ def _planted(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
         ("a fraction that is none", lambda p: p["credit"]["data"].update(total="1.5"), {"leaderboard", "directions"}),
         ("activity up to another entry", lambda p: p["directions"]["data"].update(seen=1), {"leaderboard", "credit"}),
         ("data of another shape", lambda p: p["leaderboard"].update(data=[1, 2]), {"credit", "directions"}),
+        ("a ranking drawn under other verdicts", lambda p: p["leaderboard"]["data"].update(verdicts="0" * 64),
+         {"credit", "directions"}),
+        ("a ledger drawn under other verdicts", lambda p: p["credit"]["data"].update(verdicts="0" * 64),
+         {"leaderboard", "directions"}),
+        ("a fraction over zero", lambda p: p["credit"]["data"].update(total="1/0"), {"leaderboard", "directions"}),
+        ("a board nested past the encoder", lambda p: p["leaderboard"]["data"]["board"].update(ranking=_DEEP),
+         {"credit", "directions"}),
     ],
 )  # fmt: skip
 def test_a_saved_ranking_that_does_not_fit_the_record_is_drawn_afresh_with_a_log_line(

@@ -419,6 +419,9 @@ def test_the_event_loop_has_at_most_writes_in_flight_waiting_for_the_writer_and_
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # the writer holds the first; the others wait where they must
         waiting = handed
+        with pytest.raises(APIError) as late:  # one more, behind them all: its timeout counts the wait for a slot
+            await roomy.record.write_async(held("late"), timeout=0.3)
+        assert late.value.code == "STORAGE_UNAVAILABLE" and "did not answer" in late.value.message
         release.set()
         done = await asyncio.gather(*writes)
         assert waiting == store.WRITES_IN_FLIGHT  # handed to the writer: only as many as there are slots

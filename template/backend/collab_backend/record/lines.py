@@ -212,8 +212,10 @@ class Entries(Sequence[T], Generic[T]):
             for blob, bound in zip(self.stream.blobs, self.stream.bounds, strict=True):
                 at = max(low - bound, 0)
                 while at < len(blob) and (hit := blob.find(needle, at)) >= 0 and bound + hit < high:
-                    line = bisect_right(self.starts, bound + hit) - 1  # the entry whose line holds it
-                    found.append(self._line(line))
+                    k = bisect_right(self.starts, bound + hit) - 1  # the entry whose line may hold it
+                    line = self._line(k)
+                    if bound + hit < self.starts[k] + len(line):  # not a line of the stream this list leaves out
+                        found.append(line)
                     at = blob.find(b"\n", hit) + 1 or len(blob)
                 if bound + len(blob) >= high:
                     break

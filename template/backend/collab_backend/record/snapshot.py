@@ -153,7 +153,7 @@ def load(data: bytes) -> tuple[dict[str, Any], str]:
     payload = memoryview(data)[end + 1 :]
     try:
         header = json.loads(data[len(MAGIC) : end]) if end >= 0 else None
-    except ValueError:
+    except (ValueError, RecursionError):
         header = None
     if not isinstance(header, dict) or not {"seq", "last", "code", "payload"} <= header.keys():
         raise Unusable("its header is damaged")

@@ -120,15 +120,22 @@ class _Built:
 class _Reader:
     """Index segments for a start, each read once and kept while a snapshot may still need it.
 
-    Those a snapshot covers are read ahead in worker threads while it is checked: a read waits on
-    the disk or the network, not on the GIL.
+    Those a snapshot covers are read ahead, `READ_AHEAD` at a time, in worker threads while it is
+    checked: a read waits on the disk or the network, not on the GIL.
     """
 
     def __init__(self, storage: Storage, bucket: str, ahead: list[str]) -> None:
         self.storage, self.bucket = storage, bucket
         self._pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="record-read") if ahead else None
-        self._ahead = {path: self._pool.submit(storage.read, bucket, path) for path in ahead} if self._pool else {}
+        self._next = ahead[::-1]  # the paths still to read ahead, the next one last
+        self._ahead: dict[str, Future[bytes]] = {}
         self._kept: dict[str, bytes] = {}
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while self._pool is not None and self._next and len(self._ahead) < READ_AHEAD:
+            path = self._next.pop()
+            self._ahead[path] = self._pool.submit(self.storage.read, self.bucket, path)
 
     def get(self, path: str) -> bytes:
         """The segment, kept for a later `get` or `take`."""
@@ -142,14 +149,24 @@ class _Reader:
 
     def _fetch(self, path: str) -> bytes:
         ahead = self._ahead.pop(path, None)
-        return ahead.result() if ahead is not None else self.storage.read(self.bucket, path)
+        try:
+            return ahead.result() if ahead is not None else self.storage.read(self.bucket, path)
+        finally:
+            self._top_up()
+
+    def forget(self) -> None:
+        """Drop what was kept and stop reading ahead: a full replay takes the segments one at a time."""
+        self._next.clear()
+        for ahead in self._ahead.values():
+            ahead.cancel()
+        self._ahead.clear()
+        self._kept.clear()
 
     def close(self) -> None:
         """Stop reading ahead (what was not taken is dropped)."""
+        self.forget()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._ahead.clear()
-        self._kept.clear()
 
 
 @dataclass
@@ -243,23 +260,27 @@ class Record:
         # heap again and again (half the load time), and none of these objects form cycles.
         collecting = gc.isenabled()
         gc.disable()
-        chain = self._chain()
-        newest = max((n for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), default=0)
-        # The segments the newest snapshot covers are read in worker threads while it is checked.
-        read = _Reader(self.storage, self.bucket, [s.path for s in chain if newest and s.first <= newest])
+        read: _Reader | None = None
         try:
+            chain = self._chain()
+            newest = max((n for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), default=0)
+            # The segments the newest snapshot covers are read in worker threads while it is checked.
+            read = _Reader(self.storage, self.bucket, [s.path for s in chain if newest and s.first <= newest])
             found = self._from_snapshot(chain, read)
             if found is not None and not self._replay(chain, read, found):
                 log.warning(
-                    "snapshot %s does not describe the index's messages; the index is read instead",
-                    snapshot.path_of(found.seq),
+                    "snapshot %s does not describe the index; the index is read instead", snapshot.path_of(found.seq)
                 )
                 self.state, self.segments, self._snapshot_seq = State(), [], 0
+                found = None  # its segments are let go: the replay reads one at a time
+                read.forget()
                 self._replay(chain, read, None)
             elif found is None:
+                read.forget()
                 self._replay(chain, read, None)
         finally:
-            read.close()
+            if read is not None:
+                read.close()
             if self.state.seq >= FREEZE_AT:
                 gc.freeze()  # what was loaded lives as long as the process: later collections skip it
             if collecting:
@@ -274,8 +295,12 @@ class Record:
         """
         if found is not None:
             lookups = found.lookups
-            taken = self.state.load_stream(found.stream, lookups["starts"], lookups["others"])
-            if not taken or not self.state.adopt(lookups):
+            try:
+                taken = self.state.load_stream(found.stream, lookups["starts"], lookups["others"])
+                if not taken or not self.state.adopt(lookups):
+                    return False
+            except Exception:  # whatever a file that passed its checks still holds: never a start that fails
+                log.exception("snapshot %s could not be taken in", snapshot.path_of(found.seq))
                 return False
             self._snapshot_seq = self._snapshot_tried = found.seq
             log.info("entries up to %d placed, and their message lookups taken, from a snapshot", found.seq)
@@ -303,8 +328,8 @@ class Record:
                 continue
             try:
                 part.restore(self.state, found.get("data"))
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-                log.warning("the snapshot's %s is ignored, drawn afresh instead: %s", name, exc)
+            except Exception as exc:  # a part that does not fit is drawn afresh, whatever the data held
+                log.warning("the snapshot's %s is ignored, drawn afresh instead: %s: %s", name, type(exc).__name__, exc)
 
     def _chain(self) -> list[Segment]:
         """The index segments that hold the record, in order."""
@@ -338,7 +363,7 @@ class Record:
                 line = stream.line(lookups["starts"][seq - 1])
                 if snapshot.line_hash(encode(decode_data(parse_segment(line)[0]))) != last:
                     raise snapshot.Unusable(f"the index's entry {seq} is not the one it holds")
-            except (snapshot.Unusable, StorageError, IndexError, ValueError, KeyError) as exc:
+            except Exception as exc:  # whatever the file holds, a snapshot not trusted is only passed over
                 log.warning("snapshot %s ignored, the index is read instead: %s", path, exc)
                 continue
             log.info("starting from snapshot %s (entry %d)", path, seq)
@@ -403,16 +428,26 @@ class Record:
     async def write_async(self, build: Callable[[State, int, float], E], timeout: float = 60.0) -> E:
         """`write` for the event loop: the request waits for the writer without holding a worker thread.
 
-        At most `WRITES_IN_FLIGHT` writes of the loop wait for the writer at once; the others wait
-        their turn here, before any of their work. Under a burst of posts the loop then holds a
-        few writes' answers at a time, not one per connection, and a read is not queued behind
-        them all (`bench/backend.py`: the digest's p99 during a burst of raw posts).
+        At most `WRITES_IN_FLIGHT` writes of the loop await the writer's answer at once; the others
+        wait their turn here, before any of their work, within the same `timeout`. Under a burst of
+        posts the loop then holds a few writes' answers at a time, not one per connection, and a
+        read is not queued behind them all (`bench/backend.py`: the digest's p99 during a burst of
+        raw posts).
 
         The writer's answer is handed to the loop with one `call_soon_threadsafe`; a timer looks
         every `POLL` seconds whether the writer is still alive, as `write` does.
         """
-        async with self._gate():
-            return await self._write_async(build, timeout)
+        deadline, gate = time.monotonic() + timeout, self._gate()
+        try:
+            await asyncio.wait_for(gate.acquire(), timeout)
+        except TimeoutError:  # the writes ahead held every slot for the whole time
+            thread = self._thread
+            self._still_waiting(thread if thread is not None else threading.current_thread(), deadline, timeout)
+            raise _writer_error(f"the record's writer did not answer within {timeout:.0f} s") from None
+        try:
+            return await self._write_async(build, max(deadline - time.monotonic(), 0.0))
+        finally:
+            gate.release()
 
     def _gate(self) -> asyncio.Semaphore:
         """The running loop's bound on writes in flight (a record may serve one loop, then another)."""

@@ -35,7 +35,14 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from collab_backend.record.entries import ResultEntry, VerdictEntry
-from collab_backend.services.leaderboard import _ranked_score, appended_only, descendants, exclusion, ruled
+from collab_backend.services.leaderboard import (
+    _ranked_score,
+    appended_only,
+    descendants,
+    exclusion,
+    ruled,
+    verdicts_key,
+)
 from collab_backend.spec import Scoring
 
 ANCESTOR_SHARES = (Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))  # best parent, its best parent, the next
@@ -253,6 +260,7 @@ class CreditCache:
         return {
             "count": ledger.count,
             "last": ledger.last.id if ledger.last is not None else None,
+            "verdicts": verdicts_key(ledger.verdicts),
             "proxies": ledger.proxies,
             "invalid": sorted(ledger.invalid),
             "tainted": sorted(ledger.tainted),
@@ -277,6 +285,9 @@ class CreditCache:
             raise ValueError("the saved ledger was drawn from other results")
         if data["proxies"] is not self.proxies:
             raise ValueError("the saved ledger is of the other view")
+        verdicts = ruled(state.verdicts, list(state.rulings.values()))
+        if data["verdicts"] != verdicts_key(verdicts):
+            raise ValueError("the saved ledger was drawn under other verdicts or rulings")
         known = state.results.keys()
         figure = {rid: float(value) for rid, value in data["figure"].items()}
         earns = set(data["earns"])
@@ -290,7 +301,7 @@ class CreditCache:
                 parts[agent].append(part)
                 totals[agent] += part.amount
         ledger = Ledger(
-            len(results), last, ruled(state.verdicts, list(state.rulings.values())), set(data["invalid"]),
+            len(results), last, verdicts, set(data["invalid"]),
             set(data["tainted"]), figure, earns, {rid: (o, s) for rid, (o, s) in data["owners"].items()},
             dict(data["best_parent"]), {track: float(value) for track, value in data["best_before"]},
             {rid: _fraction(amount) for rid, amount in data["improvement"].items()}, totals, parts,
@@ -307,7 +318,7 @@ def _exact(amount: Fraction) -> str:
 
 def _fraction(text: str) -> Fraction:
     numerator, slash, denominator = text.partition("/")
-    if not slash:
+    if not slash or int(denominator) <= 0:
         raise ValueError(f"{text!r} is not a fraction")
     return Fraction(int(numerator), int(denominator))
 

@@ -11,6 +11,7 @@ group, not with its neighbour, so ties cannot chain down the board.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import Counter, defaultdict
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 
 from collab_backend.record.entries import ResultEntry, RulingEntry, VerdictEntry
@@ -187,6 +189,11 @@ class Tally:
     best: dict[tuple[str | None, str], ResultEntry]  # (track, agent) -> best eligible result
     excluded: list[dict[str, str]]
     changed: set[str | None] | None = None  # tracks whose best results changed when extended; None: drawn anew
+
+
+def verdicts_key(verdicts: Mapping[str, VerdictEntry]) -> str:
+    """A hash of the verdicts a ranking was drawn with: a saved ranking is given back only under the same ones."""
+    return hashlib.sha256(orjson.dumps(sorted(verdicts.items()))).hexdigest()
 
 
 def appended_only(previous: Any, results: Sequence[ResultEntry], verdicts: Mapping[str, VerdictEntry]) -> bool:
@@ -396,6 +403,7 @@ class LeaderboardCache:
         return {
             "count": drawn.count,
             "last": drawn.last.id if drawn.last is not None else None,
+            "verdicts": verdicts_key(drawn.verdicts),
             "invalid": sorted(drawn.invalid),
             "tainted": sorted(drawn.tainted),
             "best": [[track, agent, result.id] for (track, agent), result in drawn.best.items()],
@@ -408,6 +416,9 @@ class LeaderboardCache:
         last = results[-1] if results else None
         if data["count"] != len(results) or data["last"] != (last.id if last is not None else None):
             raise ValueError("the saved ranking was drawn from other results")
+        verdicts = ruled(state.verdicts, list(state.rulings.values()))
+        if data["verdicts"] != verdicts_key(verdicts):
+            raise ValueError("the saved ranking was drawn under other verdicts or rulings")
         best: dict[tuple[str | None, str], ResultEntry] = {}
         for track, agent, result_id in data["best"]:
             result = state.results[result_id]
@@ -415,7 +426,6 @@ class LeaderboardCache:
                 raise ValueError(f"the saved ranking's best result {result_id!r} is not of its track and agent")
             best[(track, agent)] = result
         board = data["board"]
-        verdicts = ruled(state.verdicts, list(state.rulings.values()))
         drawn = Tally(len(results), last, verdicts, set(data["invalid"]), set(data["tainted"]), best, board["excluded"])
         by_agent: defaultdict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
         for b in board["boards"]:
