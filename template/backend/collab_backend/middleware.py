@@ -142,7 +142,7 @@ class BodyLimit:
 
 
 def is_json(scope: Scope) -> bool:
-    """Whether the route would parse the body as JSON (its content type says so, or says nothing)."""
+    """Whether the body is guarded as JSON: its content type says so, or says nothing (guarded either way)."""
     content_type: bytes | None = dict(scope.get("headers") or []).get(b"content-type")
     if content_type is None:
         return True

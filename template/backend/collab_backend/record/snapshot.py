@@ -1,40 +1,52 @@
-"""Snapshots of the board's lookups, so that a restart does not parse the messages of the index.
+"""Snapshots of what a restart would take long to rebuild, so that it does not parse the messages of the index.
 
-Nearly all of a large record is messages, and a restart spent its time parsing their lines and
-folding them into the lookups the board is served from (by channel, author, thread, inbox, and
-each message's position by id). A snapshot holds those lookups as they stood after entry N,
-behind a header that says what it holds:
+Nearly all of a large record is messages, and a restart spent its time splitting their lines,
+parsing them and folding them into the lookups the board is served from (by channel, author,
+thread, inbox, and each message's position by id). A snapshot holds, as they stood after entry N,
+those lookups and where each entry's line starts in the index taken as one stream of bytes (the
+segments one after another), behind a header that says what it holds:
 
     collab-snapshot 3
     {"seq": N, "last": "<sha256 of entry N's index line>", "code": "<fingerprint>", "payload": "<sha256>"}
     {"seq": N, "last_ts": ..., "messages": M, "by_channel": {"keys": [...], "counts": [...]}, ..., "blobs": [...]}
-    <the lookups' positions, as unsigned 32-bit little-endian integers><the message ids, one per line>
+    <the lookups' positions (uint32)><every entry's offset (uint64)><the entries that are no message (uint32)><ids>
 
-The payload (`pack`) is a JSON document on one line, then binary blobs whose sizes it lists: for
-each lookup, every key's positions one after another (`counts` says how many each key has), and
-the ids of the messages in position order. A million positions load in a few milliseconds this
-way, against a third of a second parsed from JSON.
+All integers are little-endian. The payload (`pack`) is a JSON document on one line, then binary
+blobs whose sizes it lists: for each lookup, every key's positions one after another (`counts`
+says how many each key has); the offsets; the positions of the entries that are no message; the
+ids of the messages in position order, one per line. A million positions load in a few
+milliseconds this way, against a third of a second parsed from JSON.
 
-A restart from it keeps the messages up to entry N as their index lines, unparsed (`lines.py`),
-parses only the other entries up to N, and parses everything after N.
+A restart from it keeps the segments up to entry N whole and places every entry by its offset
+(`lines.Stream`), parses only the entries that are no message, and parses everything after N.
 
 It is trusted only when every check holds, and otherwise ignored with a log line (the restart then
 replays the whole index, as without a snapshot):
 
 - the header parses and the payload's hash matches (a torn or truncated file fails here);
 - `code` matches this backend's: a hash of the record's own source (`state.py`, `entries.py`,
-  `lines.py`, `positions.py`, this file), so a snapshot from another version of the code, whose state may be
-  folded differently, is never loaded;
-- the index holds entry N and its line hashes to `last` (checked by the loader in `store.py`):
-  a snapshot from another record, or ahead of its index, fails here;
+  `lines.py`, `positions.py`, this file), so a snapshot from another version of the code, whose
+  state may be folded differently, is never loaded;
+- the index holds entry N, each segment up to it starts where the offsets say, and entry N's line
+  hashes to `last` (checked by the loader in `store.py`): a snapshot from another record, or ahead
+  of its index, fails here;
 - the payload is JSON and blobs of the expected shape, the blobs' sizes adding up, the counts
-  adding up to the positions, every position within the messages it counts, one id for each
-  message: it is read as data, nothing in it is ever imported or called, whatever the file holds;
-- the index's lines up to entry N are where the segments' names put them, hold the messages the
-  snapshot counts (a message's line ends with its kind, which `encode` writes last), and the last
-  of those messages has the id the snapshot names (`State.adopt`).
+  adding up to the positions, every position within the messages it counts, as many offsets as
+  entries, one id for each message: it is read as data, nothing in it is ever imported or called,
+  whatever the file holds;
+- every entry it names as no message is, at its offset, the entry of that number and of another
+  kind (`State.load_stream`), none is named twice, and the last message has the id it names
+  (`State.adopt`).
 
-The entries themselves always come from the index, which stays the record.
+A message's line is checked when it is read: a line must start right after a newline where its
+offset says, and a message's must end as a message's ends (`"kind":"message"}`, which `encode`
+writes last); otherwise the read fails with an error. These checks catch a torn, stale or foreign
+file, not one crafted to fit the index with its own hash (which could, say, put one message's
+offset where another's is): the snapshot is the backend's own file in the central bucket, written
+only with the organizers' token, as the index itself is.
+
+The entries themselves always come from the index, which stays the record. Any failure while a
+snapshot is taken in (whatever the file holds) falls back to reading the whole index.
 
 Beside the lookups, a snapshot keeps *parts*: what services draw from the record and keep in
 memory, costly to draw again (the rankings the first digest serves). A part (`Part`) is registered

@@ -439,7 +439,10 @@ class Record:
         """
         deadline, gate = time.monotonic() + timeout, self._gate()
         try:
-            await asyncio.wait_for(gate.acquire(), timeout)
+            if gate.locked():  # a slot frees when a write ahead is answered: wait for one, within the time
+                await asyncio.wait_for(gate.acquire(), timeout)
+            else:
+                await gate.acquire()
         except TimeoutError:  # the writes ahead held every slot for the whole time
             thread = self._thread
             self._still_waiting(thread if thread is not None else threading.current_thread(), deadline, timeout)
