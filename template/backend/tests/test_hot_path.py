@@ -111,11 +111,14 @@ class _Counting:
         return getattr(self.module, name)
 
 
-def test_the_hot_path_serves_a_post_itself_and_hands_the_rest_to_the_route(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    counting = _Counting(board_route.board)
-    monkeypatch.setattr(board_route, "board", counting)
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> _Counting:
+    found = _Counting(board_route.board)
+    monkeypatch.setattr(board_route, "board", found)
+    return found
+
+
+def test_the_hot_path_serves_a_post_itself_and_hands_the_rest_to_the_route(tmp_path: Path, counting: _Counting) -> None:
     world = _world(tmp_path, "local", Clock(), hot=True)
     with TestClient(world.app) as client:
         world.agent(client, "hf_alice_token", "speedy")
@@ -132,10 +135,8 @@ def test_the_hot_path_serves_a_post_itself_and_hands_the_rest_to_the_route(
 
 
 def test_a_token_only_the_hub_can_check_goes_to_the_route_once_then_the_hot_path_serves_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, counting: _Counting
 ) -> None:
-    counting = _Counting(board_route.board)
-    monkeypatch.setattr(board_route, "board", counting)
     world = _world(tmp_path, "hub", Clock(), hot=True)
     carol = world.user("carol")  # a member whose token this backend has not looked up yet
     with TestClient(world.app) as client:
