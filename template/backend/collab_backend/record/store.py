@@ -69,7 +69,7 @@ E = TypeVar("E", bound=Entry)
 _SEGMENT = re.compile(r"^(\d{12})-(\d{12})-(\d)\.jsonl$")
 MERGE_AT = 64
 SNAPSHOT_EVERY = 100_000  # entries written between two snapshots (and one at every clean stop); 0: none
-READ_AHEAD = 4  # index segments read at once at start (from the Hub: downloads)
+READ_AHEAD = 4  # threads reading index segments at start (from the Hub: downloads)
 WRITES_IN_FLIGHT = 8  # writes of the event loop waiting for the writer at once (`Record.write_async`)
 FREEZE_AT = 10_000  # entries loaded at start above which they are exempted from collections
 RETRIES = (0.1, 0.3, 1.0, 3.0)
@@ -120,8 +120,9 @@ class _Built:
 class _Reader:
     """Index segments for a start, each read once and kept while a snapshot may still need it.
 
-    Those a snapshot covers are read ahead, `READ_AHEAD` at a time, in worker threads while it is
-    checked: a read waits on the disk or the network, not on the GIL.
+    Those the newest snapshot covers are read ahead in `READ_AHEAD` worker threads while it is
+    checked (a read waits on the disk or the network, not on the GIL): it needs them all, kept
+    whole. If it is not trusted, they are let go (`forget`) and a full replay reads one at a time.
     """
 
     def __init__(self, storage: Storage, bucket: str, ahead: list[str]) -> None:
@@ -133,7 +134,7 @@ class _Reader:
         self._top_up()
 
     def _top_up(self) -> None:
-        while self._pool is not None and self._next and len(self._ahead) < READ_AHEAD:
+        while self._pool is not None and self._next:
             path = self._next.pop()
             self._ahead[path] = self._pool.submit(self.storage.read, self.bucket, path)
 
