@@ -20,6 +20,13 @@ async def get_context(request: Request) -> Context:
     return ctx
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None if there is none or it is malformed."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token and len(token) <= MAX_TOKEN_CHARS else None
+
+
 async def get_identity(
     request: Request,
     ctx: Annotated[Context, Depends(get_context)],
@@ -30,9 +37,8 @@ async def get_identity(
     A token known without a network call (a fresh whoami, the local file) is answered on the
     event loop; any other is looked up in a worker thread, so a slow Hub never holds the loop.
     """
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
+    token = bearer_token(authorization)
+    if token is None:
         raise APIError("UNAUTHENTICATED", "send `Authorization: Bearer <your HF token>`", None)
     try:
         identity = ctx.identity.cached(token)

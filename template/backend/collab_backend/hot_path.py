@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
-from collab_backend.deps import MAX_TOKEN_CHARS
+from collab_backend.deps import bearer_token
 from collab_backend.errors import APIError
 from collab_backend.middleware import ASGIApp, Message, Receive, Scope, Send, is_json
 from collab_backend.models import MessageCreate, message_json
@@ -96,13 +96,9 @@ def _says_json(scope: Scope) -> bool:
 
 
 def _bearer(scope: Scope) -> str | None:
-    """The token of `Authorization: Bearer <token>`, as `deps.get_identity` takes it; None if malformed."""
+    """The token of the one `Authorization` header, as `deps.get_identity` takes it; None otherwise."""
     found = [value for name, value in scope["headers"] if name == b"authorization"]
-    if len(found) != 1:
-        return None
-    scheme, _, token = found[0].decode("latin-1").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token and len(token) <= MAX_TOKEN_CHARS else None
+    return bearer_token(found[0].decode("latin-1")) if len(found) == 1 else None
 
 
 async def _failed(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:

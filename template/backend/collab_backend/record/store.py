@@ -128,15 +128,8 @@ class _Reader:
     def __init__(self, storage: Storage, bucket: str, ahead: list[str]) -> None:
         self.storage, self.bucket = storage, bucket
         self._pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="record-read") if ahead else None
-        self._next = ahead[::-1]  # the paths still to read ahead, the next one last
-        self._ahead: dict[str, Future[bytes]] = {}
+        self._ahead = {path: self._pool.submit(storage.read, bucket, path) for path in ahead} if self._pool else {}
         self._kept: dict[str, bytes] = {}
-        self._top_up()
-
-    def _top_up(self) -> None:
-        while self._pool is not None and self._next:
-            path = self._next.pop()
-            self._ahead[path] = self._pool.submit(self.storage.read, self.bucket, path)
 
     def get(self, path: str) -> bytes:
         """The segment, kept for a later `get` or `take`."""
@@ -150,14 +143,10 @@ class _Reader:
 
     def _fetch(self, path: str) -> bytes:
         ahead = self._ahead.pop(path, None)
-        try:
-            return ahead.result() if ahead is not None else self.storage.read(self.bucket, path)
-        finally:
-            self._top_up()
+        return ahead.result() if ahead is not None else self.storage.read(self.bucket, path)
 
     def forget(self) -> None:
         """Drop what was kept and stop reading ahead: a full replay takes the segments one at a time."""
-        self._next.clear()
         for ahead in self._ahead.values():
             ahead.cancel()
         self._ahead.clear()
@@ -264,10 +253,13 @@ class Record:
         read: _Reader | None = None
         try:
             chain = self._chain()
-            newest = max((n for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), default=0)
+            snapshots = sorted(
+                ((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), reverse=True
+            )
+            newest = snapshots[0][0] if snapshots else 0
             # The segments the newest snapshot covers are read in worker threads while it is checked.
             read = _Reader(self.storage, self.bucket, [s.path for s in chain if newest and s.first <= newest])
-            found = self._from_snapshot(chain, read)
+            found = self._from_snapshot(chain, snapshots, read)
             if found is not None and not self._replay(chain, read, found):
                 log.warning(
                     "snapshot %s does not describe the index; the index is read instead", snapshot.path_of(found.seq)
@@ -350,10 +342,12 @@ class Record:
     def _listing(self, prefix: str) -> list[str]:
         return self.storage.paths(self.bucket, prefix)
 
-    def _from_snapshot(self, chain: list[Segment], read: _Reader) -> _Found | None:
-        """The newest snapshot the index confirms (`snapshot.py` says what is checked), with the segments up to it."""
-        found = sorted(((n, p) for p in self._listing(snapshot.PREFIX) if (n := snapshot.seq_of(p))), reverse=True)
-        for seq, path in found:
+    def _from_snapshot(self, chain: list[Segment], snapshots: list[tuple[int, str]], read: _Reader) -> _Found | None:
+        """The newest of `snapshots` (entry, path; newest first) the index confirms, with the segments up to it.
+
+        `snapshot.py` says what is checked.
+        """
+        for seq, path in snapshots:
             try:
                 lookups, last = snapshot.load(self.storage.read(self.bucket, path))
                 stream = Stream()

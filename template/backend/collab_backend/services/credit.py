@@ -39,6 +39,7 @@ from collab_backend.services.leaderboard import (
     _ranked_score,
     appended_only,
     descendants,
+    drawn_from,
     exclusion,
     ruled,
     verdicts_key,
@@ -279,15 +280,9 @@ class CreditCache:
 
     def restore(self, state: Any, scoring: Scoring, data: dict[str, Any]) -> None:
         """Take back what `save` gave, the state holding the same results and verdicts; KeyError etc. if it does not."""
-        results = list(state.results.values())
-        last = results[-1] if results else None
-        if data["count"] != len(results) or data["last"] != (last.id if last is not None else None):
-            raise ValueError("the saved ledger was drawn from other results")
         if data["proxies"] is not self.proxies:
             raise ValueError("the saved ledger is of the other view")
-        verdicts = ruled(state.verdicts, list(state.rulings.values()))
-        if data["verdicts"] != verdicts_key(verdicts):
-            raise ValueError("the saved ledger was drawn under other verdicts or rulings")
+        results, last, verdicts = drawn_from(state, data)
         known = state.results.keys()
         figure = {rid: float(value) for rid, value in data["figure"].items()}
         earns = set(data["earns"])

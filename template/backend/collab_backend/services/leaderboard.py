@@ -196,6 +196,21 @@ def verdicts_key(verdicts: Mapping[str, VerdictEntry]) -> str:
     return hashlib.sha256(orjson.dumps(sorted(verdicts.items()))).hexdigest()
 
 
+def drawn_from(state: Any, saved: dict[str, Any]) -> tuple[list[ResultEntry], ResultEntry | None, dict[str, Any]]:
+    """The results, the last of them and the ruled verdicts a saved ranking or ledger was drawn from.
+
+    ValueError if `saved` (what `save` gave: `count`, `last`, `verdicts`) was drawn from others.
+    """
+    results = list(state.results.values())
+    last = results[-1] if results else None
+    if saved["count"] != len(results) or saved["last"] != (last.id if last is not None else None):
+        raise ValueError("it was drawn from other results")
+    verdicts = ruled(state.verdicts, list(state.rulings.values()))
+    if saved["verdicts"] != verdicts_key(verdicts):
+        raise ValueError("it was drawn under other verdicts or rulings")
+    return results, last, verdicts
+
+
 def appended_only(previous: Any, results: Sequence[ResultEntry], verdicts: Mapping[str, VerdictEntry]) -> bool:
     """Whether only results were appended since `previous` was drawn: it can be extended, not drawn anew.
 
@@ -412,13 +427,7 @@ class LeaderboardCache:
 
     def restore(self, state: Any, scoring: Scoring, data: dict[str, Any]) -> None:
         """Take back what `save` gave, the state holding the same results and verdicts; KeyError etc. if it does not."""
-        results = list(state.results.values())
-        last = results[-1] if results else None
-        if data["count"] != len(results) or data["last"] != (last.id if last is not None else None):
-            raise ValueError("the saved ranking was drawn from other results")
-        verdicts = ruled(state.verdicts, list(state.rulings.values()))
-        if data["verdicts"] != verdicts_key(verdicts):
-            raise ValueError("the saved ranking was drawn under other verdicts or rulings")
+        results, last, verdicts = drawn_from(state, data)
         best: dict[tuple[str | None, str], ResultEntry] = {}
         for track, agent, result_id in data["best"]:
             result = state.results[result_id]
