@@ -90,6 +90,11 @@ class HotPost:
         await send({"type": "http.response.body", "body": content})
 
 
+def route_of(routes: list[BaseRoute]) -> BaseRoute | None:
+    """The FastAPI route of `POST /v1/messages` among `routes`: what the audit trail names for a refused post."""
+    return next((r for r in routes if getattr(r, "path", None) == PATH and "POST" in getattr(r, "methods", ())), None)
+
+
 def _says_json(scope: Scope) -> bool:
     """Whether the request names one JSON content type (FastAPI reads a body without one as no JSON)."""
     return sum(name == b"content-type" for name, _ in scope["headers"]) == 1 and is_json(scope)

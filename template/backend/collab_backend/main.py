@@ -13,14 +13,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from huggingface_hub import HfApi
-from starlette.routing import BaseRoute
 
 from collab_backend import __version__, errors
-from collab_backend import hot_path as hot_path_module
 from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
 from collab_backend.context import Context
-from collab_backend.hot_path import HotPost
+from collab_backend.hot_path import HotPost, route_of
 from collab_backend.hub_failures import install_timeouts
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
 from collab_backend.jobs.base import Launcher, Runs
@@ -160,18 +158,13 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True, hot_pa
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.
     if hot_path:
-        app.add_middleware(HotPost, route=_route(board.router.routes, hot_path_module.PATH, "POST"))
+        app.add_middleware(HotPost, route=route_of(board.router.routes))
     app.add_middleware(JsonGuard)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
     app.add_middleware(BodyLimit, limit=lambda: 4 * app.state.ctx.spec.board.max_message_bytes + 16_384)
     app.add_middleware(AuditTrail, audit=lambda: app.state.ctx.audit)
     document_errors(app)
     return app
-
-
-def _route(routes: list[BaseRoute], path: str, method: str) -> BaseRoute | None:
-    """The route for `method path` among `routes` (what the audit trail names for a refused request)."""
-    return next((r for r in routes if getattr(r, "path", None) == path and method in getattr(r, "methods", ())), None)
 
 
 app = create_app()
