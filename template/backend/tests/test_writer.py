@@ -415,9 +415,11 @@ def test_the_event_loop_has_at_most_writes_in_flight_waiting_for_the_writer_and_
     async def burst() -> list[str]:
         count = 3 * store.WRITES_IN_FLIGHT
         writes = [asyncio.create_task(roomy.record.write_async(held(str(i)))) for i in range(count)]
-        while not inside.is_set():
+        for _ in range(1000):  # the writer holds the first; the slots fill (10 s at most)
+            if inside.is_set() and handed >= store.WRITES_IN_FLIGHT:
+                break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # the writer holds the first; the others wait where they must
+        await asyncio.sleep(0.2)  # and no more are handed meanwhile
         waiting = handed
         with pytest.raises(APIError) as late:  # one more, behind them all: its timeout counts the wait for a slot
             await roomy.record.write_async(held("late"), timeout=0.3)
