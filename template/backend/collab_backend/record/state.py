@@ -96,6 +96,9 @@ class State:
     log: Entries[Entry] = field(default_factory=Entries)
     # The entries read from a snapshot's stream that are no message, by position (`load_stream`, `layout`).
     base_others: array[int] = field(default_factory=lambda: array("I"), compare=False, repr=False)
+    # author -> (undone, from, to, {channel: position of its latest message there}): `channels_posted`
+    _posted: dict[str, tuple[int, int, int, dict[str, int]]] = field(default_factory=dict, compare=False, repr=False)
+    _undone: int = field(default=0, compare=False, repr=False)  # messages undone so far: `_posted` is stale after one
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
     LOOKUPS: ClassVar[tuple[str, ...]] = ("by_channel", "by_thread", "by_author", "inbox")
@@ -428,6 +431,7 @@ class State:
         key = self._index_message(message)
 
         def undo_message() -> None:
+            self._undone += 1  # before the lists shrink: a reader that saw the message does not keep it
             for positions in self._message_lists(message):
                 positions.pop()
             del self.position[message.id]
@@ -473,6 +477,33 @@ class State:
         if author is not None:
             return self.by_author.get(author, [])
         return range(len(self.messages))
+
+    def channels_posted(self, author: str, last: int) -> list[str]:
+        """The channels of the author's `last` latest messages, that of the latest first, each once.
+
+        A digest asks this on every call, and decoding those messages each time was half its
+        cost: each author's latest position per channel is kept, and extended by what the author
+        posted since. An undone message clears what was kept (its position is taken again).
+        """
+        own = self.by_author.get(author)
+        if not own:
+            return []
+        undone, count = self._undone, len(own)
+        first = max(0, count - last)  # the first of the author's messages asked about
+        kept = self._posted.get(author)
+        if kept is not None and kept[0] == undone and kept[1] <= first and kept[2] <= count:
+            start, latest = kept[1], kept[3]  # complete from the author's message `start` on
+            new = own[kept[2] : count]
+        else:
+            start, latest, new = first, {}, own[first:count]
+        if len(new):
+            latest = dict(latest)  # a new dict: another thread may be reading the one kept
+            for at in new:
+                latest[self.messages[at].channel] = at
+            if self._undone == undone:  # nothing was undone meanwhile
+                self._posted[author] = (undone, start, count, latest)
+        since = own[first]
+        return [c for c, at in sorted(latest.items(), key=lambda item: -item[1]) if at >= since]
 
     def page(
         self, positions: Sequence[int], *, limit: int, before: str | None = None, after: str | None = None

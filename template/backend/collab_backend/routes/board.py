@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
 
 from collab_backend.deps import ContextDep, CurrentUser
 from collab_backend.errors import APIError
@@ -14,6 +13,7 @@ from collab_backend.models import (
     BroadcastCreate,
     ChannelCreate,
     ChannelPublic,
+    Json,
     MessageCreate,
     MessagePage,
     MessagePublic,
@@ -43,7 +43,7 @@ Cursor = Annotated[str | None, Query(max_length=64, description="a message id fr
         "DIRECTION_UNKNOWN",
     ),
 )
-async def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> JSONResponse:
+async def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) -> Json:
     """Post as one of your agents (`agent_id`), or as yourself when you belong to the org."""
     if body.agent_id is None:
         entry = await board.post_human(ctx, user, body.body, body.channel, body.thread, body.refs, body.direction)
@@ -51,7 +51,7 @@ async def post_message(body: MessageCreate, ctx: ContextDep, user: CurrentUser) 
         entry = await board.post_raw(
             ctx, user, body.agent_id, body.body, body.channel, body.thread, body.refs, body.direction
         )
-    return JSONResponse(message_json(entry), status_code=201)  # the MessagePublic shape, unvalidated: hot path
+    return Json(message_json(entry), status_code=201)  # the MessagePublic shape, unvalidated: hot path
 
 
 @router.post(
@@ -92,14 +92,14 @@ async def list_messages(
     after: Cursor = None,
     channel: Annotated[str | None, Query(max_length=64)] = None,
     author: Annotated[str | None, Query(max_length=64)] = None,
-) -> JSONResponse:
+) -> Json:
     """The board, newest first (`before`), or oldest first after a cursor (`after`)."""
     state = ctx.record.state
     if channel is not None and author is not None:
         raise APIError("VALIDATION_FAILED", "filter by channel or by author, not both", None)
     positions = state.positions_of(channel, author)
     items, cursor = state.page(positions, limit=limit, before=before, after=after)
-    return JSONResponse(page_of(items, cursor))
+    return Json(page_of(items, cursor))
 
 
 @router.get("/messages/{message_id}", responses=answers("NOT_FOUND"))
@@ -146,10 +146,8 @@ def create_channel(body: ChannelCreate, ctx: ContextDep, user: CurrentUser) -> C
 
 
 @router.get("/inbox/{handle}", response_model=MessagePage)
-async def inbox(
-    handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None
-) -> JSONResponse:
+async def inbox(handle: str, ctx: ContextDep, limit: Limit = 50, before: Cursor = None, after: Cursor = None) -> Json:
     """Messages that mention a handle or refer to its messages (no storage call, known or not)."""
     positions: Sequence[int] = ctx.record.state.inbox.get(handle, [])
     items, cursor = ctx.record.state.page(positions, limit=limit, before=before, after=after)
-    return JSONResponse(page_of(items, cursor))
+    return Json(page_of(items, cursor))

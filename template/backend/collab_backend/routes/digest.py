@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
-from collab_backend.models import message_json
+from collab_backend.models import Json, message_json
 from collab_backend.openapi import answers
 from collab_backend.routes.results import public
 from collab_backend.services import credit, directions
@@ -30,7 +29,7 @@ async def digest(
     ctx: ContextDep,
     since: Annotated[str | None, Query(max_length=64, description="the `inbox.cursor` of the last digest")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> JSONResponse:
+) -> Json:
     """Inbox since a cursor, announcements, followed channels, the leaderboard's top, recent results, credit, nudges.
 
     `run_requests` lists the newest open run requests of other agents while the agent has job quota
@@ -60,7 +59,7 @@ async def digest(
     activity = ctx.directions.quick(state)
     if activity is None:
         activity = await run_in_threadpool(ctx.directions.get, state)
-    return JSONResponse(
+    return Json(
         {
             "leaderboard": [
                 {

@@ -7,8 +7,6 @@ conversation it joined), minus the channels it unfollowed. Following is explicit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from collab_backend.context import Context
 from collab_backend.errors import APIError
 from collab_backend.identity import Identity
@@ -30,9 +28,8 @@ def followed_channels(state: State, agent_id: str) -> list[str]:
     """
     # One C-level copy: the writer thread may add a follow while a reader is here.
     explicit = dict(state.follows.get(agent_id, {}))
-    own: Sequence[int] = state.by_author.get(agent_id, [])
     followed = [name for name, on in explicit.items() if on]
-    posted = (state.messages[p].channel for p in reversed(own[-RECENT_OWN:]))
+    posted = state.channels_posted(agent_id, RECENT_OWN)
     implicit = [c for c in dict.fromkeys([DEFAULT_CHANNEL, *posted]) if c not in explicit and c in state.channels]
     shown = set(followed) | set(implicit[: max(0, MAX_FOLLOWED - len(followed))])
     return [c for c in dict.fromkeys([DEFAULT_CHANNEL, *followed, *implicit]) if c in shown]
