@@ -176,7 +176,8 @@ def test_the_channels_an_agent_posted_in_are_those_of_its_latest_messages(steps:
 
     Posts, undone posts (a failed index write; the next post takes the same position) and
     questions about any window, in any order; after each step, each author is asked about a
-    window, a smaller one and a larger one.
+    window, a smaller one and a larger one. At the end, the state is the one its remaining messages
+    build afresh (a channel first posted in by an undone message is numbered as if never posted in).
     """
     state = State()
     undos: list[Callable[[], None]] = []
@@ -197,3 +198,7 @@ def test_the_channels_an_agent_posted_in_are_those_of_its_latest_messages(steps:
         for author in _AUTHORS:
             for last in (2, 1, 3):
                 check(author, last)
+    afresh = State()
+    for message in state.messages:
+        afresh.apply(message)
+    assert afresh == state

@@ -171,6 +171,11 @@ def _others(change: Callable[[list[int], int], list[int]]) -> Callable[[dict[str
     return lambda s: s | {"others": array("I", sorted(change(list(s["others"]), len(s["starts"]))))}
 
 
+def _channels(change: Callable[[list[int], list[str]], list[int]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Each message's channel as a snapshot numbers it, changed (given them and the channels' names)."""
+    return lambda s: s | {"message_channels": array("I", change(list(s["message_channels"]), s["channel_names"]))}
+
+
 def _a_message_for(others: list[int], entries: int) -> list[int]:
     return [*others[:-1], next(at for at in range(entries) if at not in others)]
 
@@ -211,6 +216,10 @@ class _Boom:
         ("an entry named twice", _reshape(_others(lambda o, _: [*o[:-1], o[0]])), "does not describe"),
         ("an entry past the last", _reshape(_others(lambda o, n: [*o[:-1], n])), "an entry past its last"),
         ("a promotion that is no 4 strings", _reshape(lambda s: s | {"promoted": [[1]]}), "does not describe"),
+        ("a channel for each message but one", _reshape(_channels(lambda c, _: c[:-1])), "do not count its entries"),
+        ("a channel past those named", _reshape(_channels(lambda c, n: [*c[:-1], len(n)])), "past the channels"),
+        ("a channel named twice", _reshape(lambda s: s | {"channel_names": ["general"] * 2}), "not distinct names"),
+        ("a channel named by a number", _reshape(lambda s: s | {"channel_names": [1]}), "not distinct names"),
     ],
 )
 def test_a_snapshot_that_cannot_be_trusted_is_ignored_with_a_log_line(

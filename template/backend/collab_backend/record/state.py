@@ -96,9 +96,11 @@ class State:
     log: Entries[Entry] = field(default_factory=Entries)
     # The entries read from a snapshot's stream that are no message, by position (`load_stream`, `layout`).
     base_others: array[int] = field(default_factory=lambda: array("I"), compare=False, repr=False)
-    # author -> (undone, from, to, {channel: position of its latest message there}): `channels_posted`
-    _posted: dict[str, tuple[int, int, int, dict[str, int]]] = field(default_factory=dict, compare=False, repr=False)
-    _undone: int = field(default=0, compare=False, repr=False)  # messages undone so far: `_posted` is stale after one
+    # Each message's channel by position, as a number into `channel_names` (numbered as first posted in):
+    # what `channels_posted` reads, where decoding the messages was half a digest's cost.
+    message_channels: array[int] = field(default_factory=lambda: array("I"), repr=False)
+    channel_names: list[str] = field(default_factory=list, repr=False)
+    _channel_numbers: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     # The lookups a snapshot holds (`snapshot.py`): built from the messages, costly to rebuild.
     LOOKUPS: ClassVar[tuple[str, ...]] = ("by_channel", "by_thread", "by_author", "inbox")
@@ -113,6 +115,8 @@ class State:
             "messages": len(self.messages),
             "ids": list(self.position),  # in position order: a message's id is added when it is appended
             "announcements": self.announcements,
+            "channel_names": self.channel_names,
+            "message_channels": self.message_channels,
             "promoted": [[*key, message_id] for key, message_id in self.promoted.items()],
             "starts": starts,
             "others": others,
@@ -184,6 +188,8 @@ class State:
         for name in self.LOOKUPS:
             setattr(self, name, defaultdict(positions, lookups[name]))
         self.announcements, self.promoted = lookups["announcements"], promoted
+        self.message_channels, self.channel_names = lookups["message_channels"], lookups["channel_names"]
+        self._channel_numbers = {name: number for number, name in enumerate(self.channel_names)}
         self.position = Positions.of(ids)
         self.last_ts = max(self.last_ts, lookups["last_ts"])
         return True
@@ -202,6 +208,7 @@ class State:
         log, messages, position = self.log.items, self.messages.items, self.position.recent
         first = len(self.messages.starts)  # messages placed from a snapshot's stream come before `items`
         by_channel, by_author, by_thread, inbox = self.by_channel, self.by_author, self.by_thread, self.inbox
+        message_channels, numbers = self.message_channels, self._channel_numbers
         for line, data in zip(lines, parsed, strict=True):
             if data["seq"] != self.seq + 1:
                 continue
@@ -216,7 +223,10 @@ class State:
             log.append(line)
             messages.append(line)
             position[data["id"]] = at
-            by_channel[data["channel"]].append(at)
+            channel = data["channel"]
+            by_channel[channel].append(at)
+            number = numbers.get(channel)
+            message_channels.append(self._number_channel(channel) if number is None else number)
             by_author[data["author"]].append(at)
             if thread := data.get("thread"):
                 by_thread[thread].append(at)
@@ -431,9 +441,14 @@ class State:
         key = self._index_message(message)
 
         def undo_message() -> None:
-            self._undone += 1  # before the lists shrink: a reader that saw the message does not keep it
             for positions in self._message_lists(message):
                 positions.pop()
+            for table, name in self._message_keys(message):  # a list the message began goes with it
+                if not table.get(name, True):
+                    del table[name]
+            number = self.message_channels.pop()
+            if number == len(self.channel_names) - 1 and message.channel not in self.by_channel:
+                del self._channel_numbers[self.channel_names.pop()]  # numbered by this message: as if never posted
             del self.position[message.id]
             self.messages.pop()
             if key:
@@ -441,15 +456,17 @@ class State:
 
         return undo_message
 
+    def _message_keys(self, message: MessageEntry) -> list[tuple[defaultdict[str, array[int]], str]]:
+        """Each lookup the message is in, and its key there."""
+        keys = [(self.by_channel, message.channel), (self.by_author, message.author)]
+        if message.thread:
+            keys.append((self.by_thread, message.thread))
+        return keys + [(self.inbox, handle) for handle in message.notify]
+
     def _message_lists(self, message: MessageEntry) -> list[MutableSequence[int]]:
         """Every list of positions the message belongs to."""
-        lists: list[MutableSequence[int]] = [self.by_channel[message.channel], self.by_author[message.author]]
-        if message.thread:
-            lists.append(self.by_thread[message.thread])
-        lists += [self.inbox[handle] for handle in message.notify]
-        if message.role == "organizer":
-            lists.append(self.announcements)
-        return lists
+        lists: list[MutableSequence[int]] = [table[name] for table, name in self._message_keys(message)]
+        return [*lists, self.announcements] if message.role == "organizer" else lists
 
     def _index_message(self, message: MessageEntry) -> tuple[str, str, str] | None:
         """Add a message to every list it belongs to; return its promotion key, if promoted."""
@@ -457,6 +474,8 @@ class State:
         self.messages.append(message)
         self.position[message.id] = at
         self.by_channel[message.channel].append(at)
+        number = self._channel_numbers.get(message.channel)
+        self.message_channels.append(self._number_channel(message.channel) if number is None else number)
         self.by_author[message.author].append(at)
         if message.thread:
             self.by_thread[message.thread].append(at)
@@ -478,32 +497,16 @@ class State:
             return self.by_author.get(author, [])
         return range(len(self.messages))
 
-    def channels_posted(self, author: str, last: int) -> list[str]:
-        """The channels of the author's `last` latest messages, that of the latest first, each once.
+    def _number_channel(self, name: str) -> int:
+        """The number of a channel posted in for the first time."""
+        self._channel_numbers[name] = number = len(self.channel_names)
+        self.channel_names.append(name)
+        return number
 
-        A digest asks this on every call, and decoding those messages each time was half its
-        cost: each author's latest position per channel is kept, and extended by what the author
-        posted since. An undone message clears what was kept (its position is taken again).
-        """
-        own = self.by_author.get(author)
-        if not own:
-            return []
-        undone, count = self._undone, len(own)
-        first = max(0, count - last)  # the first of the author's messages asked about
-        kept = self._posted.get(author)
-        if kept is not None and kept[0] == undone and kept[1] <= first and kept[2] <= count:
-            start, latest = kept[1], kept[3]  # complete from the author's message `start` on
-            new = own[kept[2] : count]
-        else:
-            start, latest, new = first, {}, own[first:count]
-        if len(new):
-            latest = dict(latest)  # a new dict: another thread may be reading the one kept
-            for at in new:
-                latest[self.messages[at].channel] = at
-            if self._undone == undone:  # nothing was undone meanwhile
-                self._posted[author] = (undone, start, count, latest)
-        since = own[first]
-        return [c for c, at in sorted(latest.items(), key=lambda item: -item[1]) if at >= since]
+    def channels_posted(self, author: str, last: int) -> list[str]:
+        """The channels of the author's `last` latest messages, that of the latest first, each once."""
+        names, numbers = self.channel_names, self.message_channels
+        return list(dict.fromkeys(names[numbers[at]] for at in reversed(self.by_author.get(author, [])[-last:])))
 
     def page(
         self, positions: Sequence[int], *, limit: int, before: str | None = None, after: str | None = None
