@@ -18,7 +18,7 @@ from collab_backend import __version__, errors
 from collab_backend.audit import AuditLog
 from collab_backend.config import Settings
 from collab_backend.context import Context
-from collab_backend.hot_path import HotPost, route_of
+from collab_backend.hot_path import HotPaths, route_of
 from collab_backend.hub_failures import install_timeouts
 from collab_backend.identity import HubIdentity, IdentityProvider, LocalIdentity
 from collab_backend.jobs.base import Launcher, Runs
@@ -100,7 +100,7 @@ def build_context(settings: Settings) -> Context:
 def create_app(ctx: Context | None = None, *, manage_record: bool = True, hot_path: bool = True) -> FastAPI:
     """The API over a context (built from the environment when omitted).
 
-    `hot_path`: serve `POST /v1/messages` before FastAPI's routing when it can (`hot_path.py`).
+    `hot_path`: serve a post and a digest before FastAPI's routing when it can (`hot_path.py`).
     """
 
     @asynccontextmanager
@@ -158,7 +158,7 @@ def create_app(ctx: Context | None = None, *, manage_record: bool = True, hot_pa
     app.mount(pages.ASSETS, StaticFiles(directory=pages.ASSETS_DIR), name="docs-assets")
     # Added innermost first: the audit trail sees every answer, the size and JSON guards' included.
     if hot_path:
-        app.add_middleware(HotPost, route=route_of(board.router.routes))
+        app.add_middleware(HotPaths, route=route_of(board.router.routes))
     app.add_middleware(JsonGuard)
     # JSON escaping can make a body up to a few times its text; the text itself is capped later.
     app.add_middleware(BodyLimit, limit=lambda: 4 * app.state.ctx.spec.board.max_message_bytes + 16_384)

@@ -1,8 +1,8 @@
-"""The hot path of `POST /v1/messages` (hot_path.py) answers as the FastAPI route does.
+"""The hot paths of `POST /v1/messages` and `GET /v1/digest/{agent_id}` (hot_path.py) answer as the FastAPI routes do.
 
-The same requests, sent to one app with it and to one without it over the same clock, get the
+The same requests, sent to one app with them and to one without over the same clock, get the
 same answers (status, body, the headers a client reads), leave the same record and the same
-audit trail; and it serves the common case itself rather than handing it on.
+audit trail; and they serve the common cases themselves rather than handing them on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collab_backend.main import create_app
+from collab_backend.models import Json
 from collab_backend.routes import board as board_route
+from collab_backend.routes import digest as digest_route
 from collab_testing.hub import ADMIN_TOKEN
 
 TOKENS = ["hf_alice_token", "hf_bob_token", ADMIN_TOKEN, "hf_nobody_token", ""]
@@ -148,3 +150,66 @@ def test_a_token_only_the_hub_can_check_goes_to_the_route_once_then_the_hot_path
                      ("content-type", "application/json")]  # fmt: skip
         twice = client.post("/v1/messages", content=b'{"body": "x"}', headers=two_types)
         assert twice.status_code == 422 and counting.calls == 1  # the route reads the first type: no JSON
+
+
+DIGEST_AGENTS = ["speedy", "racer", "ghost", "", "speedy/", "a%2Fb", "sp%65edy", "%00"]
+SINCE = ["first", "", "unknown-id", "x" * 64, "x" * 65, "é"]
+LIMITS = ["1", "2", "50", "200", "201", "0", "05", "+5", " 5", "5.0", "1_0", "abc", "", "٣", "10" * 20]
+
+
+@st.composite
+def digests(draw: st.DrawFn) -> str:
+    """A digest's URL as a client might ask it: any agent, `since` and `limit` in any form, once or twice, or more."""
+    query = []
+    for name, values in (("since", SINCE), ("limit", LIMITS), ("other", ["1"])):
+        for _ in range(draw(st.sampled_from([0, 0, 1, 1, 1, 2]))):
+            query.append(f"{name}={draw(st.sampled_from(values))}")
+    path = f"/v1/digest/{draw(st.sampled_from(DIGEST_AGENTS))}"
+    return path + ("?" + "&".join(query) if query or draw(st.booleans()) else "")
+
+
+def _digest_session(world: World, urls: list[str]) -> list[Any]:
+    with TestClient(world.app) as client:
+        alice, bob = auth("hf_alice_token"), auth("hf_bob_token")
+        world.agent(client, "hf_alice_token", "speedy")
+        world.agent(client, "hf_bob_token", "racer")
+        first = client.post("/v1/messages", json={"agent_id": "speedy", "body": "root @racer"}, headers=alice)
+        assert first.status_code == 201, first.text
+        first_id = first.json()["id"]
+        for n in range(4):
+            where = {"thread": first_id} if n % 2 else {"channel": "results"}
+            posted = client.post(
+                "/v1/messages", json={"agent_id": "racer", "body": f"@speedy {n}", **where}, headers=bob
+            )
+            assert posted.status_code == 201, posted.text
+        return [_answer(client.get(url.replace("since=first", f"since={first_id}")), first_id) for url in urls]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(digests(), min_size=1, max_size=12))
+def test_the_hot_digest_answers_as_the_route_does(urls: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        hot, cold = (_world(Path(tmp) / name, "local", Clock(), name == "hot") for name in ("hot", "cold"))
+        hot_answers, cold_answers = _digest_session(hot, urls), _digest_session(cold, urls)
+        assert hot_answers == cold_answers
+
+
+def test_the_hot_path_draws_a_digest_itself_and_hands_other_queries_to_the_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = _world(tmp_path, "local", Clock(), hot=True)
+    routed: list[object] = []
+
+    def answered_by_the_route(content: Any) -> Any:  # the route's own name for its answer (the hot path's is its own)
+        routed.append(content["agent"])
+        return Json(content)
+
+    monkeypatch.setattr(digest_route, "Json", answered_by_the_route)
+    with TestClient(world.app) as client:
+        world.agent(client, "hf_alice_token", "speedy")
+        hot = ["/v1/digest/speedy", "/v1/digest/speedy?limit=5&since=", "/v1/digest/ghost", "/v1/digest/speedy?since=x"]
+        assert [client.get(url).status_code for url in hot] == [200, 200, 404, 422]
+        assert routed == []  # drawn before the route, refusals included
+        cold = ["/v1/digest/speedy?limit=05", "/v1/digest/speedy?limit=500", "/v1/digest/speedy?limit=1&other=2"]
+        assert [client.get(url).status_code for url in cold] == [200, 422, 200]
+        assert routed == ["speedy", "speedy"]  # a query the route reads otherwise is the route's to answer

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from collab_backend.context import Context
 from collab_backend.deps import ContextDep
 from collab_backend.errors import APIError
 from collab_backend.models import Json, message_json
@@ -21,14 +22,18 @@ PER_CHANNEL = 5
 TOP = 5
 RECENT = 5
 RUN_REQUESTS = 5
+MAX_SINCE = 64  # the longest `since` taken (a message id is shorter)
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200  # inbox messages a digest returns, unless asked for fewer or more; at most
 
 
 @router.get("/digest/{agent_id}", response_model=None, responses=answers("NOT_FOUND"))
 async def digest(
     agent_id: str,
     ctx: ContextDep,
-    since: Annotated[str | None, Query(max_length=64, description="the `inbox.cursor` of the last digest")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    since: Annotated[
+        str | None, Query(max_length=MAX_SINCE, description="the `inbox.cursor` of the last digest")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Json:
     """Inbox since a cursor, announcements, followed channels, the leaderboard's top, recent results, credit, nudges.
 
@@ -39,6 +44,11 @@ async def digest(
     the next call passes as `since`: the last message returned, or `since` again when nothing is
     new; `more` says whether a full page was cut short. Paging so never skips or repeats a message.
     """
+    return Json(await view(ctx, agent_id, since, limit))
+
+
+async def view(ctx: Context, agent_id: str, since: str | None, limit: int) -> dict[str, Any]:
+    """The digest's document (the route's answer, and the hot path's: `hot_path.py`)."""
     state = ctx.record.state
     if agent_id not in state.agents:
         raise APIError("NOT_FOUND", f"no agent {agent_id!r}", "register first: POST /v1/agents")
@@ -59,32 +69,30 @@ async def digest(
     activity = ctx.directions.quick(state)
     if activity is None:
         activity = await run_in_threadpool(ctx.directions.get, state)
-    return Json(
-        {
-            "leaderboard": [
-                {
-                    "track": b["track"],
-                    "top": b["standings"][:TOP],
-                    "you": cache.by_agent.get((b["track"], agent_id), []),
-                }
-                for b in cache.board["boards"]
-            ],
-            "recent_results": [public(ctx, state.results[i]) for i in reversed(state.result_order[-RECENT:])],
-            "agent": agent_id,
-            "inbox": {
-                "items": [message_json(m) for m in inbox],
-                "cursor": inbox[-1].id if inbox else since,
-                "more": more is not None,
-            },
-            "announcements": [message_json(m) for m in announcements],
-            "channels": channels,
-            "run_requests": open_for(ctx, agent_id, RUN_REQUESTS),
-            "credit": credit.digest_line(drawn, agent_id),
-            "directions": {
-                "nudge": directions.nudge(state, activity, ctx.record.clock()),
-                "rule": directions.NUDGE_RULE,
-                "map": "GET /v1/directions",
-            },
-            "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
-        }
-    )
+    return {
+        "leaderboard": [
+            {
+                "track": b["track"],
+                "top": b["standings"][:TOP],
+                "you": cache.by_agent.get((b["track"], agent_id), []),
+            }
+            for b in cache.board["boards"]
+        ],
+        "recent_results": [public(ctx, state.results[i]) for i in reversed(state.result_order[-RECENT:])],
+        "agent": agent_id,
+        "inbox": {
+            "items": [message_json(m) for m in inbox],
+            "cursor": inbox[-1].id if inbox else since,
+            "more": more is not None,
+        },
+        "announcements": [message_json(m) for m in announcements],
+        "channels": channels,
+        "run_requests": open_for(ctx, agent_id, RUN_REQUESTS),
+        "credit": credit.digest_line(drawn, agent_id),
+        "directions": {
+            "nudge": directions.nudge(state, activity, ctx.record.clock()),
+            "rule": directions.NUDGE_RULE,
+            "map": "GET /v1/directions",
+        },
+        "totals": {"agents": len(state.agents), "messages": len(state.messages), "channels": len(state.channels)},
+    }
