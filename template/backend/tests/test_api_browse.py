@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collab_backend.record.entries import ResultEntry, VerdictEntry
+from collab_backend.record.entries import MessageEntry, ResultEntry, VerdictEntry
+from collab_backend.record.state import State
 from collab_backend.services import result_views
 from collab_backend.services.result_views import _frontier
-from collab_backend.services.threads import ThreadIndex, _Threads, search
+from collab_backend.services.threads import HandleIndex, ThreadIndex, _Threads, search
 from collab_testing.hub import ADMIN_TOKEN
 
 SPEC = (
@@ -270,6 +271,15 @@ def test_handles_complete_a_prefix(world: World, setup: tuple[TestClient, str]) 
     assert client.get("/v1/handles", params={"prefix": "sp"}).json()["items"] == ["speedy", "speedy-two"]
     assert client.get("/v1/handles", params={"prefix": "Human"}).json()["items"] == ["human-carol"]
     assert client.get("/v1/handles", params={"limit": 2}).json()["items"] == ["human-carol", "slow"]
+
+
+def test_the_handles_forget_a_person_whose_only_post_was_taken_back() -> None:
+    state, index = State(), HandleIndex()
+    undo = state.apply(MessageEntry(1, 1.0, "m1", "human-x", "x", "general", "hi", role="human"))
+    assert index.get(state) == ["human-x"]
+    undo()  # a failed index write: the person never posted
+    state.apply(MessageEntry(1, 1.0, "m1", "human-y", "y", "general", "hi", role="human"))
+    assert index.get(state) == ["human-y"]
 
 
 def test_profiles_are_the_owners_to_write_and_anyones_to_read(world: World, setup: tuple[TestClient, str]) -> None:

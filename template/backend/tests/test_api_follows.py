@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from backend_world import SPEC_YAML, Clock, World, auth, make_spec
@@ -161,23 +162,23 @@ def test_concurrent_follows_cannot_pass_the_cap(roomy: World, monkeypatch: pytes
 
 
 _AUTHORS, _CHANNELS = ("a", "b"), ("general", "results", "help")
-_STEPS = st.one_of(
-    st.tuples(st.just("post"), st.sampled_from(_AUTHORS), st.sampled_from(_CHANNELS)),
-    st.tuples(st.just("undo"), st.just(""), st.just("")),
-    st.tuples(st.just("ask"), st.sampled_from(_AUTHORS), st.integers(1, 6).map(str)),
-)
+_POST = st.tuples(st.just("post"), st.sampled_from(_AUTHORS), st.sampled_from(_CHANNELS),
+                  st.booleans(), st.sampled_from(("", *_AUTHORS)), st.booleans())  # fmt: skip
+_STEPS = st.one_of(_POST, st.just(("undo",)), st.tuples(st.just("ask"), st.sampled_from(_AUTHORS), st.integers(1, 6)))
 
 
 @settings(max_examples=200)
 @given(st.lists(_STEPS, max_size=40))
-@example([("post", "a", "help"), ("ask", "a", "3"), ("undo", "", ""), ("post", "a", "results"), ("ask", "a", "3")])
-def test_the_channels_an_agent_posted_in_are_those_of_its_latest_messages(steps: list[tuple[str, str, str]]) -> None:
-    """What `State` keeps per author (to spare decoding each message) answers as reading the messages would.
+@example([("post", "a", "help", False, "", False), ("ask", "a", 3), ("undo",),
+          ("post", "a", "results", False, "", False), ("ask", "a", 3)])  # fmt: skip
+def test_the_channels_an_agent_posted_in_are_those_of_its_latest_messages(steps: list[tuple[Any, ...]]) -> None:
+    """Each message's channel as `State` keeps it (to spare decoding) answers as reading the messages would.
 
-    Posts, undone posts (a failed index write; the next post takes the same position) and
-    questions about any window, in any order; after each step, each author is asked about a
-    window, a smaller one and a larger one. At the end, the state is the one its remaining messages
-    build afresh (a channel first posted in by an undone message is numbered as if never posted in).
+    Posts (replies, mentions, promotions from the same file among them), undone posts (a failed
+    index write; the next post takes the same position) and questions about any window, in any
+    order; after each step, each author is asked about a window, a smaller one and a larger one.
+    At the end, the state is the one its remaining messages build afresh: an undone message takes
+    back what it began (a channel's number, a thread's or an inbox's list, a promotion).
     """
     state = State()
     undos: list[Callable[[], None]] = []
@@ -187,17 +188,23 @@ def test_the_channels_an_agent_posted_in_are_those_of_its_latest_messages(steps:
         latest_first = [state.messages[p].channel for p in reversed(own[-last:])]
         assert state.channels_posted(who, last) == list(dict.fromkeys(latest_first))
 
-    for kind, who, what in steps:
-        if kind == "post":
+    for step in steps:
+        if step[0] == "post":
+            _, who, channel, reply, mention, promoted = step
             seq = state.seq + 1
-            undos.append(state.apply(MessageEntry(seq, float(seq), f"m{seq}", who, "alice", what, "hi")))
-        elif kind == "undo" and undos:
+            thread = state.messages[-1].id if reply and len(state.messages) else None
+            source = {"bucket": "b", "path": "p.md", "hash": "h"} if promoted else None
+            message = MessageEntry(seq, float(seq), f"m{seq}", who, "alice", channel, "hi", thread=thread,
+                                   notify=(mention,) if mention else (), source=source)  # fmt: skip
+            undos.append(state.apply(message))
+        elif step[0] == "undo" and undos:
             undos.pop()()
-        elif kind == "ask":
-            check(who, int(what))
+        elif step[0] == "ask":
+            check(step[1], step[2])
         for author in _AUTHORS:
             for last in (2, 1, 3):
                 check(author, last)
+    assert state.channels_posted("a", 0) == []
     afresh = State()
     for message in state.messages:
         afresh.apply(message)

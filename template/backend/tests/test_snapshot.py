@@ -220,6 +220,11 @@ class _Boom:
         ("a channel past those named", _reshape(_channels(lambda c, n: [*c[:-1], len(n)])), "past the channels"),
         ("a channel named twice", _reshape(lambda s: s | {"channel_names": ["general"] * 2}), "not distinct names"),
         ("a channel named by a number", _reshape(lambda s: s | {"channel_names": [1]}), "not distinct names"),
+        (
+            "channels numbered as other channels",
+            _reshape(lambda s: s | {"channel_names": s["channel_names"][::-1]}),
+            "does not describe",
+        ),
     ],
 )
 def test_a_snapshot_that_cannot_be_trusted_is_ignored_with_a_log_line(

@@ -185,6 +185,9 @@ class State:
             promoted = {(bucket, path, digest): message for bucket, path, digest, message in lookups["promoted"]}
         except (ValueError, TypeError, KeyError):  # a line that is no message, a promotion that is no 4 strings
             return False
+        names, numbers = lookups["channel_names"], lookups["message_channels"]
+        if any(names[numbers[held[-1]]] != channel for channel, held in lookups["by_channel"].items() if held):
+            return False  # each channel's latest message is numbered as another channel's
         for name in self.LOOKUPS:
             setattr(self, name, defaultdict(positions, lookups[name]))
         self.announcements, self.promoted = lookups["announcements"], promoted
@@ -438,6 +441,8 @@ class State:
         return undo_event
 
     def _apply_message(self, message: MessageEntry) -> Undo:
+        source = message.source
+        earlier = self.promoted.get((source["bucket"], source["path"], source["hash"])) if source else None
         key = self._index_message(message)
 
         def undo_message() -> None:
@@ -451,7 +456,9 @@ class State:
                 del self._channel_numbers[self.channel_names.pop()]  # numbered by this message: as if never posted
             del self.position[message.id]
             self.messages.pop()
-            if key:
+            if key and earlier is not None:
+                self.promoted[key] = earlier  # the message promoted from the same file before it
+            elif key:
                 self.promoted.pop(key, None)
 
         return undo_message
@@ -506,7 +513,9 @@ class State:
     def channels_posted(self, author: str, last: int) -> list[str]:
         """The channels of the author's `last` latest messages, that of the latest first, each once."""
         names, numbers = self.channel_names, self.message_channels
-        return list(dict.fromkeys(names[numbers[at]] for at in reversed(self.by_author.get(author, [])[-last:])))
+        own: Sequence[int] = self.by_author.get(author, [])[-last:] if last > 0 else []
+        # A message the writer undid meanwhile (a failed index write) is skipped, not read past the end.
+        return list(dict.fromkeys(names[numbers[at]] for at in reversed(own) if at < len(numbers)))
 
     def page(
         self, positions: Sequence[int], *, limit: int, before: str | None = None, after: str | None = None

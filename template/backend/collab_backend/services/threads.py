@@ -154,15 +154,24 @@ class HandleIndex:
     """Every handle that can be mentioned (registered agents, people who posted), sorted for prefix lookups."""
 
     def __init__(self) -> None:
-        self._key: tuple[int, int, int] = (0, -1, -1)
+        self._key: tuple[int, int, int, str | None] = (0, -1, -1, None)
         self._handles: list[str] = []
 
     def get(self, state: State) -> list[str]:
-        key = (id(state), len(state.agents), len(state.by_author))
+        # The authors' count and the newest of them: an undone first post takes its author away again.
+        key = (id(state), len(state.agents), len(state.by_author), _newest(state.by_author))
         if key != self._key:
             humans = [h for h in list(state.by_author) if h.startswith("human-")]
             self._handles, self._key = sorted({*list(state.agents), *humans}), key
         return self._handles
+
+
+def _newest(keys: dict[str, Any]) -> str | None:
+    """The key added last, or None (also when the writer thread adds one meanwhile: the next call looks again)."""
+    try:
+        return next(reversed(keys), None)
+    except RuntimeError:  # the dict changed size during the look
+        return None
 
 
 def handles(index: list[str], prefix: str, limit: int) -> list[str]:
