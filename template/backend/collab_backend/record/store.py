@@ -435,7 +435,8 @@ class Record:
         deadline, gate = time.monotonic() + timeout, self._gate()
         try:
             if gate.locked():  # a slot frees when a write ahead is answered: wait for one, within the time
-                await asyncio.wait_for(gate.acquire(), timeout)
+                async with asyncio.timeout(timeout):  # a timer, where `wait_for` made a task of each wait
+                    await gate.acquire()
             else:
                 await gate.acquire()
         except TimeoutError:  # the writes ahead held every slot for the whole time
