@@ -192,12 +192,16 @@ MODULES = {  # what the server imports, for each `--loop` and `--http`
 }
 
 
+def server_env() -> dict[str, str]:
+    """The environment the server runs in: the kit's and the backend's code on its path, bytecode written."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return env | {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "template" / "backend")])}
+
+
 def compile_ahead(loop: str, http: str) -> None:
     """Write the bytecode of what the server imports, as installing it in the image does."""
     modules = ["uvicorn.main", "collab_backend.main", "collab_backend.server", *MODULES[loop], *MODULES[http]]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "template" / "backend")])
-    subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], env=env, check=True)
+    subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], env=server_env(), check=True)
 
 
 class Server:
@@ -206,12 +210,11 @@ class Server:
     def __init__(self, root: Path, document: dict, loop: str = "uvloop", http: str = "httptools") -> None:
         self.port = free_port()
         env = {
-            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},  # as `compile_ahead`
+            **server_env(),
             "COLLAB_SPEC": json.dumps(document),
             "COLLAB_STORAGE": "local",
             "COLLAB_LOCAL_ROOT": str(root / "hub"),
             "COLLAB_IDENTITY_FILE": str(root / "identities.json"),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "template" / "backend")]),
         }
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
